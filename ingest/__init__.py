@@ -1,0 +1,1 @@
+"""Ingestion: find notes, load them, chunk them, and keep the index in sync with disk."""

@@ -1,0 +1,222 @@
+"""The manifest: SQLite in KB_HOME, the source of truth for what is indexed.
+
+Tables: ``roots``; ``files`` (one row per file seen: size, mtime_ns, sha256, status, reason, model,
+chunker, metadata); ``chunks`` (id, file, position, hash, heading, lines, text); ``journal`` (files
+whose write is in flight: a non-empty journal on open means the last writer died mid-write and the
+store must be repaired); ``meta`` (model id, schema version).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SCHEMA_VERSION = "1"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS roots(root TEXT PRIMARY KEY, added_at REAL NOT NULL, last_sync REAL);
+CREATE TABLE IF NOT EXISTS files(
+    root TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+    sha256 TEXT NOT NULL, status TEXT NOT NULL, reason TEXT, model_id TEXT, chunker TEXT,
+    title TEXT, tags TEXT, date TEXT, kind TEXT, updated_at REAL NOT NULL,
+    PRIMARY KEY(root, path));
+CREATE INDEX IF NOT EXISTS files_sha ON files(sha256);
+CREATE TABLE IF NOT EXISTS chunks(
+    id TEXT PRIMARY KEY, root TEXT NOT NULL, path TEXT NOT NULL, position INTEGER NOT NULL,
+    hash TEXT NOT NULL, heading TEXT NOT NULL, start_line INTEGER NOT NULL, end_line INTEGER NOT NULL,
+    page INTEGER, text TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS chunks_file ON chunks(root, path);
+CREATE INDEX IF NOT EXISTS chunks_hash ON chunks(hash);
+CREATE TABLE IF NOT EXISTS journal(
+    id INTEGER PRIMARY KEY, root TEXT NOT NULL, path TEXT NOT NULL, op TEXT NOT NULL, started REAL NOT NULL);
+"""
+
+INDEXED, SKIPPED, FAILED = "indexed", "skipped", "failed"
+
+
+@dataclass
+class FileRow:
+    root: str
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: str
+    status: str
+    reason: str | None = None
+    model_id: str | None = None
+    chunker: str | None = None
+    title: str | None = None
+    tags: list[str] = field(default_factory=list)
+    date: str | None = None
+    kind: str | None = None
+    updated_at: float = 0.0
+
+
+@dataclass
+class ChunkRow:
+    id: str
+    root: str
+    path: str
+    position: int
+    hash: str
+    heading: str
+    start_line: int
+    end_line: int
+    page: int | None
+    text: str
+
+
+_FILE_COLS = "root, path, size, mtime_ns, sha256, status, reason, model_id, chunker, title, tags, date, kind, updated_at"
+_CHUNK_COLS = "id, root, path, position, hash, heading, start_line, end_line, page, text"
+
+
+def _file(row: tuple) -> FileRow:
+    f = FileRow(*row)
+    f.tags = json.loads(row[10]) if row[10] else []
+    return f
+
+
+class Manifest:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+        if self.get_meta("schema") is None:
+            self.set_meta("schema", SCHEMA_VERSION)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- meta
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (key, value))
+
+    # -- roots
+    def add_root(self, root: str) -> None:
+        self.db.execute("INSERT OR IGNORE INTO roots(root, added_at) VALUES(?, ?)", (root, time.time()))
+
+    def roots(self) -> list[tuple[str, float | None]]:
+        return list(self.db.execute("SELECT root, last_sync FROM roots ORDER BY root"))
+
+    def touch_root(self, root: str) -> None:
+        self.db.execute("UPDATE roots SET last_sync=? WHERE root=?", (time.time(), root))
+
+    def remove_root(self, root: str) -> None:
+        self.db.execute("DELETE FROM roots WHERE root=?", (root,))
+
+    # -- files
+    def files(self, root: str | None = None) -> dict[tuple[str, str], FileRow]:
+        q = f"SELECT {_FILE_COLS} FROM files"
+        rows = self.db.execute(q + " WHERE root=?", (root,)) if root else self.db.execute(q)
+        return {(r[0], r[1]): _file(r) for r in rows}
+
+    def file(self, root: str, path: str) -> FileRow | None:
+        r = self.db.execute(f"SELECT {_FILE_COLS} FROM files WHERE root=? AND path=?", (root, path)).fetchone()
+        return _file(r) if r else None
+
+    def put_file(self, f: FileRow) -> None:
+        self.db.execute(
+            f"INSERT OR REPLACE INTO files({_FILE_COLS}) VALUES({','.join('?' * 14)})",
+            (f.root, f.path, f.size, f.mtime_ns, f.sha256, f.status, f.reason, f.model_id, f.chunker,
+             f.title, json.dumps(f.tags, ensure_ascii=False), f.date, f.kind, time.time()),
+        )
+
+    def touch_file(self, root: str, path: str, size: int, mtime_ns: int) -> None:
+        self.db.execute(
+            "UPDATE files SET size=?, mtime_ns=? WHERE root=? AND path=?", (size, mtime_ns, root, path)
+        )
+
+    def delete_file(self, root: str, path: str) -> None:
+        self.db.execute("DELETE FROM files WHERE root=? AND path=?", (root, path))
+        self.db.execute("DELETE FROM chunks WHERE root=? AND path=?", (root, path))
+
+    def status_counts(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT status, COUNT(*) FROM files GROUP BY status").fetchall())
+
+    def problems(self) -> list[FileRow]:
+        rows = self.db.execute(f"SELECT {_FILE_COLS} FROM files WHERE status != ? ORDER BY root, path", (INDEXED,))
+        return [_file(r) for r in rows]
+
+    # -- chunks
+    def chunks_of(self, root: str, path: str) -> list[ChunkRow]:
+        q = f"SELECT {_CHUNK_COLS} FROM chunks WHERE root=? AND path=? ORDER BY position"
+        return [ChunkRow(*r) for r in self.db.execute(q, (root, path))]
+
+    def replace_chunks(self, root: str, path: str, chunks: Iterable[ChunkRow]) -> None:
+        self.db.execute("DELETE FROM chunks WHERE root=? AND path=?", (root, path))
+        self.db.executemany(
+            f"INSERT INTO chunks({_CHUNK_COLS}) VALUES({','.join('?' * 10)})",
+            [(c.id, c.root, c.path, c.position, c.hash, c.heading, c.start_line, c.end_line, c.page, c.text)
+             for c in chunks],
+        )
+
+    def chunks_by_id(self, ids: list[str]) -> dict[str, ChunkRow]:
+        out: dict[str, ChunkRow] = {}
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            q = f"SELECT {_CHUNK_COLS} FROM chunks WHERE id IN ({','.join('?' * len(part))})"
+            out.update({r[0]: ChunkRow(*r) for r in self.db.execute(q, part)})
+        return out
+
+    def ids_for_hashes(self, hashes: list[str]) -> dict[str, str]:
+        """hash → one chunk id already holding a vector for that content."""
+        out: dict[str, str] = {}
+        for i in range(0, len(hashes), 500):
+            part = hashes[i : i + 500]
+            q = f"SELECT hash, id FROM chunks WHERE hash IN ({','.join('?' * len(part))})"
+            for h, cid in self.db.execute(q, part):
+                out.setdefault(h, cid)
+        return out
+
+    def all_chunk_ids(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT id FROM chunks")]
+
+    def chunk_count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+
+    def drop_chunks(self, ids: list[str]) -> set[tuple[str, str]]:
+        """Remove chunk rows; their files are marked stale (sha256 '') so the next sync redoes them."""
+        files: set[tuple[str, str]] = set()
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            marks = ",".join("?" * len(part))
+            files.update(self.db.execute(f"SELECT DISTINCT root, path FROM chunks WHERE id IN ({marks})", part))
+            self.db.execute(f"DELETE FROM chunks WHERE id IN ({marks})", part)
+        for root, path in files:
+            self.db.execute("UPDATE files SET sha256='' WHERE root=? AND path=?", (root, path))
+        return files
+
+    # -- journal
+    def journal_add(self, items: Iterable[tuple[str, str, str]]) -> None:
+        now = time.time()
+        self.db.executemany(
+            "INSERT INTO journal(root, path, op, started) VALUES(?, ?, ?, ?)", [(*i, now) for i in items]
+        )
+
+    def journal_clear(self) -> None:
+        self.db.execute("DELETE FROM journal")
+
+    def journal_pending(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM journal").fetchone()[0]

@@ -1,0 +1,420 @@
+"""Reconcile a root with the index: add / update (changed chunks only) / move / delete.
+
+Write order for every group of files (the journal makes a crash at any point repairable):
+
+1. journal the files about to change (SQLite commit);
+2. write new vectors to Chroma (computed, or copied from a chunk with the same content hash);
+3. commit the manifest: file rows + chunk rows in one transaction (the manifest is the truth);
+4. delete the vectors that are no longer referenced;
+5. clear the journal.
+
+On open, a non-empty journal triggers `repair()`: vectors the manifest doesn't know are deleted, and
+manifest chunks without a vector are dropped and their files marked stale, so the next sync redoes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ingest.chunk import Chunker
+from ingest.load import Document, LoadError, load
+from ingest.manifest import FAILED, INDEXED, SKIPPED, ChunkRow, FileRow, Manifest
+from ingest.scan import Candidate, Scanner
+
+if TYPE_CHECKING:
+    from kb.embed import Embedder
+    from kb.store import VectorStore
+
+GROUP_CHUNKS = 512  # chunks to embed per write group
+GROUP_FILES = 200
+
+
+@dataclass
+class SyncEvent:
+    """Progress for a renderer: ``stage`` is scan | embed | write | notice | done."""
+
+    stage: str
+    files_done: int = 0
+    files_total: int = 0
+    chunks: int = 0
+    embedded: int = 0
+    message: str = ""
+
+
+ProgressFn = Callable[[SyncEvent], None]
+
+
+@dataclass
+class SyncReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    moved: int = 0
+    deleted: int = 0
+    skipped: int = 0
+    failed: int = 0
+    embedded: int = 0
+    reused: int = 0
+    chunks: int = 0
+    problems: list[dict[str, str]] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def merge(self, other: SyncReport) -> None:
+        for name in ("added", "updated", "unchanged", "moved", "deleted", "skipped", "failed", "embedded",
+                     "reused", "chunks"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.problems += other.problems
+        self.notices += other.notices
+        self.seconds += other.seconds
+
+    def as_dict(self) -> dict[str, Any]:
+        keys = ("added", "updated", "unchanged", "moved", "deleted", "skipped", "failed", "embedded")
+        out: dict[str, Any] = {k: getattr(self, k) for k in keys}
+        out.update(reused=self.reused, chunks=self.chunks, seconds=round(self.seconds, 3),
+                   problems=self.problems, notices=self.notices)
+        return out
+
+
+def chunk_id(root: str, path: str, chunk_hash: str, occurrence: int) -> str:
+    key = f"{root}\0{path}\0{chunk_hash}\0{occurrence}"
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+
+
+@dataclass
+class _Work:
+    cand: Candidate
+    sha: str
+    old: FileRow | None
+    data: bytes | None = None
+    moved_from: str | None = None
+    row: FileRow | None = None
+    chunks: list[ChunkRow] = field(default_factory=list)
+    problem: str | None = None
+
+
+class Syncer:
+    """Runs syncs against one manifest + vector store. The embedder and store are created lazily, so a
+    no-op sync never loads the model or opens Chroma."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        store: Callable[[], VectorStore],
+        embedder: Callable[[], Embedder],
+        chunker: Callable[[], Chunker],
+        *,
+        model_id: str,
+        chunker_version: str,
+        extensions: list[str],
+        ignore_dirs: list[str],
+        max_bytes: int,
+        progress: ProgressFn | None = None,
+        crash_hook: Callable[[str], None] | None = None,
+    ) -> None:
+        self.manifest = manifest
+        self._store = store
+        self._embedder = embedder
+        self._chunker = chunker
+        self.model_id = model_id
+        self.chunker_version = chunker_version
+        self.extensions, self.ignore_dirs, self.max_bytes = extensions, ignore_dirs, max_bytes
+        self.progress = progress or (lambda e: None)
+        self.crash_hook = crash_hook
+        self._embed_texts: dict[str, str] = {}  # chunk id → text to embed, for prepared, unwritten chunks
+
+    def _crash(self, point: str) -> None:
+        if self.crash_hook is not None:
+            self.crash_hook(point)
+
+    def scanner(self, root: Path) -> Scanner:
+        return Scanner(root, self.extensions, self.ignore_dirs, self.max_bytes)
+
+    # ------------------------------------------------------------------ public
+    def sync_root(self, root: Path, only: set[str] | None = None) -> SyncReport:
+        """Reconcile ``root`` (or just the relative paths in ``only``) with the index."""
+        t0 = time.perf_counter()
+        root = root.resolve()
+        rkey = str(root)
+        report = SyncReport()
+        scanner = self.scanner(root)
+        self.manifest.add_root(rkey)
+        known = {p: f for (_, p), f in self.manifest.files(rkey).items()}
+        if only is None:
+            disk = {c.rel: c for c in scanner.walk()}
+        else:
+            disk = {}
+            for rel in only:
+                c = scanner.candidate(root / rel, rel)
+                if c is not None:
+                    disk[rel] = c
+            known = {p: f for p, f in known.items() if p in only}
+        self.progress(SyncEvent("scan", files_total=len(disk), message=f"{len(disk)} files in {root}"))
+
+        work: list[_Work] = []
+        stale_model = 0
+        for rel, cand in disk.items():
+            old = known.get(rel)
+            if cand.skip_reason:
+                if old and old.status == SKIPPED and old.reason == cand.skip_reason:
+                    report.unchanged += 1
+                    report.skipped += 1
+                    report.problems.append({"path": _show(rkey, rel), "reason": cand.skip_reason})
+                else:
+                    work.append(_Work(cand, "", old, problem=cand.skip_reason))
+                continue
+            current = old is not None and old.model_id == self.model_id and old.chunker == self.chunker_version
+            if old is not None and not current and old.status == INDEXED:
+                stale_model += 1
+            if (current and old.status in (INDEXED, SKIPPED) and old.size == cand.size
+                    and old.mtime_ns == cand.mtime_ns and old.sha256):
+                report.unchanged += 1
+                if old.status == SKIPPED:
+                    report.skipped += 1
+                    report.problems.append({"path": _show(rkey, rel), "reason": old.reason or ""})
+                continue
+            try:
+                data = cand.path.read_bytes()
+            except OSError as exc:
+                if not cand.path.exists():
+                    continue  # vanished between scan and read: the delete pass handles it
+                work.append(_Work(cand, "", old, problem=f"unreadable: {exc.strerror or exc}"))
+                continue
+            sha = hashlib.sha256(data).hexdigest()
+            if current and old.status == INDEXED and old.sha256 == sha:
+                self.manifest.touch_file(rkey, rel, cand.size, cand.mtime_ns)
+                report.unchanged += 1
+                continue
+            work.append(_Work(cand, sha, old, data=data))
+        if stale_model:
+            msg = (f"{stale_model} files were indexed with another model or chunker; re-chunking them "
+                   f"(vectors are reused where the text is unchanged)")
+            report.notices.append(msg)
+            self.progress(SyncEvent("notice", message=msg))
+
+        gone = [p for p in known if p not in disk]
+        by_sha: dict[str, list[str]] = {}
+        for p in gone:
+            f = known[p]
+            if f.status == INDEXED and f.sha256:
+                by_sha.setdefault(f.sha256, []).append(p)
+        for w in work:
+            if w.old is None and w.sha and by_sha.get(w.sha):
+                w.moved_from = by_sha[w.sha].pop(0)
+
+        self._process(rkey, work, report, len(disk))
+        self._delete(rkey, gone)
+        moved_sources = {w.moved_from for w in work if w.moved_from}
+        report.deleted += len([p for p in gone if p not in moved_sources])
+        self.manifest.touch_root(rkey)
+        report.seconds = time.perf_counter() - t0
+        self.progress(SyncEvent("done", len(disk), len(disk), report.chunks, report.embedded))
+        return report
+
+    def forget(self, root: str, paths: list[str] | None = None) -> int:
+        """Remove files (all of a root when ``paths`` is None) from the index. Returns files removed."""
+        known = self.manifest.files(root)
+        targets = [p for (_, p) in known] if paths is None else [p for p in paths if (root, p) in known]
+        self._delete(root, targets)
+        if paths is None:
+            self.manifest.remove_root(root)
+        return len(targets)
+
+    def repair(self, force: bool = False) -> tuple[int, int]:
+        """Bring Chroma and the manifest back in line after a crash. Returns (orphans deleted, chunks dropped)."""
+        if not force and self.manifest.journal_pending() == 0:
+            return 0, 0
+        store = self._store()
+        in_store = set(store.all_ids())
+        in_manifest = set(self.manifest.all_chunk_ids())
+        orphans = sorted(in_store - in_manifest)
+        missing = sorted(in_manifest - in_store)
+        if orphans:
+            store.delete(orphans)
+        with self.manifest.transaction():
+            if missing:
+                self.manifest.drop_chunks(missing)
+            self.manifest.journal_clear()
+        return len(orphans), len(missing)
+
+    # ------------------------------------------------------------------ internals
+    def _process(self, rkey: str, work: list[_Work], report: SyncReport, total: int) -> None:
+        group: list[_Work] = []
+        pending = 0
+        done = report.unchanged
+        for w in work:
+            self._prepare(rkey, w)
+            group.append(w)
+            pending += len(w.chunks)
+            if pending >= GROUP_CHUNKS or len(group) >= GROUP_FILES:
+                self._write(rkey, group, report)
+                done += len(group)
+                self.progress(SyncEvent("write", done, total, report.chunks, report.embedded))
+                group, pending = [], 0
+        if group:
+            self._write(rkey, group, report)
+            done += len(group)
+            self.progress(SyncEvent("write", done, total, report.chunks, report.embedded))
+
+    def _prepare(self, rkey: str, w: _Work) -> None:
+        rel, cand = w.cand.rel, w.cand
+        base = dict(root=rkey, path=rel, size=cand.size, mtime_ns=cand.mtime_ns, sha256=w.sha,
+                    model_id=self.model_id, chunker=self.chunker_version)
+        if w.problem is not None:
+            w.row = FileRow(status=SKIPPED, reason=w.problem, **base)
+            return
+        try:
+            doc = load(cand.path, w.data)
+            chunks = self._chunk(doc, cand.path)
+        except LoadError as exc:
+            w.row = FileRow(status=SKIPPED, reason=str(exc), **base)
+            return
+        except Exception as exc:  # one bad file never stops the sync
+            w.row = FileRow(status=FAILED, reason=f"{type(exc).__name__}: {str(exc)[:200]}", **base)
+            return
+        finally:
+            w.data = None
+        w.row = FileRow(status=INDEXED, title=doc.title, tags=doc.tags, date=doc.date, kind=doc.kind, **base)
+        seen: dict[str, int] = {}
+        for c in chunks:
+            occ = seen.get(c.hash, 0)
+            seen[c.hash] = occ + 1
+            w.chunks.append(ChunkRow(chunk_id(rkey, rel, c.hash, occ), rkey, rel, c.position, c.hash, c.heading,
+                                     c.start_line, c.end_line, doc.page_at(c.start_line - doc.first_line + 1),
+                                     c.text))
+        for c, row in zip(chunks, w.chunks, strict=True):
+            self._embed_texts[row.id] = c.embed_text
+
+    def _chunk(self, doc: Document, path: Path):
+        title_from_content = doc.title != path.stem
+        return self._chunker().chunk(doc.text, doc.title, doc.first_line, doc.kind != "text", title_from_content)
+
+    def _write(self, rkey: str, group: list[_Work], report: SyncReport) -> None:
+        texts = self._embed_texts
+        new_rows = [c for w in group for c in w.chunks]
+        existing = self.manifest.chunks_by_id([c.id for c in new_rows])
+        need = [c for c in new_rows if c.id not in existing]
+        donors = self.manifest.ids_for_hashes(sorted({c.hash for c in need}))
+        copy = [c for c in need if c.hash in donors]
+        embed = [c for c in need if c.hash not in donors]
+        store = self._store() if (need or any(w.old for w in group)) else None
+
+        vectors: dict[str, Any] = {}
+        if copy:
+            got = store.vectors([donors[c.hash] for c in copy])
+            for c in copy:
+                vec = got.get(donors[c.hash])
+                if vec is None:  # donor vector missing (store repaired since): embed instead
+                    embed.append(c)
+                else:
+                    vectors[c.id] = vec
+        copied = len(vectors)
+        if embed:
+            emb = self._embedder()
+            done = report.embedded
+
+            def tick(n: int) -> None:
+                nonlocal done
+                done += n
+                self.progress(SyncEvent("embed", chunks=report.chunks, embedded=done))
+
+            arr = emb.embed_documents([texts[c.id] for c in embed], progress=tick)
+            for c, vec in zip(embed, arr, strict=True):
+                vectors[c.id] = vec
+
+        self.manifest.journal_add([(rkey, w.cand.rel, "write") for w in group])
+        self._crash("after_journal")
+        if vectors:
+            ids = list(vectors)
+            rows = {c.id: c for c in need}
+            metas = [_meta(rows[i], _row_of(group, rows[i].path)) for i in ids]
+            import numpy as np
+
+            store.add(ids, np.vstack([vectors[i] for i in ids]), metas)
+        for w in group:  # kept chunks of a file whose tags/date changed: refresh filter metadata
+            if w.old is not None and w.row.status == INDEXED and (w.old.tags, w.old.date) != (w.row.tags, w.row.date):
+                kept = [c for c in w.chunks if c.id in existing]
+                if kept:
+                    store.update_metadata([c.id for c in kept], [_meta(c, w.row) for c in kept])
+        self._crash("after_vectors")
+        old_ids: list[str] = []
+        with self.manifest.transaction():
+            for w in group:
+                if w.old is not None:
+                    old_ids += [c.id for c in self.manifest.chunks_of(rkey, w.cand.rel)]
+                self.manifest.put_file(w.row)
+                self.manifest.replace_chunks(rkey, w.cand.rel, w.chunks)
+        self._crash("after_manifest")
+        keep = {c.id for c in new_rows}
+        dead = [i for i in old_ids if i not in keep]
+        if dead:
+            store.delete(dead)
+        self._crash("after_delete")
+        self.manifest.journal_clear()
+
+        for w in group:
+            texts_for = [c.id for c in w.chunks]
+            for i in texts_for:
+                texts.pop(i, None)
+            row = w.row
+            report.chunks += len(w.chunks)
+            if row.status == SKIPPED:
+                report.skipped += 1
+                report.problems.append({"path": _show(rkey, w.cand.rel), "reason": row.reason or ""})
+            elif row.status == FAILED:
+                report.failed += 1
+                report.problems.append({"path": _show(rkey, w.cand.rel), "reason": row.reason or ""})
+            elif w.moved_from:
+                report.moved += 1
+            elif w.old is None:
+                report.added += 1
+            else:
+                report.updated += 1
+        report.embedded += len(embed)
+        report.reused += copied
+
+    def _delete(self, rkey: str, paths: list[str]) -> None:
+        if not paths:
+            return
+        ids: list[str] = []
+        for p in paths:
+            ids += [c.id for c in self.manifest.chunks_of(rkey, p)]
+        self.manifest.journal_add([(rkey, p, "delete") for p in paths])
+        self._crash("delete_after_journal")
+        with self.manifest.transaction():
+            for p in paths:
+                self.manifest.delete_file(rkey, p)
+        self._crash("delete_after_manifest")
+        if ids:
+            self._store().delete(ids)
+        self._crash("delete_after_vectors")
+        self.manifest.journal_clear()
+
+
+def _row_of(group: list[_Work], path: str) -> FileRow:
+    for w in group:
+        if w.cand.rel == path:
+            return w.row
+    raise KeyError(path)
+
+
+def _meta(c: ChunkRow, f: FileRow) -> dict[str, Any]:
+    """Chroma metadata used for filtering (the manifest holds everything else)."""
+    parts = c.path.split("/")[:-1]
+    meta: dict[str, Any] = {"root": c.root, "path": c.path}
+    if parts:
+        meta["dirs"] = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    if f.tags:
+        meta["tags"] = list(f.tags)
+    if f.date:
+        meta["date"] = int(f.date.replace("-", ""))
+    return meta
+
+
+def _show(root: str, rel: str) -> str:
+    return str(Path(root) / rel)

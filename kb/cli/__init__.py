@@ -1,0 +1,1 @@
+"""The `kb` command line: parsing and rendering only; the work happens in the library."""

@@ -1,0 +1,102 @@
+"""Shared CLI plumbing: consoles, error rendering, progress rendering."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.console import Console
+
+from kb.errors import KbError
+
+if TYPE_CHECKING:
+    from ingest.sync import SyncEvent
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+@contextmanager
+def handled() -> Iterator[None]:
+    """Turn expected failures (`KbError`) into one readable line and a non-zero exit code."""
+    try:
+        yield
+    except KbError as exc:
+        err.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        if exc.remedy:
+            err.print(f"[yellow]  fix:[/] {exc.remedy}", highlight=False)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise typer.Exit(130) from None
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+class ProgressRenderer:
+    """Renders `SyncEvent`s as a rich progress bar on stderr (files, chunks, embeddings/s)."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.enabled = enabled and err.is_terminal
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("files · {task.fields[chunks]} chunks · {task.fields[embedded]} embedded · "
+                       "{task.fields[rate]:.0f}/s"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+            disable=not self.enabled,
+        )
+        self.task = None
+        self._t0 = 0.0
+        self._offset = 0  # files of roots already synced (one scan event per root)
+
+    def __enter__(self) -> ProgressRenderer:
+        import time
+
+        self._t0 = time.perf_counter()
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)
+
+    def __call__(self, event: SyncEvent) -> None:
+        import time
+
+        if event.stage == "notice":
+            err.print(f"[cyan]note:[/] {event.message}", highlight=False)
+            return
+        if self.task is None:
+            self.task = self.progress.add_task("indexing", total=None, chunks=0, embedded=0, rate=0.0)
+        fields: dict[str, Any] = {}
+        if event.stage == "scan":
+            self._offset = int(self.progress.tasks[0].total or 0)
+            self.progress.update(self.task, total=self._offset + event.files_total)
+            self.progress.update(self.task, description=event.message.split(" in ")[-1][-40:] or "indexing")
+            return
+        if event.stage in ("write", "done"):
+            self.progress.update(self.task, completed=self._offset + event.files_done)
+            fields["chunks"] = event.chunks
+        if event.stage in ("embed", "write", "done"):
+            elapsed = max(1e-6, time.perf_counter() - self._t0)
+            fields["embedded"] = event.embedded
+            fields["rate"] = event.embedded / elapsed
+        self.progress.update(self.task, **fields)

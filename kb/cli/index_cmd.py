@@ -1,0 +1,120 @@
+"""`kb ingest`, `kb status`, `kb forget`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from kb.cli.common import ProgressRenderer, err, handled, out, print_json
+from kb.errors import VerifyError
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(ingest)
+    app.command()(status)
+    app.command()(forget)
+
+
+def ingest(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Note folders. Default: every folder indexed before.")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
+    embed_model: Annotated[str | None, typer.Option(help="Embedding model (overrides KB_EMBED_MODEL).")] = None,
+) -> None:
+    """Index note folders incrementally: only new or changed text is embedded."""
+    from kb.core import KnowledgeBase
+
+    with handled(), KnowledgeBase(embed_model=embed_model) as base, ProgressRenderer(enabled=True) as bar:
+        report = base.ingest([str(p) for p in paths] if paths else None, progress=bar)
+    if json_:
+        print_json(report.as_dict())
+        return
+    out.print(
+        f"[bold]{report.added}[/] added, [bold]{report.updated}[/] updated, {report.unchanged} unchanged, "
+        f"{report.moved} moved, {report.deleted} deleted, {report.skipped} skipped, {report.failed} failed — "
+        f"{report.embedded} chunks embedded, {report.reused} vectors reused, in {report.seconds:.1f}s",
+        highlight=False,
+    )
+    for p in report.problems:
+        err.print(f"[yellow]skipped:[/] {p['path']}: {p['reason']}", highlight=False)
+
+
+def _ago(ts: float | None) -> str:
+    if not ts:
+        return "never"
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def status(
+    json_: Annotated[bool, typer.Option("--json", help="Print status as JSON.")] = False,
+    verify: Annotated[bool, typer.Option("--verify", help="Compare index and disk; exit non-zero on any "
+                                         "missing, orphan or duplicate chunk or unsynced file.")] = False,
+) -> None:
+    """Show what is indexed: folders, files by status, chunks, model, store size, problems."""
+    from kb.core import KnowledgeBase
+
+    with handled(), KnowledgeBase() as base:
+        info = base.status()
+        report = base.verify() if verify else None
+        if json_:
+            if report is not None:
+                info["verify"] = report.as_dict()
+            print_json(info)
+        else:
+            _render_status(info)
+            if report is not None:
+                _render_verify(report)
+        if report is not None and not report.ok:
+            raise VerifyError(
+                f"index and disk disagree: {len(report.missing)} missing, {len(report.orphans)} orphan, "
+                f"{len(report.duplicates)} duplicate, {len(report.stale)} unsynced",
+                "run `kb ingest` to re-sync (it repairs interrupted writes)",
+            )
+
+
+def _render_status(info: dict) -> None:
+    out.print(f"[bold]home[/]   {info['home']}", highlight=False)
+    out.print(f"[bold]model[/]  {info['model']}", highlight=False)
+    if info["model"] != info["configured_model"]:
+        out.print(f"[yellow]configured model differs:[/] {info['configured_model']} (run `kb ingest` to re-embed)")
+    files = info["files"]
+    out.print(
+        f"[bold]files[/]  {files.get('indexed', 0)} indexed, {files.get('skipped', 0)} skipped, "
+        f"{files.get('failed', 0)} failed · [bold]chunks[/] {info['chunks']} · "
+        f"[bold]store[/] {info['store_bytes'] / 2**20:.1f} MiB · [bold]last sync[/] {_ago(info['last_sync'])}",
+        highlight=False,
+    )
+    if info["roots"]:
+        table = Table("root", "indexed", "skipped", "failed", "last sync", box=None)
+        for r in info["roots"]:
+            f = r["files"]
+            name = r["root"] + ("" if r["exists"] else "  [red](missing)[/]")
+            table.add_row(name, str(f.get("indexed", 0)), str(f.get("skipped", 0)), str(f.get("failed", 0)),
+                          _ago(r["last_sync"]))
+        out.print(table)
+    else:
+        out.print("no folders indexed yet — run `kb ingest PATH`")
+    if info["interrupted_writes"]:
+        out.print("[yellow]an interrupted write is pending repair; the next `kb ingest` fixes it[/]")
+    for p in info["problems"]:
+        out.print(f"[yellow]{p['status']}:[/] {p['path']}: {p['reason']}", highlight=False)
+
+
+def _render_verify(rep) -> None:
+    state = "[green]ok[/]" if rep.ok else "[red]problems found[/]"
+    out.print(f"[bold]verify[/] {state}: {rep.chunks} chunks, {rep.vectors} vectors, {len(rep.missing)} missing, "
+              f"{len(rep.orphans)} orphan, {len(rep.duplicates)} duplicate, {len(rep.stale)} unsynced")
+    for s in rep.stale[:20]:
+        out.print(f"  {s['problem']}: {s['path']}", highlight=False)
+
+
+def forget(path: Annotated[Path, typer.Argument(help="A folder or file to remove from the index.")]) -> None:
+    """Remove a folder or file from the index (the files on disk are not touched)."""
+    from kb.core import KnowledgeBase
+
+    with handled(), KnowledgeBase() as base:
+        n = base.forget(path)
+    out.print(f"forgot {n} files under {path}")

@@ -1,0 +1,41 @@
+"""`kb` — the command line. Each command group lives in its own module; this one wires them up."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from kb.cli import config_cmd, index_cmd, search_cmd
+
+app = typer.Typer(
+    name="kb",
+    help="kb — a private, local knowledge assistant over your notes (Markdown, text, PDF, HTML).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="-v info, -vv debug logging.")] = 0,
+) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "openai", "chromadb", "sentence_transformers", "urllib3"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING if verbose < 2 else logging.DEBUG))
+
+
+index_cmd.register(app)
+search_cmd.register(app)
+app.add_typer(config_cmd.app, name="config")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""`kb search`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from kb.cli.common import handled, out, print_json
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(search)
+
+
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for, in your own words.")],
+    k: Annotated[int, typer.Option("-k", help="Number of results.", min=1, max=200)] = 8,
+    json_: Annotated[bool, typer.Option("--json", help="Print hits as a JSON list.")] = False,
+) -> None:
+    """Search your notes."""
+    from kb.core import KnowledgeBase
+
+    with handled(), KnowledgeBase() as base:
+        hits = base.search(query, k=k)
+    if json_:
+        print_json([{"path": h.path, "heading": h.heading, "start_line": h.start_line, "end_line": h.end_line,
+                     "score": h.score, "text": h.text} for h in hits])
+        return
+    if not hits:
+        out.print("no results (is anything indexed? see `kb status`)")
+        return
+    for i, h in enumerate(hits, 1):
+        out.print(f"[bold cyan]{i}.[/] [bold]{h.path}:{h.start_line}[/]  [dim]{h.heading}[/]  "
+                  f"[green]{h.score:.3f}[/]", highlight=False)
+        snippet = " ".join(h.text.split())
+        out.print(f"   {snippet[:240]}{'…' if len(snippet) > 240 else ''}", highlight=False)

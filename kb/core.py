@@ -1,0 +1,322 @@
+"""`KnowledgeBase`: the library's entry point tying settings, manifest, vector store and embedder."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ingest.chunk import CHUNKER_VERSION, Chunker
+from ingest.manifest import INDEXED, Manifest
+from ingest.sync import ProgressFn, SyncEvent, SyncReport, Syncer
+from kb.embed import Embedder, get_embedder, is_english_only, model_id_for
+from kb.errors import KbError, ModelMismatchError, PathNotFoundError
+from kb.lock import WriterLock
+from kb.settings import Settings, load_settings
+from kb.store import VectorStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Hit:
+    """One search result."""
+
+    id: str
+    path: str  # absolute path of the note
+    root: str
+    rel: str
+    heading: str
+    start_line: int
+    end_line: int
+    score: float
+    text: str
+    page: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class VerifyReport:
+    missing: list[str] = field(default_factory=list)  # chunk ids in the manifest without a vector
+    orphans: list[str] = field(default_factory=list)  # vectors the manifest doesn't know
+    duplicates: list[str] = field(default_factory=list)  # files whose chunks are stored twice
+    stale: list[dict[str, str]] = field(default_factory=list)  # disk differs from the index
+    chunks: int = 0
+    vectors: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.orphans or self.duplicates or self.stale)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "chunks": self.chunks, "vectors": self.vectors, "missing": len(self.missing),
+                "orphans": len(self.orphans), "duplicates": self.duplicates, "stale": self.stale}
+
+
+class KnowledgeBase:
+    """A personal knowledge base on disk. Use as a context manager or call `close()`.
+
+    >>> with KnowledgeBase() as kb:          # doctest: +SKIP
+    ...     kb.ingest(["~/notes"])
+    ...     hits = kb.search("how do I rotate logs?")
+    """
+
+    def __init__(self, settings: Settings | None = None, *, embedder: Embedder | None = None, **overrides: Any):
+        self.settings = settings or load_settings(**overrides)
+        self.home = self.settings.data_dir()
+        self.manifest = Manifest(self.home / "manifest.sqlite3")
+        self._embedder = embedder
+        self._store: VectorStore | None = None
+        self._chunker: Chunker | None = None
+        self.lock = WriterLock(self.home)
+        self.crash_hook = None  # tests inject crashes between write steps
+
+    # ---------------------------------------------------------------- lifecycle
+    def close(self) -> None:
+        self.lock.release()
+        self.manifest.close()
+        self._store = None
+
+    def __enter__(self) -> KnowledgeBase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- components
+    @property
+    def model_id(self) -> str:
+        if self._embedder is not None:
+            return self._embedder.model_id
+        return model_id_for(self.settings.embed_model)
+
+    @property
+    def chunker_version(self) -> str:
+        ing = self.settings.ingest
+        return f"{CHUNKER_VERSION}/{ing.chunk_tokens}/{ing.chunk_overlap}"
+
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            s = self.settings
+            self._embedder = get_embedder(s.embed_model, s.embed_device, s.ingest.embed_batch_size)
+        return self._embedder
+
+    def store(self) -> VectorStore:
+        if self._store is None:
+            self._store = VectorStore(self.home / "chroma", self.model_id)
+        return self._store
+
+    def chunker(self) -> Chunker:
+        if self._chunker is None:
+            emb = self.embedder()
+            ing = self.settings.ingest
+            self._chunker = Chunker(emb.count_tokens, emb.max_text_tokens, ing.chunk_tokens, ing.chunk_overlap)
+        return self._chunker
+
+    def _syncer(self, progress: ProgressFn | None) -> Syncer:
+        ing = self.settings.ingest
+        return Syncer(
+            self.manifest, self.store, self.embedder, self.chunker,
+            model_id=self.model_id, chunker_version=self.chunker_version,
+            extensions=ing.extensions, ignore_dirs=ing.ignore_dirs, max_bytes=int(ing.max_file_mb * 2**20),
+            progress=progress, crash_hook=self.crash_hook,
+        )
+
+    # ---------------------------------------------------------------- writing
+    def ingest(
+        self, paths: list[str | os.PathLike[str]] | None = None, progress: ProgressFn | None = None,
+        wait: float = 600.0,
+    ) -> SyncReport:
+        """Sync the given folders (default: every known root) into the index."""
+        notify = progress or (lambda e: None)
+        roots = self._roots_for(paths)
+        self.lock.acquire(timeout=wait, on_wait=lambda m: notify(SyncEvent("notice", message=m)))
+        try:
+            report = SyncReport()
+            syncer = self._syncer(progress)
+            self._check_model(report, notify)
+            orphans, dropped = syncer.repair()
+            if orphans or dropped:
+                msg = f"repaired an interrupted write: {orphans} orphan vectors removed, {dropped} chunks redone"
+                report.notices.append(msg)
+                notify(SyncEvent("notice", message=msg))
+            for root in roots:
+                if not root.is_dir():
+                    report.problems.append({"path": str(root), "reason": "root folder is missing; not synced "
+                                            f"(remove it from the index with `kb forget {root}`)"})
+                    continue
+                report.merge(syncer.sync_root(root))
+            self._warn_language(report, notify)
+            return report
+        finally:
+            self.lock.release()
+
+    def _roots_for(self, paths: list[str | os.PathLike[str]] | None) -> list[Path]:
+        if paths:
+            out = []
+            for p in paths:
+                path = Path(p).expanduser()
+                if not path.exists():
+                    raise PathNotFoundError(f"no such folder: {path}", "check the path and try again")
+                if not path.is_dir():
+                    raise PathNotFoundError(
+                        f"{path} is a file; kb ingests folders", f"run `kb ingest {path.parent}` instead"
+                    )
+                out.append(path.resolve())
+            return out
+        known = [Path(r) for r, _ in self.manifest.roots()]
+        if not known:
+            raise KbError("no folders are indexed yet", "run `kb ingest PATH` with your notes folder")
+        return known
+
+    def _check_model(self, report: SyncReport, notify: ProgressFn) -> None:
+        previous = self.manifest.get_meta("model_id")
+        if previous == self.model_id:
+            return
+        if previous is not None:
+            msg = f"embedding model changed from {previous} to {self.model_id}: re-embedding every note"
+            report.notices.append(msg)
+            notify(SyncEvent("notice", message=msg))
+            with self.manifest.transaction() as db:
+                db.execute("DELETE FROM chunks")
+                db.execute("UPDATE files SET sha256=''")
+                db.execute("DELETE FROM journal")
+                self.manifest.set_meta("model_id", self.model_id)
+        else:
+            self.manifest.set_meta("model_id", self.model_id)
+        store = self.store()
+        for name in store.other_collections():
+            store.drop_collection(name)
+
+    def _warn_language(self, report: SyncReport, notify: ProgressFn) -> None:
+        name = self.settings.embed_model if self._embedder is None else self.model_id
+        if not is_english_only(name):
+            return
+        row = self.manifest.db.execute(
+            "SELECT group_concat(substr(text, 1, 400), ' ') FROM (SELECT text FROM chunks ORDER BY random() LIMIT 300)"
+        ).fetchone()
+        sample = row[0] or ""
+        letters = [c for c in sample if c.isalpha()]
+        if len(letters) < 200:
+            return
+        non_latin = sum(1 for c in letters if ord(c) > 0x24F) / len(letters)
+        if non_latin > 0.5:
+            msg = (f"most of your notes are not in Latin script ({non_latin:.0%}) but {name} is English-only: "
+                   "search quality will suffer; consider KB_EMBED_MODEL=BAAI/bge-m3 (multilingual)")
+            report.notices.append(msg)
+            notify(SyncEvent("notice", message=msg))
+
+    def forget(self, path: str | os.PathLike[str]) -> int:
+        """Remove a root, a folder or a file from the index (files on disk are untouched)."""
+        target = Path(path).expanduser().resolve()
+        self.lock.acquire(timeout=600.0)
+        try:
+            syncer = self._syncer(None)
+            for root, _ in self.manifest.roots():
+                r = Path(root)
+                if target == r:
+                    return syncer.forget(root)
+                if target.is_relative_to(r):
+                    rel = target.relative_to(r).as_posix()
+                    paths = [p for (_, p) in self.manifest.files(root) if p == rel or p.startswith(rel + "/")]
+                    if paths:
+                        return syncer.forget(root, paths)
+            raise PathNotFoundError(f"{target} is not in the index", "see `kb status` for the indexed folders")
+        finally:
+            self.lock.release()
+
+    # ---------------------------------------------------------------- reading
+    def _check_readable(self) -> None:
+        indexed = self.manifest.get_meta("model_id")
+        if indexed is not None and indexed != self.model_id:
+            raise ModelMismatchError(
+                f"the index was built with {indexed}, but the configured model is {self.model_id}",
+                f"set KB_EMBED_MODEL back to {indexed}, or run `kb ingest` to re-embed with the new model",
+            )
+
+    def search(self, query: str, k: int | None = None) -> list[Hit]:
+        """Dense search: the ``k`` chunks nearest to the query."""
+        self._check_readable()
+        k = k or self.settings.retrieval.k
+        if self.manifest.chunk_count() == 0:
+            return []
+        vec = self.embedder().embed_query(query)
+        found = self.store().query(vec, k)
+        rows = self.manifest.chunks_by_id([cid for cid, _ in found])
+        hits = []
+        for cid, score in found:
+            c = rows.get(cid)
+            if c is None:
+                continue  # a vector mid-write; the manifest decides what exists
+            hits.append(Hit(cid, str(Path(c.root) / c.path), c.root, c.path, c.heading, c.start_line, c.end_line,
+                            round(score, 4), c.text, c.page))
+        return hits
+
+    def status(self) -> dict[str, Any]:
+        roots = []
+        for root, last in self.manifest.roots():
+            counts = dict(self.manifest.db.execute(
+                "SELECT status, COUNT(*) FROM files WHERE root=? GROUP BY status", (root,)).fetchall())
+            roots.append({"root": root, "last_sync": last, "files": counts, "exists": Path(root).is_dir()})
+        size = sum(f.stat().st_size for f in self.home.rglob("*") if f.is_file())
+        return {
+            "home": str(self.home),
+            "model": self.manifest.get_meta("model_id") or self.model_id,
+            "configured_model": self.model_id,
+            "roots": roots,
+            "files": self.manifest.status_counts(),
+            "chunks": self.manifest.chunk_count(),
+            "store_bytes": size,
+            "last_sync": max((r["last_sync"] or 0 for r in roots), default=None) or None,
+            "interrupted_writes": self.manifest.journal_pending(),
+            "problems": [{"path": str(Path(f.root) / f.path), "status": f.status, "reason": f.reason}
+                         for f in self.manifest.problems()],
+        }
+
+    def verify(self) -> VerifyReport:
+        """Compare manifest, vector store and disk."""
+        rep = VerifyReport()
+        ids = self.manifest.all_chunk_ids()
+        rep.chunks = len(ids)
+        store_ids = self.store().all_ids() if (ids or self.manifest.get_meta("model_id")) else []
+        rep.vectors = len(store_ids)
+        in_store, in_manifest = set(store_ids), set(ids)
+        rep.missing = sorted(in_manifest - in_store)
+        rep.orphans = sorted(in_store - in_manifest)
+        dup = self.manifest.db.execute(
+            "SELECT root, path FROM chunks GROUP BY root, path, position HAVING COUNT(*) > 1").fetchall()
+        rep.duplicates = sorted({str(Path(r) / p) for r, p in dup})
+        if len(store_ids) != len(in_store):
+            rep.duplicates.append("vector store holds repeated ids")
+        syncer = self._syncer(None)
+        import hashlib
+
+        for root, _ in self.manifest.roots():
+            rpath = Path(root)
+            if not rpath.is_dir():
+                rep.stale.append({"path": root, "problem": "root folder missing"})
+                continue
+            known = {p: f for (_, p), f in self.manifest.files(root).items()}
+            disk = {c.rel: c for c in syncer.scanner(rpath).walk()}
+            for rel in sorted(set(disk) - set(known)):
+                rep.stale.append({"path": str(rpath / rel), "problem": "on disk, not in the index"})
+            for rel in sorted(set(known) - set(disk)):
+                rep.stale.append({"path": str(rpath / rel), "problem": "in the index, gone from disk"})
+            for rel in sorted(set(disk) & set(known)):
+                f = known[rel]
+                if f.status != INDEXED:
+                    continue
+                if not f.sha256:
+                    rep.stale.append({"path": str(rpath / rel), "problem": "marked for re-indexing"})
+                    continue
+                try:
+                    sha = hashlib.sha256(disk[rel].path.read_bytes()).hexdigest()
+                except OSError:
+                    continue
+                if sha != f.sha256:
+                    rep.stale.append({"path": str(rpath / rel), "problem": "changed on disk since indexing"})
+        return rep

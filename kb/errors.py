@@ -1,0 +1,63 @@
+"""Domain errors. Every message says what went wrong *and* how to fix it.
+
+The library raises these; only the CLI turns them into exit codes.
+"""
+
+from __future__ import annotations
+
+
+class KbError(Exception):
+    """Base of every expected kb failure. ``exit_code`` is what the CLI exits with."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, remedy: str | None = None) -> None:
+        self.message = message
+        self.remedy = remedy
+        super().__init__(f"{message} — {remedy}" if remedy else message)
+
+
+class ConfigError(KbError):
+    """Settings could not be read or are invalid."""
+
+    exit_code = 2
+
+
+class PathNotFoundError(KbError):
+    """A path given to ingest/forget does not exist."""
+
+    exit_code = 3
+
+
+class StoreError(KbError):
+    """The index (Chroma + manifest) cannot be opened or is inconsistent."""
+
+    exit_code = 4
+
+
+class ModelMismatchError(StoreError):
+    """The index was built with another embedding model than the configured one."""
+
+
+class EmbedderError(KbError):
+    """The embedding model cannot be loaded."""
+
+    exit_code = 5
+
+
+class DependencyMissingError(KbError):
+    """An optional dependency is not installed."""
+
+    exit_code = 6
+
+
+class LockedError(KbError):
+    """Another process holds the writer lock."""
+
+    exit_code = 7
+
+
+class VerifyError(KbError):
+    """``kb status --verify`` found missing, orphan or duplicate chunks."""
+
+    exit_code = 8

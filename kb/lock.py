@@ -1,0 +1,59 @@
+"""The single-writer rule: an exclusive ``flock`` on ``KB_HOME/writer.lock``.
+
+The lock dies with its process (kill -9 included), so a crashed writer never blocks the next one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from kb.errors import LockedError
+
+
+class WriterLock:
+    def __init__(self, home: Path) -> None:
+        self.path = home / "writer.lock"
+        self._fd: int | None = None
+
+    def holder(self) -> str:
+        try:
+            return self.path.read_text().strip() or "?"
+        except OSError:
+            return "?"
+
+    def acquire(self, timeout: float = 0.0, on_wait: Callable[[str], None] | None = None) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + timeout
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise LockedError(
+                        f"another kb process (pid {self.holder()}) is writing to this index",
+                        "wait for it to finish (or stop `kb watch`), then run the command again",
+                    ) from None
+                if not told and on_wait is not None:
+                    on_wait(f"waiting for the writer lock held by pid {self.holder()}")
+                    told = True
+                time.sleep(0.1)
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None

@@ -1,0 +1,189 @@
+"""Typed settings: arguments > environment (``KB_*``) > TOML file > defaults.
+
+The TOML file is ``$KB_HOME/config.toml`` (else ``config.toml`` in the user data dir), else
+``config.toml`` in the user config dir. Nested sections use ``__`` in environment variables,
+e.g. ``KB_INGEST__MAX_FILE_MB=50``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from kb import paths
+from kb.errors import ConfigError
+
+ENV_PREFIX = "KB_"
+DEFAULT_IGNORES = (".git", ".obsidian", ".trash", "node_modules", "__pycache__", ".venv")
+
+
+class IngestSettings(BaseModel):
+    """How notes are found, read and chunked."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_file_mb: float = Field(20.0, gt=0, description="Files larger than this (MiB) are skipped with a reason.")
+    extensions: list[str] = Field(
+        default=[".md", ".markdown", ".txt", ".text", ".pdf", ".html", ".htm"],
+        description="File extensions that are read as notes; everything else is ignored silently.",
+    )
+    ignore_dirs: list[str] = Field(
+        default=list(DEFAULT_IGNORES),
+        description="Folder names never descended into (hidden folders are always skipped).",
+    )
+    chunk_tokens: int = Field(
+        384,
+        ge=32,
+        description="Target chunk size in embedder tokens; capped at the model's max sequence length.",
+    )
+    chunk_overlap: int = Field(32, ge=0, description="Tokens of overlap when a long passage has to be split.")
+    embed_batch_size: int = Field(64, ge=1, description="Chunks per embedding batch.")
+
+
+class RetrievalSettings(BaseModel):
+    """Search defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    k: int = Field(8, ge=1, le=200, description="Default number of hits for `kb search`.")
+
+
+class Settings(BaseSettings):
+    """All of kb's settings. Every field can be set by argument, `KB_*` environment variable or TOML."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    home: Path | None = Field(
+        None, description="Data directory (index, manifest, logs). Default: the platform's user data dir."
+    )
+    embed_model: str = Field(
+        "BAAI/bge-large-en-v1.5",
+        description="Sentence-transformers embedding model: a hub name or a local folder. An index is tied to it.",
+    )
+    embed_device: str = Field("auto", description="Embedding device: auto (cuda > mps > cpu), cuda, mps or cpu.")
+    llm_base_url: str = Field(
+        "http://127.0.0.1:8000/v1", description="OpenAI-compatible endpoint of the local LLM (vLLM)."
+    )
+    llm_model: str = Field("Qwen/Qwen3-30B-A3B", description="Model name served at llm_base_url.")
+    ingest: IngestSettings = Field(default_factory=IngestSettings, description="Ingestion settings.")
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings, description="Retrieval settings.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml = _toml_path(getattr(init_settings, "init_kwargs", {}))
+        if toml is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml))
+        return tuple(sources)
+
+    def data_dir(self) -> Path:
+        """The resolved data directory (created on demand)."""
+        if self.home is not None:
+            self.home.mkdir(parents=True, exist_ok=True)
+            return self.home
+        return paths.data_dir()
+
+
+def _toml_path(init_kwargs: dict[str, Any]) -> Path | None:
+    home = init_kwargs.get("home")
+    if home is not None:
+        p = Path(home).expanduser() / "config.toml"
+        return p if p.is_file() else None
+    return paths.config_file()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning validation errors into one readable `ConfigError` per field."""
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
+        )
+        where = _toml_path(overrides)
+        raise ConfigError(
+            f"invalid settings ({problems})",
+            f"fix the value in the environment (KB_*) or in {where or 'your config.toml'}",
+        ) from None
+    except Exception as exc:  # malformed TOML
+        raise ConfigError(
+            f"cannot read settings: {exc}", f"fix or remove {_toml_path(overrides) or 'config.toml'}"
+        ) from None
+
+
+def _leaves(model: BaseModel, prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        key = f"{prefix}{name}"
+        if isinstance(value, BaseModel):
+            out.extend(_leaves(value, key + "."))
+        else:
+            out.append((key, value))
+    return out
+
+
+def explain(settings: Settings, overrides: dict[str, Any] | None = None) -> list[tuple[str, Any, str]]:
+    """(dotted key, effective value, where it came from) for every setting."""
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    toml_path = _toml_path(overrides)
+    toml_data: dict[str, Any] = {}
+    if toml_path is not None:
+        import tomllib
+
+        toml_data = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+    env = {k.upper(): v for k, v in os.environ.items()}
+    rows = []
+    for key, value in _leaves(settings):
+        parts = key.split(".")
+        env_name = ENV_PREFIX + "__".join(parts).upper()
+        parent_env = ENV_PREFIX + parts[0].upper()
+        if _dig(overrides, parts) is not _MISSING:
+            source = "argument"
+        elif env_name in env:
+            source = f"env {env_name}"
+        elif len(parts) > 1 and parent_env in env:
+            source = f"env {parent_env}"
+        elif _dig(toml_data, parts) is not _MISSING:
+            source = f"file {toml_path}"
+        else:
+            source = "default"
+        if key == "home" and value is None:
+            value = settings.data_dir()
+        rows.append((key, value, source))
+    return rows
+
+
+_MISSING = object()
+
+
+def _dig(data: Any, parts: list[str]) -> Any:
+    for p in parts:
+        if isinstance(data, BaseModel):
+            data = data.model_dump()
+        if not isinstance(data, dict) or p not in data:
+            return _MISSING
+        data = data[p]
+    return data
