@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS chunks(
     page INTEGER, text TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS chunks_file ON chunks(root, path);
 CREATE INDEX IF NOT EXISTS chunks_hash ON chunks(hash);
+CREATE TABLE IF NOT EXISTS excludes(root TEXT NOT NULL, path TEXT NOT NULL, PRIMARY KEY(root, path));
 CREATE TABLE IF NOT EXISTS journal(
     id INTEGER PRIMARY KEY, root TEXT NOT NULL, path TEXT NOT NULL, op TEXT NOT NULL, started REAL NOT NULL);
 """
@@ -125,6 +126,14 @@ class Manifest:
 
     def remove_root(self, root: str) -> None:
         self.db.execute("DELETE FROM roots WHERE root=?", (root,))
+        self.db.execute("DELETE FROM excludes WHERE root=?", (root,))
+
+    def exclude(self, root: str, path: str) -> None:
+        """Keep a forgotten folder or file out of future syncs of its root."""
+        self.db.execute("INSERT OR IGNORE INTO excludes(root, path) VALUES(?, ?)", (root, path))
+
+    def excludes(self, root: str) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT path FROM excludes WHERE root=?", (root,))]
 
     # -- files
     def files(self, root: str | None = None) -> dict[tuple[str, str], FileRow]:

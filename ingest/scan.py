@@ -28,16 +28,20 @@ class Scanner:
     symlinks are followed only when they resolve inside the root, and each real folder is visited once."""
 
     def __init__(
-        self, root: Path, extensions: list[str], ignore_dirs: list[str], max_bytes: int
+        self, root: Path, extensions: list[str], ignore_dirs: list[str], max_bytes: int,
+        excludes: list[str] | None = None,
     ) -> None:
         self.root = root.resolve()
         self.extensions = {e.lower() for e in extensions}
         self.ignore_dirs = set(ignore_dirs)
         self.max_bytes = max_bytes
         self.spec = _load_spec(self.root)
+        self.excludes = tuple(excludes or ())
 
     def is_ignored(self, rel: str, is_dir: bool = False) -> bool:
         """True when a root-relative POSIX path is excluded by folder rules or `.kbignore`."""
+        if any(rel == ex or rel.startswith(ex + "/") for ex in self.excludes):
+            return True
         parts = rel.split("/")
         dir_parts = parts if is_dir else parts[:-1]
         for part in dir_parts:
@@ -116,4 +120,7 @@ def _load_spec(root: Path) -> pathspec.PathSpec | None:
     if not f.is_file():
         return None
     lines = f.read_text(encoding="utf-8", errors="replace").splitlines()
-    return pathspec.PathSpec.from_lines("gitwildmatch", lines)
+    try:
+        return pathspec.GitIgnoreSpec.from_lines(lines)
+    except AttributeError:  # pathspec < 0.11
+        return pathspec.PathSpec.from_lines("gitwildmatch", lines)

@@ -133,7 +133,8 @@ class Syncer:
             self.crash_hook(point)
 
     def scanner(self, root: Path) -> Scanner:
-        return Scanner(root, self.extensions, self.ignore_dirs, self.max_bytes)
+        return Scanner(root, self.extensions, self.ignore_dirs, self.max_bytes,
+                       excludes=self.manifest.excludes(str(root.resolve())))
 
     # ------------------------------------------------------------------ public
     def sync_root(self, root: Path, only: set[str] | None = None) -> SyncReport:

@@ -224,6 +224,7 @@ class KnowledgeBase:
                     rel = target.relative_to(r).as_posix()
                     paths = [p for (_, p) in self.manifest.files(root) if p == rel or p.startswith(rel + "/")]
                     if paths:
+                        self.manifest.exclude(root, rel)
                         return syncer.forget(root, paths)
             raise PathNotFoundError(f"{target} is not in the index", "see `kb status` for the indexed folders")
         finally:

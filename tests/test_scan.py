@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ingest.scan import Scanner
+from kb.settings import load_settings
+from tests.conftest import write
+
+
+def scan(root: Path, max_bytes: int = 10**6) -> dict[str, str | None]:
+    ing = load_settings().ingest
+    return {c.rel: c.skip_reason for c in Scanner(root, ing.extensions, ing.ignore_dirs, max_bytes).walk()}
+
+
+def test_ignores_tool_and_hidden_folders_and_kbignore(tmp_path: Path) -> None:
+    for rel in ["a.md", ".git/x.md", ".obsidian/w.md", ".trash/t.md", "node_modules/m.md", ".hidden/h.md",
+                "sub/.dot.md", "drafts/d.md", "sub/keep.md", "sub/x.tmp.md", "image.png", "notes.txt"]:
+        write(tmp_path / rel, "x")
+    write(tmp_path / ".kbignore", "drafts/\n*.tmp.md\n")
+    assert set(scan(tmp_path)) == {"a.md", "sub/keep.md", "notes.txt"}
+
+
+def test_size_limit_records_reason(tmp_path: Path) -> None:
+    write(tmp_path / "big.md", "x" * 5000)
+    reasons = scan(tmp_path, max_bytes=1000)
+    assert reasons["big.md"] is not None and "too large" in reasons["big.md"]
+
+
+def test_symlinks_outside_root_not_followed_and_loops_safe(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    write(outside / "secret.md", "s")
+    write(root / "in.md", "i")
+    write(root / "sub" / "deep.md", "d")
+    os.symlink(outside, root / "link-out")
+    os.symlink(outside / "secret.md", root / "file-out.md")
+    os.symlink(root, root / "sub" / "loop")  # a loop back to the root
+    os.symlink(root / "sub", root / "alias")  # inside: followed, once
+    found = scan(root)
+    assert "link-out/secret.md" not in found and "file-out.md" not in found
+    assert "in.md" in found and "sub/deep.md" in found
+    assert len([k for k in found if k.endswith("deep.md")]) == 1
+
+
+def test_unreadable_file_recorded(tmp_path: Path) -> None:
+    p = write(tmp_path / "locked.md", "x")
+    p.chmod(0)
+    try:
+        reasons = scan(tmp_path)
+        if os.geteuid() == 0:  # root reads anything: nothing to record
+            assert reasons["locked.md"] is None
+        else:
+            assert "unreadable" in (reasons["locked.md"] or "")
+    finally:
+        p.chmod(0o644)
