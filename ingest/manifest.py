@@ -73,7 +73,9 @@ class ChunkRow:
     text: str
 
 
-_FILE_COLS = "root, path, size, mtime_ns, sha256, status, reason, model_id, chunker, title, tags, date, kind, updated_at"
+_FILE_COLS = (
+    "root, path, size, mtime_ns, sha256, status, reason, model_id, chunker, title, tags, date, kind, updated_at"
+)
 _CHUNK_COLS = "id, root, path, position, hash, heading, start_line, end_line, page, text"
 
 

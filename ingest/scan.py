@@ -50,9 +50,7 @@ class Scanner:
         name = parts[-1]
         if not is_dir and (name.startswith(".") or Path(name).suffix.lower() not in self.extensions):
             return True
-        if self.spec is not None and self.spec.match_file(rel + ("/" if is_dir else "")):
-            return True
-        return False
+        return self.spec is not None and self.spec.match_file(rel + ("/" if is_dir else ""))
 
     def inside(self, path: Path) -> bool:
         try:

@@ -25,6 +25,7 @@ from ingest.chunk import Chunker
 from ingest.load import Document, LoadError, load
 from ingest.manifest import FAILED, INDEXED, SKIPPED, ChunkRow, FileRow, Manifest
 from ingest.scan import Candidate, Scanner
+from kb.errors import KbError
 
 if TYPE_CHECKING:
     from kb.embed import Embedder
@@ -245,6 +246,8 @@ class Syncer:
 
     # ------------------------------------------------------------------ internals
     def _process(self, rkey: str, work: list[_Work], report: SyncReport, total: int) -> None:
+        if any(w.problem is None for w in work):
+            self._chunker()  # load the model up front: failing here is not any one file's fault
         group: list[_Work] = []
         pending = 0
         done = report.unchanged
@@ -275,6 +278,8 @@ class Syncer:
         except LoadError as exc:
             w.row = FileRow(status=SKIPPED, reason=str(exc), **base)
             return
+        except KbError:  # not the file's fault (model can't load, ...): stop with a clear error
+            raise
         except Exception as exc:  # one bad file never stops the sync
             w.row = FileRow(status=FAILED, reason=f"{type(exc).__name__}: {str(exc)[:200]}", **base)
             return

@@ -10,7 +10,7 @@ from typing import Any
 
 from ingest.chunk import CHUNKER_VERSION, Chunker
 from ingest.manifest import INDEXED, Manifest
-from ingest.sync import ProgressFn, SyncEvent, SyncReport, Syncer
+from ingest.sync import ProgressFn, Syncer, SyncEvent, SyncReport
 from kb.embed import Embedder, get_embedder, is_english_only, model_id_for
 from kb.errors import KbError, ModelMismatchError, PathNotFoundError
 from kb.lock import WriterLock

@@ -208,6 +208,8 @@ def _load(model: str, device: str):  # -> SentenceTransformer
             try:  # cached or local copy first: never touch the network when we don't have to
                 st = SentenceTransformer(model, local_files_only=True, **kwargs)
             except Exception:
+                if Path(model).expanduser().exists() or not hub_reachable():
+                    raise
                 st = SentenceTransformer(model, **kwargs)
         except Exception as exc:
             raise EmbedderError(
@@ -219,6 +221,22 @@ def _load(model: str, device: str):  # -> SentenceTransformer
             st = st.half()
         _CACHE[key] = st
         return st
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Can the model hub be reached at all? (Offline, HF would retry for over a minute before failing.)"""
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        with socket.create_connection((url.hostname or "huggingface.co", url.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def _quiet_hf() -> None:

@@ -70,7 +70,9 @@ class VectorStore:
 
     def update_metadata(self, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
         for i in range(0, len(ids), self.max_batch):
-            self.collection.update(ids=list(ids[i : i + self.max_batch]), metadatas=list(metadatas[i : i + self.max_batch]))
+            self.collection.update(
+                ids=list(ids[i : i + self.max_batch]), metadatas=list(metadatas[i : i + self.max_batch])
+            )
 
     def vectors(self, ids: Iterable[str]) -> dict[str, np.ndarray]:
         ids = list(dict.fromkeys(ids))

@@ -73,3 +73,9 @@ def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """A run that collects no tests is a broken run, not a green one (pytest would exit 5)."""
+    if not session.items:
+        raise pytest.UsageError("no tests were collected: check the test path and -k/-m filters")

@@ -71,5 +71,5 @@ def test_unknown_key_in_file_is_an_error(kb_home: Path) -> None:
 
 def test_malformed_toml(kb_home: Path) -> None:
     (kb_home / "config.toml").write_text("this is = = not toml", encoding="utf-8")
-    with pytest.raises(ConfigError, match="config.toml"):
+    with pytest.raises(ConfigError, match=r"config\.toml"):
         load_settings()

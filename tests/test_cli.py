@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from kb.cli.main import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def hash_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KB_EMBED_MODEL", "hash-64")
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_ingest_json_search_status(hash_env, notes: Path) -> None:
+    r = run("ingest", str(notes), "--json")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    for key in ("added", "updated", "unchanged", "moved", "deleted", "skipped", "failed", "embedded"):
+        assert isinstance(data[key], int)
+    assert data["added"] == 4 and isinstance(data["problems"], list)
+    again = json.loads(run("ingest", "--json").stdout)
+    assert again["embedded"] == 0 and again["unchanged"] == 4
+
+    r = run("search", "bananas paragraph", "-k", "2", "--json")
+    hits = json.loads(r.stdout)
+    assert len(hits) == 2
+    assert set(hits[0]) == {"path", "heading", "start_line", "end_line", "score", "text"}
+    assert hits[0]["path"].endswith("alpha.md")
+
+    r = run("status", "--json", "--verify")
+    assert r.exit_code == 0, r.output
+    info = json.loads(r.stdout)
+    assert info["files"]["indexed"] == 4 and info["verify"]["ok"] is True
+    assert info["model"] == "hash-64" and info["chunks"] > 0
+
+
+def test_verify_exits_nonzero_on_drift(hash_env, notes: Path) -> None:
+    assert run("ingest", str(notes)).exit_code == 0
+    (notes / "new.md").write_text("unsynced\n", encoding="utf-8")
+    r = run("status", "--verify")
+    assert r.exit_code != 0
+    assert "unsynced" in r.output and "Traceback" not in r.output
+
+
+def test_missing_path_is_one_readable_line(hash_env, tmp_path: Path) -> None:
+    r = run("ingest", str(tmp_path / "nope"))
+    assert r.exit_code == 3
+    assert "no such folder" in r.output and "fix:" in r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit)
+
+
+def test_bad_config_exit_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KB_INGEST__MAX_FILE_MB", "lots")
+    r = run("status")
+    assert r.exit_code == 2 and "ingest.max_file_mb" in r.output
+
+
+def test_unloadable_model_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, notes: Path) -> None:
+    monkeypatch.setenv("KB_EMBED_MODEL", str(notes / "not-a-model"))
+    r = run("ingest", str(notes))
+    assert r.exit_code == 5 and "cannot load embedding model" in r.output and "KB_EMBED_MODEL" in r.output
+
+
+def test_nothing_indexed_yet(hash_env) -> None:
+    r = run("ingest")
+    assert r.exit_code == 1 and "kb ingest PATH" in r.output
+
+
+def test_forget_cli(hash_env, notes: Path) -> None:
+    run("ingest", str(notes))
+    r = run("forget", str(notes / "café.txt"))
+    assert r.exit_code == 0 and "forgot 1" in r.output
+    assert run("forget", "/definitely/not/indexed").exit_code == 3
+
+
+def test_config_show_sources(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KB_LLM_MODEL", "qwen-test")
+    data = json.loads(run("config", "show", "--json").stdout)
+    assert data["llm_model"] == {"value": "qwen-test", "source": "env KB_LLM_MODEL"}
+    assert data["embed_model"]["source"] == "default"
+
+
+def test_help_does_not_import_heavy_modules() -> None:
+    code = (
+        "import sys; from kb.cli.main import app; from typer.testing import CliRunner;"
+        "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0, r.output;"
+        "heavy = [m for m in ('torch', 'sentence_transformers', 'llama_index', 'chromadb', 'transformers')"
+        " if m in sys.modules]; print(heavy); assert not heavy, heavy"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_missing_sentence_transformers_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    import kb.embed as embed
+    from kb.errors import DependencyMissingError
+
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # simulates "not installed"
+    monkeypatch.setattr(embed, "_CACHE", {})
+    with pytest.raises(DependencyMissingError, match="pip install"):
+        embed._load("some/model", "cpu")

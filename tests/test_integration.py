@@ -1,0 +1,83 @@
+"""End to end with the real offline MiniLM model, real Chroma and the example vault."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "notes"
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def vault(tmp_path: Path) -> Path:
+    dst = tmp_path / "notes"
+    shutil.copytree(EXAMPLES, dst)
+    return dst
+
+
+def kb_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kb.cli.main", *args], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+def test_cli_end_to_end_with_real_model(vault: Path, minilm: str, kb_home: Path) -> None:
+    env = {**os.environ, "KB_EMBED_MODEL": minilm, "KB_HOME": str(kb_home)}
+    first = kb_cli("ingest", str(vault), "--json", env=env)
+    assert first.returncode == 0, first.stderr
+    r1 = json.loads(first.stdout)
+    assert r1["added"] == 10 and r1["embedded"] > 10 and r1["failed"] == 0  # drafts/ is .kbignored
+
+    second = json.loads(kb_cli("ingest", "--json", env=env).stdout)
+    assert second["embedded"] == 0 and second["unchanged"] == 10
+
+    (vault / "projects" / "backup-strategy.md").rename(vault / "backups.md")
+    moved = json.loads(kb_cli("ingest", "--json", env=env).stdout)
+    assert moved["moved"] == 1 and moved["embedded"] == 0
+
+    hits = json.loads(kb_cli("search", "how many daily jellyfin logs are kept", "-k", "3", "--json", env=env).stdout)
+    assert hits[0]["path"].endswith("home-server.md")
+    assert hits[0]["heading"] == "Home server › Log rotation"
+    lines = Path(hits[0]["path"]).read_text(encoding="utf-8").split("\n")
+    assert "Log rotation" not in lines[hits[0]["start_line"] - 1]  # the passage, not the heading line
+    assert "logrotate" in "\n".join(lines[hits[0]["start_line"] - 1 : hits[0]["end_line"]])
+
+    status = kb_cli("status", "--verify", "--json", env=env)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert json.loads(status.stdout)["verify"]["ok"] is True
+
+
+def test_edit_embeds_only_changed_chunks_real_model(vault: Path, minilm: str) -> None:
+    from kb.core import KnowledgeBase
+
+    with KnowledgeBase(embed_model=minilm) as base:
+        base.ingest([vault])
+        note = vault / "projects" / "home-server.md"
+        before = base.manifest.chunks_of(str(vault.resolve()), "projects/home-server.md")
+        note.write_text(note.read_text(encoding="utf-8").replace("static lease", "fixed DHCP lease"), encoding="utf-8")
+        r = base.ingest([vault])
+        after = base.manifest.chunks_of(str(vault.resolve()), "projects/home-server.md")
+        changed = {c.hash for c in after} - {c.hash for c in before}
+        assert r.updated == 1 and r.embedded == len(changed) == 1
+        assert base.verify().ok
+
+
+def test_language_warning_for_english_model_on_russian_notes(tmp_path: Path, minilm: str) -> None:
+    from kb.core import KnowledgeBase
+
+    root = tmp_path / "ru"
+    root.mkdir()
+    for i in range(5):
+        (root / f"n{i}.md").write_text(
+            f"# Заметка {i}\n\n" + "Сегодня я долго разбирал домашние заметки, читал книги и гулял в парке. " * 8,
+            encoding="utf-8")
+    with KnowledgeBase(embed_model=minilm) as base:
+        r = base.ingest([root])
+    assert any("BAAI/bge-m3" in n for n in r.notices)
