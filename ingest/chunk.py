@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-CHUNKER_VERSION = "md-blocks-1"
+CHUNKER_VERSION = "md-blocks-2"
 SEP = " › "
 
 Counter = Callable[[Sequence[str]], list[int]]
@@ -209,31 +209,56 @@ class Chunker:
         return out
 
     def _split_prose(self, b: _Block, budget: int) -> list[tuple[str, int, int, int]]:
+        """Pack whole sentences into pieces of at most ``budget`` tokens; the last sentence of a piece is
+        repeated at the start of the next when it fits the overlap. Only a sentence longer than the budget is
+        cut (by llama-index's `SentenceSplitter`, then by tokens)."""
+        text = b.text
+        offsets = _line_starts(text)
+        spans = sentences(text)
+        costs = self.count([text[s:e] for s, e in spans])
+        out: list[tuple[str, int, int, int]] = []
+        cur: list[int] = []  # indexes into spans
+        used = 0
+
+        def emit() -> None:
+            s, e = spans[cur[0]][0], spans[cur[-1]][1]
+            piece = text[s:e]
+            out.append((piece, b.start + _line_of(offsets, s), b.start + _line_of(offsets, e - 1), used))
+
+        for i, cost in enumerate(costs):
+            if cost > budget:
+                if cur:
+                    emit()
+                    cur, used = [], 0
+                s, e = spans[i]
+                for piece, _, _, n in self._split_long_sentence(text[s:e], budget):
+                    line = b.start + _line_of(offsets, s)
+                    out.append((piece, line, b.start + _line_of(offsets, e - 1), n))
+                continue
+            if cur and used + 1 + cost > budget:
+                emit()
+                last = cur[-1]
+                cur, used = ([last], costs[last]) if costs[last] <= self.overlap else ([], 0)
+            used += (1 if cur else 0) + cost
+            cur.append(i)
+        if cur:
+            emit()
+        return [(t, s, e, self.count([t])[0]) for t, s, e, _ in out]
+
+    def _split_long_sentence(self, sentence: str, budget: int) -> list[tuple[str, int, int, int]]:
         from llama_index.core.node_parser import SentenceSplitter
 
         def tokens(text: str) -> list[str]:
             return ["x"] * self.count([text])[0]
 
-        # Leave room: SentenceSplitter joins with spaces; we re-count below and re-split if needed.
         size = max(8, budget - 4)
-        splitter = SentenceSplitter(
-            chunk_size=size, chunk_overlap=min(self.overlap, size // 4), tokenizer=tokens, paragraph_separator="\n\n"
-        )
-        parts = [p for p in splitter.split_text(b.text) if p.strip()]
-        costs = self.count(parts)
+        splitter = SentenceSplitter(chunk_size=size, chunk_overlap=min(self.overlap, size // 4), tokenizer=tokens)
         out: list[tuple[str, int, int, int]] = []
-        offsets = _line_starts(b.text)
-        pos = 0
-        for part, cost in zip(parts, costs, strict=True):
-            if cost > budget:  # pathological text with no break points: hard split by tokens
-                out.extend(self._hard_split(part, b.start, budget))
+        for part in splitter.split_text(sentence):
+            if not part.strip():
                 continue
-            at = b.text.find(part[:40], max(0, pos - 2000))
-            at = at if at >= 0 else pos
-            start = b.start + _line_of(offsets, at)
-            end = b.start + _line_of(offsets, at + len(part) - 1)
-            pos = at + 1
-            out.append((part, start, min(end, b.end), cost))
+            n = self.count([part])[0]
+            out.extend(self._hard_split(part, 0, budget) if n > budget else [(part, 0, 0, n)])
         return out
 
     def _hard_split(self, text: str, start: int, budget: int) -> list[tuple[str, int, int, int]]:
@@ -260,6 +285,22 @@ class Chunker:
                 out.append((piece, start, start, self.count([piece])[0]))
             rest = rest[take:]
         return out
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?…。！？])[\"»”')\]]*\s+")
+
+
+def sentences(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence; whitespace between sentences belongs to neither."""
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    for m in _SENTENCE_END.finditer(text):
+        if text[pos : m.start()].strip():
+            spans.append((pos, m.start() + len(m.group(0).rstrip())))
+        pos = m.end()
+    if text[pos:].strip():
+        spans.append((pos, len(text.rstrip())))
+    return spans
 
 
 def _line_starts(text: str) -> list[int]:

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ingest.stem import index_text
+
 SCHEMA_VERSION = "1"
 
 SCHEMA = """
@@ -33,6 +35,11 @@ CREATE TABLE IF NOT EXISTS chunks(
     page INTEGER, text TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS chunks_file ON chunks(root, path);
 CREATE INDEX IF NOT EXISTS chunks_hash ON chunks(hash);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(stems, tokenize='unicode61 remove_diacritics 2');
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_vocab USING fts5vocab(chunks_fts, 'row');
+CREATE TRIGGER IF NOT EXISTS chunks_fts_delete AFTER DELETE ON chunks BEGIN
+    DELETE FROM chunks_fts WHERE rowid = old.rowid;
+END;
 CREATE TABLE IF NOT EXISTS excludes(root TEXT NOT NULL, path TEXT NOT NULL, PRIMARY KEY(root, path));
 CREATE TABLE IF NOT EXISTS journal(
     id INTEGER PRIMARY KEY, root TEXT NOT NULL, path TEXT NOT NULL, op TEXT NOT NULL, started REAL NOT NULL);
@@ -94,6 +101,16 @@ class Manifest:
         self.db.executescript(SCHEMA)
         if self.get_meta("schema") is None:
             self.set_meta("schema", SCHEMA_VERSION)
+        if self.db.execute("SELECT count(*) FROM chunks_fts").fetchone()[0] == 0 and self.chunk_count():
+            self.rebuild_lexical()
+
+    def rebuild_lexical(self) -> None:
+        """Re-create the FTS5 rows from the chunk rows (after an upgrade or a manual edit)."""
+        with self.transaction():
+            self.db.execute("DELETE FROM chunks_fts")
+            rows = self.db.execute("SELECT rowid, heading, text FROM chunks").fetchall()
+            self.db.executemany("INSERT INTO chunks_fts(rowid, stems) VALUES(?, ?)",
+                                [(r, index_text(f"{h}\n{t}")) for r, h, t in rows])
 
     def close(self) -> None:
         self.db.close()
@@ -176,11 +193,17 @@ class Manifest:
         return [ChunkRow(*r) for r in self.db.execute(q, (root, path))]
 
     def replace_chunks(self, root: str, path: str, chunks: Iterable[ChunkRow]) -> None:
-        self.db.execute("DELETE FROM chunks WHERE root=? AND path=?", (root, path))
+        """Replace a file's chunk rows and their lexical (FTS5) rows; call inside a transaction."""
+        chunks = list(chunks)
+        self.db.execute("DELETE FROM chunks WHERE root=? AND path=?", (root, path))  # trigger clears FTS rows
         self.db.executemany(
             f"INSERT INTO chunks({_CHUNK_COLS}) VALUES({','.join('?' * 10)})",
             [(c.id, c.root, c.path, c.position, c.hash, c.heading, c.start_line, c.end_line, c.page, c.text)
              for c in chunks],
+        )
+        self.db.executemany(
+            "INSERT INTO chunks_fts(rowid, stems) VALUES((SELECT rowid FROM chunks WHERE id=?), ?)",
+            [(c.id, index_text(f"{c.heading}\n{c.text}")) for c in chunks],
         )
 
     def chunks_by_id(self, ids: list[str]) -> dict[str, ChunkRow]:

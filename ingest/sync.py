@@ -417,9 +417,17 @@ def _meta(c: ChunkRow, f: FileRow) -> dict[str, Any]:
         meta["dirs"] = ["/".join(parts[: i + 1]) for i in range(len(parts))]
     if f.tags:
         meta["tags"] = list(f.tags)
-    if f.date:
-        meta["date"] = int(f.date.replace("-", ""))
+    meta["date"] = int(file_date(f).replace("-", ""))
     return meta
+
+
+def file_date(f: FileRow) -> str:
+    """The note's date for filtering: frontmatter date, else the file's modification day (UTC)."""
+    if f.date:
+        return f.date
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(f.mtime_ns / 1e9, tz=dt.UTC).date().isoformat()
 
 
 def _show(root: str, rel: str) -> str:

@@ -6,7 +6,7 @@ import logging
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ingest.chunk import CHUNKER_VERSION, Chunker
 from ingest.manifest import INDEXED, Manifest
@@ -16,6 +16,11 @@ from kb.errors import KbError, ModelMismatchError, PathNotFoundError
 from kb.lock import WriterLock
 from kb.settings import Settings, load_settings
 from kb.store import VectorStore
+
+if TYPE_CHECKING:
+    from kb.budget import Context
+    from kb.context import ContextBuilder
+    from kb.retrieve import Filters
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +79,7 @@ class KnowledgeBase:
         self._chunker: Chunker | None = None
         self.lock = WriterLock(self.home)
         self.crash_hook = None  # tests inject crashes between write steps
+        self._contexts = None
 
     # ---------------------------------------------------------------- lifecycle
     def close(self) -> None:
@@ -256,6 +262,18 @@ class KnowledgeBase:
             hits.append(Hit(cid, str(Path(c.root) / c.path), c.root, c.path, c.heading, c.start_line, c.end_line,
                             round(score, 4), c.text, c.page))
         return hits
+
+    def context(self, question: str, mode: str = "auto", filters: Filters | None = None, **kw: Any) -> Context:
+        """The focused context for a question: mode (and why), kept passages and dropped candidates."""
+        self._check_readable()
+        return self.contexts().build(question, mode, filters, **kw)
+
+    def contexts(self) -> ContextBuilder:
+        if self._contexts is None:
+            from kb.context import ContextBuilder
+
+            self._contexts = ContextBuilder(self)
+        return self._contexts
 
     def status(self) -> dict[str, Any]:
         roots = []

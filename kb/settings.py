@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import (
@@ -55,6 +55,64 @@ class RetrievalSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     k: int = Field(8, ge=1, le=200, description="Default number of hits for `kb search`.")
+    candidates: int = Field(40, ge=5, le=500, description="Candidates fetched from each side (dense, BM25).")
+    rerank: Literal["auto", "on", "off"] = Field(
+        "auto", description="Cross-encoder reranking: auto = on with a GPU, off on CPU."
+    )
+    reranker_model: str = Field("BAAI/bge-reranker-v2-m3", description="sentence-transformers CrossEncoder.")
+
+
+class ModeSettings(BaseModel):
+    """One task mode: how much context, how it is cut, and how the LLM is asked."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    budget: int = Field(..., ge=0, description="Context budget in Qwen3 tokens for the notes block.")
+    max_passages: int = Field(..., ge=0, description="At most this many passages.")
+    min_relevance: float = Field(
+        0.3, ge=0, le=1, description="Absolute floor: candidates below it are not relevant (zero is a valid result)."
+    )
+    cutoff_gap: float = Field(
+        0.35, ge=0, le=1, description="Drop candidates whose relevance is more than this below the best one."
+    )
+    prune: bool = Field(True, description="Prune sentences unrelated to the question inside passages.")
+    prune_keep: float = Field(0.5, ge=0, le=1, description="Keep sentences scoring at least this share of the best.")
+    order: Literal["score", "edges", "document"] = Field(
+        "score", description="Passage order: best first; strongest at both edges (long contexts); or by note."
+    )
+    thinking: bool = Field(False, description="Qwen3 thinking (enable_thinking).")
+    max_output_tokens: int = Field(1024, ge=16, description="max_tokens for the answer (thinking included).")
+    temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature.")
+    top_p: float = Field(0.8, gt=0, le=1, description="Nucleus sampling.")
+    top_k: int = Field(20, ge=-1, description="Top-k sampling (vLLM extra).")
+    min_p: float = Field(0.0, ge=0, le=1, description="Min-p sampling (vLLM extra).")
+    presence_penalty: float = Field(0.0, ge=-2, le=2, description="Presence penalty (quantized models: 1.5).")
+
+
+class ModesSettings(BaseModel):
+    """Per-task modes. Defaults follow Qwen3's model card and the long-context research (anchors.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: ModeSettings = Field(
+        default_factory=lambda: ModeSettings(budget=3000, max_passages=6, max_output_tokens=2048),
+        description="Code questions: small, precise context; thinking off; 0.7 / 0.8 / 20.",
+    )
+    dialog: ModeSettings = Field(
+        default_factory=lambda: ModeSettings(budget=2500, max_passages=8, max_output_tokens=1024),
+        description="Direct questions: small context; thinking off; 0.7 / 0.8 / 20.",
+    )
+    think: ModeSettings = Field(
+        default_factory=lambda: ModeSettings(
+            budget=12000, max_passages=24, min_relevance=0.25, cutoff_gap=0.5, prune=False, order="edges",
+            thinking=True, max_output_tokens=8192, temperature=0.6, top_p=0.95,
+        ),
+        description="Analysis / comparison / planning: larger context, strongest passages first and last; "
+        "thinking on; 0.6 / 0.95 / 20.",
+    )
+
+    def get(self, name: str) -> ModeSettings:
+        return getattr(self, name)
 
 
 class Settings(BaseSettings):
@@ -81,6 +139,7 @@ class Settings(BaseSettings):
     llm_model: str = Field("Qwen/Qwen3-30B-A3B", description="Model name served at llm_base_url.")
     ingest: IngestSettings = Field(default_factory=IngestSettings, description="Ingestion settings.")
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings, description="Retrieval settings.")
+    modes: ModesSettings = Field(default_factory=ModesSettings, description="Task modes.")
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,342 @@
+"""The budgeter: from hybrid candidates to a focused `Context`, recording every decision.
+
+Steps: relevance → adaptive cutoff (an absolute floor, then a gap below the best; zero passages is a valid
+result) → merge adjacent chunks of one note → drop near-duplicates → prune sentences unrelated to the
+question (never inside code blocks or tables) → pack into the mode's budget, counted with Qwen3's
+tokenizer → order. Everything dropped is kept in `Context.dropped` with its reason.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ingest.chunk import sentences
+from ingest.stem import terms
+from kb.retrieve import Candidate, Retrieval
+from kb.settings import ModeSettings
+from kb.tokens import TokenCounter
+
+if TYPE_CHECKING:
+    from ingest.manifest import ChunkRow
+
+Z_FLOOR, Z_SPAN = 2.0, 4.0  # dense z-score 2 → no evidence, 6 → full evidence
+DUPLICATE_JACCARD = 0.85
+
+
+@dataclass
+class Passage:
+    ids: list[str]
+    root: str
+    path: str
+    heading: str
+    start_line: int
+    end_line: int
+    page: int | None
+    score: float
+    text: str
+    tokens: int = 0
+    pruned_tokens: int = 0
+    n: int = 0
+    positions: list[int] = field(default_factory=list, repr=False)
+
+    def header(self) -> str:
+        page = f", page {self.page}" if self.page else ""
+        return f"[{self.n}] {self.path} › {self.heading} (lines {self.start_line}-{self.end_line}{page})"
+
+
+@dataclass
+class Dropped:
+    path: str
+    heading: str
+    start_line: int
+    end_line: int
+    score: float
+    reason: str
+    tokens: int = 0
+
+
+@dataclass
+class Context:
+    question: str
+    mode: str
+    mode_reason: str
+    budget: int
+    passages: list[Passage] = field(default_factory=list)
+    dropped: list[Dropped] = field(default_factory=list)
+    tokens: int = 0  # tokens of the notes block as sent
+    counter: str = ""
+
+    def notes_block(self) -> str:
+        """The notes as they go into the prompt: delimited, numbered, with path, heading and lines."""
+        return render_notes(self.passages)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question, "mode": self.mode, "mode_reason": self.mode_reason, "budget": self.budget,
+            "tokens": self.tokens, "counter": self.counter,
+            "kept": [asdict(p) for p in self.passages], "dropped": [asdict(d) for d in self.dropped],
+        }
+
+
+def render_notes(passages: list[Passage]) -> str:
+    if not passages:
+        return "<notes>\n(no relevant notes found)\n</notes>"
+    parts = [f'<note id="{p.n}" source="{p.header()[len(f"[{p.n}] "):]}">\n{p.text}\n</note>' for p in passages]
+    return "<notes>\n" + "\n".join(parts) + "\n</notes>"
+
+
+def relevance(c: Candidate, dense_weight: float) -> float:
+    """0..1 evidence that a candidate answers the query: dense z-score and IDF-weighted term coverage,
+    weighted by how far the dense side can be trusted for this query (a cross-encoder's score, when one
+    ran, replaces both)."""
+    if c.reranked is not None:
+        return 1.0 / (1.0 + math.exp(-c.reranked))
+    d = 0.0 if c.z is None else min(1.0, max(0.0, (c.z - Z_FLOOR) / Z_SPAN))
+    wd = dense_weight / (dense_weight + 1.0)
+    return wd * d + (1.0 - wd) * c.coverage
+
+
+NeighbourFn = Callable[[str, str, int], "ChunkRow | None"]
+
+
+class Budgeter:
+    def __init__(self, counter: TokenCounter, neighbour: NeighbourFn | None = None) -> None:
+        self.counter = counter
+        self.neighbour = neighbour  # (root, path, position) → that chunk, to complete cut sentences
+
+    def build(self, r: Retrieval, mode: ModeSettings, ctx: Context) -> Context:
+        cands = r.candidates
+        for c in cands:
+            c.relevance = relevance(c, r.dense_weight)
+        cands = sorted(cands, key=lambda c: c.relevance, reverse=True)
+        best = cands[0].relevance if cands else 0.0
+        # The floor decides whether anything is relevant at all; once something is, weaker candidates
+        # stay while they are within the gap of the best (and above half the floor).
+        # With a weak dense side (e.g. a Russian query, English-only embedder) the evidence is thinner:
+        # lower the floor rather than declare "nothing relevant" on lexical overlap alone.
+        floor = mode.min_relevance * (0.5 + 0.5 * min(1.0, r.dense_weight))
+        keep_from = max(floor / 2, best - mode.cutoff_gap)
+        kept: list[Candidate] = []
+        for c in cands:
+            if best < floor:
+                ctx.dropped.append(_drop(c, f"below cutoff: nothing relevant (best {best:.2f} < floor {floor:.2f})"))
+            elif c.relevance < keep_from:
+                ctx.dropped.append(_drop(c, f"below cutoff (relevance {c.relevance:.2f} < {keep_from:.2f}: "
+                                            f"best {best:.2f}, gap {mode.cutoff_gap:.2f})"))
+            else:
+                kept.append(c)
+        passages = self._merge(kept)
+        if self.neighbour is not None:
+            for p in passages:
+                self._completesentences(p)
+        passages = self._dedupe(passages, ctx)
+        costs = self.counter.count_many([p.text for p in passages])
+        for p, n in zip(passages, costs, strict=True):
+            p.tokens = n
+        if mode.prune:
+            idf = r.idf
+            for p in passages:
+                text = prune(p.text, idf, mode.prune_keep)
+                if text != p.text:
+                    n = self.counter.count(text)
+                    p.pruned_tokens, p.tokens, p.text = p.tokens - n, n, text
+        self._pack(passages, mode, ctx)
+        return ctx
+
+    def _merge(self, kept: list[Candidate]) -> list[Passage]:
+        """Adjacent chunks of the same note become one passage (in note order)."""
+        by_file: dict[tuple[str, str], list[Candidate]] = {}
+        for c in kept:
+            by_file.setdefault((c.root, c.path), []).append(c)
+        out: list[Passage] = []
+        for group in by_file.values():
+            group.sort(key=lambda c: c.position)
+            run = [group[0]]
+            for c in group[1:]:
+                if c.position == run[-1].position + 1:
+                    run.append(c)
+                else:
+                    out.append(_passage(run))
+                    run = [c]
+            out.append(_passage(run))
+        out.sort(key=lambda p: p.score, reverse=True)
+        return out
+
+    def _completesentences(self, p: Passage) -> None:
+        """A chunk cut inside a long sentence gets the rest of that sentence from its neighbour chunk."""
+        first, last = p.positions[0], p.positions[-1]
+        if not _ends_sentence(p.text):
+            nxt = self.neighbour(p.root, p.path, last + 1)
+            if nxt is not None and nxt.start_line <= p.end_line:
+                spans = sentences(nxt.text)
+                if spans:
+                    p.text = join_chunks(p.text, nxt.text[: spans[0][1]], same_paragraph=True)
+        prev = self.neighbour(p.root, p.path, first - 1) if first > 0 else None
+        if prev is not None and prev.end_line >= p.start_line and not _ends_sentence(prev.text):
+            spans = sentences(prev.text)
+            if spans:
+                p.text = join_chunks(prev.text[spans[-1][0] :], p.text, same_paragraph=True)
+
+    def _dedupe(self, passages: list[Passage], ctx: Context) -> list[Passage]:
+        out: list[tuple[Passage, set[str]]] = []
+        for p in passages:
+            shingles = set(terms(p.text))
+            dup = next((q for q, s in out if shingles and len(shingles & s) / len(shingles | s) >= DUPLICATE_JACCARD),
+                       None)
+            if dup is not None:
+                ctx.dropped.append(Dropped(p.path, p.heading, p.start_line, p.end_line, p.score,
+                                           f"duplicate of {dup.path}:{dup.start_line}"))
+            else:
+                out.append((p, shingles))
+        return [p for p, _ in out]
+
+    def _pack(self, passages: list[Passage], mode: ModeSettings, ctx: Context) -> None:
+        chosen: list[Passage] = []
+        for p in passages:
+            trial = render_notes([*chosen, p])
+            if len(chosen) >= mode.max_passages:
+                ctx.dropped.append(_pdrop(p, f"over the passage limit ({mode.max_passages})"))
+            elif self.counter.count(trial) > mode.budget:
+                ctx.dropped.append(_pdrop(p, f"over budget ({p.tokens} tokens; budget {mode.budget})"))
+            else:
+                chosen.append(p)
+        if mode.order == "edges" and len(chosen) > 2:
+            # strongest at both ends, weakest in the middle (Lost in the Middle)
+            chosen = chosen[0::2] + chosen[1::2][::-1]
+        elif mode.order == "document":
+            chosen.sort(key=lambda p: (p.path, p.start_line))
+        for i, p in enumerate(chosen, 1):
+            p.n = i
+            if p.pruned_tokens:
+                ctx.dropped.append(Dropped(p.path, p.heading, p.start_line, p.end_line, p.score,
+                                           f"sentences pruned inside kept passage [{i}]", p.pruned_tokens))
+        ctx.passages = chosen
+        ctx.tokens = self.counter.count(render_notes(chosen)) if chosen else 0
+        ctx.counter = self.counter.name
+
+
+def _passage(run: list[Candidate]) -> Passage:
+    text = run[0].text
+    for prev, c in itertools.pairwise(run):
+        text = join_chunks(text, c.text, same_paragraph=c.start_line <= prev.end_line)
+    return Passage([c.id for c in run], run[0].root, run[0].path, run[0].heading, run[0].start_line,
+                   run[-1].end_line, run[0].page, max(c.relevance for c in run), text,
+                   positions=[c.position for c in run])
+
+
+def _ends_sentence(text: str) -> bool:
+    return bool(re.search(r"[.!?…。！？:][\"»”')\]]*\s*$", text)) or text.rstrip().endswith("```")
+
+
+def join_chunks(a: str, b: str, same_paragraph: bool) -> str:
+    """Join consecutive chunks of a note, dropping the overlap the chunker repeated at b's start."""
+    max_k = min(len(a), len(b), 2000)
+    for k in range(max_k, 8, -1):
+        if a.endswith(b[:k]):
+            b = b[k:]
+            break
+    if not b.strip():
+        return a
+    return a + (" " if same_paragraph else "\n\n") + b.lstrip()
+
+
+def _drop(c: Candidate, reason: str) -> Dropped:
+    return Dropped(c.path, c.heading, c.start_line, c.end_line, round(c.relevance, 3), reason)
+
+
+def _pdrop(p: Passage, reason: str) -> Dropped:
+    return Dropped(p.path, p.heading, p.start_line, p.end_line, round(p.score, 3), reason, p.tokens)
+
+
+# ---------------------------------------------------------------------------- sentence pruning
+
+_FENCE = re.compile(r"^(```|~~~).*?^\1[^\n]*$", re.S | re.M)
+_SENT_END = re.compile(r"(?<=[.!?…])[\"»”')\]]*\s+(?=[\"«“(\[]?[A-ZА-ЯЁ0-9])")
+_LINE_ITEM = re.compile(r"^\s*(?:[-*+]\s|\d+[.)]\s|\*\*[^*]+:\*\*|[A-ZА-ЯЁ][\w .-]{0,30}:\s)")
+
+
+def units(text: str) -> list[tuple[int, int, bool]]:
+    """(start, end, atomic) spans covering the prunable parts of a passage. Code fences and tables are
+    single atomic units; list items and chat turns are one unit per line; prose is split into sentences."""
+    spans: list[tuple[int, int, bool]] = []
+    pos = 0
+    for m in _FENCE.finditer(text):
+        spans += _prose_units(text, pos, m.start())
+        spans.append((m.start(), m.end(), True))
+        pos = m.end()
+    spans += _prose_units(text, pos, len(text))
+    return spans
+
+
+def _prose_units(text: str, start: int, end: int) -> list[tuple[int, int, bool]]:
+    out: list[tuple[int, int, bool]] = []
+    offset = start
+    block_lines: list[tuple[int, int]] = []
+    for line in text[start:end].split("\n"):
+        block_lines.append((offset, offset + len(line)))
+        offset += len(line) + 1
+    i = 0
+    while i < len(block_lines):
+        s, e = block_lines[i]
+        line = text[s:e]
+        if not line.strip():
+            i += 1
+            continue
+        if line.lstrip().startswith("|"):  # a table: atomic
+            j = i
+            while j + 1 < len(block_lines) and text[slice(*block_lines[j + 1])].lstrip().startswith("|"):
+                j += 1
+            out.append((s, block_lines[j][1], True))
+            i = j + 1
+            continue
+        if _LINE_ITEM.match(line) or line.lstrip().startswith("#"):
+            out.append((s, e, False))
+            i += 1
+            continue
+        j = i  # a paragraph: consecutive non-empty, non-item lines, split into sentences
+        while j + 1 < len(block_lines):
+            nxt = text[slice(*block_lines[j + 1])]
+            if not nxt.strip() or _LINE_ITEM.match(nxt) or nxt.lstrip().startswith(("|", "#")):
+                break
+            j += 1
+        ps, pe = s, block_lines[j][1]
+        cut = ps
+        for m in _SENT_END.finditer(text, ps, pe):
+            out.append((cut, m.start(), False))
+            cut = m.end()
+        out.append((cut, pe, False))
+        i = j + 1
+    return [(s, e, a) for s, e, a in out if text[s:e].strip()]
+
+
+def prune(text: str, idf: dict[str, float], keep_share: float) -> str:
+    """Keep the units most related to the query (IDF-weighted term overlap) and their neighbours.
+    Kept neighbours are re-joined with their original separators; gaps become ' … '."""
+    spans = units(text)
+    if len(spans) <= 2 or not idf:
+        return text
+    total = sum(idf.values()) or 1.0
+    scores = []
+    for s, e, _atomic in spans:
+        have = set(terms(text[s:e]))
+        scores.append(sum(w for t, w in idf.items() if t in have) / total)
+    top = max(scores)
+    if top <= 0:
+        return text  # no lexical anchor (passage kept on meaning alone): don't guess, keep it whole
+    keep = {i for i, sc in enumerate(scores) if sc >= keep_share * top}
+    keep |= {j for i in keep for j in (i - 1, i + 1) if 0 <= j < len(spans)}
+    runs: list[list[int]] = []  # [first, last] unit index of each run of kept units
+    for i in sorted(keep):
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    pieces = [text[spans[first][0] : spans[last][1]] for first, last in runs]
+    lead = "… " if min(keep) > 0 else ""
+    tail = " …" if max(keep) < len(spans) - 1 else ""
+    return lead + " … ".join(p.strip() for p in pieces) + tail

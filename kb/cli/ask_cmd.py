@@ -1,0 +1,77 @@
+"""`kb ask` (with `--dry-run`: the focused context and the exact messages, no LLM needed)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from kb.cli.common import err, handled, out, print_json
+
+MODE_HELP = "Task mode: auto (pick from the question), code, dialog or think."
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(ask)
+
+
+def _filters(folder: str | None, tag: str | None, since: str | None, until: str | None):
+    from kb.retrieve import Filters
+
+    return Filters(folder=folder, tag=tag, since=since, until=until)
+
+
+def ask(
+    question: Annotated[str, typer.Argument(help="Your question, in your own words (Russian or English).")],
+    mode: Annotated[str, typer.Option("--mode", "-m", help=MODE_HELP)] = "auto",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the context and messages; don't call the LLM.")]
+    = False,
+    json_: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    folder: Annotated[str | None, typer.Option(help="Only notes under this folder (relative to a root).")] = None,
+    tag: Annotated[str | None, typer.Option(help="Only notes with this tag.")] = None,
+    since: Annotated[str | None, typer.Option(help="Only notes dated on/after YYYY-MM-DD.")] = None,
+    until: Annotated[str | None, typer.Option(help="Only notes dated on/before YYYY-MM-DD.")] = None,
+) -> None:
+    """Answer a question from your notes (`--dry-run` shows exactly what would be sent)."""
+    from kb.core import KnowledgeBase
+    from kb.errors import KbError
+    from kb.prompt import messages
+
+    with handled(), KnowledgeBase() as base:
+        if mode not in ("auto", "code", "dialog", "think"):
+            raise KbError(f"unknown mode {mode!r}", "use --mode auto, code, dialog or think")
+        ctx = base.context(question, mode, _filters(folder, tag, since, until))
+        msgs = messages(ctx)
+        if not dry_run:
+            raise KbError("answering needs the LLM client, which is not part of this build yet",
+                          "use `kb ask --dry-run` to see the context, or `kb search`")
+        total = base.contexts().counter.chat_tokens(msgs, thinking=base.settings.modes.get(ctx.mode).thinking)
+    if json_:
+        print_json({**ctx.as_dict(), "prompt_tokens": total, "messages": msgs})
+        return
+    render_context(ctx, total)
+    out.rule("messages that would be sent")
+    for m in msgs:
+        out.print(f"[bold magenta]{m['role']}[/]", highlight=False)
+        out.print(m["content"], markup=False, highlight=False)
+
+
+def render_context(ctx, prompt_tokens: int) -> None:
+    out.print(f"[bold]mode[/] {ctx.mode} — {ctx.mode_reason}", highlight=False)
+    out.print(f"[bold]context[/] {ctx.tokens} / {ctx.budget} tokens ({ctx.counter}) in {len(ctx.passages)} "
+              f"passages · prompt {prompt_tokens} tokens", highlight=False)
+    if not ctx.passages:
+        out.print("[yellow]nothing in your notes looks relevant: the context is empty[/]")
+    table = Table("", "note", "lines", "score", "tokens", "decision", box=None)
+    for p in ctx.passages:
+        table.add_row(f"[{p.n}]", f"{p.path} › {p.heading}", f"{p.start_line}-{p.end_line}", f"{p.score:.2f}",
+                      str(p.tokens), "[green]kept[/]" + (f" (−{p.pruned_tokens} pruned)" if p.pruned_tokens else ""))
+    for d in ctx.dropped:
+        if d.reason.startswith("sentences pruned"):
+            continue
+        table.add_row("", f"{d.path} › {d.heading}", f"{d.start_line}-{d.end_line}", f"{d.score:.2f}",
+                      str(d.tokens or ""), f"[dim]dropped: {d.reason}[/]")
+    out.print(table)
+    if not ctx.passages and ctx.dropped:
+        err.print("[dim]tip: `kb search` shows the nearest passages regardless of relevance[/]")

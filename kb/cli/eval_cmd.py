@@ -1,0 +1,41 @@
+"""`kb eval`: evidence recall and context tokens per mode on a question set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from kb.cli.common import err, handled, out, print_json
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_)
+
+
+def eval_(
+    questions: Annotated[Path, typer.Argument(help="Questions, one JSON object per line (shared/eval format).")],
+    corpus: Annotated[Path, typer.Option("--corpus", help="The notes folder the evidence paths refer to.")],
+    modes: Annotated[str, typer.Option(help="Comma-separated: auto,code,dialog,think,naive.")] = "auto,naive",
+    json_: Annotated[bool, typer.Option("--json", help='Print {"modes": {...}} as JSON.')] = False,
+    limit: Annotated[int | None, typer.Option(help="Only the first N questions.")] = None,
+) -> None:
+    """Index a corpus (into a temporary KB_HOME unless one is set) and measure each mode."""
+    from kb.evaluate import evaluate, load_questions
+
+    with handled():
+        qs = load_questions(questions)[:limit]
+        result = evaluate(qs, corpus, [m.strip() for m in modes.split(",") if m.strip()],
+                          progress=lambda m: err.print(f"[dim]{m}[/]", highlight=False))
+    if json_:
+        print_json(result)
+        return
+    table = Table("mode", "recall", "tokens mean", "tokens p90", "unanswerable ≤300", "p50 ms", "p95 ms", box=None)
+    for name, m in result["modes"].items():
+        table.add_row(name, str(m["evidence_recall"]), str(m["context_tokens_mean"]), str(m["context_tokens_p90"]),
+                      str(m["unanswerable_small_share"]), str(m["latency_ms_p50"]), str(m["latency_ms_p95"]))
+    out.print(f"{result['questions']} questions · {result['chunks']} chunks · query embedding "
+              f"{result['query_embed_ms_mean']} ms each (not in latency)")
+    out.print(table)

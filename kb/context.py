@@ -1,0 +1,83 @@
+"""Question → mode → hybrid retrieval → budget → `Context`. Used by `kb ask`, `kb eval` and the API."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from kb.budget import Budgeter, Context, Passage, render_notes
+from kb.embed import is_english_only
+from kb.modes import choose_mode
+from kb.retrieve import CrossEncoderReranker, Filters, Retriever
+from kb.tokens import TokenCounter, counter_for
+
+if TYPE_CHECKING:
+    from kb.core import KnowledgeBase
+
+log = logging.getLogger(__name__)
+
+
+class ContextBuilder:
+    def __init__(self, base: KnowledgeBase, counter: TokenCounter | None = None) -> None:
+        self.base = base
+        s = base.settings
+        self.counter = counter or counter_for(s.llm_base_url, s.llm_model, use_server=False)
+        self.budgeter = Budgeter(self.counter, neighbour=self._neighbour)
+        self._retriever: Retriever | None = None
+
+    def _neighbour(self, root: str, path: str, position: int):
+        row = self.base.manifest.db.execute(
+            "SELECT id FROM chunks WHERE root=? AND path=? AND position=?", (root, path, position)).fetchone()
+        return self.base.manifest.chunks_by_id([row[0]]).get(row[0]) if row else None
+
+    def retriever(self) -> Retriever:
+        if self._retriever is None:
+            base = self.base
+            emb = base.embedder()
+            name = base.settings.embed_model if base._embedder is None or not hasattr(emb, "name") else emb.name
+            self._retriever = Retriever(base.manifest, base.store(), emb, is_english_only(name),
+                                        reranker=self._reranker())
+        return self._retriever
+
+    def _reranker(self):
+        r = self.base.settings.retrieval
+        if r.rerank == "off":
+            return None
+        if r.rerank == "auto":
+            try:
+                import torch
+
+                if not torch.cuda.is_available():
+                    return None
+            except ImportError:
+                return None
+        return CrossEncoderReranker(r.reranker_model)
+
+    def build(self, question: str, mode: str = "auto", filters: Filters | None = None,
+              qvec: np.ndarray | None = None) -> Context:
+        choice = choose_mode(question, mode)
+        settings = self.base.settings.modes.get(choice.mode)
+        ctx = Context(question, choice.mode, choice.reason, settings.budget)
+        k = self.base.settings.retrieval.candidates
+        retrieval = self.retriever().retrieve(question, k=k, filters=filters, qvec=qvec)
+        return self.budgeter.build(retrieval, settings, ctx)
+
+    def naive(self, question: str, k: int = 10, qvec: np.ndarray | None = None) -> Context:
+        """The baseline: the top ``k`` chunks by plain vector similarity, untrimmed."""
+        r = self.retriever()
+        if qvec is None:
+            qvec = r.embedder.embed_query(question)
+        found = self.base.store().query(qvec, k)
+        rows = self.base.manifest.chunks_by_id([i for i, _ in found])
+        passages = []
+        for n, (cid, score) in enumerate(found, 1):
+            c = rows.get(cid)
+            if c is not None:
+                passages.append(Passage([cid], c.root, c.path, c.heading, c.start_line, c.end_line, c.page,
+                                        round(score, 4), c.text, n=n))
+        ctx = Context(question, "naive", f"top {k} by vector similarity, untrimmed", 0, passages)
+        ctx.tokens = self.counter.count(render_notes(passages)) if passages else 0
+        ctx.counter = self.counter.name
+        return ctx

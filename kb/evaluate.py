@@ -1,0 +1,135 @@
+"""`kb eval`: evidence recall and context size per mode on a question set (format: shared/eval/README.md).
+
+For every question and mode, the context that *would be sent* is built; an evidence quote counts as
+recalled when it lies wholly inside a kept passage of its note (whitespace collapsed). `naive` is the
+in-run baseline: the top 10 chunks by plain vector similarity, untrimmed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from kb.errors import KbError, PathNotFoundError
+
+ALL_MODES = ("auto", "code", "dialog", "think", "naive")
+_WS = re.compile(r"\s+")
+
+
+def collapse(text: str) -> str:
+    return _WS.sub(" ", text).strip()
+
+
+def load_questions(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise PathNotFoundError(f"no such question file: {path}", "pass a .jsonl file of questions")
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            q = json.loads(line)
+            q["question"], q.setdefault("evidence", [])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise KbError(f"{path}:{n} is not a question object",
+                          'each line needs at least {"question": ...}') from None
+        out.append(q)
+    return out
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
+
+
+def recalled(ctx, evidence: list[dict[str, str]]) -> int:
+    by_path: dict[str, str] = {}
+    for p in ctx.passages:
+        by_path[p.path] = by_path.get(p.path, "") + "\n" + collapse(p.text)
+    return sum(1 for ev in evidence if collapse(ev["quote"]) in by_path.get(ev["path"], ""))
+
+
+def evaluate(questions: list[dict[str, Any]], corpus: Path, modes: list[str],
+             progress: Callable[[str], None] | None = None, **settings: Any) -> dict[str, Any]:
+    from kb.core import KnowledgeBase
+
+    say = progress or (lambda m: None)
+    if not corpus.is_dir():
+        raise PathNotFoundError(f"no such corpus folder: {corpus}", "pass the folder the question paths refer to")
+    bad = [m for m in modes if m not in ALL_MODES]
+    if bad:
+        raise KbError(f"unknown mode(s): {', '.join(bad)}", f"choose from {', '.join(ALL_MODES)}")
+    tmp = None
+    if "home" not in settings and not os.environ.get("KB_HOME"):
+        tmp = tempfile.TemporaryDirectory(prefix="kb-eval-")
+        settings["home"] = Path(tmp.name)
+    try:
+        with KnowledgeBase(**settings) as base:
+            say(f"indexing {corpus} into {base.home}")
+            report = base.ingest([corpus])
+            say(f"indexed: {report.chunks} chunks ({report.embedded} embedded)")
+            builder = base.contexts()
+            emb = base.embedder()
+            t0 = time.perf_counter()
+            qvecs = [emb.embed_query(q["question"]) for q in questions]
+            embed_ms = (time.perf_counter() - t0) * 1000 / max(1, len(questions))
+            builder.retriever().background()
+            result: dict[str, Any] = {"corpus": str(corpus), "questions": len(questions),
+                                      "chunks": base.manifest.chunk_count(), "model": base.model_id,
+                                      "query_embed_ms_mean": round(embed_ms, 2), "counter": builder.counter.name,
+                                      "modes": {}}
+            for mode in modes:
+                say(f"mode {mode}")
+                result["modes"][mode] = _run_mode(builder, questions, qvecs, mode)
+            return result
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def _run_mode(builder, questions, qvecs, mode: str) -> dict[str, Any]:
+    hit = total = 0
+    tokens: list[int] = []
+    tokens_answerable: list[int] = []
+    small_unanswerable: list[bool] = []
+    latency: list[float] = []
+    passages: list[int] = []
+    chosen: dict[str, int] = {}
+    for q, vec in zip(questions, qvecs, strict=True):
+        t0 = time.perf_counter()
+        if mode == "naive":
+            ctx = builder.naive(q["question"], k=10, qvec=vec)
+        else:
+            ctx = builder.build(q["question"], mode, qvec=vec)
+        latency.append((time.perf_counter() - t0) * 1000)
+        chosen[ctx.mode] = chosen.get(ctx.mode, 0) + 1
+        tokens.append(ctx.tokens)
+        passages.append(len(ctx.passages))
+        ev = q.get("evidence") or []
+        if ev:
+            total += len(ev)
+            hit += recalled(ctx, ev)
+            tokens_answerable.append(ctx.tokens)
+        else:
+            small_unanswerable.append(ctx.tokens <= 300)
+    return {
+        "evidence_recall": round(hit / total, 4) if total else None,
+        "context_tokens_mean": round(statistics.fmean(tokens), 1) if tokens else 0.0,
+        "context_tokens_p90": _pct(tokens, 0.9),
+        "context_tokens_mean_answerable": round(statistics.fmean(tokens_answerable), 1) if tokens_answerable else None,
+        "unanswerable_small_share": (round(sum(small_unanswerable) / len(small_unanswerable), 4)
+                                     if small_unanswerable else None),
+        "passages_mean": round(statistics.fmean(passages), 2) if passages else 0.0,
+        "latency_ms_p50": round(_pct(latency, 0.5), 2),
+        "latency_ms_p95": round(_pct(latency, 0.95), 2),
+        "modes_chosen": chosen,
+    }

@@ -1,0 +1,216 @@
+"""Hybrid retrieval: dense (Chroma) + lexical (SQLite FTS5 BM25 over stemmed text), fused by weighted
+reciprocal rank fusion, with folder / tag / date filters applied on both sides.
+
+Every candidate keeps the evidence the budgeter needs to decide: its cosine and that cosine's z-score
+against a background sample of the index (bge-style scores are compressed, so raw cosines are not
+comparable across models), its BM25 rank, and the IDF-weighted share of the query's terms it contains.
+Fusion knows which side to trust: when the query is mostly in a script the embedder wasn't trained on
+(Russian with an English-only model), the dense side's weight drops.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ingest.stem import match_query, terms
+
+if TYPE_CHECKING:
+    from ingest.manifest import Manifest
+    from kb.embed import Embedder
+    from kb.store import VectorStore
+
+RRF_K = 60
+BACKGROUND_SAMPLE = 512
+
+
+@dataclass
+class Filters:
+    folder: str | None = None  # path prefix relative to a root, e.g. "projects" or "journal/2025"
+    tag: str | None = None
+    since: str | None = None  # ISO date, inclusive (frontmatter date, else file mtime)
+    until: str | None = None
+
+    def __bool__(self) -> bool:
+        return any((self.folder, self.tag, self.since, self.until))
+
+
+@dataclass
+class Candidate:
+    id: str
+    root: str
+    path: str
+    position: int
+    heading: str
+    start_line: int
+    end_line: int
+    page: int | None
+    text: str
+    cosine: float | None = None
+    z: float | None = None
+    dense_rank: int | None = None
+    bm25: float | None = None
+    lex_rank: int | None = None
+    coverage: float = 0.0
+    fused: float = 0.0
+    relevance: float = 0.0
+    reranked: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Retrieval:
+    query: str
+    candidates: list[Candidate]
+    query_terms: list[str]
+    idf: dict[str, float]
+    dense_weight: float
+    background: tuple[float, float]  # mean, std of background cosines
+
+
+def non_latin_share(text: str) -> float:
+    letters = [c for c in text if c.isalpha()]
+    if not letters:
+        return 0.0
+    return sum(1 for c in letters if ord(c) > 0x24F) / len(letters)
+
+
+class Retriever:
+    def __init__(self, manifest: Manifest, store: VectorStore, embedder: Embedder, english_only: bool,
+                 reranker: Any = None) -> None:
+        self.manifest = manifest
+        self.store = store
+        self.embedder = embedder
+        self.english_only = english_only
+        self.reranker = reranker
+        self._bg: np.ndarray | None = None
+        self._bg_count = -1
+
+    # ------------------------------------------------------------------ calibration
+    def background(self) -> np.ndarray:
+        """A random sample of stored vectors; per-query cosines against it give the z-score baseline."""
+        n = self.store.count()
+        if self._bg is None or abs(n - self._bg_count) > max(50, self._bg_count // 10):
+            ids = [r[0] for r in self.manifest.db.execute(
+                "SELECT id FROM chunks ORDER BY random() LIMIT ?", (BACKGROUND_SAMPLE,))]
+            vecs = self.store.vectors(ids)
+            self._bg = np.vstack(list(vecs.values())) if vecs else np.zeros((0, 1), dtype=np.float32)
+            self._bg_count = n
+        return self._bg
+
+    def idf(self, qterms: list[str]) -> dict[str, float]:
+        if not qterms:
+            return {}
+        n = max(1, self.manifest.chunk_count())
+        marks = ",".join("?" * len(qterms))
+        df = dict(self.manifest.db.execute(f"SELECT term, doc FROM chunks_vocab WHERE term IN ({marks})", qterms))
+        return {t: math.log(1 + (n - df.get(t, 0) + 0.5) / (df.get(t, 0) + 0.5)) for t in qterms}
+
+    # ------------------------------------------------------------------ search
+    def retrieve(self, query: str, k: int = 40, filters: Filters | None = None,
+                 qvec: np.ndarray | None = None) -> Retrieval:
+        filters = filters or Filters()
+        expr, qterms = match_query(query)
+        idf = self.idf(qterms)
+        dense_weight = 1.0
+        if self.english_only and non_latin_share(query) > 0.5:
+            dense_weight = 0.25  # an English-only embedder is a weak judge of a Russian query
+        if qvec is None:
+            qvec = self.embedder.embed_query(query)
+        dense = self.store.query(qvec, k, where=self._where(filters)) if self.store.count() else []
+        lexical = self._lexical(expr, k, filters) if expr else []
+
+        ids = list(dict.fromkeys([i for i, _ in dense] + [i for i, _ in lexical]))
+        rows = self.manifest.chunks_by_id(ids)
+        bg = self.background()
+        sims = bg @ qvec if len(bg) and bg.shape[1] == qvec.shape[0] else np.zeros(1, dtype=np.float32)
+        mu, sd = float(sims.mean()), float(sims.std()) or 1e-6
+        cands: dict[str, Candidate] = {}
+        for cid in ids:
+            r = rows.get(cid)
+            if r is not None:
+                cands[cid] = Candidate(cid, r.root, r.path, r.position, r.heading, r.start_line, r.end_line,
+                                       r.page, r.text)
+        for rank, (cid, cos) in enumerate(dense, 1):
+            if cid in cands:
+                c = cands[cid]
+                c.cosine, c.dense_rank, c.z = cos, rank, (cos - mu) / sd
+                c.fused += dense_weight / (RRF_K + rank)
+        for rank, (cid, score) in enumerate(lexical, 1):
+            if cid in cands:
+                c = cands[cid]
+                c.bm25, c.lex_rank = score, rank
+                c.fused += 1.0 / (RRF_K + rank)
+        total_idf = sum(idf.values()) or 1.0
+        for c in cands.values():
+            have = set(terms(f"{c.heading}\n{c.text}"))
+            c.coverage = sum(w for t, w in idf.items() if t in have) / total_idf
+        out = sorted(cands.values(), key=lambda c: c.fused, reverse=True)
+        if self.reranker is not None and out:
+            out = self.reranker.rerank(query, out)
+        return Retrieval(query, out, qterms, idf, dense_weight, (mu, sd))
+
+    def _where(self, f: Filters) -> dict[str, Any] | None:
+        clauses: list[dict[str, Any]] = []
+        if f.folder:
+            clauses.append({"dirs": {"$contains": f.folder.strip("/")}})
+        if f.tag:
+            clauses.append({"tags": {"$contains": f.tag.lstrip("#")}})
+        if f.since:
+            clauses.append({"date": {"$gte": int(f.since.replace("-", ""))}})
+        if f.until:
+            clauses.append({"date": {"$lte": int(f.until.replace("-", ""))}})
+        if not clauses:
+            return None
+        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+    def _lexical(self, expr: str, k: int, f: Filters) -> list[tuple[str, float]]:
+        sql = ("SELECT c.id, -bm25(chunks_fts) AS s FROM chunks_fts JOIN chunks c ON c.rowid = chunks_fts.rowid "
+               "JOIN files f ON f.root = c.root AND f.path = c.path WHERE chunks_fts MATCH ?")
+        args: list[Any] = [expr]
+        if f.folder:
+            prefix = f.folder.strip("/")
+            sql += " AND (c.path = ? OR c.path LIKE ? ESCAPE '\\')"
+            args += [prefix, re.sub(r"([%_\\])", r"\\\1", prefix) + "/%"]
+        if f.tag:
+            sql += " AND f.tags LIKE ?"
+            args.append('%"' + f.tag.lstrip("#").replace('"', "") + '"%')
+        date = "COALESCE(f.date, date(f.mtime_ns / 1000000000, 'unixepoch'))"
+        if f.since:
+            sql += f" AND {date} >= ?"
+            args.append(f.since)
+        if f.until:
+            sql += f" AND {date} <= ?"
+            args.append(f.until)
+        sql += " ORDER BY bm25(chunks_fts) LIMIT ?"
+        args.append(k)
+        return [(cid, float(s)) for cid, s in self.manifest.db.execute(sql, args)]
+
+
+class CrossEncoderReranker:
+    """Optional second stage: a sentence-transformers `CrossEncoder` (default BAAI/bge-reranker-v2-m3)."""
+
+    def __init__(self, model: str = "BAAI/bge-reranker-v2-m3", device: str = "cpu", top: int = 30) -> None:
+        from sentence_transformers import CrossEncoder
+
+        self.model = CrossEncoder(model, device=device)
+        self.top = top
+
+    def scores(self, query: str, texts: list[str]) -> list[float]:
+        return [float(s) for s in self.model.predict([(query, t) for t in texts])]
+
+    def rerank(self, query: str, cands: list[Candidate]) -> list[Candidate]:
+        return rerank_with(self.scores, query, cands, self.top)
+
+
+def rerank_with(score_fn: Any, query: str, cands: list[Candidate], top: int) -> list[Candidate]:
+    """Re-order the first ``top`` candidates by ``score_fn(query, texts)``; the rest keep their order."""
+    head, tail = cands[:top], cands[top:]
+    scores = score_fn(query, [f"{c.heading}\n{c.text}" for c in head])
+    for c, s in zip(head, scores, strict=True):
+        c.reranked = s
+    return sorted(head, key=lambda c: c.reranked or 0.0, reverse=True) + tail
