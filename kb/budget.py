@@ -141,7 +141,7 @@ class Budgeter:
         if mode.prune:
             idf = r.idf
             for p in passages:
-                text = prune(p.text, idf, mode.prune_keep)
+                text = prune(p.text, idf, mode.prune_keep, mode.prune_neighbours)
                 if text != p.text:
                     n = self.counter.count(text)
                     p.pruned_tokens, p.tokens, p.text = p.tokens - n, n, text
@@ -257,6 +257,7 @@ def _pdrop(p: Passage, reason: str) -> Dropped:
 
 _FENCE = re.compile(r"^(```|~~~).*?^\1[^\n]*$", re.S | re.M)
 _SENT_END = re.compile(r"(?<=[.!?…])[\"»”')\]]*\s+(?=[\"«“(\[]?[A-ZА-ЯЁ0-9])")
+_SPEAKER = re.compile(r"^\s*(?:\*\*[^*\n]{1,40}:\*\*|[A-ZА-ЯЁ][\w .-]{0,30}:)\s")
 _LINE_ITEM = re.compile(r"^\s*(?:[-*+]\s|\d+[.)]\s|\*\*[^*]+:\*\*|[A-ZА-ЯЁ][\w .-]{0,30}:\s)")
 
 
@@ -314,7 +315,7 @@ def _prose_units(text: str, start: int, end: int) -> list[tuple[int, int, bool]]
     return [(s, e, a) for s, e, a in out if text[s:e].strip()]
 
 
-def prune(text: str, idf: dict[str, float], keep_share: float) -> str:
+def prune(text: str, idf: dict[str, float], keep_share: float, neighbours: int = 1) -> str:
     """Keep the units most related to the query (IDF-weighted term overlap) and their neighbours.
     Kept neighbours are re-joined with their original separators; gaps become ' … '."""
     spans = units(text)
@@ -323,13 +324,13 @@ def prune(text: str, idf: dict[str, float], keep_share: float) -> str:
     total = sum(idf.values()) or 1.0
     scores = []
     for s, e, _atomic in spans:
-        have = set(terms(text[s:e]))
+        have = set(terms(_SPEAKER.sub("", text[s:e], count=1)))  # a chat turn's label isn't its content
         scores.append(sum(w for t, w in idf.items() if t in have) / total)
     top = max(scores)
     if top <= 0:
         return text  # no lexical anchor (passage kept on meaning alone): don't guess, keep it whole
     keep = {i for i, sc in enumerate(scores) if sc >= keep_share * top}
-    keep |= {j for i in keep for j in (i - 1, i + 1) if 0 <= j < len(spans)}
+    keep |= {j for i in keep for j in range(i - neighbours, i + neighbours + 1) if 0 <= j < len(spans)}
     runs: list[list[int]] = []  # [first, last] unit index of each run of kept units
     for i in sorted(keep):
         if runs and i == runs[-1][1] + 1:

@@ -73,10 +73,11 @@ class ModeSettings(BaseModel):
         0.3, ge=0, le=1, description="Absolute floor: candidates below it are not relevant (zero is a valid result)."
     )
     cutoff_gap: float = Field(
-        0.35, ge=0, le=1, description="Drop candidates whose relevance is more than this below the best one."
+        0.5, ge=0, le=1, description="Drop candidates whose relevance is more than this below the best one."
     )
     prune: bool = Field(True, description="Prune sentences unrelated to the question inside passages.")
-    prune_keep: float = Field(0.5, ge=0, le=1, description="Keep sentences scoring at least this share of the best.")
+    prune_keep: float = Field(0.35, ge=0, le=1, description="Keep sentences scoring at least this share of the best.")
+    prune_neighbours: int = Field(1, ge=0, le=5, description="Sentences kept on each side of a relevant one.")
     order: Literal["score", "edges", "document"] = Field(
         "score", description="Passage order: best first; strongest at both edges (long contexts); or by note."
     )
@@ -104,7 +105,7 @@ class ModesSettings(BaseModel):
     )
     think: ModeSettings = Field(
         default_factory=lambda: ModeSettings(
-            budget=12000, max_passages=24, min_relevance=0.25, cutoff_gap=0.5, prune=False, order="edges",
+            budget=12000, max_passages=24, min_relevance=0.25, cutoff_gap=0.6, prune=False, order="edges",
             thinking=True, max_output_tokens=8192, temperature=0.6, top_p=0.95,
         ),
         description="Analysis / comparison / planning: larger context, strongest passages first and last; "

@@ -1,0 +1,175 @@
+"""Focused context: retrieval, cutoff, pruning, packing, modes — with the hash embedder and real Chroma."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ingest.stem import match_query, terms
+from kb.budget import prune, units
+from kb.modes import choose_mode
+from kb.retrieve import Candidate, Filters, rerank_with
+from kb.settings import ModeSettings
+from kb.tokens import vocab_counter
+from tests.conftest import write
+
+
+@pytest.fixture
+def vault(tmp_path: Path) -> Path:
+    root = tmp_path / "v"
+    write(root / "projects" / "server.md", "---\ntags: [linux]\ndate: 2025-03-01\n---\n# Server\n\n"
+          "The backup job runs restic every night. Snapshots are pruned weekly.\n\n"
+          "## Logs\n\nJellyfin logs rotate daily and seven copies are kept.\n")
+    write(root / "journal" / "day.md", "---\ndate: 2025-10-14\ntags: [diary]\n---\n# Day\n\n"
+          "Я читал заметки о сервере и пил чай. Погода была хорошая.\n")
+    write(root / "code.md", "# Python\n\nUse a context manager to read files.\n\n```python\n"
+          "with open(path) as fh:\n    data = fh.read()\n```\n\nAlways pass an encoding.\n")
+    return root
+
+
+def test_unrelated_question_gets_empty_context(make_kb, vault: Path) -> None:
+    base = make_kb()
+    base.ingest([vault])
+    ctx = base.context("quantum chromodynamics of gluon plasma")
+    assert ctx.passages == [] and ctx.tokens == 0
+    assert ctx.dropped and all("cutoff" in d.reason for d in ctx.dropped)
+
+
+def test_related_question_keeps_evidence(make_kb, vault: Path) -> None:
+    base = make_kb()
+    base.ingest([vault])
+    ctx = base.context("how many jellyfin log copies are kept", mode="dialog")
+    assert ctx.passages and "seven copies" in ctx.passages[0].text
+    assert ctx.passages[0].path == "projects/server.md"
+
+
+def test_russian_morphology_matches(make_kb, vault: Path) -> None:
+    assert terms("заметки") == terms("заметкам") == terms("заметок")[:0] + terms("заметки")
+    base = make_kb()
+    base.ingest([vault])
+    ctx = base.context("что я писал по заметкам?", mode="dialog")
+    assert ctx.passages and ctx.passages[0].path == "journal/day.md"
+
+
+def test_filters_apply_on_both_sides(make_kb, vault: Path) -> None:
+    base = make_kb()
+    base.ingest([vault])
+    r = base.contexts().retriever()
+    q = "backup restic chai заметки python"
+    everything = {c.path for c in r.retrieve(q).candidates}
+    assert everything == {"projects/server.md", "journal/day.md", "code.md"}
+    assert {c.path for c in r.retrieve(q, filters=Filters(folder="projects")).candidates} == {"projects/server.md"}
+    assert {c.path for c in r.retrieve(q, filters=Filters(tag="diary")).candidates} == {"journal/day.md"}
+    dated = {c.path for c in r.retrieve(q, filters=Filters(since="2025-06-01", until="2025-12-31")).candidates}
+    assert "journal/day.md" in dated and "projects/server.md" not in dated
+
+
+def test_budget_never_exceeded_with_real_tokenizer(make_kb, tmp_path: Path) -> None:
+    root = tmp_path / "many"
+    for i in range(30):
+        filler = " ".join(f"word{i}x{j}" for j in range(60))
+        write(root / f"n{i}.md", f"# Note {i}\n\nBackups and restic snapshots matter a lot. {filler}.\n")
+    base = make_kb()
+    base.ingest([root])
+    counter = vocab_counter()
+    for budget in (50, 300, 1000):
+        base.settings.modes.dialog.budget = budget
+        ctx = base.context("restic backups snapshots", mode="dialog")
+        assert ctx.tokens <= budget
+        assert counter.count(ctx.notes_block()) == ctx.tokens or not ctx.passages
+        assert any("over budget" in d.reason or "passage limit" in d.reason for d in ctx.dropped)
+
+
+def test_pruning_never_breaks_code_blocks_or_tables() -> None:
+    text = ("Intro sentence about nothing. Another filler sentence here.\n\n```python\ndef restic():\n"
+            "    return 'backup'\n```\n\nMore filler text. Unrelated words again.\n\n| a | b |\n|---|---|\n"
+            "| backup | 1 |\n\nFinal unrelated sentence. And one more.")
+    idf = {t: 1.0 for t in terms("restic backup")}
+    out = prune(text, idf, 0.5)
+    assert "```python\ndef restic():\n    return 'backup'\n```" in out
+    assert "| a | b |\n|---|---|\n| backup | 1 |" in out
+    assert "And one more" not in out and "…" in out  # neighbours of kept units stay, the rest goes
+    spans = units(text)
+    assert sum(1 for s, e, atomic in spans if atomic) == 2
+
+
+def test_pruning_keeps_neighbours_and_original_text() -> None:
+    text = "Alpha one. Beta two. Gamma restic three. Delta four. Epsilon five. Zeta six."
+    out = prune(text, {"restic": 1.0}, 0.5)
+    assert "Beta two. Gamma restic three. Delta four." in out
+    assert "Zeta" not in out and "Alpha" not in out
+
+
+def test_chat_turns_are_units() -> None:
+    text = "**Anna:** I bought a bike.\n**Bob:** Nice!\n**Anna:** It is red.\n**Bob:** Cool.\n**Anna:** Bye."
+    out = prune(text, {t: 1.0 for t in terms("bike")}, 0.5)
+    assert out.startswith("**Anna:** I bought a bike.\n**Bob:** Nice!")
+    assert "Bye" not in out
+
+
+def test_passage_order_edges() -> None:
+    from kb.budget import Budgeter, Context
+    from kb.retrieve import Retrieval
+
+    cands = [Candidate(str(i), "r", f"n{i}.md", 0, "h", 1, 1, None, f"restic fact number {i}.", coverage=1 - i / 10)
+             for i in range(5)]
+    mode = ModeSettings(budget=5000, max_passages=10, order="edges", prune=False, min_relevance=0.0, cutoff_gap=1)
+    ctx = Budgeter(vocab_counter()).build(Retrieval("q", cands, ["restic"], {"restic": 1.0}, 1.0, (0, 1)), mode,
+                                          Context("q", "think", "", 5000))
+    order = [p.path for p in ctx.passages]
+    assert order[0] == "n0.md" and order[-1] == "n1.md"  # strongest first and last
+
+
+def test_reranker_logic_with_fake() -> None:
+    cands = [Candidate(str(i), "r", f"{i}.md", 0, "h", 1, 1, None, t) for i, t in enumerate(["apple", "banana", "cherry"])]
+    out = rerank_with(lambda q, texts: [float("cherry" in t) * 5 - 1 for t in texts], "q", cands, top=3)
+    assert [c.text for c in out][0] == "cherry"
+    from kb.budget import relevance
+
+    assert relevance(out[0], 1.0) > 0.95 and relevance(out[1], 1.0) < 0.3
+
+
+LABELLED = [
+    ("How do I fix `ModuleNotFoundError` in my script?", "code"),
+    ("write a bash one-liner to find large files", "code"),
+    ("Как исправить ошибку в функции парсинга?", "code"),
+    ("Покажи скрипт для бэкапа", "code"),
+    ("Compare restic and borg for my backups: pros and cons?", "think"),
+    ("Why did the server keep crashing last month?", "think"),
+    ("Сравни два варианта хранения заметок и порекомендуй", "think"),
+    ("Почему я перестал бегать осенью?", "think"),
+    ("When did I have lunch with Anna?", "dialog"),
+    ("What book did Anna recommend?", "dialog"),
+    ("Когда мы ездили на дачу?", "dialog"),
+    ("Что я читал в ноябре?", "dialog"),
+]
+
+
+@pytest.mark.parametrize(("question", "mode"), LABELLED)
+def test_auto_mode_on_labelled_examples(question: str, mode: str) -> None:
+    choice = choose_mode(question)
+    assert choice.mode == mode, choice.reason
+    assert choice.reason
+
+
+def test_forced_mode() -> None:
+    assert choose_mode("anything", "think").forced
+
+
+def test_qwen3_vocabulary_matches_qwen_tokenizer() -> None:
+    """Reference ids produced by Qwen's own tokenizer (Qwen2.5/Qwen3 share the vocabulary)."""
+    enc = vocab_counter()
+    assert enc.encode("Hello world") == [9707, 1879]
+    assert enc.encode("user") == [872]
+    import quicktok
+
+    assert quicktok.get_encoding("qwen3").encode_with_special_tokens("<|im_start|>user\n") == [151644, 872, 198]
+    for text in ("Привет, мир! Заметки о сервере.", "東京は日本の首都です。", "def f(x):\n    return x**2\n"):
+        ids = enc.encode(text)
+        assert quicktok.get_encoding("qwen3").decode(ids) == text and enc.count(text) == len(ids)
+
+
+def test_match_query_drops_stopwords() -> None:
+    expr, qs = match_query("What is the restic retention?")
+    assert qs == ["restic", "retent"] and expr == '"restic" OR "retent"'
