@@ -58,7 +58,42 @@ def main() -> int:
     for q in QUERIES:
         kb("search", q, "-k", "3")
     kb("status")
+    kb("ask", "How many daily Jellyfin logs are kept, and how?", "--dry-run")
+    if "--no-llm" not in sys.argv:
+        ask_tiny(env, kb)
     return 0
+
+
+def ask_tiny(env: dict[str, str], kb) -> None:
+    """Start `kb llm serve --profile tiny` (SmolLM2-135M on the CPU) and ask through it."""
+    import socket
+    import time
+    import urllib.request
+
+    from kb.serve import TINY_ALIAS
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    print(f"\n$ kb llm serve --profile tiny --port {port} &", flush=True)
+    log = open(Path(env["KB_HOME"]) / "tiny-llm.log", "wb")  # noqa: SIM115 - lives as long as the server
+    server = subprocess.Popen([sys.executable, "-m", "kb.cli.main", "llm", "serve", "--profile", "tiny",
+                               "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(url + "/models", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        env.update(KB_LLM_BASE_URL=url, KB_LLM_MODEL=TINY_ALIAS)
+        print("demo: SmolLM2-135M is a tiny CPU model: expect a simple answer; Qwen3-30B on vLLM is the real one.",
+              file=sys.stderr)
+        kb("ask", "How many daily Jellyfin logs are kept?")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 if __name__ == "__main__":

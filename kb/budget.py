@@ -83,10 +83,19 @@ class Context:
         }
 
 
+_SPECIAL = re.compile(r"<\|([a-z_]+)\|>|<(/?)(think|notes?|tool_call|tool_response)\b", re.I)
+
+
+def neutralise(text: str) -> str:
+    """Notes are data: special-token look-alikes (<|im_end|>, <think>) and our own delimiters are defused."""
+    return _SPECIAL.sub(lambda m: f"<\u200b|{m.group(1)}|>" if m.group(1) else f"<\u200b{m.group(2)}{m.group(3)}", text)
+
+
 def render_notes(passages: list[Passage]) -> str:
     if not passages:
         return "<notes>\n(no relevant notes found)\n</notes>"
-    parts = [f'<note id="{p.n}" source="{p.header()[len(f"[{p.n}] "):]}">\n{p.text}\n</note>' for p in passages]
+    parts = [f'<note id="{p.n}" source="{neutralise(p.header()[len(f"[{p.n}] "):])}">\n{neutralise(p.text)}\n</note>'
+             for p in passages]
     return "<notes>\n" + "\n".join(parts) + "\n</notes>"
 
 

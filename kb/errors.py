@@ -61,3 +61,25 @@ class VerifyError(KbError):
     """``kb status --verify`` found missing, orphan or duplicate chunks."""
 
     exit_code = 8
+
+
+class LLMError(KbError):
+    """The LLM server failed in an expected way."""
+
+    exit_code = 9
+
+
+class LLMUnavailableError(LLMError):
+    """No server answers at the configured URL."""
+
+
+class ModelNotServedError(LLMError):
+    """The server runs, but not the configured model."""
+
+
+class PromptTooLongError(LLMError):
+    """The prompt exceeds the server's context even after shrinking the budget."""
+
+
+class LLMTimeoutError(LLMError):
+    """The server took too long."""

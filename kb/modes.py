@@ -32,7 +32,8 @@ _CODE_WORDS = re.compile(
 )
 _THINK_WORDS = re.compile(
     r"\b(?:compare|comparison|versus|vs\.?|pros and cons|trade-?offs?|why|analy[sz]e|analysis|evaluate|"
-    r"assess|plan|planning|strategy|should i|which is better|what would you recommend|summari[sz]e|overview|explain how|"
+    r"assess|plan|planning|strategy|should i|which is better|what would you recommend|summari[sz]e|overview|"
+    r"explain how|"
     r"reason|implications?|differences? between|what if|prioriti[sz]e|"
     r"сравни\w*|сравнени\w*|почему|зачем|проанализ\w*|анализ\w*|оцени\w*|план\w*|стратеги\w*|стоит ли|"
     r"плюсы и минусы|что лучше|чем отлича\w*|разниц\w*|обобщи\w*|резюмир\w*|подытож\w*|объясни\w*|"

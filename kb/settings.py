@@ -138,6 +138,7 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8000/v1", description="OpenAI-compatible endpoint of the local LLM (vLLM)."
     )
     llm_model: str = Field("Qwen/Qwen3-30B-A3B", description="Model name served at llm_base_url.")
+    llm_timeout: float = Field(300.0, gt=0, description="Seconds to wait for the LLM server.")
     ingest: IngestSettings = Field(default_factory=IngestSettings, description="Ingestion settings.")
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings, description="Retrieval settings.")
     modes: ModesSettings = Field(default_factory=ModesSettings, description="Task modes.")

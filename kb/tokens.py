@@ -17,6 +17,9 @@ from functools import lru_cache
 log = logging.getLogger(__name__)
 
 
+EMPTY_THINK_TOKENS = 4  # <think> "\n\n" </think> "\n\n" (verified against the Qwen3 vocabulary in tests)
+
+
 class TokenCounter(ABC):
     name: str = "counter"
 
@@ -35,7 +38,7 @@ class TokenCounter(ABC):
             total += 2 + self.count(m["role"]) + 1 + self.count(m["content"]) + 1
         total += 2 + self.count("assistant") + 1  # <|im_start|>assistant\n
         if not thinking:
-            total += self.count("<think>\n\n</think>\n\n")  # Qwen3 template's empty think block
+            total += EMPTY_THINK_TOKENS  # Qwen3's template adds "<think>\n\n</think>\n\n" when thinking is off
         return total
 
 
@@ -50,7 +53,7 @@ class QwenVocabCounter(TokenCounter):
         self._enc = quicktok.get_encoding("qwen3")
 
     def count(self, text: str) -> int:
-        return len(self._enc.encode(text)) if text else 0
+        return len(self._enc.encode_ordinary(text)) if text else 0
 
     def count_many(self, texts: Sequence[str]) -> list[int]:
         if not texts:
@@ -60,7 +63,8 @@ class QwenVocabCounter(TokenCounter):
         return [int(n) for n in quicktok.count_batch(self._enc, list(texts))]
 
     def encode(self, text: str) -> list[int]:
-        return list(self._enc.encode(text))
+        """Ids of ``text`` as plain text (special-token look-alikes are not specials)."""
+        return list(self._enc.encode_ordinary(text))
 
 
 class ServerCounter(TokenCounter):

