@@ -31,8 +31,8 @@ if TYPE_CHECKING:
     from kb.embed import Embedder
     from kb.store import VectorStore
 
-GROUP_CHUNKS = 512  # chunks to embed per write group
-GROUP_FILES = 200
+GROUP_CHUNKS = 2048  # chunks to embed per write group (large: better length-sorted batches)
+GROUP_FILES = 500
 
 
 @dataclass
