@@ -18,10 +18,12 @@ from kb.errors import KbError
 
 if TYPE_CHECKING:
     from ingest.sync import SyncReport
+    from kb.answer import Answer
     from kb.core import Hit, KnowledgeBase
     from kb.settings import Settings
 
-__all__ = ["Hit", "KbError", "KnowledgeBase", "Settings", "SyncReport", "ingest", "search"]
+__all__ = ["Answer", "Chat", "Context", "Filters", "Hit", "KbError", "KnowledgeBase", "Settings", "SyncReport",
+           "ask", "ingest", "search"]
 __version__ = "0.1.0"
 
 logging.getLogger("kb").addHandler(logging.NullHandler())
@@ -43,7 +45,27 @@ def search(query: str, k: int = 8, **settings: Any) -> list[Hit]:
         return base.search(query, k=k)
 
 
+def ask(question: str, mode: str = "auto", **settings: Any) -> Answer:
+    """Answer ``question`` from your notes with the configured LLM (see `kb.Answer`)."""
+    from kb.core import KnowledgeBase
+
+    with KnowledgeBase(**settings) as base:
+        return base.ask(question, mode)
+
+
 def __getattr__(name: str) -> Any:
+    if name in ("Answer", "Chat"):
+        from kb import answer
+
+        return getattr(answer, name)
+    if name == "Context":
+        from kb.budget import Context
+
+        return Context
+    if name == "Filters":
+        from kb.retrieve import Filters
+
+        return Filters
     if name in ("KnowledgeBase", "Hit"):
         from kb import core
 

@@ -18,6 +18,7 @@ from kb.settings import Settings, load_settings
 from kb.store import VectorStore
 
 if TYPE_CHECKING:
+    from kb.answer import Answer
     from kb.budget import Context
     from kb.context import ContextBuilder
     from kb.retrieve import Filters
@@ -39,6 +40,7 @@ class Hit:
     score: float
     text: str
     page: int | None = None
+    relevance: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,6 +78,7 @@ class KnowledgeBase:
         self.manifest = Manifest(self.home / "manifest.sqlite3")
         self._embedder = embedder
         self._store: VectorStore | None = None
+        self._llm = None
         self._chunker: Chunker | None = None
         self.lock = WriterLock(self.home)
         self.crash_hook = None  # tests inject crashes between write steps
@@ -245,28 +248,31 @@ class KnowledgeBase:
                 f"set KB_EMBED_MODEL back to {indexed}, or run `kb ingest` to re-embed with the new model",
             )
 
-    def search(self, query: str, k: int | None = None) -> list[Hit]:
-        """Dense search: the ``k`` chunks nearest to the query."""
+    def search(self, query: str, k: int | None = None, filters: Filters | None = None) -> list[Hit]:
+        """Hybrid search (dense + BM25, reciprocal rank fusion): the ``k`` best chunks for the query.
+        ``score`` is the fused score (ordering); ``relevance`` the calibrated 0..1 evidence the budgeter uses."""
+        from kb.budget import relevance
+
         self._check_readable()
         k = k or self.settings.retrieval.k
         if self.manifest.chunk_count() == 0:
             return []
-        vec = self.embedder().embed_query(query)
-        found = self.store().query(vec, k)
-        rows = self.manifest.chunks_by_id([cid for cid, _ in found])
-        hits = []
-        for cid, score in found:
-            c = rows.get(cid)
-            if c is None:
-                continue  # a vector mid-write; the manifest decides what exists
-            hits.append(Hit(cid, str(Path(c.root) / c.path), c.root, c.path, c.heading, c.start_line, c.end_line,
-                            round(score, 4), c.text, c.page))
-        return hits
+        r = self.contexts().retriever().retrieve(query, k=max(k, self.settings.retrieval.candidates),
+                                                 filters=filters)
+        return [Hit(c.id, str(Path(c.root) / c.path), c.root, c.path, c.heading, c.start_line, c.end_line,
+                    round(c.fused, 5), c.text, c.page, round(relevance(c, r.dense_weight), 3))
+                for c in r.candidates[:k]]
 
     def context(self, question: str, mode: str = "auto", filters: Filters | None = None, **kw: Any) -> Context:
         """The focused context for a question: mode (and why), kept passages and dropped candidates."""
         self._check_readable()
         return self.contexts().build(question, mode, filters, **kw)
+
+    def ask(self, question: str, mode: str = "auto", filters: Filters | None = None, **kw: Any) -> Answer:
+        """Answer from the notes with the configured LLM: text, verified citations, context, usage, timings."""
+        from kb.answer import answer
+
+        return answer(self, question, mode, filters=filters, **kw)
 
     def contexts(self) -> ContextBuilder:
         if self._contexts is None:

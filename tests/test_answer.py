@@ -221,3 +221,13 @@ def test_openai_client_request_shape() -> None:
     body = llm.request([{"role": "user", "content": "x"}], GenParams(max_tokens=55, thinking=True))
     assert body["max_tokens"] == 55 and body["stream_options"] == {"include_usage": True}
     assert body["extra_body"]["chat_template_kwargs"] == {"enable_thinking": True}
+
+
+def test_public_api_ask(make_kb, vault: Path) -> None:
+    import kb
+
+    base = make_kb()
+    base.ingest([vault])
+    ans = base.ask("how many jellyfin log copies are kept", llm=ScriptedLLM(["Seven [1]."]))
+    assert isinstance(ans, kb.Answer) and ans.text == "Seven [1]." and ans.citations
+    assert {"ask", "search", "ingest", "KnowledgeBase", "Answer", "Chat"} <= set(kb.__all__)

@@ -35,7 +35,7 @@ def test_ingest_json_search_status(hash_env, notes: Path) -> None:
     r = run("search", "bananas paragraph", "-k", "2", "--json")
     hits = json.loads(r.stdout)
     assert len(hits) == 2
-    assert set(hits[0]) == {"path", "heading", "start_line", "end_line", "score", "text"}
+    assert set(hits[0]) == {"path", "heading", "start_line", "end_line", "score", "relevance", "text"}
     assert hits[0]["path"].endswith("alpha.md")
 
     r = run("status", "--json", "--verify")

@@ -25,13 +25,13 @@ def search(
         hits = base.search(query, k=k)
     if json_:
         print_json([{"path": h.path, "heading": h.heading, "start_line": h.start_line, "end_line": h.end_line,
-                     "score": h.score, "text": h.text} for h in hits])
+                     "score": h.score, "relevance": h.relevance, "text": h.text} for h in hits])
         return
     if not hits:
         out.print("no results (is anything indexed? see `kb status`)")
         return
     for i, h in enumerate(hits, 1):
         out.print(f"[bold cyan]{i}.[/] [bold]{h.path}:{h.start_line}[/]  [dim]{h.heading}[/]  "
-                  f"[green]{h.score:.3f}[/]", highlight=False)
+                  f"[green]relevance {h.relevance:.2f}[/]", highlight=False)
         snippet = " ".join(h.text.split())
         out.print(f"   {snippet[:240]}{'…' if len(snippet) > 240 else ''}", highlight=False)
