@@ -105,7 +105,7 @@ class ModesSettings(BaseModel):
     )
     think: ModeSettings = Field(
         default_factory=lambda: ModeSettings(
-            budget=12000, max_passages=24, min_relevance=0.25, cutoff_gap=0.6, prune=False, order="edges",
+            budget=12000, max_passages=24, min_relevance=0.15, cutoff_gap=0.6, prune=False, order="edges",
             thinking=True, max_output_tokens=8192, temperature=0.6, top_p=0.95,
         ),
         description="Analysis / comparison / planning: larger context, strongest passages first and last; "

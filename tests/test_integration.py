@@ -81,3 +81,19 @@ def test_language_warning_for_english_model_on_russian_notes(tmp_path: Path, min
     with KnowledgeBase(embed_model=minilm) as base:
         r = base.ingest([root])
     assert any("BAAI/bge-m3" in n for n in r.notices)
+
+
+def test_dry_run_contexts_by_task_on_example_vault(vault: Path, minilm: str) -> None:
+    """Code question → small relevant context; analysis question → larger one; unrelated → empty."""
+    from kb.core import KnowledgeBase
+
+    with KnowledgeBase(embed_model=minilm) as base:
+        base.ingest([vault])
+        code = base.context("how do I read a file with the right encoding in python?")
+        think = base.context("compare my backup strategy with the home server plans: what should I prioritise?")
+        none = base.context("what is the capital of Peru?")
+    assert code.mode == "code" and code.passages and code.passages[0].path == "projects/python-tips.md"
+    assert think.mode == "think" and "compare" in think.mode_reason
+    assert {"projects/backup-strategy.md", "projects/home-server.md"} <= {p.path for p in think.passages}
+    assert think.tokens > code.tokens > 0
+    assert none.passages == [] and none.tokens == 0 and none.dropped
