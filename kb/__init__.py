@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from kb.errors import KbError
 
 if TYPE_CHECKING:
-    from ingest.sync import SyncReport
+    from ingest.report import SyncReport
     from kb.answer import Answer
     from kb.core import Hit, KnowledgeBase
     from kb.settings import Settings
@@ -75,7 +75,7 @@ def __getattr__(name: str) -> Any:
 
         return Settings
     if name == "SyncReport":
-        from ingest.sync import SyncReport
+        from ingest.report import SyncReport
 
         return SyncReport
     raise AttributeError(f"module 'kb' has no attribute {name!r}")

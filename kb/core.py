@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from ingest.chunk import CHUNKER_VERSION, Chunker
 from ingest.manifest import INDEXED, Manifest
-from ingest.sync import ProgressFn, Syncer, SyncEvent, SyncReport
+from ingest.report import ProgressFn, SyncEvent, SyncReport
+from ingest.sync import Syncer
 from kb.embed import Embedder, get_embedder, is_english_only, model_id_for
 from kb.errors import KbError, ModelMismatchError, PathNotFoundError
 from kb.lock import WriterLock

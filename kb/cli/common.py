@@ -15,7 +15,7 @@ from rich.markup import escape
 from kb.errors import KbError
 
 if TYPE_CHECKING:
-    from ingest.sync import SyncEvent
+    from ingest.report import SyncEvent
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
