@@ -76,7 +76,7 @@ def evaluate(questions: list[dict[str, Any]], corpus: Path, modes: list[str],
         with KnowledgeBase(**settings) as base:
             say(f"indexing {corpus} into {base.home}")
             report = base.ingest([corpus])
-            say(f"indexed: {report.chunks} chunks ({report.embedded} embedded)")
+            say(f"index ready: {base.manifest.chunk_count()} chunks ({report.embedded} embedded in this run)")
             builder = base.contexts()
             emb = base.embedder()
             t0 = time.perf_counter()
