@@ -53,29 +53,15 @@ def ask(question: str, mode: str = "auto", **settings: Any) -> Answer:
         return base.ask(question, mode)
 
 
+_LAZY = {  # public name → module that defines it (imported on first use: heavy dependencies stay lazy)
+    "Answer": "kb.answer", "Chat": "kb.answer", "Context": "kb.budget", "Filters": "kb.retrieve",
+    "KnowledgeBase": "kb.core", "Hit": "kb.core", "Settings": "kb.settings", "SyncReport": "ingest.report",
+}
+
+
 def __getattr__(name: str) -> Any:
-    if name in ("Answer", "Chat"):
-        from kb import answer
+    if name in _LAZY:
+        import importlib
 
-        return getattr(answer, name)
-    if name == "Context":
-        from kb.budget import Context
-
-        return Context
-    if name == "Filters":
-        from kb.retrieve import Filters
-
-        return Filters
-    if name in ("KnowledgeBase", "Hit"):
-        from kb import core
-
-        return getattr(core, name)
-    if name == "Settings":
-        from kb.settings import Settings
-
-        return Settings
-    if name == "SyncReport":
-        from ingest.report import SyncReport
-
-        return SyncReport
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'kb' has no attribute {name!r}")
