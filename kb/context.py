@@ -36,7 +36,7 @@ class ContextBuilder:
         if self._retriever is None:
             base = self.base
             emb = base.embedder()
-            name = base.settings.embed_model if base._embedder is None or not hasattr(emb, "name") else emb.name
+            name = getattr(emb, "name", base.settings.embed_model)  # test embedders have no model name
             self._retriever = Retriever(base.manifest, base.store(), emb, is_english_only(name),
                                         reranker=self._reranker())
         return self._retriever
