@@ -37,6 +37,7 @@ class SyncReport:
     problems: list[dict[str, str]] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    interrupted: bool = False  # stopped early (shutdown); the next sync finishes the job
 
     def merge(self, other: SyncReport) -> None:
         for name in ("added", "updated", "unchanged", "moved", "deleted", "skipped", "failed", "embedded",
@@ -45,10 +46,12 @@ class SyncReport:
         self.problems += other.problems
         self.notices += other.notices
         self.seconds += other.seconds
+        self.interrupted = self.interrupted or other.interrupted
 
     def as_dict(self) -> dict[str, Any]:
         keys = ("added", "updated", "unchanged", "moved", "deleted", "skipped", "failed", "embedded")
         out: dict[str, Any] = {k: getattr(self, k) for k in keys}
         out.update(reused=self.reused, chunks=self.chunks, seconds=round(self.seconds, 3),
-                   problems=self.problems, notices=self.notices)
+                   problems=self.problems, notices=self.notices,
+                   interrupted=self.interrupted)
         return out

@@ -15,6 +15,7 @@ manifest chunks without a vector are dropped and their files marked stale, so th
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +35,17 @@ if TYPE_CHECKING:
 
 GROUP_CHUNKS = 2048  # chunks to embed per write group (large: better length-sorted batches)
 GROUP_FILES = 500
+
+
+def _exact_name(path: Path, listings: dict[Path, set[str]]) -> bool:
+    """True when ``path`` exists with exactly this spelling (a case-only rename on a case-insensitive
+    file system leaves the old spelling 'existing')."""
+    if path.parent not in listings:
+        try:
+            listings[path.parent] = set(os.listdir(path.parent))
+        except OSError:
+            listings[path.parent] = set()
+    return path.name in listings[path.parent]
 
 
 def chunk_id(root: str, path: str, chunk_hash: str, occurrence: int) -> str:
@@ -71,6 +83,8 @@ class Syncer:
         max_bytes: int,
         progress: ProgressFn | None = None,
         crash_hook: Callable[[str], None] | None = None,
+        group_chunks: int = GROUP_CHUNKS,
+        should_stop: Callable[[], bool] | None = None,
     ) -> None:
         self.manifest = manifest
         self._store = store
@@ -81,6 +95,8 @@ class Syncer:
         self.extensions, self.ignore_dirs, self.max_bytes = extensions, ignore_dirs, max_bytes
         self.progress = progress or (lambda e: None)
         self.crash_hook = crash_hook
+        self.group_chunks = group_chunks
+        self.should_stop = should_stop or (lambda: False)  # checked between write groups (graceful shutdown)
         self._embed_texts: dict[str, str] = {}  # chunk id → text to embed, for prepared, unwritten chunks
 
     def _crash(self, point: str) -> None:
@@ -105,9 +121,10 @@ class Syncer:
             disk = {c.rel: c for c in scanner.walk()}
         else:
             disk = {}
+            listings: dict[Path, set[str]] = {}
             for rel in only:
                 c = scanner.candidate(root / rel, rel)
-                if c is not None:
+                if c is not None and _exact_name(root / rel, listings):
                     disk[rel] = c
             known = {p: f for p, f in known.items() if p in only}
         self.progress(SyncEvent("scan", files_total=len(disk), message=f"{len(disk)} files in {root}"))
@@ -163,7 +180,10 @@ class Syncer:
             if w.old is None and w.sha and by_sha.get(w.sha):
                 w.moved_from = by_sha[w.sha].pop(0)
 
-        self._process(rkey, work, report, len(disk))
+        if not self._process(rkey, work, report, len(disk)):
+            report.interrupted = True
+            report.seconds = time.perf_counter() - t0
+            return report  # stopped between groups: what was written is consistent; the rest waits for next start
         self._delete(rkey, gone)
         moved_sources = {w.moved_from for w in work if w.moved_from}
         report.deleted += len([p for p in gone if p not in moved_sources])
@@ -199,7 +219,8 @@ class Syncer:
         return len(orphans), len(missing)
 
     # ------------------------------------------------------------------ internals
-    def _process(self, rkey: str, work: list[_Work], report: SyncReport, total: int) -> None:
+    def _process(self, rkey: str, work: list[_Work], report: SyncReport, total: int) -> bool:
+        """Prepare and write ``work`` in groups; False when ``should_stop`` interrupted it between groups."""
         if any(w.problem is None for w in work):
             self._chunker()  # load the model up front: failing here is not any one file's fault
         group: list[_Work] = []
@@ -209,15 +230,18 @@ class Syncer:
             self._prepare(rkey, w)
             group.append(w)
             pending += len(w.chunks)
-            if pending >= GROUP_CHUNKS or len(group) >= GROUP_FILES:
+            if pending >= self.group_chunks or len(group) >= GROUP_FILES:
                 self._write(rkey, group, report)
                 done += len(group)
                 self.progress(SyncEvent("write", done, total, report.chunks, report.embedded))
                 group, pending = [], 0
+                if self.should_stop():
+                    return False
         if group:
             self._write(rkey, group, report)
             done += len(group)
             self.progress(SyncEvent("write", done, total, report.chunks, report.embedded))
+        return True
 
     def _prepare(self, rkey: str, w: _Work) -> None:
         rel, cand = w.cand.rel, w.cand

@@ -82,6 +82,13 @@ class Context:
             "kept": [asdict(p) for p in self.passages], "dropped": [asdict(d) for d in self.dropped],
         }
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Context:
+        """Inverse of `as_dict` (contexts built by the daemon travel as JSON)."""
+        return cls(d["question"], d["mode"], d["mode_reason"], d["budget"],
+                   [Passage(**p) for p in d["kept"]], [Dropped(**x) for x in d["dropped"]],
+                   d["tokens"], d["counter"])
+
 
 _SPECIAL = re.compile(r"<\|([a-z_]+)\|>|<(/?)(think|notes?|tool_call|tool_response)\b", re.I)
 

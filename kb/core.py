@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ingest.chunk import CHUNKER_VERSION, Chunker
-from ingest.manifest import INDEXED, Manifest
+from ingest.manifest import Manifest
 from ingest.report import ProgressFn, SyncEvent, SyncReport
 from ingest.sync import Syncer
 from kb.embed import Embedder, get_embedder, is_english_only, model_id_for
@@ -17,6 +19,7 @@ from kb.errors import KbError, ModelMismatchError, PathNotFoundError
 from kb.lock import WriterLock
 from kb.settings import Settings, load_settings
 from kb.store import VectorStore
+from kb.verify import VerifyReport
 
 if TYPE_CHECKING:
     from kb.answer import Answer
@@ -47,22 +50,8 @@ class Hit:
         return asdict(self)
 
 
-@dataclass
-class VerifyReport:
-    missing: list[str] = field(default_factory=list)  # chunk ids in the manifest without a vector
-    orphans: list[str] = field(default_factory=list)  # vectors the manifest doesn't know
-    duplicates: list[str] = field(default_factory=list)  # files whose chunks are stored twice
-    stale: list[dict[str, str]] = field(default_factory=list)  # disk differs from the index
-    chunks: int = 0
-    vectors: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return not (self.missing or self.orphans or self.duplicates or self.stale)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "chunks": self.chunks, "vectors": self.vectors, "missing": len(self.missing),
-                "orphans": len(self.orphans), "duplicates": self.duplicates, "stale": self.stale}
+def _filters_dict(filters: Filters | None) -> dict[str, Any] | None:
+    return asdict(filters) if filters else None
 
 
 class KnowledgeBase:
@@ -73,7 +62,8 @@ class KnowledgeBase:
     ...     hits = kb.search("how do I rotate logs?")
     """
 
-    def __init__(self, settings: Settings | None = None, *, embedder: Embedder | None = None, **overrides: Any):
+    def __init__(self, settings: Settings | None = None, *, embedder: Embedder | None = None,
+                 use_daemon: bool = True, **overrides: Any):
         self.settings = settings or load_settings(**overrides)
         self.home = self.settings.data_dir()
         self.manifest = Manifest(self.home / "manifest.sqlite3")
@@ -84,6 +74,8 @@ class KnowledgeBase:
         self.lock = WriterLock(self.home)
         self.crash_hook = None  # tests inject crashes between write steps
         self._contexts = None
+        self.use_daemon = use_daemon  # forward reads (and ingest) to a running `kb watch`
+        self._store_version: int | None = None  # manifest data_version when the store was opened
 
     # ---------------------------------------------------------------- lifecycle
     def close(self) -> None:
@@ -117,8 +109,52 @@ class KnowledgeBase:
 
     def store(self) -> VectorStore:
         if self._store is None:
+            self._store_version = self._data_version()
             self._store = VectorStore(self.home / "chroma", self.model_id)
         return self._store
+
+    def _data_version(self) -> int:
+        """Changes whenever *another* connection (process) commits to the manifest."""
+        return int(self.manifest.db.execute("PRAGMA data_version").fetchone()[0])
+
+    def daemon(self):
+        """A client for the `kb watch` daemon serving this KB_HOME with the same model, or None."""
+        if not self.use_daemon:
+            return None
+        from kb.client import connect
+
+        client = connect(self.home)
+        if client is None:
+            return None
+        theirs = client.state.get("model_id")
+        if theirs != self.model_id:
+            raise ModelMismatchError(
+                f"`kb watch` (pid {client.state.get('pid')}) indexes with {theirs}, but this process is configured "
+                f"for {self.model_id}", f"use KB_EMBED_MODEL={theirs} here, or stop `kb watch` first")
+        return client
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Direct read access without a daemon: hold the writer lock (Chroma is not process-safe), and reopen
+        the store when another process wrote since we opened it (its vector index would be stale)."""
+        if self.lock.held:
+            yield
+            return
+        wait = self.settings.watch.reader_lock_wait_s
+        self.lock.acquire(timeout=wait, on_wait=lambda m: log.warning("%s (up to %gs)", m, wait))
+        try:
+            if self._store is not None and self._data_version() != self._store_version:
+                self._reopen_store()
+            yield
+        finally:
+            self.lock.release()
+
+    def _reopen_store(self) -> None:
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        self._store = None
+        self._contexts = None
+        SharedSystemClient.clear_system_cache()
 
     def chunker(self) -> Chunker:
         if self._chunker is None:
@@ -144,26 +180,47 @@ class KnowledgeBase:
         """Sync the given folders (default: every known root) into the index."""
         notify = progress or (lambda e: None)
         roots = self._roots_for(paths)
+        client = self.daemon()
+        if client is not None:
+            from kb.client import DaemonUnavailable
+
+            notify(SyncEvent("notice", message=f"`kb watch` (pid {client.state['pid']}) is running: it does the sync"))
+            try:
+                result = client.request("ingest", {"paths": [str(r) for r in roots]}, timeout=None,
+                                        on_event=lambda e: notify(SyncEvent(**e)))
+                return SyncReport(**{k: v for k, v in result.items() if k in SyncReport.__dataclass_fields__})
+            except DaemonUnavailable:
+                notify(SyncEvent("notice", message="the daemon stopped answering; syncing directly"))
         self.lock.acquire(timeout=wait, on_wait=lambda m: notify(SyncEvent("notice", message=m)))
         try:
-            report = SyncReport()
-            syncer = self._syncer(progress)
-            self._check_model(report, notify)
-            orphans, dropped = syncer.repair()
-            if orphans or dropped:
-                msg = f"repaired an interrupted write: {orphans} orphan vectors removed, {dropped} chunks redone"
-                report.notices.append(msg)
-                notify(SyncEvent("notice", message=msg))
-            for root in roots:
-                if not root.is_dir():
-                    report.problems.append({"path": str(root), "reason": "root folder is missing; not synced "
-                                            f"(remove it from the index with `kb forget {root}`)"})
-                    continue
-                report.merge(syncer.sync_root(root))
-            self._warn_language(report, notify)
-            return report
+            return self.sync_locked(roots, progress)
         finally:
             self.lock.release()
+
+    def sync_locked(self, roots: list[Path], progress: ProgressFn | None = None,
+                    only: dict[Path, set[str]] | None = None, syncer: Syncer | None = None) -> SyncReport:
+        """Repair an interrupted write, then sync ``roots`` (just the paths in ``only[root]`` when given).
+        The caller holds the writer lock."""
+        notify = progress or (lambda e: None)
+        report = SyncReport()
+        syncer = syncer or self._syncer(progress)
+        self._check_model(report, notify)
+        orphans, dropped = syncer.repair()
+        if orphans or dropped:
+            msg = f"repaired an interrupted write: {orphans} orphan vectors removed, {dropped} chunks redone"
+            report.notices.append(msg)
+            notify(SyncEvent("notice", message=msg))
+        for root in roots:
+            if not root.is_dir():
+                report.problems.append({"path": str(root), "reason": "root folder is missing; not synced "
+                                        f"(remove it from the index with `kb forget {root}`)"})
+                continue
+            report.merge(syncer.sync_root(root, only=None if only is None else only.get(root, set())))
+            if report.interrupted:
+                break
+        if only is None:
+            self._warn_language(report, notify)
+        return report
 
     def _roots_for(self, paths: list[str | os.PathLike[str]] | None) -> list[Path]:
         if paths:
@@ -223,6 +280,9 @@ class KnowledgeBase:
     def forget(self, path: str | os.PathLike[str]) -> int:
         """Remove a root, a folder or a file from the index (files on disk are untouched)."""
         target = Path(path).expanduser().resolve()
+        client = self.daemon()
+        if client is not None:
+            return int(client.request("forget", {"path": str(target)}, timeout=None))
         self.lock.acquire(timeout=600.0)
         try:
             syncer = self._syncer(None)
@@ -256,10 +316,21 @@ class KnowledgeBase:
 
         self._check_readable()
         k = k or self.settings.retrieval.k
-        if self.manifest.chunk_count() == 0:
-            return []
-        r = self.contexts().retriever().retrieve(query, k=max(k, self.settings.retrieval.candidates),
-                                                 filters=filters)
+        client = self.daemon()
+        if client is not None:
+            from kb.client import DaemonUnavailable
+
+            try:
+                hits = client.request("search", {"query": query, "k": k, "filters": _filters_dict(filters)},
+                                      timeout=120)
+                return [Hit(**h) for h in hits]
+            except DaemonUnavailable:
+                pass
+        with self.reading():
+            if self.manifest.chunk_count() == 0:
+                return []
+            r = self.contexts().retriever().retrieve(query, k=max(k, self.settings.retrieval.candidates),
+                                                     filters=filters)
         return [Hit(c.id, str(Path(c.root) / c.path), c.root, c.path, c.heading, c.start_line, c.end_line,
                     round(c.fused, 5), c.text, c.page, round(relevance(c, r.dense_weight), 3))
                 for c in r.candidates[:k]]
@@ -267,7 +338,19 @@ class KnowledgeBase:
     def context(self, question: str, mode: str = "auto", filters: Filters | None = None, **kw: Any) -> Context:
         """The focused context for a question: mode (and why), kept passages and dropped candidates."""
         self._check_readable()
-        return self.contexts().build(question, mode, filters, **kw)
+        client = self.daemon() if not kw else None
+        if client is not None:
+            from kb.budget import Context
+            from kb.client import DaemonUnavailable
+
+            try:
+                d = client.request("context", {"question": question, "mode": mode,
+                                               "filters": _filters_dict(filters)}, timeout=120)
+                return Context.from_dict(d)
+            except DaemonUnavailable:
+                pass
+        with self.reading():
+            return self.contexts().build(question, mode, filters, **kw)
 
     def ask(self, question: str, mode: str = "auto", filters: Filters | None = None, **kw: Any) -> Answer:
         """Answer from the notes with the configured LLM: text, verified citations, context, usage, timings."""
@@ -304,45 +387,19 @@ class KnowledgeBase:
         }
 
     def verify(self) -> VerifyReport:
-        """Compare manifest, vector store and disk."""
-        rep = VerifyReport()
-        ids = self.manifest.all_chunk_ids()
-        rep.chunks = len(ids)
-        store_ids = self.store().all_ids() if (ids or self.manifest.get_meta("model_id")) else []
-        rep.vectors = len(store_ids)
-        in_store, in_manifest = set(store_ids), set(ids)
-        rep.missing = sorted(in_manifest - in_store)
-        rep.orphans = sorted(in_store - in_manifest)
-        dup = self.manifest.db.execute(
-            "SELECT root, path FROM chunks GROUP BY root, path, position HAVING COUNT(*) > 1").fetchall()
-        rep.duplicates = sorted({str(Path(r) / p) for r, p in dup})
-        if len(store_ids) != len(in_store):
-            rep.duplicates.append("vector store holds repeated ids")
-        syncer = self._syncer(None)
-        import hashlib
+        """Compare manifest, vector store and disk (through the daemon, once it is idle, when one runs)."""
+        client = self.daemon()
+        if client is not None:
+            from kb.client import DaemonUnavailable
 
-        for root, _ in self.manifest.roots():
-            rpath = Path(root)
-            if not rpath.is_dir():
-                rep.stale.append({"path": root, "problem": "root folder missing"})
-                continue
-            known = {p: f for (_, p), f in self.manifest.files(root).items()}
-            disk = {c.rel: c for c in syncer.scanner(rpath).walk()}
-            for rel in sorted(set(disk) - set(known)):
-                rep.stale.append({"path": str(rpath / rel), "problem": "on disk, not in the index"})
-            for rel in sorted(set(known) - set(disk)):
-                rep.stale.append({"path": str(rpath / rel), "problem": "in the index, gone from disk"})
-            for rel in sorted(set(disk) & set(known)):
-                f = known[rel]
-                if f.status != INDEXED:
-                    continue
-                if not f.sha256:
-                    rep.stale.append({"path": str(rpath / rel), "problem": "marked for re-indexing"})
-                    continue
-                try:
-                    sha = hashlib.sha256(disk[rel].path.read_bytes()).hexdigest()
-                except OSError:
-                    continue
-                if sha != f.sha256:
-                    rep.stale.append({"path": str(rpath / rel), "problem": "changed on disk since indexing"})
-        return rep
+            try:
+                return VerifyReport(**client.request("verify", timeout=None))
+            except DaemonUnavailable:
+                pass
+        with self.reading():
+            return self.verify_locked()
+
+    def verify_locked(self) -> VerifyReport:
+        from kb.verify import verify_index
+
+        return verify_index(self)

@@ -49,6 +49,24 @@ class IngestSettings(BaseModel):
     embed_batch_size: int = Field(64, ge=1, description="Chunks per embedding batch.")
 
 
+class WatchSettings(BaseModel):
+    """How `kb watch` follows the note folders."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    debounce_s: float = Field(0.5, ge=0.05, le=30, description="Quiet time after a file's last event before it "
+                              "is read (coalesces editor save bursts, waits out half-written files).")
+    reconcile_minutes: float = Field(15.0, ge=0, description="Full re-scan of every root this often, to catch "
+                                     "events the OS dropped (0 = only at start).")
+    poll_interval_s: float = Field(2.0, gt=0, description="Scan interval of the polling observer used when the OS "
+                                   "watch limit is exhausted (inotify ENOSPC).")
+    group_chunks: int = Field(256, ge=16, description="Chunks per write group in the daemon; smaller groups make "
+                              "new notes searchable sooner and shutdown faster.")
+    log_mb: float = Field(5.0, gt=0, description="Rotate KB_HOME/logs/watch.log at this size (MiB); 3 kept.")
+    reader_lock_wait_s: float = Field(30.0, ge=0, description="Without a daemon, how long a reader waits for a "
+                                      "writer (e.g. `kb ingest`) to finish before giving up.")
+
+
 class RetrievalSettings(BaseModel):
     """Search defaults."""
 
@@ -141,6 +159,7 @@ class Settings(BaseSettings):
     llm_timeout: float = Field(300.0, gt=0, description="Seconds to wait for the LLM server.")
     ingest: IngestSettings = Field(default_factory=IngestSettings, description="Ingestion settings.")
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings, description="Retrieval settings.")
+    watch: WatchSettings = Field(default_factory=WatchSettings, description="Background sync (`kb watch`).")
     modes: ModesSettings = Field(default_factory=ModesSettings, description="Task modes.")
 
     @classmethod

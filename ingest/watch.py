@@ -1,0 +1,172 @@
+"""File-system events → a debounced set of paths to re-sync.
+
+Watchdog delivers a burst of events per save (editors write a temp file, rename it over the note, touch
+metadata). `ChangeQueue` coalesces them per path and releases a path only after it has been quiet for the
+debounce time *and* its mtime is that old too (a half-written file that stopped emitting events is not read).
+The syncer then reconciles exactly those paths; a folder event expands to every file under the folder on
+disk and in the index, so folder create/move/delete need no special cases.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+
+log = logging.getLogger(__name__)
+
+# OS refused another watch: inotify's max_user_watches / max_user_instances, too many open files
+WATCH_LIMIT_ERRNOS = {errno.ENOSPC, errno.EMFILE, errno.ENFILE}
+
+
+@dataclass
+class Change:
+    root: str
+    rel: str  # POSIX path relative to the root ('' = the root itself)
+    is_dir: bool
+    last: float  # monotonic time of the last event for this path
+
+
+class ChangeQueue:
+    """Thread-safe, per-path debounced queue. `add` from observer threads; `ready` from the worker."""
+
+    def __init__(self, debounce: float) -> None:
+        self.debounce = debounce
+        self._items: dict[tuple[str, str], Change] = {}
+        self._cv = threading.Condition()
+        self.events = 0
+        self.last_event: dict[str, object] | None = None
+
+    def add(self, root: str, rel: str, is_dir: bool, kind: str = "modified") -> None:
+        now = time.monotonic()
+        with self._cv:
+            key = (root, rel)
+            old = self._items.get(key)
+            self._items[key] = Change(root, rel, is_dir or (old.is_dir if old else False), now)
+            self.events += 1
+            self.last_event = {"time": time.time(), "kind": kind, "path": os.path.join(root, rel)}
+            self._cv.notify_all()
+
+    def __len__(self) -> int:
+        with self._cv:
+            return len(self._items)
+
+    def wait(self, timeout: float) -> None:
+        """Sleep until something is queued or ``timeout`` passes."""
+        with self._cv:
+            if not self._items:
+                self._cv.wait(timeout)
+
+    def next_due(self) -> float | None:
+        """Seconds until the earliest queued path becomes due (None when empty)."""
+        with self._cv:
+            if not self._items:
+                return None
+            return max(0.0, min(c.last for c in self._items.values()) + self.debounce - time.monotonic())
+
+    def ready(self) -> list[Change]:
+        """Pop the paths that have been quiet for the debounce time and whose file is not being written."""
+        now = time.monotonic()
+        wall = time.time()
+        out: list[Change] = []
+        with self._cv:
+            for key, c in list(self._items.items()):
+                if now - c.last < self.debounce:
+                    continue
+                if not c.is_dir and _still_written(Path(c.root) / c.rel, wall, self.debounce):
+                    c.last = now  # events stopped but the file keeps changing: wait another round
+                    continue
+                out.append(self._items.pop(key))
+        return out
+
+
+def _still_written(path: Path, wall: float, debounce: float) -> bool:
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        return False
+    return 0 <= wall - mtime < debounce * 0.5
+
+
+class RootHandler(FileSystemEventHandler):
+    """Maps watchdog events under one root to queue entries (both ends of a move)."""
+
+    def __init__(self, root: Path, queue: ChangeQueue) -> None:
+        self.root = root
+        self.rkey = str(root)
+        self.queue = queue
+
+    def _rel(self, path: str | bytes) -> str | None:
+        p = os.fsdecode(path)
+        try:
+            rel = Path(p).relative_to(self.root).as_posix()
+        except ValueError:
+            return None  # moved out of this root (the other end is handled by the source event)
+        return "" if rel == "." else rel
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in ("opened", "closed_no_write"):
+            return
+        if event.is_directory and event.event_type == "modified":
+            return  # a folder's mtime changes with every file event; the file events carry the information
+        paths = [event.src_path]
+        if event.event_type == "moved":
+            paths.append(event.dest_path)
+        for p in paths:
+            rel = self._rel(p)
+            if rel is None or rel == "":
+                continue
+            self.queue.add(self.rkey, rel, event.is_directory, event.event_type)
+
+
+def expand(root: Path, rel: str, known: set[str], is_ignored) -> set[str]:
+    """A folder event's file set: everything the index holds under it plus everything on disk under it."""
+    prefix = rel + "/"
+    out = {p for p in known if p.startswith(prefix)}
+    folder = root / rel
+    if folder.is_dir() and not folder.is_symlink():
+        for dirpath, dirnames, filenames in os.walk(folder):
+            d = Path(dirpath)
+            drel = d.relative_to(root).as_posix()
+            dirnames[:] = [n for n in dirnames if not is_ignored(f"{drel}/{n}", True)]
+            out.update(f"{drel}/{n}" for n in filenames)
+    return out
+
+
+def start_observer(root: Path, handler: RootHandler, poll_interval: float, force_polling: bool = False):
+    """Watch ``root`` with the native observer; when the OS watch limit is exhausted, fall back to polling.
+
+    Returns ``(observer, kind, warning)``; ``warning`` is None unless the fallback was taken."""
+    from watchdog.observers import Observer
+    from watchdog.observers.polling import PollingObserver
+
+    warning = None
+    if not force_polling:
+        obs = Observer()
+        try:
+            obs.schedule(handler, str(root), recursive=True)
+            obs.start()
+            return obs, type(obs).__name__, None
+        except OSError as exc:
+            if exc.errno not in WATCH_LIMIT_ERRNOS:
+                raise
+            _stop_quietly(obs)
+            warning = (f"the OS watch limit is exhausted ({os.strerror(exc.errno)}) for {root}: polling it every "
+                       f"{poll_interval:g}s instead (raise it with `sudo sysctl fs.inotify.max_user_watches=524288`)")
+            log.warning(warning)
+    obs = PollingObserver(timeout=poll_interval)
+    obs.schedule(handler, str(root), recursive=True)
+    obs.start()
+    return obs, "PollingObserver", warning
+
+
+def _stop_quietly(obs) -> None:
+    with contextlib.suppress(Exception):  # never started
+        obs.stop()

@@ -1,0 +1,103 @@
+"""Talk to a running `kb watch` daemon. Standard library only: `kb search` through a warm daemon must not
+pay for importing torch, Chroma or even pydantic.
+
+Wire format: one JSON line per request ``{"token", "op", "args"}`` over TCP on 127.0.0.1; the daemon answers
+with zero or more ``{"event": {...}}`` lines (progress) and one final ``{"ok": true, "result": ...}`` or
+``{"ok": false, "error": {"kind", "message", "remedy", "exit_code"}}`` line. The port and a random token
+live in ``KB_HOME/daemon.json`` (mode 0600): only the user who can read KB_HOME can talk to the daemon.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+STATE_FILE = "daemon.json"
+
+
+class DaemonUnavailable(Exception):
+    """No daemon answered (not running, just died, or still starting)."""
+
+
+def state_path(home: Path) -> Path:
+    return home / STATE_FILE
+
+
+def read_state(home: Path) -> dict[str, Any] | None:
+    """The daemon's state file, or None when there is none or its process is gone."""
+    try:
+        state = json.loads(state_path(home).read_text())
+        pid = int(state["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not pid_alive(pid):
+        return None
+    return state
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def connect(home: Path) -> DaemonClient | None:
+    """A client for the daemon serving ``home``, or None when none is running."""
+    state = read_state(home)
+    if state is None or not state.get("ready"):
+        return None
+    return DaemonClient(state)
+
+
+class DaemonClient:
+    def __init__(self, state: dict[str, Any]) -> None:
+        self.state = state
+        self.address = (state.get("host", "127.0.0.1"), int(state["port"]))
+        self.token = state["token"]
+
+    def request(self, op: str, args: dict[str, Any] | None = None, *, timeout: float | None = 600.0,
+                on_event: Callable[[dict[str, Any]], None] | None = None) -> Any:
+        """Send one request and return its result; raises `DaemonUnavailable` when nobody answers, and the
+        daemon's `KbError` (same class, message and remedy) when the request failed there."""
+        try:
+            sock = socket.create_connection(self.address, timeout=2.0)
+        except OSError as exc:
+            raise DaemonUnavailable(str(exc)) from None
+        with sock:
+            sock.settimeout(timeout)
+            line = json.dumps({"token": self.token, "op": op, "args": args or {}}, ensure_ascii=False)
+            try:
+                sock.sendall(line.encode("utf-8") + b"\n")
+                reader = sock.makefile("rb")
+                for raw in reader:
+                    msg = json.loads(raw)
+                    if "event" in msg:
+                        if on_event is not None:
+                            on_event(msg["event"])
+                        continue
+                    if msg.get("ok"):
+                        return msg.get("result")
+                    raise _error(msg.get("error") or {})
+            except (TimeoutError, ConnectionError) as exc:
+                raise DaemonUnavailable(f"the daemon stopped answering: {exc}") from None
+        raise DaemonUnavailable("the daemon closed the connection without an answer")
+
+
+def _error(err: dict[str, Any]) -> Exception:
+    from kb import errors
+
+    cls = getattr(errors, str(err.get("kind", "")), None)
+    if not (isinstance(cls, type) and issubclass(cls, errors.KbError)):
+        cls = errors.KbError
+    exc = cls(str(err.get("message", "the daemon failed")), err.get("remedy"))
+    if "exit_code" in err:
+        exc.exit_code = int(err["exit_code"])
+    return exc
