@@ -40,6 +40,7 @@ class ChangeQueue:
     def __init__(self, debounce: float) -> None:
         self.debounce = debounce
         self._items: dict[tuple[str, str], Change] = {}
+        self._partners: dict[tuple[str, str], tuple[str, str]] = {}  # the two ends of a move leave together
         self._cv = threading.Condition()
         self.events = 0
         self.last_event: dict[str, object] | None = None
@@ -53,6 +54,13 @@ class ChangeQueue:
             self.events += 1
             self.last_event = {"time": time.time(), "kind": kind, "path": os.path.join(root, rel)}
             self._cv.notify_all()
+
+    def add_move(self, root: str, src: str, dest: str, is_dir: bool) -> None:
+        self.add(root, src, is_dir, "moved")
+        self.add(root, dest, is_dir, "moved")
+        with self._cv:
+            self._partners[(root, src)] = (root, dest)
+            self._partners[(root, dest)] = (root, src)
 
     def __len__(self) -> int:
         with self._cv:
@@ -84,6 +92,12 @@ class ChangeQueue:
                     c.last = now  # events stopped but the file keeps changing: wait another round
                     continue
                 out.append(self._items.pop(key))
+            for c in list(out):  # a rename is one change: its other end goes now too, debounced or not
+                partner = self._partners.pop((c.root, c.rel), None)
+                if partner is not None:
+                    self._partners.pop(partner, None)
+                    if partner in self._items:
+                        out.append(self._items.pop(partner))
         return out
 
 
@@ -116,14 +130,14 @@ class RootHandler(FileSystemEventHandler):
             return
         if event.is_directory and event.event_type == "modified":
             return  # a folder's mtime changes with every file event; the file events carry the information
-        paths = [event.src_path]
-        if event.event_type == "moved":
-            paths.append(event.dest_path)
-        for p in paths:
-            rel = self._rel(p)
-            if rel is None or rel == "":
-                continue
-            self.queue.add(self.rkey, rel, event.is_directory, event.event_type)
+        src = self._rel(event.src_path)
+        dest = self._rel(event.dest_path) if event.event_type == "moved" else None
+        if src and dest:
+            self.queue.add_move(self.rkey, src, dest, event.is_directory)
+            return
+        for rel in (src, dest):
+            if rel:
+                self.queue.add(self.rkey, rel, event.is_directory, event.event_type)
 
 
 def expand(root: Path, rel: str, known: set[str], is_ignored) -> set[str]:

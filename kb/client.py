@@ -101,3 +101,18 @@ def _error(err: dict[str, Any]) -> Exception:
     if "exit_code" in err:
         exc.exit_code = int(err["exit_code"])
     return exc
+
+
+def daemon_status(home: Path) -> dict[str, Any]:
+    """The running daemon's snapshot, or why there is none."""
+    client = connect(home)
+    if client is None:
+        stale = state_path(home).exists()
+        return {"running": False, "note": "last run ended without cleaning up (crash or kill -9); the next start "
+                "repairs the index" if stale else "not running (start it with `kb watch`)",
+                "log": str(home / "logs" / "watch.log")}
+    try:
+        return client.request("status", timeout=10)
+    except DaemonUnavailable as exc:
+        return {"running": False, "note": f"state file names pid {client.state.get('pid')} but it does not "
+                f"answer: {exc}", "log": str(home / "logs" / "watch.log")}

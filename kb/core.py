@@ -285,20 +285,23 @@ class KnowledgeBase:
             return int(client.request("forget", {"path": str(target)}, timeout=None))
         self.lock.acquire(timeout=600.0)
         try:
-            syncer = self._syncer(None)
-            for root, _ in self.manifest.roots():
-                r = Path(root)
-                if target == r:
-                    return syncer.forget(root)
-                if target.is_relative_to(r):
-                    rel = target.relative_to(r).as_posix()
-                    paths = [p for (_, p) in self.manifest.files(root) if p == rel or p.startswith(rel + "/")]
-                    if paths:
-                        self.manifest.exclude(root, rel)
-                        return syncer.forget(root, paths)
-            raise PathNotFoundError(f"{target} is not in the index", "see `kb status` for the indexed folders")
+            return self.forget_locked(target)
         finally:
             self.lock.release()
+
+    def forget_locked(self, target: Path) -> int:
+        syncer = self._syncer(None)
+        for root, _ in self.manifest.roots():
+            r = Path(root)
+            if target == r:
+                return syncer.forget(root)
+            if target.is_relative_to(r):
+                rel = target.relative_to(r).as_posix()
+                paths = [p for (_, p) in self.manifest.files(root) if p == rel or p.startswith(rel + "/")]
+                if paths:
+                    self.manifest.exclude(root, rel)
+                    return syncer.forget(root, paths)
+        raise PathNotFoundError(f"{target} is not in the index", "see `kb status` for the indexed folders")
 
     # ---------------------------------------------------------------- reading
     def _check_readable(self) -> None:

@@ -167,6 +167,8 @@ class SentenceTransformerEmbedder(Embedder):
 
 def model_id_for(model: str) -> str:
     """A stable id for a model: the hub name, or ``local:<parent>/<folder>`` for a local path."""
+    if model == "hash":
+        return "hash-256"  # what HashEmbedder() calls itself
     p = Path(model).expanduser()
     if p.exists():
         p = p.resolve()

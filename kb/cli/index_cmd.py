@@ -56,10 +56,12 @@ def status(
                                          "missing, orphan or duplicate chunk or unsynced file.")] = False,
 ) -> None:
     """Show what is indexed: folders, files by status, chunks, model, store size, problems."""
+    from kb.client import daemon_status
     from kb.core import KnowledgeBase
 
     with handled(), KnowledgeBase() as base:
         info = base.status()
+        info["daemon"] = daemon_status(base.home)
         report = base.verify() if verify else None
         if json_:
             if report is not None:
@@ -99,10 +101,28 @@ def _render_status(info: dict) -> None:
         out.print(table)
     else:
         out.print("no folders indexed yet — run `kb ingest PATH`")
+    _render_daemon(info["daemon"])
     if info["interrupted_writes"]:
         out.print("[yellow]an interrupted write is pending repair; the next `kb ingest` fixes it[/]")
     for p in info["problems"]:
         out.print(f"[yellow]{p['status']}:[/] {p['path']}: {p['reason']}", highlight=False)
+
+
+def _render_daemon(d: dict) -> None:
+    if not d.get("running"):
+        out.print(f"[bold]daemon[/] down — {d.get('note', '')}", highlight=False)
+        return
+    ev = d.get("last_event") or {}
+    last = f"{ev.get('kind')} {ev.get('path')} at {_ago(ev.get('time'))}" if ev else "none yet"
+    kinds = ", ".join(f"{k} ({v})" for k, v in d["roots"].items())
+    out.print(f"[bold]daemon[/] [green]up[/] pid {d['pid']} on {d['endpoint']} · queue {d['queue']}"
+              f"{' · busy: ' + d['busy'] if d.get('busy') else ''} · last event: {last}", highlight=False)
+    out.print(f"       watching {kinds} · log {d['log']}", highlight=False)
+    if d.get("last_error"):
+        out.print(f"[red]       last error[/] {_ago(d['last_error']['time'])}: {d['last_error']['message']}",
+                  highlight=False)
+    for w in d.get("warnings", []):
+        out.print(f"[yellow]       warning:[/] {w}", highlight=False)
 
 
 def _render_verify(rep) -> None:

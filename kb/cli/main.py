@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from kb.cli import ask_cmd, config_cmd, eval_cmd, index_cmd, llm_cmd, search_cmd
+from kb.cli import ask_cmd, config_cmd, eval_cmd, index_cmd, llm_cmd, search_cmd, watch_cmd
 
 app = typer.Typer(
     name="kb",
@@ -32,6 +32,7 @@ index_cmd.register(app)
 search_cmd.register(app)
 ask_cmd.register(app)
 eval_cmd.register(app)
+watch_cmd.register(app)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(llm_cmd.app, name="llm")
 

@@ -1,0 +1,352 @@
+"""`kb watch`: the one writer. It owns the index, keeps the embedder warm, follows the note folders and
+serves readers over a local endpoint.
+
+Threads: the main thread is the *worker* — every write (debounced file changes, reconciliation scans,
+`kb ingest`/`kb forget` handed over by clients, verify) runs there, one at a time, under the writer lock
+held for the daemon's lifetime. Observer threads only enqueue paths. Endpoint threads answer reads with a
+second `KnowledgeBase` that shares the Chroma client and the embedder but has its own SQLite connection
+(WAL: a reader sees the last committed manifest; a vector written before its manifest commit is ignored).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import queue
+import secrets
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
+from typing import Any
+
+from ingest.report import SyncReport
+from ingest.watch import ChangeQueue, RootHandler, expand, start_observer
+from kb.client import state_path
+from kb.core import KnowledgeBase
+from kb.embed import Embedder
+from kb.errors import KbError
+from kb.retrieve import Filters
+from kb.server import Endpoint
+from kb.settings import Settings, load_settings
+
+log = logging.getLogger("kb.watch")
+
+VERIFY_IDLE_WAIT = 120.0  # verify waits this long for pending changes to be written first
+
+
+@dataclass
+class _Job:
+    kind: str  # ingest | forget | verify | reconcile
+    args: dict[str, Any] = field(default_factory=dict)
+    emit: Callable[[dict[str, Any]], None] | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Any = None
+    error: BaseException | None = None
+    queued: float = field(default_factory=time.monotonic)
+
+
+class Daemon:
+    def __init__(self, settings: Settings | None = None, paths: list[str | os.PathLike[str]] | None = None, *,
+                 embedder: Embedder | None = None, force_polling: bool = False, log_to_stderr: bool = True) -> None:
+        self.settings = settings or load_settings()
+        self.writer = KnowledgeBase(self.settings, embedder=embedder, use_daemon=False)
+        self.home = self.writer.home
+        self.paths = paths
+        self.force_polling = force_polling
+        self.log_to_stderr = log_to_stderr
+        w = self.settings.watch
+        self.changes = ChangeQueue(w.debounce_s)
+        self.jobs: queue.Queue[_Job] = queue.Queue()
+        self.stop_event = threading.Event()
+        self.observers: dict[str, Any] = {}
+        self.observer_kind: dict[str, str] = {}
+        self.roots: list[Path] = []
+        self.started = time.time()
+        self.busy: str | None = None
+        self.last_sync: dict[str, Any] | None = None
+        self.last_error: dict[str, Any] | None = None
+        self.warnings: list[str] = []
+        self.synced_paths = 0
+        self._read_lock = threading.Lock()
+        self._endpoint: Endpoint | None = None
+        self._token = secrets.token_urlsafe(32)
+        self._next_reconcile = 0.0
+
+    # ------------------------------------------------------------------ lifecycle
+    def run(self) -> int:
+        """Run in the foreground until SIGTERM/SIGINT (or `stop()`); returns the exit code."""
+        handler = self._setup_logging()
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self._start()
+            self._loop()
+            return 0
+        finally:
+            self._shutdown()
+            for s, h in previous.items():
+                signal.signal(s, h)
+            logging.getLogger("kb").removeHandler(handler)
+            handler.close()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        with self.changes._cv:
+            self.changes._cv.notify_all()
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        log.info("received %s: finishing the current write group, then exiting", signal.Signals(signum).name)
+        self.stop()
+
+    def _setup_logging(self) -> logging.Handler:
+        logs = self.home / "logs"
+        logs.mkdir(exist_ok=True)
+        handler = RotatingFileHandler(logs / "watch.log", maxBytes=int(self.settings.watch.log_mb * 2**20),
+                                      backupCount=3, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root = logging.getLogger("kb")
+        root.addHandler(handler)
+        if root.level == logging.NOTSET or root.level > logging.INFO:
+            root.setLevel(logging.INFO)
+        return handler
+
+    def _start(self) -> None:
+        w = self.writer
+        told = False
+        while not w.lock.held:  # another writer (`kb ingest`) may be finishing: wait for it, stoppably
+            if self.stop_event.is_set():
+                raise KbError("stopped while waiting for the writer lock")
+            try:
+                w.lock.acquire(timeout=0.5)
+            except KbError as exc:
+                if not told:
+                    log.warning("%s; waiting for it to finish", exc.message)
+                    told = True
+        self.roots = w._roots_for(self.paths) if (self.paths or w.manifest.roots()) else []
+        if not self.roots:
+            raise KbError("no folders to watch", "run `kb watch PATH` (or `kb ingest PATH` first)")
+        emb = w.embedder()  # warm: the first search must not pay for loading the model
+        self.reader = KnowledgeBase(self.settings, embedder=emb, use_daemon=False)
+        self.reader.lock = w.lock  # same process, same lock: readers never wait on the writer
+        self.reader._store = w.store()
+        self.reader.contexts().retriever()  # token counter vocabulary, retriever: warm before the first query
+        self.syncer = w._syncer(None)
+        self.syncer.group_chunks = self.settings.watch.group_chunks
+        self.syncer.should_stop = self.stop_event.is_set
+        self._endpoint = Endpoint(self._token, self.dispatch)
+        self._endpoint.start()
+        for root in self.roots:
+            self._watch(root)
+        self._write_state()
+        log.info("kb watch (pid %d) serving on 127.0.0.1:%d; watching %s", os.getpid(), self._endpoint.port,
+                 ", ".join(str(r) for r in self.roots))
+        self.jobs.put(_Job("reconcile", {"why": "start"}))  # catch up on what changed while we were down
+        self._schedule_reconcile()
+
+    def _shutdown(self) -> None:
+        for obs in self.observers.values():
+            with contextlib.suppress(Exception):
+                obs.stop()
+                obs.join(timeout=5)
+        if self._endpoint is not None:
+            self._endpoint.stop()
+        with contextlib.suppress(OSError):
+            path = state_path(self.home)
+            if json.loads(path.read_text()).get("pid") == os.getpid():
+                path.unlink()
+        while not self.jobs.empty():  # tell waiting clients instead of leaving them hanging
+            job = self.jobs.get_nowait()
+            job.error = KbError("kb watch stopped before doing this", "run the command again")
+            job.done.set()
+        if getattr(self, "reader", None) is not None:
+            self.reader.manifest.close()
+        self.writer.close()
+        log.info("kb watch stopped cleanly")
+
+    def _write_state(self) -> None:
+        assert self._endpoint is not None
+        state = {"pid": os.getpid(), "host": "127.0.0.1", "port": self._endpoint.port, "token": self._token,
+                 "model_id": self.writer.model_id, "embed_model": self.settings.embed_model,
+                 "default_model": self.settings.embed_model == Settings.model_fields["embed_model"].default,
+                 "home": str(self.home), "started": self.started, "ready": True,
+                 "roots": [str(r) for r in self.roots]}
+        path = state_path(self.home)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(state, f)
+        os.replace(tmp, path)
+
+    def _watch(self, root: Path) -> None:
+        key = str(root)
+        if key in self.observers or not root.is_dir():
+            return
+        obs, kind, warning = start_observer(root, RootHandler(root, self.changes),
+                                            self.settings.watch.poll_interval_s, self.force_polling)
+        self.observers[key] = obs
+        self.observer_kind[key] = kind
+        if warning:
+            self.warnings.append(warning)
+
+    def _unwatch(self, root: str) -> None:
+        obs = self.observers.pop(root, None)
+        self.observer_kind.pop(root, None)
+        if obs is not None:
+            with contextlib.suppress(Exception):
+                obs.stop()
+
+    def _schedule_reconcile(self) -> None:
+        minutes = self.settings.watch.reconcile_minutes
+        self._next_reconcile = time.monotonic() + minutes * 60 if minutes > 0 else float("inf")
+
+    # ------------------------------------------------------------------ worker
+    def _loop(self) -> None:
+        while not self.stop_event.is_set():
+            if time.monotonic() >= self._next_reconcile:
+                self.jobs.put(_Job("reconcile", {"why": "periodic"}))
+                self._schedule_reconcile()
+            job = self._next_job()
+            if job is not None:
+                self._run_job(job)
+                continue
+            ready = self.changes.ready()
+            if ready:
+                self._sync_changes(ready)
+                continue
+            due = self.changes.next_due()
+            self.changes.wait(0.2 if due is None else min(0.2, max(0.01, due)))
+
+    def _next_job(self) -> _Job | None:
+        try:
+            job = self.jobs.get_nowait()
+        except queue.Empty:
+            return None
+        if job.kind == "verify" and len(self.changes) and time.monotonic() - job.queued < VERIFY_IDLE_WAIT:
+            self.jobs.put(job)  # let pending changes land first, so verify judges a settled index
+            return None
+        return job
+
+    def _run_job(self, job: _Job) -> None:
+        self.busy = job.kind
+        try:
+            if job.kind == "reconcile":
+                self._sync(self.roots, None, f"{job.args.get('why')} reconcile")
+            elif job.kind == "ingest":
+                roots = [Path(p) for p in job.args["paths"]]
+                for r in roots:
+                    if r not in self.roots:
+                        self.roots.append(r)
+                        self._watch(r)
+                job.result = self._sync(roots, None, "ingest request", job.emit).as_dict()
+            elif job.kind == "forget":
+                target = Path(job.args["path"])
+                job.result = self.writer.forget_locked(target)
+                if str(target) in self.observers:
+                    self._unwatch(str(target))
+                    self.roots = [r for r in self.roots if r != target]
+            elif job.kind == "verify":
+                job.result = self.writer.verify_locked().full()
+        except Exception as exc:  # reported to the client (and the log), never fatal to the daemon
+            job.error = exc
+            if job.kind in ("forget", "verify") and not isinstance(exc, KbError):
+                self._record_error(f"{job.kind}: {type(exc).__name__}: {exc}")
+        finally:
+            self.busy = None
+            job.done.set()
+
+    def _sync_changes(self, ready: list) -> None:
+        only: dict[Path, set[str]] = {}
+        for c in ready:
+            root = Path(c.root)
+            if root not in self.roots:
+                continue
+            rels = only.setdefault(root, set())
+            if c.is_dir or (root / c.rel).is_dir():
+                known = {p for (_, p) in self.writer.manifest.files(c.root)}
+                rels |= expand(root, c.rel, known, self.syncer.scanner(root).is_ignored)
+            else:
+                rels.add(c.rel)
+        if not any(only.values()):
+            return
+        n = sum(len(v) for v in only.values())
+        try:
+            self._sync(list(only), only, f"{n} changed paths")
+        except Exception:
+            for c in ready:  # retry after the debounce; the error is in status and the log
+                self.changes.add(c.root, c.rel, c.is_dir, "retry")
+            self.stop_event.wait(2.0)
+
+    def _sync(self, roots: list[Path], only: dict[Path, set[str]] | None, what: str,
+              emit: Callable[[dict[str, Any]], None] | None = None) -> SyncReport:
+        self.busy = what
+        self.syncer.progress = (lambda e: emit(asdict(e))) if emit else (lambda e: None)
+        try:
+            report = self.writer.sync_locked(roots, emit and self.syncer.progress, only=only, syncer=self.syncer)
+        except Exception as exc:
+            self._record_error(f"{what}: {type(exc).__name__}: {exc}")
+            raise
+        finally:
+            self.syncer.progress = lambda e: None
+            self.busy = None
+        self.synced_paths += sum(len(v) for v in only.values()) if only else 0
+        summary = report.as_dict()
+        changed = {k: summary[k] for k in ("added", "updated", "moved", "deleted", "skipped", "failed", "embedded")}
+        self.last_sync = {"time": time.time(), "what": what, **changed, "seconds": summary["seconds"]}
+        if any(changed.values()) or only is None:
+            log.info("synced %s: %s in %.2fs", what, ", ".join(f"{k} {v}" for k, v in changed.items() if v) or
+                     "no changes", report.seconds)
+        for p in report.problems:
+            log.info("skipped %s: %s", p["path"], p["reason"])
+        return report
+
+    def _record_error(self, message: str) -> None:
+        log.error("%s", message)
+        self.last_error = {"time": time.time(), "message": message}
+
+    # ------------------------------------------------------------------ endpoint
+    def dispatch(self, op: str, args: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> Any:
+        if op == "ping":
+            return {"pid": os.getpid()}
+        if op == "status":
+            return self.snapshot()
+        if op == "search":
+            with self._read_lock:
+                hits = self.reader.search(args["query"], k=args.get("k"), filters=_filters(args.get("filters")))
+            return [h.as_dict() for h in hits]
+        if op == "context":
+            with self._read_lock:
+                ctx = self.reader.context(args["question"], args.get("mode", "auto"), _filters(args.get("filters")))
+            return ctx.as_dict()
+        if op in ("ingest", "forget", "verify"):
+            job = _Job(op, args, emit)
+            self.jobs.put(job)
+            with self.changes._cv:
+                self.changes._cv.notify_all()
+            while not job.done.wait(0.5):
+                if self.stop_event.is_set() and not job.done.is_set() and self.busy is None:
+                    raise KbError("kb watch is stopping", "run the command again")
+            if job.error is not None:
+                raise job.error
+            return job.result
+        raise KbError(f"unknown request {op!r}", "use the same kb version for the CLI and `kb watch`")
+
+    def snapshot(self) -> dict[str, Any]:
+        """What `kb status` shows about the daemon."""
+        return {
+            "running": True, "pid": os.getpid(), "started": self.started,
+            "uptime_s": round(time.time() - self.started, 1),
+            "endpoint": f"127.0.0.1:{self._endpoint.port}" if self._endpoint else None,
+            "roots": dict(self.observer_kind), "queue": len(self.changes) + self.jobs.qsize(),
+            "busy": self.busy, "events": self.changes.events, "last_event": self.changes.last_event,
+            "last_sync": self.last_sync, "last_error": self.last_error, "warnings": self.warnings,
+            "log": str(self.home / "logs" / "watch.log"),
+        }
+
+
+def _filters(d: dict[str, Any] | None) -> Filters | None:
+    return Filters(**d) if d else None

@@ -1,0 +1,248 @@
+"""`kb watch` with real watchdog events on real files, in a real daemon process."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ingest.watch import ChangeQueue, RootHandler, start_observer
+from kb.client import connect, state_path
+from tests.daemon_proc import WatchProcess, found, wait_for
+
+HASH = {"KB_EMBED_MODEL": "hash"}
+
+
+@pytest.fixture
+def vault(tmp_path: Path) -> Path:
+    root = tmp_path / "vault"
+    (root / "projects").mkdir(parents=True)
+    (root / "start.md").write_text("# Start\n\nThe first note mentions lighthouses.\n", encoding="utf-8")
+    (root / "projects" / "plan.md").write_text("# Plan\n\nA plan about gardening.\n", encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def daemon(kb_home: Path, vault: Path):
+    w = WatchProcess(kb_home, [vault], env=HASH)
+    w.client()
+    w.idle()
+    yield w
+    w.close()
+
+
+def indexed_paths(w: WatchProcess) -> set[str]:
+    from ingest.manifest import Manifest
+
+    m = Manifest(w.home / "manifest.sqlite3")
+    try:
+        return {p for (_, p), f in m.files().items() if f.status == "indexed"}
+    finally:
+        m.close()
+
+
+# ---------------------------------------------------------------- the queue and observers, in process
+def test_change_queue_coalesces_and_waits_for_quiet(tmp_path: Path) -> None:
+    q = ChangeQueue(debounce=0.3)
+    f = tmp_path / "a.md"
+    f.write_text("x")
+    os.utime(f, (time.time() - 10, time.time() - 10))
+    for _ in range(20):
+        q.add(str(tmp_path), "a.md", False)
+    assert len(q) == 1 and q.ready() == []  # still inside the debounce window
+    assert wait_for(q.ready, 5, "the path to become due")[0].rel == "a.md"
+    assert len(q) == 0
+
+
+def test_change_queue_holds_a_file_that_is_still_being_written(tmp_path: Path) -> None:
+    q = ChangeQueue(debounce=0.2)
+    f = tmp_path / "big.md"
+    f.write_text("partial")
+    q.add(str(tmp_path), "big.md", False)
+    time.sleep(0.25)
+    os.utime(f)  # the writer is still at it, but its events were lost
+    assert q.ready() == []
+    os.utime(f, (time.time() - 10, time.time() - 10))
+    assert wait_for(q.ready, 5, "the file to settle")
+
+
+def test_watch_limit_falls_back_to_polling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from watchdog.observers import Observer
+
+    def exhausted(self, *a, **kw):
+        raise OSError(errno.ENOSPC, "inotify watch limit reached")
+
+    monkeypatch.setattr(type(Observer()), "start", exhausted)
+    q = ChangeQueue(debounce=0.05)
+    obs, kind, warning = start_observer(tmp_path, RootHandler(tmp_path, q), poll_interval=0.1)
+    try:
+        assert kind == "PollingObserver"
+        assert "watch limit" in warning and "max_user_watches" in warning
+        (tmp_path / "new.md").write_text("hello")
+        wait_for(lambda: any(c.rel == "new.md" for c in q.ready()), 10, "the polling observer to see the file")
+    finally:
+        obs.stop()
+
+
+# ---------------------------------------------------------------- the daemon, end to end
+def test_create_modify_delete_rename_and_atomic_save(daemon: WatchProcess, vault: Path) -> None:
+    note = vault / "fresh.md"
+    note.write_text("# Fresh\n\nquokkaword appears here.\n", encoding="utf-8")
+    wait_for(lambda: found(daemon.search("quokkaword"), "fresh.md"), 10, "a new note to be searchable")
+
+    note.write_text("# Fresh\n\nnow it says zebrafinch instead.\n", encoding="utf-8")
+    wait_for(lambda: "zebrafinch" in daemon.search("zebrafinch")[0]["text"], 10, "an edit")
+    assert not any("quokkaword" in h["text"] for h in daemon.search("quokkaword"))
+
+    note.rename(vault / "renamed.md")
+    wait_for(lambda: found(daemon.search("zebrafinch"), "renamed.md"), 10, "a rename")
+    assert not found(daemon.search("zebrafinch"), "fresh.md")
+
+    # atomic save: write a temp file beside the note, then rename it over the note
+    tmp = vault / ".renamed.md.tmp123"
+    tmp.write_text("# Fresh\n\natomically saved narwhalword.\n", encoding="utf-8")
+    os.replace(tmp, vault / "renamed.md")
+    wait_for(lambda: "narwhalword" in daemon.search("narwhalword")[0]["text"], 10, "an atomic save")
+
+    (vault / "renamed.md").unlink()
+    wait_for(lambda: not found(daemon.search("narwhalword"), "renamed.md"), 10, "a delete")
+    last = daemon.status()["last_sync"]
+    assert last["deleted"] == 1 and last["embedded"] == 0
+
+
+def test_editor_artifacts_are_ignored_and_case_rename_follows(daemon: WatchProcess, vault: Path) -> None:
+    for junk in (".start.md.swp", "start.md~", "4913", ".#start.md", "start.md.tmp", "~$start.md.bak"):
+        (vault / junk).write_text("junk junkword", encoding="utf-8")
+    (vault / "Case.md").write_text("# Case\n\ncapybaraword\n", encoding="utf-8")
+    wait_for(lambda: found(daemon.search("capybaraword"), "Case.md"), 10, "the note")
+    (vault / "Case.md").rename(vault / "case.md")
+    wait_for(lambda: "case.md" in indexed_paths(daemon), 10, "a case-only rename")
+    daemon.idle()
+    assert indexed_paths(daemon) == {"start.md", "projects/plan.md", "case.md"}
+    assert daemon.verify()["stale"] == []
+
+
+def test_folder_create_move_delete(daemon: WatchProcess, vault: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    (outside / "deep").mkdir(parents=True)
+    for i in range(5):
+        (outside / "deep" / f"n{i}.md").write_text(f"# N{i}\n\nfolderword{i} text\n", encoding="utf-8")
+    shutil.move(str(outside), str(vault / "moved-in"))  # a whole folder appears at once
+    wait_for(lambda: {f"moved-in/deep/n{i}.md" for i in range(5)} <= indexed_paths(daemon), 15, "a moved-in folder")
+
+    (vault / "moved-in").rename(vault / "archive")  # a folder moves inside the root: vectors are reused
+    wait_for(lambda: {f"archive/deep/n{i}.md" for i in range(5)} <= indexed_paths(daemon)
+             and not any(p.startswith("moved-in/") for p in indexed_paths(daemon)), 15, "a folder move")
+    assert daemon.status()["last_sync"]["embedded"] == 0
+
+    (vault / "newdir" / "sub").mkdir(parents=True)
+    (vault / "newdir" / "sub" / "x.md").write_text("# X\n\nnewdirword\n", encoding="utf-8")
+    wait_for(lambda: "newdir/sub/x.md" in indexed_paths(daemon), 15, "a note in a new folder")
+
+    shutil.rmtree(vault / "archive")
+    wait_for(lambda: not any(p.startswith("archive/") for p in indexed_paths(daemon)), 15, "a folder delete")
+    daemon.idle()
+    v = daemon.verify()
+    assert v["missing"] == [] and v["orphans"] == [] and v["duplicates"] == [] and v["stale"] == []
+
+
+def test_edit_storm_final_index_equals_final_disk(daemon: WatchProcess, vault: Path) -> None:
+    files = [vault / "storm" / f"s{i:02d}.md" for i in range(50)]
+    files[0].parent.mkdir()
+    t0 = time.monotonic()
+    for rnd in range(10):
+        for i, f in enumerate(files):
+            f.write_text(f"# S{i}\n\nstorm file {i} save {rnd} token{i}x{rnd}\n", encoding="utf-8")
+    assert time.monotonic() - t0 < 2.0, "the storm itself must fit in 2 s"
+    daemon.idle()
+
+    def settled() -> bool:
+        from ingest.manifest import Manifest
+
+        m = Manifest(daemon.home / "manifest.sqlite3")
+        try:
+            texts = {p: "".join(c.text for c in m.chunks_of(str(vault), p)) for p in
+                     (f.relative_to(vault).as_posix() for f in files)}
+        finally:
+            m.close()
+        return all(f"token{i}x9" in texts[f"storm/s{i:02d}.md"] for i in range(50))
+
+    wait_for(settled, 30, "every file's last save to be indexed")
+    v = daemon.verify()
+    assert (v["missing"], v["orphans"], v["duplicates"], v["stale"]) == ([], [], [], [])
+
+
+def test_bad_files_appear_and_vanish(daemon: WatchProcess, vault: Path) -> None:
+    (vault / "broken.pdf").write_bytes(b"%PDF-1.4 this is not really a pdf")
+    (vault / "binary.md").write_bytes(bytes(range(256)) * 50)
+    (vault / "fine.md").write_text("# Fine\n\nwombatword\n", encoding="utf-8")
+    wait_for(lambda: found(daemon.search("wombatword"), "fine.md"), 10, "the good file next to bad ones")
+
+    def problems() -> dict[str, str]:
+        out = subprocess.run([sys.executable, "-m", "kb.cli.main", "status", "--json"], capture_output=True,
+                             text=True, env={**os.environ, **HASH}, timeout=60)
+        assert out.returncode == 0, out.stderr
+        info = json.loads(out.stdout)
+        assert info["daemon"]["running"] is True
+        return {Path(p["path"]).name: p["reason"] for p in info["problems"]}
+
+    got = wait_for(lambda: (p := problems()) and "broken.pdf" in p and p, 15, "the bad PDF to be reported")
+    assert got["broken.pdf"]
+    (vault / "broken.pdf").unlink()
+    (vault / "binary.md").unlink()
+    wait_for(lambda: "broken.pdf" not in problems(), 15, "the vanished bad file to leave the report")
+    assert daemon.proc.poll() is None
+    assert found(daemon.search("wombatword"), "fine.md")
+
+
+def test_sigterm_exits_cleanly(daemon: WatchProcess) -> None:
+    assert state_path(daemon.home).exists()
+    assert stat.S_IMODE(state_path(daemon.home).stat().st_mode) == 0o600
+    assert daemon.term() == 0
+    assert not state_path(daemon.home).exists()
+    assert connect(daemon.home) is None
+    assert "stopped cleanly" in (daemon.home / "logs" / "watch.log").read_text()
+
+
+def test_ingest_and_status_go_through_the_daemon(daemon: WatchProcess, vault: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "o.md").write_text("# O\n\notterword\n", encoding="utf-8")
+    env = {**os.environ, **HASH}
+    r = subprocess.run([sys.executable, "-m", "kb.cli.main", "ingest", str(other), "--json"], capture_output=True,
+                       text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["added"] == 1
+    assert "is running: it does the sync" in r.stderr
+    assert found(daemon.search("otterword"), "o.md")
+    assert str(other) in daemon.status()["roots"]  # the new folder is watched from now on
+    (other / "o2.md").write_text("# O2\n\nsealword\n", encoding="utf-8")
+    wait_for(lambda: found(daemon.search("sealword"), "o2.md"), 10, "a note in the newly watched folder")
+    r = subprocess.run([sys.executable, "-m", "kb.cli.main", "status", "--verify"], capture_output=True,
+                       text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "daemon up" in r.stdout
+
+
+def test_cli_search_fast_path_matches_full_cli(daemon: WatchProcess) -> None:
+    env = {**os.environ, **HASH}
+    fast = subprocess.run([sys.executable, "-c", "import sys; from kb.cli.fast import main; sys.argv[0]='kb'; "
+                           "main()", "search", "lighthouses", "--json"], capture_output=True, text=True, env=env)
+    full = subprocess.run([sys.executable, "-m", "kb.cli.main", "search", "lighthouses", "--json"],
+                          capture_output=True, text=True, env=env)
+    assert fast.returncode == full.returncode == 0, fast.stderr + full.stderr
+    assert json.loads(fast.stdout) == json.loads(full.stdout)
+    assert Path(json.loads(fast.stdout)[0]["path"]).name == "start.md"
+    code = ("import sys; from kb.cli.fast import main; sys.argv=['kb','search','lighthouses']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('typer', 'rich', 'pydantic', 'torch', 'chromadb') if m in sys.modules))")
+    mods = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert mods.stdout.strip().splitlines()[-1] == "[]", mods.stdout + mods.stderr
