@@ -32,6 +32,7 @@ class Change:
     rel: str  # POSIX path relative to the root ('' = the root itself)
     is_dir: bool
     last: float  # monotonic time of the last event for this path
+    kind: str = "modified"  # last event type: created | modified | deleted | moved | closed | expanded
 
 
 class ChangeQueue:
@@ -45,12 +46,14 @@ class ChangeQueue:
         self.events = 0
         self.last_event: dict[str, object] | None = None
 
-    def add(self, root: str, rel: str, is_dir: bool, kind: str = "modified") -> None:
-        now = time.monotonic()
+    def add(self, root: str, rel: str, is_dir: bool, kind: str = "modified", due_now: bool = False) -> None:
+        now = time.monotonic() - (self.debounce if due_now else 0.0)
         with self._cv:
             key = (root, rel)
             old = self._items.get(key)
-            self._items[key] = Change(root, rel, is_dir or (old.is_dir if old else False), now)
+            if old is not None and old.kind == "moved":
+                kind = "moved"  # stays one change with its partner
+            self._items[key] = Change(root, rel, is_dir or (old.is_dir if old else False), now, kind)
             self.events += 1
             self.last_event = {"time": time.time(), "kind": kind, "path": os.path.join(root, rel)}
             self._cv.notify_all()
@@ -79,19 +82,28 @@ class ChangeQueue:
                 return None
             return max(0.0, min(c.last for c in self._items.values()) + self.debounce - time.monotonic())
 
-    def ready(self) -> list[Change]:
-        """Pop the paths that have been quiet for the debounce time and whose file is not being written."""
+    def ready(self, limit: int | None = None) -> list[Change]:
+        """Pop up to ``limit`` paths that have been quiet for the debounce time and whose file is not being
+        written. Small changes go first: paths are ordered by how many due paths share their folder, so one
+        edited note is not stuck behind a bulk copy into another folder (which fills the remaining rounds)."""
         now = time.monotonic()
         wall = time.time()
-        out: list[Change] = []
         with self._cv:
-            for key, c in list(self._items.items()):
+            due: list[Change] = []
+            for c in self._items.values():
                 if now - c.last < self.debounce:
                     continue
                 if not c.is_dir and _still_written(Path(c.root) / c.rel, wall, self.debounce):
                     c.last = now  # events stopped but the file keeps changing: wait another round
                     continue
-                out.append(self._items.pop(key))
+                due.append(c)
+            if limit is not None and len(due) > limit:
+                crowd: dict[tuple[str, str], int] = {}
+                for c in due:
+                    crowd[(c.root, _parent(c.rel))] = crowd.get((c.root, _parent(c.rel)), 0) + 1
+                due.sort(key=lambda c: (crowd[(c.root, _parent(c.rel))], c.last))
+                due = due[:limit]
+            out = [self._items.pop((c.root, c.rel)) for c in due]
             for c in list(out):  # a rename is one change: its other end goes now too, debounced or not
                 partner = self._partners.pop((c.root, c.rel), None)
                 if partner is not None:
@@ -99,6 +111,10 @@ class ChangeQueue:
                     if partner in self._items:
                         out.append(self._items.pop(partner))
         return out
+
+
+def _parent(rel: str) -> str:
+    return rel.rsplit("/", 1)[0] if "/" in rel else ""
 
 
 def _still_written(path: Path, wall: float, debounce: float) -> bool:

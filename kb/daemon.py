@@ -214,7 +214,7 @@ class Daemon:
             if job is not None:
                 self._run_job(job)
                 continue
-            ready = self.changes.ready()
+            ready = self.changes.ready(limit=self.settings.watch.batch_files)
             if ready:
                 self._sync_changes(ready)
                 continue
@@ -268,7 +268,12 @@ class Daemon:
             rels = only.setdefault(root, set())
             if c.is_dir or (root / c.rel).is_dir():
                 known = {p for (_, p) in self.writer.manifest.files(c.root)}
-                rels |= expand(root, c.rel, known, self.syncer.scanner(root).is_ignored)
+                files = expand(root, c.rel, known, self.syncer.scanner(root).is_ignored)
+                if c.kind == "moved":
+                    rels |= files  # both ends in one sync: vectors move with their files, nothing is re-embedded
+                else:
+                    for rel in files:  # a new or deleted folder: its files queue like any others
+                        self.changes.add(c.root, rel, False, "expanded", due_now=True)
             else:
                 rels.add(c.rel)
         if not any(only.values()):
@@ -300,6 +305,8 @@ class Daemon:
         if any(changed.values()) or only is None:
             log.info("synced %s: %s in %.2fs", what, ", ".join(f"{k} {v}" for k, v in changed.items() if v) or
                      "no changes", report.seconds)
+        for n in report.notices:
+            log.info("%s", n)
         for p in report.problems:
             log.info("skipped %s: %s", p["path"], p["reason"])
         return report

@@ -62,6 +62,8 @@ class WatchSettings(BaseModel):
                                    "watch limit is exhausted (inotify ENOSPC).")
     group_chunks: int = Field(256, ge=16, description="Chunks per write group in the daemon; smaller groups make "
                               "new notes searchable sooner and shutdown faster.")
+    batch_files: int = Field(32, ge=1, description="Most changed files synced per round; folders with few pending "
+                             "changes go first, so an edited note is not queued behind a bulk copy.")
     log_mb: float = Field(5.0, gt=0, description="Rotate KB_HOME/logs/watch.log at this size (MiB); 3 kept.")
     reader_lock_wait_s: float = Field(30.0, ge=0, description="Without a daemon, how long a reader waits for a "
                                       "writer (e.g. `kb ingest`) to finish before giving up.")

@@ -96,3 +96,7 @@ def main() -> None:
     from kb.cli.main import main as full
 
     full()
+
+
+if __name__ == "__main__":
+    main()

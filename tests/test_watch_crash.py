@@ -1,0 +1,173 @@
+"""Crash safety and concurrent readers against a real `kb watch` process."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.daemon_proc import WatchProcess, found, wait_for
+
+HASH = {"KB_EMBED_MODEL": "hash", "KB_WATCH__GROUP_CHUNKS": "16"}
+
+
+def bulk_copy(dest: Path, n: int, stop: threading.Event, per_step: int = 25, pause: float = 0.05) -> threading.Thread:
+    def run() -> None:
+        for i in range(n):
+            if stop.is_set():
+                return
+            d = dest / f"batch{i // 100:02d}"
+            d.mkdir(parents=True, exist_ok=True)
+            body = "\n\n".join(f"## Part {j}\n\nBulk note {i} part {j} mentions term{i}q{j}." for j in range(4))
+            (d / f"bulk{i:04d}.md").write_text(f"# Bulk {i}\n\n{body}\n", encoding="utf-8")
+            if i % per_step == 0:
+                time.sleep(pause)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+def test_kill9_loop_during_bulk_copy_leaves_a_verifiable_index(kb_home: Path, tmp_path: Path) -> None:
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    stop = threading.Event()
+    copier = bulk_copy(vault, 1500, stop)
+    rng = random.Random(7)
+    kills = 0
+    try:
+        while kills < 12:
+            w = WatchProcess(kb_home, [vault], env=HASH)
+            w.client()
+            time.sleep(rng.uniform(0.1, 1.5))
+            w.kill9()
+            kills += 1
+    finally:
+        copier.join(120)
+        stop.set()
+    assert kills >= 10
+    w = WatchProcess(kb_home, [vault], env=HASH)
+    try:
+        w.client()
+        w.idle(timeout=300)
+        env = {**os.environ, **HASH, "KB_HOME": str(kb_home)}
+        r = subprocess.run([sys.executable, "-m", "kb.cli.main", "status", "--verify", "--json"],
+                           capture_output=True, text=True, env=env, timeout=600)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+        info = json.loads(r.stdout)
+        v = info["verify"]
+        assert (v["missing"], v["orphans"], v["duplicates"], v["stale"]) == (0, 0, [], [])
+        assert info["files"] == {"indexed": 1500}
+        assert v["chunks"] == v["vectors"] > 1500
+        log = (kb_home / "logs" / "watch.log").read_text()
+        print(f"{kills} kills; interrupted writes repaired on restart: {log.count('repaired an interrupted write')}")
+    finally:
+        w.close()
+
+
+READER = textwrap.dedent("""
+    import json, sys, time
+    from pathlib import Path
+    from kb.core import KnowledgeBase
+
+    words = sys.argv[1].split(",")
+    deadline = time.monotonic() + float(sys.argv[2])
+    seen, errors, queries = {}, [], 0
+    with KnowledgeBase() as kb:
+        while time.monotonic() < deadline and len(seen) < len(words):
+            for w in words:
+                if w in seen:
+                    continue
+                try:
+                    hits = kb.search(w, k=3)
+                    queries += 1
+                except Exception as exc:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                    continue
+                if any(w in h.text for h in hits):
+                    seen[w] = time.time()
+    print(json.dumps({"seen": seen, "errors": errors, "queries": queries}))
+""")
+
+
+def test_reader_process_sees_new_notes_quickly_and_never_errors(kb_home: Path, tmp_path: Path) -> None:
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    (vault / "seed.md").write_text("# Seed\n\nseed note\n", encoding="utf-8")
+    w = WatchProcess(kb_home, [vault], env=HASH)
+    stop = threading.Event()
+    try:
+        w.client()
+        w.idle()
+        words = [f"readerword{i}x" for i in range(15)]
+        env = {**os.environ, **HASH, "KB_HOME": str(kb_home)}
+        reader = subprocess.Popen([sys.executable, "-c", READER, ",".join(words), "120"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True, env=env)
+        copier = bulk_copy(vault / "bulk", 600, stop)  # the daemon is busy writing the whole time
+        written = {}
+        for word in words:
+            time.sleep(0.3)
+            (vault / f"{word}.md").write_text(f"# New\n\nThis note introduces {word}.\n", encoding="utf-8")
+            written[word] = time.time()
+        out, err = reader.communicate(timeout=180)
+        copier.join(60)
+        assert reader.returncode == 0, err
+        result = json.loads(out)
+        assert result["errors"] == []
+        assert set(result["seen"]) == set(words), f"never seen: {set(words) - set(result['seen'])}"
+        lat = sorted(result["seen"][x] - written[x] for x in words)
+        print(f"save→visible in another process: p50 {lat[len(lat) // 2]:.2f}s, max {lat[-1]:.2f}s, "
+              f"{result['queries']} queries")
+        assert lat[-1] <= 2.0
+    finally:
+        stop.set()
+        w.close()
+
+
+@pytest.mark.integration
+def test_daemon_with_the_real_model(kb_home: Path, tmp_path: Path, minilm: str) -> None:
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    (vault / "a.md").write_text("# Sourdough\n\nFeed the starter with flour and water every day.\n", encoding="utf-8")
+    w = WatchProcess(kb_home, [vault], env={"KB_EMBED_MODEL": minilm})
+    try:
+        w.client(timeout=120)
+        w.idle()
+        (vault / "b.md").write_text("# Bicycle\n\nPump the tyres to four bar before a long ride.\n", encoding="utf-8")
+        wait_for(lambda: found(w.search("how hard should I inflate bike tires", k=1), "b.md"), 20, "a new note")
+        env = {**os.environ, "KB_EMBED_MODEL": minilm, "KB_HOME": str(kb_home)}
+        r = subprocess.run([sys.executable, "-m", "kb.cli.fast", "search", "bread starter", "--json", "-k", "1"],
+                           capture_output=True, text=True, env=env, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert Path(json.loads(r.stdout)[0]["path"]).name == "a.md"
+        assert w.term() == 0
+    finally:
+        w.close()
+
+
+def test_reader_without_daemon_sees_another_process_writes(kb_home: Path, tmp_path: Path, make_kb) -> None:
+    """No daemon: a long-lived reader (a notebook) must not keep a stale Chroma view after `kb ingest` elsewhere."""
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    (vault / "a.md").write_text("# A\n\nfirst note about owls\n", encoding="utf-8")
+    env = {**os.environ, "KB_EMBED_MODEL": "hash-64", "KB_HOME": str(kb_home)}
+    ingest = [sys.executable, "-m", "kb.cli.main", "ingest", str(vault)]
+    assert subprocess.run(ingest, capture_output=True, env=env, timeout=120).returncode == 0
+    base = make_kb()
+    assert found([h.as_dict() for h in base.search("owls")], "a.md")
+    (vault / "b.md").write_text("# B\n\nsecond note about badgers\n", encoding="utf-8")
+    assert subprocess.run(ingest, capture_output=True, env=env, timeout=120).returncode == 0
+    with base.reading():
+        vec = base.embedder().embed_query("second note about badgers")
+        ids = [i for i, _ in base.store().query(vec, 2)]
+        assert base.store().count() == base.manifest.chunk_count() == 2
+    assert set(ids) == set(base.manifest.all_chunk_ids())
+    assert found([h.as_dict() for h in base.search("badgers")], "b.md")
