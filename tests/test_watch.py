@@ -246,3 +246,40 @@ def test_cli_search_fast_path_matches_full_cli(daemon: WatchProcess) -> None:
             "print(sorted(m for m in ('typer', 'rich', 'pydantic', 'torch', 'chromadb') if m in sys.modules))")
     mods = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert mods.stdout.strip().splitlines()[-1] == "[]", mods.stdout + mods.stderr
+
+
+def test_catches_up_at_start_and_reconciles_periodically(kb_home: Path, vault: Path) -> None:
+    w = WatchProcess(kb_home, [vault], env=HASH)
+    w.client()
+    w.idle()
+    assert w.term() == 0
+    # while the daemon is down: an edit, a delete, a new note, a rename
+    (vault / "start.md").write_text("# Start\n\nrewritten offline with puffinword\n", encoding="utf-8")
+    (vault / "projects" / "plan.md").rename(vault / "projects" / "plan-2025.md")
+    (vault / "offline.md").write_text("# Offline\n\nstoatword\n", encoding="utf-8")
+    w = WatchProcess(kb_home, [], env={**HASH, "KB_WATCH__RECONCILE_MINUTES": "0.02"})  # every 1.2 s
+    try:
+        w.client()
+        w.idle()
+        assert indexed_paths(w) == {"start.md", "projects/plan-2025.md", "offline.md"}
+        assert found(w.search("puffinword"), "start.md") and found(w.search("stoatword"), "offline.md")
+        log = kb_home / "logs" / "watch.log"
+        wait_for(lambda: "synced periodic reconcile" in log.read_text(), 20, "a periodic reconcile")
+        v = w.verify()
+        assert (v["missing"], v["orphans"], v["duplicates"], v["stale"]) == ([], [], [], [])
+    finally:
+        w.close()
+
+
+def test_second_writer_waits_and_clear_errors(daemon: WatchProcess, vault: Path) -> None:
+    env = {**os.environ, **HASH}
+    second = WatchProcess(daemon.home, [vault], env=HASH)
+    try:
+        wait_for(lambda: "waiting for it to finish" in second.output(), 60, "the second daemon to wait")
+        assert second.proc.poll() is None and connect(daemon.home).state["pid"] == daemon.proc.pid
+    finally:
+        second.close()
+    other = {**env, "KB_EMBED_MODEL": "hash-32"}
+    r = subprocess.run([sys.executable, "-m", "kb.cli.main", "search", "lighthouses"], capture_output=True,
+                       text=True, env=other, timeout=60)
+    assert r.returncode == 4 and "hash-256" in r.stderr and "Traceback" not in r.stderr
