@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -205,9 +205,11 @@ class KnowledgeBase:
         report = SyncReport()
         syncer = syncer or self._syncer(progress)
         self._check_model(report, notify)
+        pending = self.manifest.journal_pending()
         orphans, dropped = syncer.repair()
-        if orphans or dropped:
-            msg = f"repaired an interrupted write: {orphans} orphan vectors removed, {dropped} chunks redone"
+        if pending:
+            msg = (f"recovered from an interrupted write ({pending} files in flight): {orphans} orphan vectors "
+                   f"removed, {dropped} chunks redone")
             report.notices.append(msg)
             notify(SyncEvent("notice", message=msg))
         for root in roots:
@@ -389,13 +391,17 @@ class KnowledgeBase:
                          for f in self.manifest.problems()],
         }
 
-    def verify(self) -> VerifyReport:
+    def verify(self, notify: Callable[[str], None] | None = None) -> VerifyReport:
         """Compare manifest, vector store and disk (through the daemon, once it is idle, when one runs)."""
         client = self.daemon()
         if client is not None:
             from kb.client import DaemonUnavailable
 
             try:
+                st = client.request("status", timeout=10)
+                if notify is not None and (st.get("busy") or st.get("queue")):
+                    notify(f"`kb watch` is busy ({st.get('busy') or 'changes queued'}, queue {st.get('queue')}): "
+                           "verifying once it has written them")
                 return VerifyReport(**client.request("verify", timeout=None))
             except DaemonUnavailable:
                 pass

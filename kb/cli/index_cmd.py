@@ -60,9 +60,9 @@ def status(
     from kb.core import KnowledgeBase
 
     with handled(), KnowledgeBase() as base:
-        info = base.status()
+        report = base.verify(lambda m: err.print(f"[cyan]note:[/] {m}", highlight=False)) if verify else None
+        info = base.status()  # after verify: it may have waited for the daemon to finish writing
         info["daemon"] = daemon_status(base.home)
-        report = base.verify() if verify else None
         if json_:
             if report is not None:
                 info["verify"] = report.as_dict()
