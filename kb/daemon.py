@@ -25,7 +25,7 @@ from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import Any
 
-from ingest.report import SyncReport
+from ingest.report import SyncEvent, SyncReport
 from ingest.watch import ChangeQueue, RootHandler, expand, start_observer
 from kb.client import state_path
 from kb.core import KnowledgeBase
@@ -289,9 +289,16 @@ class Daemon:
     def _sync(self, roots: list[Path], only: dict[Path, set[str]] | None, what: str,
               emit: Callable[[dict[str, Any]], None] | None = None) -> SyncReport:
         self.busy = what
-        self.syncer.progress = (lambda e: emit(asdict(e))) if emit else (lambda e: None)
+
+        def progress(e: SyncEvent) -> None:
+            if e.stage == "notice":
+                log.info("%s", e.message)  # now, not after the sync: a kill must not swallow it
+            if emit is not None:
+                emit(asdict(e))
+
+        self.syncer.progress = progress
         try:
-            report = self.writer.sync_locked(roots, emit and self.syncer.progress, only=only, syncer=self.syncer)
+            report = self.writer.sync_locked(roots, progress, only=only, syncer=self.syncer)
         except Exception as exc:
             self._record_error(f"{what}: {type(exc).__name__}: {exc}")
             raise
@@ -305,8 +312,6 @@ class Daemon:
         if any(changed.values()) or only is None:
             log.info("synced %s: %s in %.2fs", what, ", ".join(f"{k} {v}" for k, v in changed.items() if v) or
                      "no changes", report.seconds)
-        for n in report.notices:
-            log.info("%s", n)
         for p in report.problems:
             log.info("skipped %s: %s", p["path"], p["reason"])
         return report
