@@ -283,3 +283,30 @@ def test_second_writer_waits_and_clear_errors(daemon: WatchProcess, vault: Path)
     r = subprocess.run([sys.executable, "-m", "kb.cli.main", "search", "lighthouses"], capture_output=True,
                        text=True, env=other, timeout=60)
     assert r.returncode == 4 and "hash-256" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_ask_and_forget_through_the_daemon(daemon: WatchProcess, vault: Path) -> None:
+    from tests.fake_vllm import FakeVLLM
+
+    env = {**os.environ, **HASH}
+    cmd = [sys.executable, "-m", "kb.cli.main"]
+    dry = subprocess.run([*cmd, "ask", "what does the first note mention about lighthouses", "--dry-run", "--json"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert dry.returncode == 0, dry.stderr
+    ctx = json.loads(dry.stdout)
+    kept = ctx["kept"]
+    assert kept and Path(kept[0]["path"]).name == "start.md"
+    with FakeVLLM() as fake:
+        r = subprocess.run([*cmd, "ask", "what does the first note mention about lighthouses", "--json"],
+                           capture_output=True, text=True, timeout=120,
+                           env={**env, "KB_LLM_BASE_URL": fake.url, "KB_LLM_MODEL": fake.model})
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["answer"] and "lighthouses" in fake.chats()[-1]["messages"][-1]["content"]
+    r = subprocess.run([*cmd, "forget", str(vault / "projects")], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert indexed_paths(daemon) == {"start.md"}
+    (vault / "projects" / "later.md").write_text("# Later\n\nforgottenword\n", encoding="utf-8")
+    (vault / "after.md").write_text("# After\n\nrememberedword\n", encoding="utf-8")
+    wait_for(lambda: "after.md" in indexed_paths(daemon), 10, "a note outside the forgotten folder")
+    daemon.idle()
+    assert indexed_paths(daemon) == {"start.md", "after.md"}  # the forgotten folder stays out
