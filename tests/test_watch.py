@@ -257,14 +257,18 @@ def test_catches_up_at_start_and_reconciles_periodically(kb_home: Path, vault: P
     (vault / "start.md").write_text("# Start\n\nrewritten offline with puffinword\n", encoding="utf-8")
     (vault / "projects" / "plan.md").rename(vault / "projects" / "plan-2025.md")
     (vault / "offline.md").write_text("# Offline\n\nstoatword\n", encoding="utf-8")
-    w = WatchProcess(kb_home, [], env={**HASH, "KB_WATCH__RECONCILE_MINUTES": "0.02"})  # every 1.2 s
+    w = WatchProcess(kb_home, [], env={**HASH, "KB_WATCH__RECONCILE_MINUTES": "0.02",  # every 1.2 s
+                                        "KB_WATCH__LOG_MB": "0.001"})  # rotate at ~1 KB
     try:
         w.client()
         w.idle()
         assert indexed_paths(w) == {"start.md", "projects/plan-2025.md", "offline.md"}
         assert found(w.search("puffinword"), "start.md") and found(w.search("stoatword"), "offline.md")
         log = kb_home / "logs" / "watch.log"
-        wait_for(lambda: "synced periodic reconcile" in log.read_text(), 20, "a periodic reconcile")
+        logs = lambda: "".join(f.read_text() for f in log.parent.glob("watch.log*"))  # noqa: E731
+        wait_for(lambda: "synced periodic reconcile" in logs(), 20, "a periodic reconcile")
+        wait_for(lambda: (kb_home / "logs" / "watch.log.1").exists(), 20, "the log to rotate")
+        assert log.stat().st_size <= 2048 and not (kb_home / "logs" / "watch.log.4").exists()
         v = w.verify()
         assert (v["missing"], v["orphans"], v["duplicates"], v["stale"]) == ([], [], [], [])
     finally:
