@@ -77,6 +77,8 @@ class Daemon:
         self._endpoint: Endpoint | None = None
         self._token = secrets.token_urlsafe(32)
         self._next_reconcile = 0.0
+        self._next_health = 0.0
+        self._root_ino: dict[str, int] = {}
 
     # ------------------------------------------------------------------ lifecycle
     def run(self) -> int:
@@ -190,6 +192,7 @@ class Daemon:
                                             self.settings.watch.poll_interval_s, self.force_polling)
         self.observers[key] = obs
         self.observer_kind[key] = kind
+        self._root_ino[key] = root.stat().st_ino
         if warning:
             self.warnings.append(warning)
 
@@ -200,6 +203,27 @@ class Daemon:
             with contextlib.suppress(Exception):
                 obs.stop()
 
+    def _check_roots(self) -> None:
+        """A root that vanished (unmounted, moved away) loses its watch; when a folder is back at that path
+        (same or new inode), watch it again and reconcile, so nothing saved meanwhile is missed."""
+        for root in self.roots:
+            key = str(root)
+            try:
+                ino = root.stat().st_ino if root.is_dir() else None
+            except OSError:
+                ino = None
+            obs = self.observers.get(key)
+            healthy = (obs is not None and obs.is_alive() and all(e.is_alive() for e in obs.emitters)
+                       and self._root_ino.get(key) == ino)
+            if ino is None and obs is not None:
+                self._unwatch(key)
+                log.warning("%s is gone: not watching it until it is back", root)
+            elif ino is not None and not healthy:
+                self._unwatch(key)
+                self._watch(root)
+                log.info("%s is back: watching it again and catching up", root)
+                self.jobs.put(_Job("reconcile", {"why": "root back"}))
+
     def _schedule_reconcile(self) -> None:
         minutes = self.settings.watch.reconcile_minutes
         self._next_reconcile = time.monotonic() + minutes * 60 if minutes > 0 else float("inf")
@@ -207,6 +231,9 @@ class Daemon:
     # ------------------------------------------------------------------ worker
     def _loop(self) -> None:
         while not self.stop_event.is_set():
+            if time.monotonic() >= self._next_health:
+                self._check_roots()
+                self._next_health = time.monotonic() + 2.0
             if time.monotonic() >= self._next_reconcile:
                 self.jobs.put(_Job("reconcile", {"why": "periodic"}))
                 self._schedule_reconcile()
@@ -353,7 +380,8 @@ class Daemon:
             "running": True, "pid": os.getpid(), "started": self.started,
             "uptime_s": round(time.time() - self.started, 1),
             "endpoint": f"127.0.0.1:{self._endpoint.port}" if self._endpoint else None,
-            "roots": dict(self.observer_kind), "queue": len(self.changes) + self.jobs.qsize(),
+            "roots": {str(r): self.observer_kind.get(str(r), "not watched (folder missing)") for r in self.roots},
+            "queue": len(self.changes) + self.jobs.qsize(),
             "busy": self.busy, "events": self.changes.events, "last_event": self.changes.last_event,
             "last_sync": self.last_sync, "last_error": self.last_error, "warnings": self.warnings,
             "log": str(self.home / "logs" / "watch.log"),

@@ -314,3 +314,16 @@ def test_ask_and_forget_through_the_daemon(daemon: WatchProcess, vault: Path) ->
     wait_for(lambda: "after.md" in indexed_paths(daemon), 10, "a note outside the forgotten folder")
     daemon.idle()
     assert indexed_paths(daemon) == {"start.md", "after.md"}  # the forgotten folder stays out
+
+
+def test_root_that_vanishes_and_returns_is_watched_again(daemon: WatchProcess, vault: Path, tmp_path: Path) -> None:
+    vault.rename(tmp_path / "unmounted")
+    wait_for(lambda: "missing" in daemon.status()["roots"][str(vault)], 15, "the daemon to notice the root is gone")
+    assert daemon.proc.poll() is None
+    vault.mkdir()  # a new folder (new inode) at the same path, like a re-mounted disk
+    (vault / "back.md").write_text("# Back\n\nreturnword\n", encoding="utf-8")
+    wait_for(lambda: found(daemon.search("returnword"), "back.md"), 20, "a note in the returned root")
+    (vault / "later.md").write_text("# Later\n\nlaterword\n", encoding="utf-8")  # live events work again
+    wait_for(lambda: found(daemon.search("laterword"), "later.md"), 10, "an event in the returned root")
+    daemon.idle()
+    assert indexed_paths(daemon) == {"back.md", "later.md"}
