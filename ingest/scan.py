@@ -113,6 +113,17 @@ class Scanner:
                         yield cand
 
 
+def exact_name(path: Path, listings: dict[Path, set[str]]) -> bool:
+    """True when ``path`` exists with exactly this spelling (a case-only rename on a case-insensitive
+    file system leaves the old spelling 'existing')."""
+    if path.parent not in listings:
+        try:
+            listings[path.parent] = set(os.listdir(path.parent))
+        except OSError:
+            listings[path.parent] = set()
+    return path.name in listings[path.parent]
+
+
 def _load_spec(root: Path) -> pathspec.PathSpec | None:
     f = root / KBIGNORE
     if not f.is_file():

@@ -15,7 +15,6 @@ manifest chunks without a vector are dropped and their files marked stale, so th
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from ingest.chunk import Chunker
 from ingest.load import Document, LoadError, load
 from ingest.manifest import FAILED, INDEXED, SKIPPED, ChunkRow, FileRow, Manifest
 from ingest.report import ProgressFn, SyncEvent, SyncReport
-from ingest.scan import Candidate, Scanner
+from ingest.scan import Candidate, Scanner, exact_name
 from kb.errors import KbError
 
 if TYPE_CHECKING:
@@ -35,17 +34,6 @@ if TYPE_CHECKING:
 
 GROUP_CHUNKS = 2048  # chunks to embed per write group (large: better length-sorted batches)
 GROUP_FILES = 500
-
-
-def _exact_name(path: Path, listings: dict[Path, set[str]]) -> bool:
-    """True when ``path`` exists with exactly this spelling (a case-only rename on a case-insensitive
-    file system leaves the old spelling 'existing')."""
-    if path.parent not in listings:
-        try:
-            listings[path.parent] = set(os.listdir(path.parent))
-        except OSError:
-            listings[path.parent] = set()
-    return path.name in listings[path.parent]
 
 
 def chunk_id(root: str, path: str, chunk_hash: str, occurrence: int) -> str:
@@ -124,7 +112,7 @@ class Syncer:
             listings: dict[Path, set[str]] = {}
             for rel in only:
                 c = scanner.candidate(root / rel, rel)
-                if c is not None and _exact_name(root / rel, listings):
+                if c is not None and exact_name(root / rel, listings):
                     disk[rel] = c
             known = {p: f for p, f in known.items() if p in only}
         self.progress(SyncEvent("scan", files_total=len(disk), message=f"{len(disk)} files in {root}"))

@@ -69,6 +69,11 @@ class ChangeQueue:
         with self._cv:
             return len(self._items)
 
+    def wake(self) -> None:
+        """Interrupt a `wait` (new job, shutdown)."""
+        with self._cv:
+            self._cv.notify_all()
+
     def wait(self, timeout: float) -> None:
         """Sleep until something is queued or ``timeout`` passes."""
         with self._cv:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +13,7 @@ from ingest.chunk import CHUNKER_VERSION, Chunker
 from ingest.manifest import Manifest
 from ingest.report import ProgressFn, SyncEvent, SyncReport
 from ingest.sync import Syncer
+from kb.access import DOWN, IndexAccess
 from kb.embed import Embedder, get_embedder, is_english_only, model_id_for
 from kb.errors import KbError, ModelMismatchError, PathNotFoundError
 from kb.lock import WriterLock
@@ -54,7 +54,7 @@ def _filters_dict(filters: Filters | None) -> dict[str, Any] | None:
     return asdict(filters) if filters else None
 
 
-class KnowledgeBase:
+class KnowledgeBase(IndexAccess):
     """A personal knowledge base on disk. Use as a context manager or call `close()`.
 
     >>> with KnowledgeBase() as kb:          # doctest: +SKIP
@@ -112,49 +112,6 @@ class KnowledgeBase:
             self._store_version = self._data_version()
             self._store = VectorStore(self.home / "chroma", self.model_id)
         return self._store
-
-    def _data_version(self) -> int:
-        """Changes whenever *another* connection (process) commits to the manifest."""
-        return int(self.manifest.db.execute("PRAGMA data_version").fetchone()[0])
-
-    def daemon(self):
-        """A client for the `kb watch` daemon serving this KB_HOME with the same model, or None."""
-        if not self.use_daemon:
-            return None
-        from kb.client import connect
-
-        client = connect(self.home)
-        if client is None:
-            return None
-        theirs = client.state.get("model_id")
-        if theirs != self.model_id:
-            raise ModelMismatchError(
-                f"`kb watch` (pid {client.state.get('pid')}) indexes with {theirs}, but this process is configured "
-                f"for {self.model_id}", f"use KB_EMBED_MODEL={theirs} here, or stop `kb watch` first")
-        return client
-
-    @contextmanager
-    def reading(self) -> Iterator[None]:
-        """Direct read access without a daemon: hold the writer lock (Chroma is not process-safe), and reopen
-        the store when another process wrote since we opened it (its vector index would be stale)."""
-        if self.lock.held:
-            yield
-            return
-        wait = self.settings.watch.reader_lock_wait_s
-        self.lock.acquire(timeout=wait, on_wait=lambda m: log.warning("%s (up to %gs)", m, wait))
-        try:
-            if self._store is not None and self._data_version() != self._store_version:
-                self._reopen_store()
-            yield
-        finally:
-            self.lock.release()
-
-    def _reopen_store(self) -> None:
-        from chromadb.api.shared_system_client import SharedSystemClient
-
-        self._store = None
-        self._contexts = None
-        SharedSystemClient.clear_system_cache()
 
     def chunker(self) -> Chunker:
         if self._chunker is None:
@@ -321,16 +278,9 @@ class KnowledgeBase:
 
         self._check_readable()
         k = k or self.settings.retrieval.k
-        client = self.daemon()
-        if client is not None:
-            from kb.client import DaemonUnavailable
-
-            try:
-                hits = client.request("search", {"query": query, "k": k, "filters": _filters_dict(filters)},
-                                      timeout=120)
-                return [Hit(**h) for h in hits]
-            except DaemonUnavailable:
-                pass
+        hits = self._via_daemon("search", {"query": query, "k": k, "filters": _filters_dict(filters)})
+        if hits is not DOWN:
+            return [Hit(**h) for h in hits]
         with self.reading():
             if self.manifest.chunk_count() == 0:
                 return []
@@ -343,17 +293,12 @@ class KnowledgeBase:
     def context(self, question: str, mode: str = "auto", filters: Filters | None = None, **kw: Any) -> Context:
         """The focused context for a question: mode (and why), kept passages and dropped candidates."""
         self._check_readable()
-        client = self.daemon() if not kw else None
-        if client is not None:
-            from kb.budget import Context
-            from kb.client import DaemonUnavailable
+        if not kw:
+            d = self._via_daemon("context", {"question": question, "mode": mode, "filters": _filters_dict(filters)})
+            if d is not DOWN:
+                from kb.budget import Context
 
-            try:
-                d = client.request("context", {"question": question, "mode": mode,
-                                               "filters": _filters_dict(filters)}, timeout=120)
                 return Context.from_dict(d)
-            except DaemonUnavailable:
-                pass
         with self.reading():
             return self.contexts().build(question, mode, filters, **kw)
 
@@ -393,18 +338,14 @@ class KnowledgeBase:
 
     def verify(self, notify: Callable[[str], None] | None = None) -> VerifyReport:
         """Compare manifest, vector store and disk (through the daemon, once it is idle, when one runs)."""
-        client = self.daemon()
-        if client is not None:
-            from kb.client import DaemonUnavailable
-
-            try:
-                st = client.request("status", timeout=10)
-                if notify is not None and (st.get("busy") or st.get("queue")):
-                    notify(f"`kb watch` is busy ({st.get('busy') or 'changes queued'}, queue {st.get('queue')}): "
-                           "verifying once it has written them")
-                return VerifyReport(**client.request("verify", timeout=None))
-            except DaemonUnavailable:
-                pass
+        st = self._via_daemon("status", timeout=10)
+        if st is not DOWN:
+            if notify is not None and (st.get("busy") or st.get("queue")):
+                notify(f"`kb watch` is busy ({st.get('busy') or 'changes queued'}, queue {st.get('queue')}): "
+                       "verifying once it has written them")
+            full = self._via_daemon("verify", timeout=None)
+            if full is not DOWN:
+                return VerifyReport(**full)
         with self.reading():
             return self.verify_locked()
 

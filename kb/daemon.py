@@ -98,8 +98,7 @@ class Daemon:
 
     def stop(self) -> None:
         self.stop_event.set()
-        with self.changes._cv:
-            self.changes._cv.notify_all()
+        self.changes.wake()
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         log.info("received %s: finishing the current write group, then exiting", signal.Signals(signum).name)
@@ -364,8 +363,7 @@ class Daemon:
         if op in ("ingest", "forget", "verify"):
             job = _Job(op, args, emit)
             self.jobs.put(job)
-            with self.changes._cv:
-                self.changes._cv.notify_all()
+            self.changes.wake()
             while not job.done.wait(0.5):
                 if self.stop_event.is_set() and not job.done.is_set() and self.busy is None:
                     raise KbError("kb watch is stopping", "run the command again")
