@@ -178,7 +178,7 @@ def expand(root: Path, rel: str, known: set[str], is_ignored) -> set[str]:
 def start_observer(root: Path, handler: RootHandler, poll_interval: float, force_polling: bool = False):
     """Watch ``root`` with the native observer; when the OS watch limit is exhausted, fall back to polling.
 
-    Returns ``(observer, kind, warning)``; ``warning`` is None unless the fallback was taken."""
+    Returns ``(observer, warning)``; ``warning`` is None unless the fallback was taken."""
     from watchdog.observers import Observer
     from watchdog.observers.polling import PollingObserver
 
@@ -188,7 +188,7 @@ def start_observer(root: Path, handler: RootHandler, poll_interval: float, force
         try:
             obs.schedule(handler, str(root), recursive=True)
             obs.start()
-            return obs, type(obs).__name__, None
+            return obs, None
         except OSError as exc:
             if exc.errno not in WATCH_LIMIT_ERRNOS:
                 raise
@@ -199,7 +199,7 @@ def start_observer(root: Path, handler: RootHandler, poll_interval: float, force
     obs = PollingObserver(timeout=poll_interval)
     obs.schedule(handler, str(root), recursive=True)
     obs.start()
-    return obs, "PollingObserver", warning
+    return obs, warning
 
 
 def _stop_quietly(obs) -> None:

@@ -52,7 +52,7 @@ def pid_alive(pid: int) -> bool:
 def connect(home: Path) -> DaemonClient | None:
     """A client for the daemon serving ``home``, or None when none is running."""
     state = read_state(home)
-    if state is None or not state.get("ready"):
+    if state is None:
         return None
     return DaemonClient(state)
 

@@ -53,26 +53,23 @@ class _Job:
 
 class Daemon:
     def __init__(self, settings: Settings | None = None, paths: list[str | os.PathLike[str]] | None = None, *,
-                 embedder: Embedder | None = None, force_polling: bool = False, log_to_stderr: bool = True) -> None:
+                 embedder: Embedder | None = None, force_polling: bool = False) -> None:
         self.settings = settings or load_settings()
         self.writer = KnowledgeBase(self.settings, embedder=embedder, use_daemon=False)
         self.home = self.writer.home
         self.paths = paths
         self.force_polling = force_polling
-        self.log_to_stderr = log_to_stderr
         w = self.settings.watch
         self.changes = ChangeQueue(w.debounce_s)
         self.jobs: queue.Queue[_Job] = queue.Queue()
         self.stop_event = threading.Event()
         self.observers: dict[str, Any] = {}
-        self.observer_kind: dict[str, str] = {}
         self.roots: list[Path] = []
         self.started = time.time()
         self.busy: str | None = None
         self.last_sync: dict[str, Any] | None = None
         self.last_error: dict[str, Any] | None = None
         self.warnings: list[str] = []
-        self.synced_paths = 0
         self._read_lock = threading.Lock()
         self._endpoint: Endpoint | None = None
         self._token = secrets.token_urlsafe(32)
@@ -174,7 +171,7 @@ class Daemon:
         state = {"pid": os.getpid(), "host": "127.0.0.1", "port": self._endpoint.port, "token": self._token,
                  "model_id": self.writer.model_id, "embed_model": self.settings.embed_model,
                  "default_model": self.settings.embed_model == Settings.model_fields["embed_model"].default,
-                 "home": str(self.home), "started": self.started, "ready": True,
+                 "home": str(self.home), "started": self.started,
                  "roots": [str(r) for r in self.roots]}
         path = state_path(self.home)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
@@ -187,17 +184,15 @@ class Daemon:
         key = str(root)
         if key in self.observers or not root.is_dir():
             return
-        obs, kind, warning = start_observer(root, RootHandler(root, self.changes),
-                                            self.settings.watch.poll_interval_s, self.force_polling)
+        obs, warning = start_observer(root, RootHandler(root, self.changes), self.settings.watch.poll_interval_s,
+                                      self.force_polling)
         self.observers[key] = obs
-        self.observer_kind[key] = kind
         self._root_ino[key] = root.stat().st_ino
         if warning:
             self.warnings.append(warning)
 
     def _unwatch(self, root: str) -> None:
         obs = self.observers.pop(root, None)
-        self.observer_kind.pop(root, None)
         if obs is not None:
             with contextlib.suppress(Exception):
                 obs.stop()
@@ -331,7 +326,6 @@ class Daemon:
         finally:
             self.syncer.progress = lambda e: None
             self.busy = None
-        self.synced_paths += sum(len(v) for v in only.values()) if only else 0
         summary = report.as_dict()
         changed = {k: summary[k] for k in ("added", "updated", "moved", "deleted", "skipped", "failed", "embedded")}
         self.last_sync = {"time": time.time(), "what": what, **changed, "seconds": summary["seconds"]}
@@ -378,7 +372,8 @@ class Daemon:
             "running": True, "pid": os.getpid(), "started": self.started,
             "uptime_s": round(time.time() - self.started, 1),
             "endpoint": f"127.0.0.1:{self._endpoint.port}" if self._endpoint else None,
-            "roots": {str(r): self.observer_kind.get(str(r), "not watched (folder missing)") for r in self.roots},
+            "roots": {str(r): type(self.observers[str(r)]).__name__ if str(r) in self.observers
+                      else "not watched (folder missing)" for r in self.roots},
             "queue": len(self.changes) + self.jobs.qsize(),
             "busy": self.busy, "events": self.changes.events, "last_event": self.changes.last_event,
             "last_sync": self.last_sync, "last_error": self.last_error, "warnings": self.warnings,

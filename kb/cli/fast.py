@@ -18,7 +18,7 @@ def _parse(argv: list[str]) -> tuple[str, int, bool] | None:
     for a in it:
         if a == "--json":
             as_json = True
-        elif a in ("-k",) or a.startswith("-k"):
+        elif a.startswith("-k"):
             v = a[2:] or next(it, "")
             if not v.isdigit() or not 1 <= int(v) <= 200:
                 return None
