@@ -1,7 +1,10 @@
 """Read one file into text + metadata. Markdown (frontmatter, tags, wikilinks), text, PDF, HTML.
 
-Decoding is strict UTF-8 (BOM handled), then charset detection for legacy encodings such as
-cp1251/KOI8-R. There is no silent latin-1 fallback: undecodable files are skipped with a reason.
+Decoding is strict UTF-8 (BOM handled). A file that is mostly UTF-8 with a few damaged bytes is decoded
+with replacement characters, and that is recorded. A legacy encoding (cp1251, KOI8-R, cp1252, ...) is
+accepted only when detection is confident and the decoded text is plausible for it (letters, not the
+"Ã©"/"Ð¿" symbol soup of misread UTF-8). Anything else is decoded with replacement and recorded too:
+never a silent guess.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class Document:
     date: str | None = None  # ISO date from frontmatter, if any
     encoding: str = "utf-8"
     page_lines: list[int] = field(default_factory=list)  # pdf: text line where each page starts
+    warning: str | None = None  # recorded in the file's status (e.g. decoded with replacement characters)
 
     def page_at(self, line: int) -> int | None:
         """1-based PDF page holding a text line (None for non-PDF)."""
@@ -53,6 +57,9 @@ def load(path: Path, data: bytes | None = None) -> Document:
     if suffix == ".pdf":
         return _load_pdf(data, path)
     text, encoding = decode(data)
+    warning = None
+    if encoding.endswith(REPLACED):
+        warning = f"decoded with replacement characters ({text.count(chr(0xFFFD))} invalid bytes)"
     if suffix in (".html", ".htm"):
         doc = _load_html(text, path)
     elif suffix in (".md", ".markdown"):
@@ -60,6 +67,7 @@ def load(path: Path, data: bytes | None = None) -> Document:
     else:
         doc = Document(text=text, kind="text", title=path.stem)
     doc.encoding = encoding
+    doc.warning = warning
     return doc
 
 
@@ -82,14 +90,41 @@ def decode(data: bytes) -> tuple[str, str]:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass
+    lenient = data.decode("utf-8", errors="replace")
+    bad = lenient.count("\ufffd")
+    valid_multibyte = sum(1 for ch in lenient if ord(ch) > 0x7F) - bad
+    if valid_multibyte >= bad:  # real UTF-8 sequences outnumber the broken bytes: damaged UTF-8
+        return lenient, "utf-8" + REPLACED
     from charset_normalizer import from_bytes
 
-    best = from_bytes(data, cp_isolation=None).best()
-    if best is None or best.encoding is None:
+    results = list(from_bytes(data, cp_isolation=None))
+    best = results[0] if results else None
+    if best is not None and best.encoding is not None and best.chaos <= 0.1:
+        text = str(best)
+        rivals = [r for r in results[1:6]
+                  if r.chaos <= best.chaos + 0.15 and str(r) != text and plausible(str(r), strict=True)]
+        if not rivals and plausible(text):  # confident: no near-equal reading says something else
+            return text, best.encoding
+    readable = sum(1 for c in lenient if c.isprintable() or c in "\n\r\t")
+    if readable - bad < 0.7 * len(lenient):  # mostly broken bytes: not a text file kb can read
         raise LoadError("not UTF-8 and no legacy encoding fits; convert the file to UTF-8")
-    if best.chaos > 0.2:
-        raise LoadError(f"not UTF-8; best guess {best.encoding} looks garbled; convert the file to UTF-8")
-    return str(best), best.encoding
+    return lenient, "utf-8" + REPLACED
+
+
+REPLACED = "+replace"
+_MOJIBAKE = re.compile(r"[ÃÂÐÑâ][\x80-\xbf€‚ƒ„…†‡ˆ‰Š‹ŒŽ‘’“”•–—˜™š›œžŸ¡-¿]")
+
+
+def plausible(text: str, strict: bool = False) -> bool:
+    """True when the non-ASCII characters of a legacy-decoded text look like words: mostly letters of one
+    script, and none of the byte-pair patterns that UTF-8 read as cp1252/latin-1 produces."""
+    rest = [c for c in text if ord(c) > 0x7F and not c.isspace()]
+    if not rest:
+        return True
+    if _MOJIBAKE.search(text):
+        return False
+    letters = sum(1 for c in rest if c.isalpha())
+    return letters / len(rest) >= (0.999 if strict else 0.9)
 
 
 # ---------------------------------------------------------------- markdown

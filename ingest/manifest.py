@@ -184,7 +184,8 @@ class Manifest:
         return dict(self.db.execute("SELECT status, COUNT(*) FROM files GROUP BY status").fetchall())
 
     def problems(self) -> list[FileRow]:
-        rows = self.db.execute(f"SELECT {_FILE_COLS} FROM files WHERE status != ? ORDER BY root, path", (INDEXED,))
+        rows = self.db.execute(f"SELECT {_FILE_COLS} FROM files WHERE status != ? OR reason IS NOT NULL "
+                               "ORDER BY root, path", (INDEXED,))
         return [_file(r) for r in rows]
 
     # -- chunks

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,12 +13,23 @@ import pathspec
 KBIGNORE = ".kbignore"
 
 
+def safe_rel(rel: str) -> str:
+    """A root-relative path that SQLite, JSON and Chroma can store. File names that are not valid UTF-8
+    (old cp866/cp1251 archives) reach Python with surrogate escapes; they are kept as backslash escapes of
+    their raw bytes (``bad\\xffname.md``), so ids and rows are stable and the name stays readable."""
+    try:
+        rel.encode("utf-8")
+        return rel
+    except UnicodeEncodeError:
+        return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 @dataclass(frozen=True)
 class Candidate:
     """A file under a root that should be read (or skipped with a reason)."""
 
-    rel: str  # POSIX path relative to the root
-    path: Path  # absolute path as found (may be a symlink inside the root)
+    rel: str  # POSIX path relative to the root, made storable by `safe_rel`
+    path: Path  # absolute path as found on disk (may be a symlink inside the root)
     size: int
     mtime_ns: int
     skip_reason: str | None = None
@@ -54,17 +66,35 @@ class Scanner:
 
     def inside(self, path: Path) -> bool:
         try:
-            path.resolve().relative_to(self.root)
+            path.resolve(strict=True).relative_to(self.root)
             return True
-        except (ValueError, OSError):
+        except (ValueError, OSError, RuntimeError):  # RuntimeError: a symlink loop (Python 3.11)
             return False
 
     def candidate(self, path: Path, rel: str) -> Candidate | None:
-        """Stat one file; None when it vanished or should be ignored."""
+        """Stat one file; None when it vanished or should be ignored. Never raises for one file's sake:
+        whatever goes wrong becomes the candidate's skip reason."""
+        try:
+            return self._candidate(path, rel)
+        except Exception as exc:  # one odd file must not stop a scan
+            return Candidate(safe_rel(rel), path, 0, 0, f"unreadable: {type(exc).__name__}: {str(exc)[:200]}")
+
+    def _candidate(self, path: Path, rel: str) -> Candidate | None:
         if self.is_ignored(rel):
             return None
-        if path.is_symlink() and not self.inside(path):
-            return None
+        srel = safe_rel(rel)
+        if path.is_symlink():
+            try:
+                path.resolve(strict=True)
+            except RuntimeError:
+                return Candidate(srel, path, 0, 0, "symlink loop: the link points back at itself")
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    return Candidate(srel, path, 0, 0, "symlink loop: the link points back at itself")
+                return None  # a dangling link is not a note
+            if not self.inside(path):
+                return None
+        rel = srel
         try:
             st = path.stat()
         except OSError as exc:
@@ -99,16 +129,17 @@ class Scanner:
                 rel = path.relative_to(self.root).as_posix()
                 try:
                     is_dir = entry.is_dir(follow_symlinks=True)
-                except OSError:
-                    continue
+                    is_file = not is_dir and entry.is_file(follow_symlinks=True)
+                except OSError:  # a symlink loop, a vanished entry: `candidate` says which
+                    is_dir, is_file = False, entry.is_symlink()
                 if is_dir:
                     if self.is_ignored(rel, is_dir=True):
                         continue
                     if entry.is_symlink() and not self.inside(path):
                         continue
                     stack.append(path)
-                elif entry.is_file(follow_symlinks=True):
-                    cand = self.candidate(path, rel)
+                elif is_file or entry.is_symlink():
+                    cand = self.candidate(path, rel)  # a dangling link gives None, a loop a skip reason
                     if cand is not None:
                         yield cand
 

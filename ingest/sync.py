@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from contextlib import AbstractContextManager, nullcontext
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,8 +26,8 @@ from ingest.chunk import Chunker
 from ingest.load import Document, LoadError, load
 from ingest.manifest import FAILED, INDEXED, SKIPPED, ChunkRow, FileRow, Manifest
 from ingest.report import ProgressFn, SyncEvent, SyncReport
-from ingest.scan import Candidate, Scanner, exact_name
-from kb.errors import KbError
+from ingest.scan import Candidate, Scanner, exact_name, safe_rel
+from kb.errors import KbError, environment_error
 
 if TYPE_CHECKING:
     from kb.embed import Embedder
@@ -37,8 +38,9 @@ GROUP_FILES = 500
 
 
 def chunk_id(root: str, path: str, chunk_hash: str, occurrence: int) -> str:
+    """Stable id of a chunk; computed from raw bytes, so a name that is not valid UTF-8 can't break it."""
     key = f"{root}\0{path}\0{chunk_hash}\0{occurrence}"
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
 @dataclass
@@ -73,6 +75,7 @@ class Syncer:
         crash_hook: Callable[[str], None] | None = None,
         group_chunks: int = GROUP_CHUNKS,
         should_stop: Callable[[], bool] | None = None,
+        guard: Callable[[], AbstractContextManager[None]] | None = None,
     ) -> None:
         self.manifest = manifest
         self._store = store
@@ -85,6 +88,7 @@ class Syncer:
         self.crash_hook = crash_hook
         self.group_chunks = group_chunks
         self.should_stop = should_stop or (lambda: False)  # checked between write groups (graceful shutdown)
+        self.guard = guard or nullcontext  # held exclusively around each commit (readers hold it shared)
         self._embed_texts: dict[str, str] = {}  # chunk id → text to embed, for prepared, unwritten chunks
 
     def _crash(self, point: str) -> None:
@@ -97,7 +101,17 @@ class Syncer:
 
     # ------------------------------------------------------------------ public
     def sync_root(self, root: Path, only: set[str] | None = None) -> SyncReport:
-        """Reconcile ``root`` (or just the relative paths in ``only``) with the index."""
+        """Reconcile ``root`` (or just the relative paths in ``only``) with the index. A full or read-only
+        disk stops it with a `DiskFullError`; anything a single file causes is recorded on that file."""
+        try:
+            return self._sync_root(root, only)
+        except Exception as exc:
+            env = environment_error(exc)
+            if env is not None and env is not exc:
+                raise env from exc
+            raise
+
+    def _sync_root(self, root: Path, only: set[str] | None) -> SyncReport:
         t0 = time.perf_counter()
         root = root.resolve()
         rkey = str(root)
@@ -111,10 +125,15 @@ class Syncer:
             disk = {}
             listings: dict[Path, set[str]] = {}
             for rel in only:
-                c = scanner.candidate(root / rel, rel)
-                if c is not None and exact_name(root / rel, listings):
-                    disk[rel] = c
-            known = {p: f for p, f in known.items() if p in only}
+                try:
+                    c = scanner.candidate(root / rel, rel)
+                    if c is not None and exact_name(root / rel, listings):
+                        disk[c.rel] = c
+                except Exception as exc:  # never let one path stop the others
+                    disk[safe_rel(rel)] = Candidate(safe_rel(rel), root / rel, 0, 0,
+                                                    f"unreadable: {type(exc).__name__}: {str(exc)[:200]}")
+            wanted = {safe_rel(r) for r in only}
+            known = {p: f for p, f in known.items() if p in wanted}
         self.progress(SyncEvent("scan", files_total=len(disk), message=f"{len(disk)} files in {root}"))
 
         work: list[_Work] = []
@@ -145,6 +164,9 @@ class Syncer:
                 if not cand.path.exists():
                     continue  # vanished between scan and read: the delete pass handles it
                 work.append(_Work(cand, "", old, problem=f"unreadable: {exc.strerror or exc}"))
+                continue
+            except Exception as exc:  # any other failure is this file's alone
+                work.append(_Work(cand, "", old, problem=f"unreadable: {type(exc).__name__}: {str(exc)[:200]}"))
                 continue
             sha = hashlib.sha256(data).hexdigest()
             if current and old.status == INDEXED and old.sha256 == sha:
@@ -191,8 +213,21 @@ class Syncer:
 
     def repair(self, force: bool = False) -> tuple[int, int]:
         """Bring Chroma and the manifest back in line after a crash. Returns (orphans deleted, chunks dropped)."""
+        try:
+            return self._repair(force)
+        except Exception as exc:
+            env = environment_error(exc)
+            if env is not None and env is not exc:
+                raise env from exc
+            raise
+
+    def _repair(self, force: bool) -> tuple[int, int]:
         if not force and self.manifest.journal_pending() == 0:
             return 0, 0
+        with self.guard():
+            return self._repair_locked()
+
+    def _repair_locked(self) -> tuple[int, int]:
         store = self._store()
         in_store = set(store.all_ids())
         in_manifest = set(self.manifest.all_chunk_ids())
@@ -219,17 +254,41 @@ class Syncer:
             group.append(w)
             pending += len(w.chunks)
             if pending >= self.group_chunks or len(group) >= GROUP_FILES:
-                self._write(rkey, group, report)
+                self._write_isolated(rkey, group, report)
                 done += len(group)
                 self.progress(SyncEvent("write", done, total, report.chunks, report.embedded))
                 group, pending = [], 0
                 if self.should_stop():
                     return False
         if group:
-            self._write(rkey, group, report)
+            self._write_isolated(rkey, group, report)
             done += len(group)
             self.progress(SyncEvent("write", done, total, report.chunks, report.embedded))
         return True
+
+    def _write_isolated(self, rkey: str, group: list[_Work], report: SyncReport) -> None:
+        """Write a group; when it fails for a reason that is not the machine's (a full disk, a model that
+        can't load), write its files one by one, so only the file that fails is recorded as failed."""
+        try:
+            self._write(rkey, group, report)
+            return
+        except Exception as exc:
+            if isinstance(exc, KbError) or environment_error(exc) is not None:
+                raise
+        self.repair()  # a write that died half-way leaves a journal: undo what it left
+        for w in group:
+            try:
+                self._write(rkey, [w], report)
+            except Exception as exc:
+                if isinstance(exc, KbError) or environment_error(exc) is not None:
+                    raise
+                self.repair()
+                w.row = FileRow(**{**w.row.__dict__, "status": FAILED,
+                                   "reason": f"{type(exc).__name__}: {str(exc)[:200]}"})
+                for c in w.chunks:
+                    self._embed_texts.pop(c.id, None)
+                w.chunks = []
+                self._write(rkey, [w], report)
 
     def _prepare(self, rkey: str, w: _Work) -> None:
         rel, cand = w.cand.rel, w.cand
@@ -240,30 +299,29 @@ class Syncer:
             return
         try:
             doc = load(cand.path, w.data)
+            doc.title = safe_rel(doc.title)
             chunks = self._chunk(doc, cand.path)
+            rows = [ChunkRow(chunk_id(rkey, rel, c.hash, occ), rkey, rel, c.position, c.hash, c.heading,
+                             c.start_line, c.end_line, doc.page_at(c.start_line - doc.first_line + 1), c.text)
+                    for c, occ in zip(chunks, _occurrences(chunks), strict=True)]
         except LoadError as exc:
             w.row = FileRow(status=SKIPPED, reason=str(exc), **base)
             return
         except KbError:  # not the file's fault (model can't load, ...): stop with a clear error
             raise
-        except Exception as exc:  # one bad file never stops the sync
+        except Exception as exc:  # one bad file never stops the sync, whatever it raises
             w.row = FileRow(status=FAILED, reason=f"{type(exc).__name__}: {str(exc)[:200]}", **base)
             return
         finally:
             w.data = None
-        w.row = FileRow(status=INDEXED, title=doc.title, tags=doc.tags, date=doc.date, kind=doc.kind, **base)
-        seen: dict[str, int] = {}
-        for c in chunks:
-            occ = seen.get(c.hash, 0)
-            seen[c.hash] = occ + 1
-            w.chunks.append(ChunkRow(chunk_id(rkey, rel, c.hash, occ), rkey, rel, c.position, c.hash, c.heading,
-                                     c.start_line, c.end_line, doc.page_at(c.start_line - doc.first_line + 1),
-                                     c.text))
-        for c, row in zip(chunks, w.chunks, strict=True):
+        w.row = FileRow(status=INDEXED, reason=doc.warning, title=doc.title, tags=doc.tags, date=doc.date,
+                        kind=doc.kind, **base)
+        w.chunks = rows
+        for c, row in zip(chunks, rows, strict=True):
             self._embed_texts[row.id] = c.embed_text
 
     def _chunk(self, doc: Document, path: Path):
-        title_from_content = doc.title != path.stem
+        title_from_content = doc.title != safe_rel(path.stem)
         return self._chunker().chunk(doc.text, doc.title, doc.first_line, doc.kind != "text", title_from_content)
 
     def _write(self, rkey: str, group: list[_Work], report: SyncReport) -> None:
@@ -299,6 +357,34 @@ class Syncer:
             for c, vec in zip(embed, arr, strict=True):
                 vectors[c.id] = vec
 
+        with self.guard():
+            self._commit(rkey, group, need, existing, vectors, store)
+
+        for w in group:
+            texts_for = [c.id for c in w.chunks]
+            for i in texts_for:
+                texts.pop(i, None)
+            row = w.row
+            report.chunks += len(w.chunks)
+            if row.status == SKIPPED:
+                report.skipped += 1
+                report.problems.append({"path": _show(rkey, w.cand.rel), "reason": row.reason or ""})
+            elif row.status == FAILED:
+                report.failed += 1
+                report.problems.append({"path": _show(rkey, w.cand.rel), "reason": row.reason or ""})
+            elif w.moved_from:
+                report.moved += 1
+            elif w.old is None:
+                report.added += 1
+            else:
+                report.updated += 1
+        report.embedded += len(embed)
+        report.reused += copied
+
+    def _commit(self, rkey: str, group: list[_Work], need: list[ChunkRow], existing: dict[str, ChunkRow],
+                vectors: dict[str, Any], store: VectorStore | None) -> None:
+        """The crash-ordered write of one group (see the module docstring)."""
+        new_rows = [c for w in group for c in w.chunks]
         self.manifest.journal_add([(rkey, w.cand.rel, "write") for w in group])
         self._crash("after_journal")
         if vectors:
@@ -329,33 +415,16 @@ class Syncer:
         self._crash("after_delete")
         self.manifest.journal_clear()
 
-        for w in group:
-            texts_for = [c.id for c in w.chunks]
-            for i in texts_for:
-                texts.pop(i, None)
-            row = w.row
-            report.chunks += len(w.chunks)
-            if row.status == SKIPPED:
-                report.skipped += 1
-                report.problems.append({"path": _show(rkey, w.cand.rel), "reason": row.reason or ""})
-            elif row.status == FAILED:
-                report.failed += 1
-                report.problems.append({"path": _show(rkey, w.cand.rel), "reason": row.reason or ""})
-            elif w.moved_from:
-                report.moved += 1
-            elif w.old is None:
-                report.added += 1
-            else:
-                report.updated += 1
-        report.embedded += len(embed)
-        report.reused += copied
-
     def _delete(self, rkey: str, paths: list[str]) -> None:
         if not paths:
             return
         ids: list[str] = []
         for p in paths:
             ids += [c.id for c in self.manifest.chunks_of(rkey, p)]
+        with self.guard():
+            self._delete_locked(rkey, paths, ids)
+
+    def _delete_locked(self, rkey: str, paths: list[str], ids: list[str]) -> None:
         self.manifest.journal_add([(rkey, p, "delete") for p in paths])
         self._crash("delete_after_journal")
         with self.manifest.transaction():
@@ -366,6 +435,16 @@ class Syncer:
             self._store().delete(ids)
         self._crash("delete_after_vectors")
         self.manifest.journal_clear()
+
+
+def _occurrences(chunks: list) -> list[int]:
+    """For each chunk, how many earlier chunks of the file have the same hash (keeps ids unique)."""
+    seen: dict[str, int] = {}
+    out = []
+    for c in chunks:
+        out.append(seen.get(c.hash, 0))
+        seen[c.hash] = out[-1] + 1
+    return out
 
 
 def _row_of(group: list[_Work], path: str) -> FileRow:

@@ -1,8 +1,9 @@
-"""How a process reaches the index: through a running `kb watch` daemon, or directly under the writer lock.
+"""How a process reaches the index: through a running `kb watch` daemon, or directly beside the writer.
 
 Chroma is not process-safe (a second process's vector index goes stale; concurrent writers lose vectors), so a
-reader either asks the daemon, which owns the store, or holds the writer lock while it reads and reopens the
-store when another process committed since it was opened.
+reader either asks the daemon, which owns the store, or reads under the shared store lock (the writer holds it
+exclusively only while it commits a group) and reopens the store when another process committed since it was
+opened.
 """
 
 from __future__ import annotations
@@ -59,19 +60,17 @@ class IndexAccess:
 
     @contextmanager
     def reading(self) -> Iterator[None]:
-        """Direct read access without a daemon: hold the writer lock (Chroma is not process-safe), and reopen
-        the store when another process wrote since we opened it (its vector index would be stale)."""
-        if self.lock.held:
+        """Direct read access without a daemon. A writer in another process (`kb ingest`) holds the store lock
+        only while it commits one group, so this waits at most for that commit, not for the whole sync; and
+        when another process committed since the store was opened, Chroma is reopened (its view is stale)."""
+        if self.lock.held:  # we are the writer (or the daemon's reader beside it): nothing can change under us
             yield
             return
         wait = self.settings.watch.reader_lock_wait_s
-        self.lock.acquire(timeout=wait, on_wait=lambda m: log.warning("%s (up to %gs)", m, wait))
-        try:
+        with self.store_lock.shared(timeout=wait):
             if self._store is not None and self._data_version() != self._store_version:
                 self._reopen_store()
             yield
-        finally:
-            self.lock.release()
 
     def _reopen_store(self) -> None:
         from chromadb.api.shared_system_client import SharedSystemClient

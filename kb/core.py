@@ -16,7 +16,7 @@ from ingest.sync import Syncer
 from kb.access import DOWN, IndexAccess
 from kb.embed import Embedder, get_embedder, is_english_only, model_id_for
 from kb.errors import KbError, ModelMismatchError, PathNotFoundError
-from kb.lock import WriterLock
+from kb.lock import StoreLock, WriterLock
 from kb.settings import Settings, load_settings
 from kb.store import VectorStore
 from kb.verify import VerifyReport
@@ -72,6 +72,7 @@ class KnowledgeBase(IndexAccess):
         self._llm = None
         self._chunker: Chunker | None = None
         self.lock = WriterLock(self.home)
+        self.store_lock = StoreLock(self.home)  # shared by direct readers, exclusive around each commit
         self.crash_hook = None  # tests inject crashes between write steps
         self._contexts = None
         self.use_daemon = use_daemon  # forward reads (and ingest) to a running `kb watch`
@@ -126,7 +127,7 @@ class KnowledgeBase(IndexAccess):
             self.manifest, self.store, self.embedder, self.chunker,
             model_id=self.model_id, chunker_version=self.chunker_version,
             extensions=ing.extensions, ignore_dirs=ing.ignore_dirs, max_bytes=int(ing.max_file_mb * 2**20),
-            progress=progress, crash_hook=self.crash_hook,
+            progress=progress, crash_hook=self.crash_hook, guard=self.store_lock.exclusive,
         )
 
     # ---------------------------------------------------------------- writing

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.report import SyncEvent, SyncReport
+from ingest.scan import safe_rel
 from ingest.watch import ChangeQueue, RootHandler, expand, start_observer
 from kb.client import state_path
 from kb.core import KnowledgeBase
@@ -76,6 +77,7 @@ class Daemon:
         self._next_reconcile = 0.0
         self._next_health = 0.0
         self._root_ino: dict[str, int] = {}
+        self._retry_s = 0.0  # backoff after a sync failed for the machine's reason (full disk)
 
     # ------------------------------------------------------------------ lifecycle
     def run(self) -> int:
@@ -302,10 +304,21 @@ class Daemon:
         n = sum(len(v) for v in only.values())
         try:
             self._sync(list(only), only, f"{n} changed paths")
-        except Exception:
-            for c in ready:  # retry after the debounce; the error is in status and the log
+            self._retry_s = 0.0
+        except KbError:  # the machine's fault (full disk, store): keep the paths, retry with backoff
+            for c in ready:
                 self.changes.add(c.root, c.rel, c.is_dir, "retry")
-            self.stop_event.wait(2.0)
+            self._retry_s = min(30.0, max(2.0, self._retry_s * 2))
+            self.stop_event.wait(self._retry_s)
+        except Exception:  # unexpected: never let one path hold the others; sync each alone
+            if n == 1:
+                return  # recorded in status and the log; the next reconcile tries it again
+            for root, rels in only.items():
+                for rel in sorted(rels):
+                    if self.stop_event.is_set():
+                        return
+                    with contextlib.suppress(Exception):
+                        self._sync([root], {root: {rel}}, f"1 changed path ({safe_rel(rel)})")
 
     def _sync(self, roots: list[Path], only: dict[Path, set[str]] | None, what: str,
               emit: Callable[[dict[str, Any]], None] | None = None) -> SyncReport:

@@ -83,3 +83,30 @@ class PromptTooLongError(LLMError):
 
 class LLMTimeoutError(LLMError):
     """The server took too long."""
+
+
+class DiskFullError(StoreError):
+    """The disk holding KB_HOME (or the vector store) is full or read-only."""
+
+
+_FULL = ("no space left", "disk is full", "database or disk is full", "disk quota exceeded")
+_READONLY = ("read-only file system", "readonly database", "attempt to write a readonly database")
+
+
+def environment_error(exc: BaseException, where: str = "KB_HOME") -> KbError | None:
+    """The `KbError` for a failure that is the machine's, not a file's (a full or read-only disk), else None.
+    Such errors must stop a sync with a remedy instead of being blamed on the file being written."""
+    import errno
+
+    if isinstance(exc, KbError):
+        return exc
+    text = f"{type(exc).__name__}: {exc}".lower()
+    code = getattr(exc, "errno", None)
+    if code in (errno.ENOSPC, errno.EDQUOT) or any(m in text for m in _FULL):
+        return DiskFullError(f"the disk holding {where} is full ({str(exc)[:120]})",
+                             "free space on that disk; a running `kb watch` resumes by itself, "
+                             "otherwise run the command again")
+    if code == errno.EROFS or any(m in text for m in _READONLY):
+        return DiskFullError(f"{where} is read-only ({str(exc)[:120]})",
+                             f"make {where} writable (or point KB_HOME at a writable folder)")
+    return None

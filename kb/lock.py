@@ -8,7 +8,8 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from kb.errors import LockedError
@@ -57,3 +58,52 @@ class WriterLock:
     @property
     def held(self) -> bool:
         return self._fd is not None
+
+
+class StoreLock:
+    """Readers and the writer's commit steps, across processes: ``flock`` on ``KB_HOME/store.lock``.
+
+    The writer holds it exclusively only while it writes one group (journal → vectors → manifest → delete →
+    clear), never while it reads files or embeds; a reader without a daemon holds it shared for one read. So a
+    reader waits for at most one group's commit instead of a whole `kb ingest`, and never sees Chroma mid-write.
+    """
+
+    def __init__(self, home: Path) -> None:
+        self.path = home / "store.lock"
+        self._fd: int | None = None
+        self._depth = 0
+
+    @contextmanager
+    def hold(self, exclusive: bool, timeout: float = 600.0) -> Iterator[None]:
+        if self._depth:  # re-entrant within this object (a repair inside a sync)
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + timeout
+        mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise LockedError("the index stayed busy with a write for too long",
+                                          "run the command again; if it persists, check `kb status`") from None
+                    time.sleep(0.02)
+            self._fd, self._depth = fd, 1
+            yield
+        finally:
+            if self._fd == fd:
+                self._fd, self._depth = None, 0
+            os.close(fd)  # closing the descriptor releases the lock
+
+    def exclusive(self) -> AbstractContextManager[None]:
+        return self.hold(True)
+
+    def shared(self, timeout: float = 600.0) -> AbstractContextManager[None]:
+        return self.hold(False, timeout)

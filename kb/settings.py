@@ -66,7 +66,8 @@ class WatchSettings(BaseModel):
                              "changes go first, so an edited note is not queued behind a bulk copy.")
     log_mb: float = Field(5.0, gt=0, description="Rotate KB_HOME/logs/watch.log at this size (MiB); 3 kept.")
     reader_lock_wait_s: float = Field(30.0, ge=0, description="Without a daemon, how long a reader waits for a "
-                                      "writer (e.g. `kb ingest`) to finish before giving up.")
+                                      "writer's current commit (one group of files, not the whole `kb ingest`) "
+                                      "before giving up.")
 
 
 class RetrievalSettings(BaseModel):

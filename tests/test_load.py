@@ -97,3 +97,31 @@ def test_broken_pdf(tmp_path: Path) -> None:
     p.write_bytes(b"%PDF-1.4\nthis is not really a pdf")
     with pytest.raises(LoadError, match="PDF"):
         load(p)
+
+
+def test_invalid_utf8_is_not_decoded_as_cp1252(tmp_path: Path) -> None:
+    """A UTF-8 note with one damaged byte used to be read as cp1252 (mojibake, no reason recorded)."""
+    body = "# Заметка\n\nCafé, naïve — Привет, мир. " * 4
+    p = tmp_path / "damaged.md"
+    p.write_bytes(body.encode() + b"\xff tail\n")
+    doc = load(p)
+    assert "Привет, мир" in doc.text and "Ã" not in doc.text and "Ð" not in doc.text
+    assert doc.text.count("\ufffd") == 1
+    assert doc.warning is not None and "replacement characters" in doc.warning
+
+
+def test_cp1252_mojibake_is_not_plausible() -> None:
+    from ingest.load import plausible
+
+    assert not plausible("CafÃ© naÃ¯ve â€” ÐŸÑ€Ð¸Ð²ÐµÑ‚")
+    assert plausible("Café naïve façade") and plausible("Привет, мир")
+
+
+def test_ambiguous_legacy_text_is_never_a_silent_guess(tmp_path: Path) -> None:
+    """cp1252 French is also valid cp1257 (Baltic): when readings disagree, kb either gets it exactly right
+    or decodes with replacement and says so — never a plausible-looking wrong text with no reason."""
+    text = "Crème brûlée à la française, naïve façade, déjà vu.\n" * 5
+    p = tmp_path / "fr.txt"
+    p.write_bytes(text.encode("cp1252"))
+    doc = load(p)
+    assert doc.text == text or (doc.warning and "replacement" in doc.warning)
