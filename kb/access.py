@@ -68,9 +68,23 @@ class IndexAccess:
             return
         wait = self.settings.watch.reader_lock_wait_s
         with self.store_lock.shared(timeout=wait):
+            self.follow_generation()
             if self._store is not None and self._data_version() != self._store_version:
                 self._reopen_store()
             yield
+
+    def follow_generation(self) -> None:
+        """After another process switched models, read the new live generation, not the removed one."""
+        from ingest.manifest import Manifest
+        from kb.switch import live_manifest
+
+        if self.lock.held:  # the writer (or the daemon's reader beside it) switches generations itself
+            return
+        live = live_manifest(self.home)
+        if live != self.manifest.path and live.exists():
+            self.manifest.close()
+            self.manifest = Manifest(live)
+            self._reopen_store()
 
     def _reopen_store(self) -> None:
         from chromadb.api.shared_system_client import SharedSystemClient

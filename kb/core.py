@@ -19,6 +19,7 @@ from kb.errors import KbError, ModelMismatchError, PathNotFoundError
 from kb.lock import StoreLock, WriterLock
 from kb.settings import Settings, load_settings
 from kb.store import VectorStore
+from kb.switch import abandoned_generations, live_manifest, remove_manifest, switch_model
 from kb.verify import VerifyReport
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ class KnowledgeBase(IndexAccess):
                  use_daemon: bool = True, **overrides: Any):
         self.settings = settings or load_settings(**overrides)
         self.home = self.settings.data_dir()
-        self.manifest = Manifest(self.home / "manifest.sqlite3")
+        self.manifest = Manifest(live_manifest(self.home))
         self._embedder = embedder
         self._store: VectorStore | None = None
         self._llm = None
@@ -121,10 +122,10 @@ class KnowledgeBase(IndexAccess):
             self._chunker = Chunker(emb.count_tokens, emb.max_text_tokens, ing.chunk_tokens, ing.chunk_overlap)
         return self._chunker
 
-    def _syncer(self, progress: ProgressFn | None) -> Syncer:
+    def _syncer(self, progress: ProgressFn | None, manifest: Manifest | None = None) -> Syncer:
         ing = self.settings.ingest
         return Syncer(
-            self.manifest, self.store, self.embedder, self.chunker,
+            manifest or self.manifest, self.store, self.embedder, self.chunker,
             model_id=self.model_id, chunker_version=self.chunker_version,
             extensions=ing.extensions, ignore_dirs=ing.ignore_dirs, max_bytes=int(ing.max_file_mb * 2**20),
             progress=progress, crash_hook=self.crash_hook, guard=self.store_lock.exclusive,
@@ -160,9 +161,15 @@ class KnowledgeBase(IndexAccess):
         """Repair an interrupted write, then sync ``roots`` (just the paths in ``only[root]`` when given).
         The caller holds the writer lock."""
         notify = progress or (lambda e: None)
+        previous = self.manifest.get_meta("model_id")
+        if previous is not None and previous != self.model_id:  # build the new model's index beside the old
+            report = switch_model(self, [r for r in roots if r.is_dir()], previous, progress, syncer)
+            if not report.interrupted:
+                self._warn_language(report, notify)
+            return report
         report = SyncReport()
         syncer = syncer or self._syncer(progress)
-        self._check_model(report, notify)
+        self._adopt_model()
         pending = self.manifest.journal_pending()
         orphans, dropped = syncer.repair()
         if pending:
@@ -200,24 +207,20 @@ class KnowledgeBase(IndexAccess):
             raise KbError("no folders are indexed yet", "run `kb ingest PATH` with your notes folder")
         return known
 
-    def _check_model(self, report: SyncReport, notify: ProgressFn) -> None:
-        previous = self.manifest.get_meta("model_id")
-        if previous == self.model_id:
-            return
-        if previous is not None:
-            msg = f"embedding model changed from {previous} to {self.model_id}: re-embedding every note"
-            report.notices.append(msg)
-            notify(SyncEvent("notice", message=msg))
-            with self.manifest.transaction() as db:
-                db.execute("DELETE FROM chunks")
-                db.execute("UPDATE files SET sha256=''")
-                db.execute("DELETE FROM journal")
-                self.manifest.set_meta("model_id", self.model_id)
-        else:
+    def _adopt_model(self) -> None:
+        """Record the model of a new index; drop what an abandoned model switch left behind."""
+        if self.manifest.get_meta("model_id") is None:
             self.manifest.set_meta("model_id", self.model_id)
+        if self.manifest.get_meta("embed_model") is None:
+            self.manifest.set_meta("embed_model", self.settings.embed_model if self._embedder is None
+                                   or self._embedder.model_id == model_id_for(self.settings.embed_model)
+                                   else self.model_id)
+        stale = abandoned_generations(self.home, self.manifest.path)
         store = self.store()
         for name in store.other_collections():
             store.drop_collection(name)
+        for path in stale:
+            remove_manifest(path)
 
     def _warn_language(self, report: SyncReport, notify: ProgressFn) -> None:
         name = self.settings.embed_model if self._embedder is None else self.model_id
@@ -265,11 +268,14 @@ class KnowledgeBase(IndexAccess):
 
     # ---------------------------------------------------------------- reading
     def _check_readable(self) -> None:
+        self.follow_generation()
         indexed = self.manifest.get_meta("model_id")
         if indexed is not None and indexed != self.model_id:
+            setting = self.manifest.get_meta("embed_model") or indexed
             raise ModelMismatchError(
                 f"the index was built with {indexed}, but the configured model is {self.model_id}",
-                f"set KB_EMBED_MODEL back to {indexed}, or run `kb ingest` to re-embed with the new model",
+                f"set KB_EMBED_MODEL={setting} again, or run `kb ingest` to re-embed with the new model "
+                "(the old index keeps answering until the new one is complete)",
             )
 
     def search(self, query: str, k: int | None = None, filters: Filters | None = None) -> list[Hit]:

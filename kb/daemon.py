@@ -339,6 +339,7 @@ class Daemon:
         finally:
             self.syncer.progress = lambda e: None
             self.busy = None
+            self._follow_writer()
         summary = report.as_dict()
         changed = {k: summary[k] for k in ("added", "updated", "moved", "deleted", "skipped", "failed", "embedded")}
         self.last_sync = {"time": time.time(), "what": what, **changed, "seconds": summary["seconds"]}
@@ -348,6 +349,21 @@ class Daemon:
         for p in report.problems:
             log.info("skipped %s: %s", p["path"], p["reason"])
         return report
+
+    def _follow_writer(self) -> None:
+        """After a model switch the writer has a new live generation: point the reader at it."""
+        if self.reader.manifest.path != self.writer.manifest.path:
+            from ingest.manifest import Manifest
+
+            with self._read_lock:
+                old = self.reader.manifest
+                self.reader.manifest = Manifest(self.writer.manifest.path)
+                self.reader._store = self.writer.store()
+                self.reader._contexts = None
+                old.close()
+            self.syncer = self.writer._syncer(None)
+            self.syncer.group_chunks = self.settings.watch.group_chunks
+            self.syncer.should_stop = self.stop_event.is_set
 
     def _record_error(self, message: str) -> None:
         log.error("%s", message)
