@@ -77,23 +77,50 @@ class Daemon:
         self._next_reconcile = 0.0
         self._next_health = 0.0
         self._root_ino: dict[str, int] = {}
+        self._worker_error: BaseException | None = None
         self._retry_s = 0.0  # backoff after a sync failed for the machine's reason (full disk)
 
     # ------------------------------------------------------------------ lifecycle
     def run(self) -> int:
-        """Run in the foreground until SIGTERM/SIGINT (or `stop()`); returns the exit code."""
+        """Run in the foreground until SIGTERM/SIGINT (or `stop()`); returns the exit code.
+
+        The writer works on its own thread; the main thread only waits for a stop. So a signal is always
+        handled, even while the writer is blocked inside the store (a full disk once hung Chroma there):
+        the writer gets ``watch.stop_timeout_s`` to finish its group, then the process leaves without it —
+        safe, because the journal repairs a half-written group at the next start."""
         handler = self._setup_logging()
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        worker = threading.Thread(target=self._work, name="kb-writer", daemon=True)
         try:
-            self._start()
-            self._loop()
+            worker.start()
+            while worker.is_alive() and not self.stop_event.wait(0.2):
+                pass
+            worker.join(self.settings.watch.stop_timeout_s)
+            if worker.is_alive():
+                log.error("the writer is stuck (%s) and did not stop within %gs: exiting without it; the next "
+                          "start repairs anything half-written", self.busy, self.settings.watch.stop_timeout_s)
+                self._remove_state()
+                logging.shutdown()
+                os._exit(0)
+            if self._worker_error is not None:
+                raise self._worker_error
             return 0
         finally:
-            self._shutdown()
+            if not worker.is_alive():
+                self._shutdown()
             for s, h in previous.items():
                 signal.signal(s, h)
             logging.getLogger("kb").removeHandler(handler)
             handler.close()
+
+    def _work(self) -> None:
+        try:
+            self._start()
+            self._loop()
+        except BaseException as exc:  # handed to the main thread, which exits with it
+            self._worker_error = exc
+        finally:
+            self.stop_event.set()
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -155,10 +182,7 @@ class Daemon:
                 obs.join(timeout=5)
         if self._endpoint is not None:
             self._endpoint.stop()
-        with contextlib.suppress(OSError):
-            path = state_path(self.home)
-            if json.loads(path.read_text()).get("pid") == os.getpid():
-                path.unlink()
+        self._remove_state()
         while not self.jobs.empty():  # tell waiting clients instead of leaving them hanging
             job = self.jobs.get_nowait()
             job.error = KbError("kb watch stopped before doing this", "run the command again")
@@ -167,6 +191,12 @@ class Daemon:
             self.reader.manifest.close()
         self.writer.close()
         log.info("kb watch stopped cleanly")
+
+    def _remove_state(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            path = state_path(self.home)
+            if json.loads(path.read_text()).get("pid") == os.getpid():
+                path.unlink()
 
     def _write_state(self) -> None:
         assert self._endpoint is not None

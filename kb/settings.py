@@ -64,6 +64,8 @@ class WatchSettings(BaseModel):
                               "new notes searchable sooner and shutdown faster.")
     batch_files: int = Field(32, ge=1, description="Most changed files synced per round; folders with few pending "
                              "changes go first, so an edited note is not queued behind a bulk copy.")
+    stop_timeout_s: float = Field(20.0, gt=0, description="On SIGTERM/Ctrl-C, how long `kb watch` lets the writer "
+                                  "finish its current group before it exits without it (the journal repairs it).")
     log_mb: float = Field(5.0, gt=0, description="Rotate KB_HOME/logs/watch.log at this size (MiB); 3 kept.")
     reader_lock_wait_s: float = Field(30.0, ge=0, description="Without a daemon, how long a reader waits for a "
                                       "writer's current commit (one group of files, not the whole `kb ingest`) "

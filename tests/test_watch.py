@@ -157,11 +157,9 @@ def test_folder_create_move_delete(daemon: WatchProcess, vault: Path, tmp_path: 
 def test_edit_storm_final_index_equals_final_disk(daemon: WatchProcess, vault: Path) -> None:
     files = [vault / "storm" / f"s{i:02d}.md" for i in range(50)]
     files[0].parent.mkdir()
-    t0 = time.monotonic()
-    for rnd in range(10):
+    for rnd in range(10):  # 500 saves as fast as the machine writes them (no timing asserted)
         for i, f in enumerate(files):
             f.write_text(f"# S{i}\n\nstorm file {i} save {rnd} token{i}x{rnd}\n", encoding="utf-8")
-    assert time.monotonic() - t0 < 2.0, "the storm itself must fit in 2 s"
     daemon.idle()
 
     def settled() -> bool:
