@@ -288,7 +288,14 @@ class Syncer:
                 for c in w.chunks:
                     self._embed_texts.pop(c.id, None)
                 w.chunks = []
-                self._write(rkey, [w], report)
+                try:
+                    self._write(rkey, [w], report)  # record the failure (no chunks, no vectors)
+                except Exception as again:
+                    if isinstance(again, KbError) or environment_error(again) is not None:
+                        raise
+                    self.repair()
+                    report.failed += 1
+                    report.problems.append({"path": _show(rkey, w.cand.rel), "reason": w.row.reason or ""})
 
     def _prepare(self, rkey: str, w: _Work) -> None:
         rel, cand = w.cand.rel, w.cand

@@ -306,6 +306,9 @@ class Daemon:
                 job.result = self.writer.verify_locked().full()
         except Exception as exc:  # reported to the client (and the log), never fatal to the daemon
             job.error = exc
+            if job.kind == "reconcile" and isinstance(exc, KbError):  # e.g. a full disk: try again soon
+                self._retry_s = min(30.0, max(2.0, self._retry_s * 2))
+                self._next_reconcile = time.monotonic() + self._retry_s
             if job.kind in ("forget", "verify") and not isinstance(exc, KbError):
                 self._record_error(f"{job.kind}: {type(exc).__name__}: {exc}")
         finally:
@@ -363,6 +366,9 @@ class Daemon:
         self.syncer.progress = progress
         try:
             report = self.writer.sync_locked(roots, progress, only=only, syncer=self.syncer)
+        except KbError as exc:
+            self._record_error(f"{what}: {exc.message}", exc.remedy)
+            raise
         except Exception as exc:
             self._record_error(f"{what}: {type(exc).__name__}: {exc}")
             raise
@@ -370,6 +376,9 @@ class Daemon:
             self.syncer.progress = lambda e: None
             self.busy = None
             self._follow_writer()
+        if self.last_error is not None and self.last_error.get("resolved") is None:
+            self.last_error["resolved"] = time.time()
+            log.info("writing again: the last error (%s) is resolved", self.last_error["message"])
         summary = report.as_dict()
         changed = {k: summary[k] for k in ("added", "updated", "moved", "deleted", "skipped", "failed", "embedded")}
         self.last_sync = {"time": time.time(), "what": what, **changed, "seconds": summary["seconds"]}
@@ -395,9 +404,9 @@ class Daemon:
             self.syncer.group_chunks = self.settings.watch.group_chunks
             self.syncer.should_stop = self.stop_event.is_set
 
-    def _record_error(self, message: str) -> None:
-        log.error("%s", message)
-        self.last_error = {"time": time.time(), "message": message}
+    def _record_error(self, message: str, remedy: str | None = None) -> None:
+        log.error("%s%s", message, f" — {remedy}" if remedy else "")
+        self.last_error = {"time": time.time(), "message": message, "remedy": remedy, "resolved": None}
 
     # ------------------------------------------------------------------ endpoint
     def dispatch(self, op: str, args: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> Any:

@@ -33,13 +33,18 @@ class WatchProcess:
     """`python -m kb.cli.main watch PATH...` in its own process group, output captured to a file."""
 
     def __init__(self, home: Path, paths: list[Path], env: dict[str, str] | None = None,
-                 args: list[str] | None = None) -> None:
+                 args: list[str] | None = None, prelude: str | None = None) -> None:
         self.home = home
         self.log = home / f"watch-proc-{time.monotonic_ns()}.out"
         full_env = {**os.environ, **(env or {})}
         full_env["KB_HOME"] = str(home)
+        argv = ["watch", *map(str, paths), *(args or [])]
+        cmd = [sys.executable, "-m", "kb.cli.main", *argv]
+        if prelude:  # code run in the daemon process first (tests inject faults this way)
+            cmd = [sys.executable, "-c", f"{prelude}\nimport sys, runpy\nsys.argv = ['kb', *{argv!r}]\n"
+                   "runpy.run_module('kb.cli.main', run_name='__main__')"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kb.cli.main", "watch", *map(str, paths), *(args or [])],
+            cmd,
             stdout=self.log.open("wb"), stderr=subprocess.STDOUT, env=full_env, start_new_session=True,
         )
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from kb.cli.common import ProgressRenderer, err, handled, out, print_json
@@ -118,9 +119,11 @@ def _render_daemon(d: dict) -> None:
     out.print(f"[bold]daemon[/] [green]up[/] pid {d['pid']} on {d['endpoint']} · queue {d['queue']}"
               f"{' · busy: ' + d['busy'] if d.get('busy') else ''} · last event: {last}", highlight=False)
     out.print(f"       watching {kinds} · log {d['log']}", highlight=False)
-    if d.get("last_error"):
-        out.print(f"[red]       last error[/] {_ago(d['last_error']['time'])}: {d['last_error']['message']}",
-                  highlight=False)
+    err = d.get("last_error")
+    if err:
+        tail = (f" [green](resolved {_ago(err['resolved'])})[/]" if err.get("resolved")
+                else (f" — fix: {escape(err['remedy'])}" if err.get("remedy") else ""))
+        out.print(f"[red]       last error[/] {_ago(err['time'])}: {escape(err['message'])}{tail}", highlight=False)
     for w in d.get("warnings", []):
         out.print(f"[yellow]       warning:[/] {w}", highlight=False)
 

@@ -1,0 +1,160 @@
+"""`kb watch` facing hostile files, faults nobody anticipated and a full disk: it keeps indexing the rest,
+keeps answering, stops on SIGTERM and resumes by itself."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.daemon_proc import WatchProcess, found, wait_for
+from tests.test_hostile import hostile_vault
+
+HASH = {"KB_EMBED_MODEL": "hash-64"}
+
+
+def problems(w: WatchProcess) -> dict[str, str]:
+    env = {**os.environ, **HASH, "KB_HOME": str(w.home)}
+    r = subprocess.run([sys.executable, "-m", "kb.cli.main", "status", "--json"], env=env, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["daemon"]["running"]  # the daemon's state can be read (it used to fail to encode)
+    return {Path(p["path"]).name: p["reason"] for p in data["problems"]}
+
+
+def test_hostile_files_under_watch(kb_home: Path, tmp_path: Path) -> None:
+    root = tmp_path / "v"
+    root.mkdir()
+    (root / "seed.md").write_text("# Seed\n\nseed\n", encoding="utf-8")
+    w = WatchProcess(kb_home, [root], env=HASH)
+    try:
+        w.client()
+        w.idle()
+        hostile_vault(root)
+        wait_for(lambda: found(w.search("topic9 gardens", k=3), "good9.md"), 60, "the good notes")
+        wait_for(lambda: found(w.search("zeppelins legacy archive", k=3), "bad\\xffname.md"), 60, "the odd name")
+        p = wait_for(lambda: (lambda d: d if "loop.md" in d and "damaged.md" in d else None)(problems(w)), 60,
+                     "the problems to be reported")
+        assert "symlink loop" in p["loop.md"] and "replacement" in p["damaged.md"]
+        (root / "late.md").write_text("# Late\n\nwritten after the bad files: quokka\n", encoding="utf-8")
+        wait_for(lambda: found(w.search("quokka", k=3), "late.md"), 60, "a later note (nothing is stuck)")
+        (root / "loop.md").unlink()
+        wait_for(lambda: "loop.md" not in problems(w), 60, "the removed loop to leave the problems")
+        v = w.verify()
+        assert (v["missing"], v["orphans"], v["duplicates"], v["stale"]) == ([], [], [], [])
+        assert w.term() == 0
+    finally:
+        w.close()
+
+
+FAULTS = """
+import ingest.sync as s
+class Unanticipated(Exception):
+    pass
+_load, _write = s.load, s.Syncer._write
+def load(path, data=None):
+    if path.name == "poison.md":
+        raise Unanticipated("load exploded")
+    return _load(path, data)
+def _w(self, rkey, group, report):
+    if any(w.cand.rel == "venom.md" and w.chunks for w in group):  # writing its data explodes
+        raise Unanticipated("write exploded")
+    return _write(self, rkey, group, report)
+s.load, s.Syncer._write = load, _w
+"""
+
+
+def test_unanticipated_exceptions_under_watch_stop_only_their_file(kb_home: Path, tmp_path: Path) -> None:
+    root = tmp_path / "v"
+    root.mkdir()
+    w = WatchProcess(kb_home, [root], env=HASH, prelude=FAULTS)
+    try:
+        (root / "seed.md").write_text("# Seed\n\nseed\n", encoding="utf-8")
+        w.client()
+        w.idle()
+        for name in ("poison.md", "venom.md", "ok1.md", "ok2.md"):
+            (root / name).write_text(f"# {name}\n\nbody of {name} wombat\n", encoding="utf-8")
+        wait_for(lambda: found(w.search("ok2 wombat", k=5), "ok2.md") and found(w.search("ok1 wombat", k=5),
+                                                                              "ok1.md"), 60, "the healthy files")
+        p = wait_for(lambda: (lambda d: d if {"poison.md", "venom.md"} <= set(d) else None)(problems(w)), 60,
+                     "the failures to be recorded")
+        assert "Unanticipated" in p["poison.md"] and "Unanticipated" in p["venom.md"]
+        w.idle()  # and it is idle: nothing retries forever
+        assert w.term() == 0
+    finally:
+        w.close()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(mnt)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {r.stderr.decode().strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_full_disk_is_reported_served_stoppable_and_resumed(small_disk: Path, tmp_path: Path) -> None:
+    home = small_disk / "home"
+    root = tmp_path / "v"
+    root.mkdir()
+    for i in range(5):
+        (root / f"n{i}.md").write_text(f"# N{i}\n\nnote {i} about owls\n", encoding="utf-8")
+    env = {**os.environ, **HASH, "KB_HOME": str(home)}
+    subprocess.run([sys.executable, "-m", "kb.cli.main", "ingest", str(root)], env=env, check=True,
+                   capture_output=True, timeout=120)
+    w = WatchProcess(home, [root], env=HASH)
+    try:
+        w.client()
+        w.idle()
+        bulk = root / "bulk"
+        bulk.mkdir()
+        for i in range(3000):
+            (bulk / f"b{i}.md").write_text(f"# B{i}\n\n" + " ".join(f"w{i}x{j}" for j in range(60)) + "\n")
+        st = wait_for(lambda: (lambda s: s if (s["last_error"] or {}).get("remedy") else None)(w.status()), 240,
+                      "the full disk to be reported")
+        assert "full" in st["last_error"]["message"] and "free space" in st["last_error"]["remedy"]
+        assert found(w.search("owls", k=3), "n1.md")  # still answering reads
+        out = subprocess.run([sys.executable, "-m", "kb.cli.main", "status"], env=env, capture_output=True,
+                             text=True, timeout=60).stdout
+        assert "free space" in out
+        subprocess.run(["mount", "-o", "remount,size=128m", str(small_disk)], check=True)  # space is freed
+        wait_for(lambda: w.status()["last_error"]["resolved"], 240, "the daemon to resume by itself")
+        w.idle(timeout=300)
+        v = w.verify()
+        assert (v["missing"], v["orphans"], v["duplicates"], v["stale"]) == ([], [], [], [])
+        assert v["chunks"] == 3005
+        assert w.term() == 0
+    finally:
+        w.close()
+
+
+def test_ingest_on_a_full_disk_is_one_line_and_nonzero(small_disk: Path, tmp_path: Path) -> None:
+    home = small_disk / "home"
+    root = tmp_path / "v"
+    root.mkdir()
+    for i in range(2000):
+        (root / f"b{i}.md").write_text(f"# B{i}\n\n" + " ".join(f"w{i}x{j}" for j in range(60)) + "\n")
+    env = {**os.environ, **HASH, "KB_HOME": str(home)}
+    r = subprocess.run([sys.executable, "-m", "kb.cli.main", "ingest", str(root)], env=env, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 4, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr and "full" in r.stderr and "free space" in r.stderr
+    with contextlib.suppress(FileNotFoundError):
+        (small_disk / "filler").unlink()
+    subprocess.run(["mount", "-o", "remount,size=128m", str(small_disk)], check=True)
+    subprocess.run([sys.executable, "-m", "kb.cli.main", "ingest", str(root)], env=env, check=True,
+                   capture_output=True, timeout=600)
+    v = subprocess.run([sys.executable, "-m", "kb.cli.main", "status", "--verify"], env=env, capture_output=True,
+                       text=True, timeout=600)
+    assert v.returncode == 0, v.stdout + v.stderr
