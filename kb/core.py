@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from kb.access import DOWN, IndexAccess
 from kb.embed import Embedder, get_embedder, is_english_only, model_id_for
 from kb.errors import KbError, ModelMismatchError, PathNotFoundError
 from kb.lock import StoreLock, WriterLock
+from kb.paths import exposed, make_private
 from kb.settings import Settings, load_settings
 from kb.store import VectorStore
 from kb.switch import abandoned_generations, live_manifest, remove_manifest, switch_model
@@ -51,6 +53,18 @@ class Hit:
         return asdict(self)
 
 
+def folder_arg(p: str | os.PathLike[str], absolute: bool = False) -> Path:
+    """A folder to index, validated the same way for the CLI, the library and the daemon's endpoint."""
+    path = Path(p).expanduser()
+    if absolute and not path.is_absolute():
+        raise PathNotFoundError(f"{path} is not an absolute path", "give the folder's absolute path")
+    if not path.exists():
+        raise PathNotFoundError(f"no such folder: {path}", "check the path and try again")
+    if not path.is_dir():
+        raise PathNotFoundError(f"{path} is a file; kb ingests folders", f"run `kb ingest {path.parent}` instead")
+    return path.resolve()
+
+
 def _filters_dict(filters: Filters | None) -> dict[str, Any] | None:
     return asdict(filters) if filters else None
 
@@ -68,6 +82,7 @@ class KnowledgeBase(IndexAccess):
         self.settings = settings or load_settings(**overrides)
         self.home = self.settings.data_dir()
         self.manifest = Manifest(live_manifest(self.home))
+        make_private(self.home)
         self._embedder = embedder
         self._store: VectorStore | None = None
         self._llm = None
@@ -187,21 +202,12 @@ class KnowledgeBase(IndexAccess):
                 break
         if only is None:
             self._warn_language(report, notify)
+        make_private(self.home)  # Chroma and SQLite create files with the process umask
         return report
 
     def _roots_for(self, paths: list[str | os.PathLike[str]] | None) -> list[Path]:
         if paths:
-            out = []
-            for p in paths:
-                path = Path(p).expanduser()
-                if not path.exists():
-                    raise PathNotFoundError(f"no such folder: {path}", "check the path and try again")
-                if not path.is_dir():
-                    raise PathNotFoundError(
-                        f"{path} is a file; kb ingests folders", f"run `kb ingest {path.parent}` instead"
-                    )
-                out.append(path.resolve())
-            return out
+            return [folder_arg(p) for p in paths]
         known = [Path(r) for r, _ in self.manifest.roots()]
         if not known:
             raise KbError("no folders are indexed yet", "run `kb ingest PATH` with your notes folder")
@@ -339,9 +345,16 @@ class KnowledgeBase(IndexAccess):
             "store_bytes": size,
             "last_sync": max((r["last_sync"] or 0 for r in roots), default=None) or None,
             "interrupted_writes": self.manifest.journal_pending(),
+            "warnings": self._privacy_warnings(),
             "problems": [{"path": str(Path(f.root) / f.path), "status": f.status, "reason": f.reason}
                          for f in self.manifest.problems()],
         }
+
+    def _privacy_warnings(self) -> list[dict[str, str]]:
+        if not exposed(self.home):
+            return []
+        return [{"message": f"{self.home} can be read by other users of this machine (your notes are in it)",
+                 "remedy": f"chmod -R go-rwx {shlex.quote(str(self.home))}"}]
 
     def verify(self, notify: Callable[[str], None] | None = None) -> VerifyReport:
         """Compare manifest, vector store and disk (through the daemon, once it is idle, when one runs)."""

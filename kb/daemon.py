@@ -29,9 +29,10 @@ from ingest.report import SyncEvent, SyncReport
 from ingest.scan import safe_rel
 from ingest.watch import ChangeQueue, RootHandler, expand, start_observer
 from kb.client import state_path
-from kb.core import KnowledgeBase
+from kb.core import KnowledgeBase, folder_arg
 from kb.embed import Embedder
-from kb.errors import KbError
+from kb.errors import KbError, PathNotFoundError
+from kb.paths import make_private
 from kb.retrieve import Filters
 from kb.server import Endpoint
 from kb.settings import Settings, load_settings
@@ -132,10 +133,11 @@ class Daemon:
 
     def _setup_logging(self) -> logging.Handler:
         logs = self.home / "logs"
-        logs.mkdir(exist_ok=True)
+        logs.mkdir(mode=0o700, exist_ok=True)
         handler = RotatingFileHandler(logs / "watch.log", maxBytes=int(self.settings.watch.log_mb * 2**20),
                                       backupCount=3, encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        make_private(logs)
         root = logging.getLogger("kb")
         root.addHandler(handler)
         if root.level == logging.NOTSET or root.level > logging.INFO:
@@ -423,7 +425,7 @@ class Daemon:
                 ctx = self.reader.context(args["question"], args.get("mode", "auto"), _filters(args.get("filters")))
             return ctx.as_dict()
         if op in ("ingest", "forget", "verify"):
-            job = _Job(op, args, emit)
+            job = _Job(op, _validated(op, args), emit)
             self.jobs.put(job)
             self.changes.wake()
             while not job.done.wait(0.5):
@@ -447,6 +449,21 @@ class Daemon:
             "last_sync": self.last_sync, "last_error": self.last_error, "warnings": self.warnings,
             "log": str(self.home / "logs" / "watch.log"),
         }
+
+
+def _validated(op: str, args: dict[str, Any]) -> dict[str, Any]:
+    """A token holder is still checked like a CLI user: absolute, existing folders only."""
+    if op == "ingest":
+        paths = args.get("paths")
+        if not isinstance(paths, list) or not paths or not all(isinstance(p, str) for p in paths):
+            raise KbError("ingest needs a list of folder paths", "send {\"paths\": [\"/abs/folder\"]}")
+        return {"paths": [str(folder_arg(p, absolute=True)) for p in paths]}
+    if op == "forget":
+        path = args.get("path")
+        if not isinstance(path, str) or not Path(path).is_absolute():
+            raise PathNotFoundError(f"{path!r} is not an absolute path", "give the absolute path to forget")
+        return {"path": path}
+    return args
 
 
 def _filters(d: dict[str, Any] | None) -> Filters | None:

@@ -185,8 +185,7 @@ class Settings(BaseSettings):
     def data_dir(self) -> Path:
         """The resolved data directory (created on demand)."""
         if self.home is not None:
-            self.home.mkdir(parents=True, exist_ok=True)
-            return self.home
+            return paths.ensure_home(self.home)
         return paths.data_dir()
 
 

@@ -158,3 +158,28 @@ def test_ingest_on_a_full_disk_is_one_line_and_nonzero(small_disk: Path, tmp_pat
     v = subprocess.run([sys.executable, "-m", "kb.cli.main", "status", "--verify"], env=env, capture_output=True,
                        text=True, timeout=600)
     assert v.returncode == 0, v.stdout + v.stderr
+
+
+def test_the_endpoint_validates_paths_like_the_cli(kb_home: Path, tmp_path: Path) -> None:
+    from kb.errors import KbError, PathNotFoundError
+
+    root = tmp_path / "v"
+    root.mkdir()
+    (root / "a.md").write_text("# A\n\nowls\n", encoding="utf-8")
+    w = WatchProcess(kb_home, [root], env=HASH)
+    try:
+        c = w.client()
+        w.idle()
+        for bad, why in (("relative/dir", "not an absolute path"), ("/etc/hostname", "is a file"),
+                         (str(tmp_path / "nope"), "no such folder")):
+            with pytest.raises(PathNotFoundError, match=why) as info:
+                c.request("ingest", {"paths": [bad]}, timeout=30)
+            assert info.value.exit_code == 3 and info.value.remedy
+        with pytest.raises(KbError):
+            c.request("ingest", {"paths": "/tmp"}, timeout=30)
+        with pytest.raises(PathNotFoundError):
+            c.request("forget", {"path": "relative"}, timeout=30)
+        assert list(w.status()["roots"]) == [str(root)]  # no bogus roots kept
+        assert w.term() == 0
+    finally:
+        w.close()

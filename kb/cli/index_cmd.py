@@ -106,7 +106,9 @@ def _render_status(info: dict) -> None:
     if info["interrupted_writes"]:
         out.print("[yellow]an interrupted write is pending repair; the next `kb ingest` fixes it[/]")
     for p in info["problems"]:
-        out.print(f"[yellow]{p['status']}:[/] {p['path']}: {p['reason']}", highlight=False)
+        out.print(f"[yellow]{p['status']}:[/] {escape(p['path'])}: {escape(p['reason'] or '')}", highlight=False)
+    for w in info.get("warnings", []):
+        out.print(f"[yellow]warning:[/] {escape(w['message'])} — fix: {escape(w['remedy'])}", highlight=False)
 
 
 def _render_daemon(d: dict) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Annotated
 
 import typer
@@ -38,6 +39,7 @@ app.add_typer(llm_cmd.app, name="llm")
 
 
 def main() -> None:
+    os.umask(0o077)  # whatever the kb command creates (index, logs, state) is the user's alone
     app()
 
 
