@@ -48,6 +48,18 @@ CREATE TABLE IF NOT EXISTS journal(
 INDEXED, SKIPPED, FAILED = "indexed", "skipped", "failed"
 
 
+def read_only_place(folder: Path) -> bool:
+    """True when nothing can be written in ``folder`` (a read-only mount, or no write permission)."""
+    import os
+
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return True
+    except OSError:
+        return False
+    return not os.access(folder, os.W_OK)
+
+
 @dataclass
 class FileRow:
     root: str
@@ -95,10 +107,20 @@ def _file(row: tuple) -> FileRow:
 class Manifest:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
+        self.readonly = False
+        try:
+            self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
+        except sqlite3.OperationalError:
+            if not (path.exists() and read_only_place(path.parent)):
+                raise
+            # a read-only KB_HOME (a read-only mount, a backup): nothing can write it, so read it as immutable
+            self.db = sqlite3.connect(f"{path.as_uri()}?immutable=1", uri=True, isolation_level=None,
+                                      check_same_thread=False)
+            self.readonly = True
+            return
         if self.get_meta("schema") is None:
             self.set_meta("schema", SCHEMA_VERSION)
         if self.db.execute("SELECT count(*) FROM chunks_fts").fetchone()[0] == 0 and self.chunk_count():

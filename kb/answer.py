@@ -58,7 +58,8 @@ class Answer:
 
 def default_llm(base: KnowledgeBase) -> OpenAICompatLLM:
     s = base.settings
-    return OpenAICompatLLM(s.llm_base_url, s.llm_model, timeout=s.llm_timeout)
+    return OpenAICompatLLM(s.llm_base_url, s.llm_model, timeout=s.llm_timeout,
+                           connect_timeout=s.llm_connect_timeout)
 
 
 def obsidian_link(root: str, rel: str) -> str | None:

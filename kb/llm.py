@@ -3,8 +3,13 @@
 `OpenAICompatLLM` talks to vLLM (and any OpenAI-compatible server: llama.cpp's, Ollama's — extras they
 don't know are ignored): discovers `max_model_len` from `/v1/models`, always sets `max_tokens`, switches
 Qwen3 thinking per request with `chat_template_kwargs`, reads reasoning from `reasoning` or
-`reasoning_content`, strips stray `<think>…</think>` from the answer, streams, records usage, and retries
-with backoff on connection errors only.
+`reasoning_content`, strips stray `<think>…</think>` from the answer, streams, records usage.
+
+Faults are bounded and told apart: a connect timeout of a few seconds (nobody there → retried with backoff,
+then "no server answers"), a read timeout that is the longest silence allowed *between* streamed chunks (a
+server that accepted the request and stalls → abandoned, never retried blindly), HTTP 5xx and malformed
+responses (→ one readable `LLMError` with the cause and a fix). Only 429/503 ("busy, try later") and
+connection failures are retried.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,26 +133,25 @@ def _partial_suffix(s: str, tag: str) -> int:
 
 class OpenAICompatLLM(LLM):
     def __init__(self, base_url: str, model: str, timeout: float = 120.0, retries: int = 3,
-                 api_key: str = "EMPTY") -> None:
+                 api_key: str = "EMPTY", connect_timeout: float = 5.0) -> None:
+        import httpx
         from openai import OpenAI
 
         self.base_url = base_url.rstrip("/")
         self.model = model
-        self.timeout = timeout
+        self.timeout = timeout  # the longest silence: before the first byte, and between streamed chunks
+        self.connect_timeout = connect_timeout
         self.retries = retries
-        self.client = OpenAI(base_url=self.base_url, api_key=api_key, timeout=timeout, max_retries=0)
+        bounds = httpx.Timeout(timeout, connect=connect_timeout)
+        self.client = OpenAI(base_url=self.base_url, api_key=api_key, timeout=bounds, max_retries=0)
         self._served: list[dict[str, Any]] | None = None
 
     # -- discovery
     def served(self) -> list[dict[str, Any]]:
         if self._served is None:
-            import openai
-
-            try:
+            with self._faults("listing models at /v1/models"):
                 page = self._retry(lambda: self.client.models.list())
-            except openai.APIConnectionError:
-                raise self._unavailable() from None
-            self._served = [m.model_dump() for m in page.data]
+                self._served = [m.model_dump() for m in page.data]
         return self._served
 
     def check_model(self) -> None:
@@ -162,27 +167,80 @@ class OpenAICompatLLM(LLM):
         meta = card.get("meta") or {}
         self.max_model_len = card.get("max_model_len") or meta.get("n_ctx") or meta.get("n_ctx_train")
 
-    def _unavailable(self) -> LLMUnavailableError:
+    def _unavailable(self, detail: str = "") -> LLMUnavailableError:
         return LLMUnavailableError(
-            f"no LLM server answers at {self.base_url}",
+            f"no LLM server answers at {self.base_url}{' ' + detail if detail else ''}",
             "start one with `kb llm serve` on a GPU machine (pip install 'kb[vllm]'), or `kb llm serve --profile "
             "tiny` on a laptop, or point KB_LLM_BASE_URL at a running OpenAI-compatible server; `kb search` "
             "and `kb ask --dry-run` work without an LLM",
         )
 
     def _retry(self, fn: Callable[[], Any]) -> Any:
+        """Retry what is worth retrying: nobody answering the connect yet, or the server saying it is busy
+        (429/503). A request the server accepted and then stalled on is never repeated."""
         import openai
 
         delay = 0.5
         for attempt in range(self.retries + 1):
             try:
                 return fn()
-            except openai.APIConnectionError:  # includes timeouts? no: APITimeoutError subclasses it
+            except openai.APITimeoutError as exc:
+                if not _connect_phase(exc) or attempt == self.retries:
+                    raise
+            except openai.APIConnectionError:
                 if attempt == self.retries:
                     raise
-                time.sleep(delay)
-                delay *= 2
+            except openai.APIStatusError as exc:
+                if exc.status_code not in (429, 503) or attempt == self.retries:
+                    raise
+            time.sleep(delay)
+            delay *= 2
         raise AssertionError("unreachable")
+
+    @contextmanager
+    def _faults(self, doing: str) -> Iterator[None]:
+        """Every way a server can fail, as one `LLMError` with its cause and a fix."""
+        import httpx
+        import openai
+
+        try:
+            yield
+        except LLMError:
+            raise
+        except openai.APITimeoutError as exc:
+            if _connect_phase(exc):
+                raise self._unavailable(f"(connecting timed out after {self.connect_timeout:g}s)") from None
+            raise LLMTimeoutError(
+                f"{self.base_url} accepted the connection but sent nothing for {self.timeout:g}s while {doing}",
+                "check the server's log (is it overloaded or stuck?); raise KB_LLM_TIMEOUT for very long "
+                "prompts, or use a smaller --mode") from None
+        except openai.APIConnectionError:
+            raise self._unavailable() from None
+        except openai.NotFoundError as exc:
+            if "models" in doing:
+                raise LLMError(f"{self.base_url} has no /v1/models (HTTP 404): {_short(exc)}",
+                               "check KB_LLM_BASE_URL: it must end in /v1 of an OpenAI-compatible server") from None
+            self._served = None
+            ids = [m.get("id") for m in self.served()]
+            raise ModelNotServedError(f"{self.base_url} does not serve {self.model} (served: {', '.join(ids)})",
+                                      "set KB_LLM_MODEL to a served model") from None
+        except openai.BadRequestError as exc:
+            msg = _short(exc)
+            if any(w in msg.lower() for w in ("context", "too long", "maximum", "max_model_len", "exceed")):
+                raise PromptTooLongError(f"the server refused the prompt as too long: {msg}",
+                                         "use a smaller mode or lower the mode's budget") from None
+            raise LLMError(f"the server rejected the request: {msg}", "check the server's log") from None
+        except openai.APIStatusError as exc:
+            raise LLMError(f"{self.base_url} failed while {doing} (HTTP {exc.status_code}): {_short(exc)}",
+                           "check the LLM server's log and restart it if needed; `kb ask --dry-run` works "
+                           "without it") from None
+        except (openai.APIResponseValidationError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise LLMError(f"{self.base_url} sent a malformed response while {doing} ({type(exc).__name__}: "
+                           f"{str(exc)[:160]})", "is KB_LLM_BASE_URL an OpenAI-compatible server (vLLM, "
+                           "llama.cpp)? check its log") from None
+        except httpx.HTTPError as exc:  # mid-stream: the connection broke or the server sent garbage
+            raise LLMError(f"{self.base_url} broke off while {doing} ({type(exc).__name__}: {str(exc)[:160]})",
+                           "check the LLM server's log; run the command again once it is healthy") from None
 
     # -- generation
     def request(self, messages: list[dict[str, str]], params: GenParams) -> dict[str, Any]:
@@ -196,13 +254,13 @@ class OpenAICompatLLM(LLM):
         }
 
     def stream(self, messages: list[dict[str, str]], params: GenParams) -> Iterator[Delta | Usage]:
-        import openai
-
         body = self.request(messages, params)
         self.last_request = body
-        try:
+        with self._faults("answering"):
             chunks = self._retry(lambda: self.client.chat.completions.create(**body))
+            received = 0
             for chunk in chunks:
+                received += 1
                 if chunk.usage is not None:
                     yield _usage(chunk.usage)
                 for choice in chunk.choices or []:
@@ -211,22 +269,25 @@ class OpenAICompatLLM(LLM):
                     reasoning = extra.get("reasoning") or extra.get("reasoning_content") or ""
                     if delta.content or reasoning:
                         yield Delta(text=delta.content or "", reasoning=reasoning)
-        except openai.APITimeoutError:
-            raise LLMTimeoutError(f"{self.base_url} did not answer within {self.timeout:.0f}s",
-                                  "try a smaller --mode (less context), or raise the timeout") from None
-        except openai.APIConnectionError:
-            raise self._unavailable() from None
-        except openai.NotFoundError as exc:
-            self._served = None
-            ids = [m.get("id") for m in self.served()]
-            raise ModelNotServedError(f"{self.base_url} does not serve {self.model} (served: {', '.join(ids)})",
-                                      "set KB_LLM_MODEL to a served model") from exc
-        except openai.BadRequestError as exc:
-            msg = str(exc)
-            if any(w in msg.lower() for w in ("context", "too long", "maximum", "max_model_len", "exceed")):
-                raise PromptTooLongError(f"the server refused the prompt as too long: {msg[:200]}",
-                                         "use a smaller mode or lower the mode's budget") from None
-            raise LLMError(f"the server rejected the request: {msg[:300]}", "check the server's log") from None
+            if not received:
+                raise ValueError("the reply held no streamed chunks")
+
+
+def _connect_phase(exc: BaseException) -> bool:
+    """True when a timeout happened while connecting (nobody there), not while waiting for an answer."""
+    import httpx
+
+    cause = exc.__cause__ or exc.__context__
+    return isinstance(cause, httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
+def _short(exc: BaseException) -> str:
+    """The server's message in one line, cut at a word boundary (never mid-URL)."""
+    text = " ".join(str(getattr(exc, "message", None) or exc).split())
+    if len(text) <= 300:
+        return text
+    cut = text.rfind(" ", 0, 300)
+    return text[: cut if cut > 200 else 300] + " …"
 
 
 def _usage(u: Any) -> Usage:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from kb.errors import LockedError
+from kb.errors import LockedError, environment_error
 
 
 class WriterLock:
@@ -27,7 +27,13 @@ class WriterLock:
             return "?"
 
     def acquire(self, timeout: float = 0.0, on_wait: Callable[[str], None] | None = None) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            env = environment_error(exc, f"KB_HOME ({self.path.parent})")
+            if env is None:
+                raise
+            raise env from None
         deadline = time.monotonic() + timeout
         told = False
         while True:
@@ -82,7 +88,17 @@ class StoreLock:
             finally:
                 self._depth -= 1
             return
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            writable = os.access(self.path.parent, os.W_OK) and not _read_only(self.path.parent)
+            if exclusive or writable:
+                raise
+            try:  # a read-only KB_HOME: nobody can write, a shared lock on a read-only descriptor is enough
+                fd = os.open(self.path, os.O_RDONLY)
+            except OSError:
+                yield  # no lock file and no way to make one: and no writer either
+                return
         deadline = time.monotonic() + timeout
         mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
         try:
@@ -107,3 +123,10 @@ class StoreLock:
 
     def shared(self, timeout: float = 600.0) -> AbstractContextManager[None]:
         return self.hold(False, timeout)
+
+
+def _read_only(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False

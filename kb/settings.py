@@ -161,7 +161,10 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8000/v1", description="OpenAI-compatible endpoint of the local LLM (vLLM)."
     )
     llm_model: str = Field("Qwen/Qwen3-30B-A3B", description="Model name served at llm_base_url.")
-    llm_timeout: float = Field(300.0, gt=0, description="Seconds to wait for the LLM server.")
+    llm_timeout: float = Field(120.0, gt=0, description="Longest silence from the LLM server (seconds): before its "
+                               "first byte and between streamed chunks. A stalled request is abandoned, not retried.")
+    llm_connect_timeout: float = Field(5.0, gt=0, description="Seconds to wait for the LLM server to accept a "
+                                       "connection (refused or timed-out connects are retried 3 times).")
     ingest: IngestSettings = Field(default_factory=IngestSettings, description="Ingestion settings.")
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings, description="Retrieval settings.")
     watch: WatchSettings = Field(default_factory=WatchSettings, description="Background sync (`kb watch`).")

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from kb.errors import StoreError
+from kb.errors import StoreError, environment_error
 
 COLLECTION_PREFIX = "kb-"
 
@@ -44,10 +44,20 @@ class VectorStore:
             )
             self.max_batch = int(self.client.get_max_batch_size())
         except Exception as exc:
+            from ingest.manifest import read_only_place
+
+            if read_only_place(path.parent) or environment_error(exc) is not None:
+                env = environment_error(exc, f"KB_HOME ({path.parent})")
+                raise StoreError(
+                    f"cannot open the vector store at {path}: "
+                    + ("KB_HOME is read-only (Chroma must write to open its store)" if env is None
+                       or read_only_place(path.parent) else env.message),
+                    "make KB_HOME writable (remount it read-write, or copy it to a writable folder and point "
+                    "KB_HOME there)" if read_only_place(path.parent) else (env.remedy or ""),
+                ) from None
             raise StoreError(
                 f"cannot open the vector store at {path}: {type(exc).__name__}: {str(exc)[:200]}",
-                "check that KB_HOME is writable; if the index is corrupt, remove its 'chroma' folder and "
-                "run `kb ingest` again",
+                "if the index is corrupt, move its 'chroma' folder away and run `kb ingest` to rebuild it",
             ) from None
         self.model_id = model_id
 

@@ -22,6 +22,10 @@ class FakeVLLM:
         self.reply, self.reasoning, self.reasoning_field = reply, reasoning, reasoning_field
         self.requests: list[dict[str, Any]] = []
         self.reject_next_as_too_long = 0
+        # fault injection: models500 | models_junk | chat500 | chat_junk | midstream_junk | hang | busy_once
+        self.fault: str | None = None
+        self.connections = 0
+        self.release = threading.Event()  # ends a "hang"
         from kb.tokens import vocab_counter
 
         self.counter = vocab_counter()
@@ -39,7 +43,28 @@ class FakeVLLM:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def _fault(self, where: str) -> bool:
+                f = fake.fault or ""
+                if f == "hang":
+                    fake.release.wait(120)  # accept, then never answer (until the test ends)
+                    return True
+                if f == f"{where}500":
+                    self._json(500, {"object": "error", "message": "Internal Server Error: CUDA error", "code": 500})
+                    return True
+                if f == f"{where}_junk":
+                    data = b"<html>502 Bad Gateway</html>{not json"
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return True
+                return False
+
             def do_GET(self) -> None:
+                fake.connections += 1
+                if self._fault("models"):
+                    return
                 if self.path == "/v1/models":
                     card = {"id": fake.model, "object": "model", "owned_by": "vllm",
                             "max_model_len": fake.max_model_len}
@@ -48,8 +73,15 @@ class FakeVLLM:
                     self._json(404, {"error": "not found"})
 
             def do_POST(self) -> None:
+                fake.connections += 1
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 fake.requests.append({"path": self.path, **body})
+                if self.path.endswith("/chat/completions") and self._fault("chat"):
+                    return
+                if self.path.endswith("/chat/completions") and fake.fault == "busy_once":
+                    fake.fault = None
+                    self._json(503, {"object": "error", "message": "server is loading", "code": 503})
+                    return
                 if self.path == "/tokenize":
                     ids = fake.counter.encode(body["prompt"])
                     self._json(200, {"count": len(ids), "max_model_len": fake.max_model_len, "tokens": ids})
@@ -80,6 +112,13 @@ class FakeVLLM:
                         send({**base, "choices": [{"index": 0, "delta": {fake.reasoning_field: part + " "}}]})
                 for part in fake.reply.split(" "):
                     send({**base, "choices": [{"index": 0, "delta": {"content": part + " "}}]})
+                    if fake.fault == "midstream_junk":
+                        self.wfile.write(b"data: {this is not json\n\n")
+                        self.wfile.flush()
+                        return
+                    if fake.fault == "midstream_stall":
+                        fake.release.wait(120)
+                        return
                 send({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
                 if body.get("stream_options", {}).get("include_usage"):
                     comp = fake.counter.count(fake.reply) + (fake.counter.count(fake.reasoning) if thinking else 0)
@@ -96,6 +135,7 @@ class FakeVLLM:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()
 

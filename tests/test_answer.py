@@ -231,3 +231,30 @@ def test_public_api_ask(make_kb, vault: Path) -> None:
     ans = base.ask("how many jellyfin log copies are kept", llm=ScriptedLLM(["Seven [1]."]))
     assert isinstance(ans, kb.Answer) and ans.text == "Seven [1]." and ans.citations
     assert {"ask", "search", "ingest", "KnowledgeBase", "Answer", "Chat"} <= set(kb.__all__)
+
+
+@pytest.mark.parametrize(("fault", "says"), [
+    ("models500", "HTTP 500"), ("models_junk", "malformed"), ("chat500", "HTTP 500"), ("chat_junk", "malformed"),
+    ("midstream_junk", "while answering"), ("hang", "sent nothing for 2s"), ("midstream_stall", "sent nothing"),
+])
+def test_every_server_fault_is_one_line_exit_9(indexed: Path, monkeypatch: pytest.MonkeyPatch, fault: str,
+                                               says: str) -> None:
+    with FakeVLLM() as fake:
+        fake.fault = fault
+        monkeypatch.setenv("KB_LLM_BASE_URL", fake.url)
+        monkeypatch.setenv("KB_LLM_TIMEOUT", "2")
+        r = runner.invoke(app, ["ask", "how many jellyfin log copies are kept"])
+        assert r.exit_code == 9, r.output
+        assert "Traceback" not in r.output and says in r.output and "fix" in r.output.lower()
+        if fault in ("hang", "midstream_stall"):  # a stalled request is abandoned, not retried blindly
+            assert "no LLM server answers" not in r.output
+            assert len(fake.chats()) == 1 if fault == "midstream_stall" else fake.connections == 1
+
+
+def test_busy_server_is_retried(indexed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with FakeVLLM() as fake:
+        fake.fault = "busy_once"
+        monkeypatch.setenv("KB_LLM_BASE_URL", fake.url)
+        r = runner.invoke(app, ["ask", "how many jellyfin log copies are kept", "--json"])
+        assert r.exit_code == 0, r.output
+        assert len(fake.chats()) == 2

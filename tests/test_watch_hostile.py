@@ -183,3 +183,28 @@ def test_the_endpoint_validates_paths_like_the_cli(kb_home: Path, tmp_path: Path
         assert w.term() == 0
     finally:
         w.close()
+
+
+def test_read_only_home_is_one_line_that_does_not_point_at_ingest(small_disk: Path, tmp_path: Path) -> None:
+    import shutil
+
+    home = small_disk / "home"
+    root = tmp_path / "v"
+    root.mkdir()
+    (root / "a.md").write_text("# A\n\nowls at night\n", encoding="utf-8")
+    env = {**os.environ, **HASH, "KB_HOME": str(home)}
+    run = [sys.executable, "-m", "kb.cli.main"]
+    subprocess.run([*run, "ingest", str(root)], env=env, check=True, capture_output=True, timeout=120)
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    r = subprocess.run([*run, "search", "owls"], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 4 and "Traceback" not in r.stderr and "read-only" in r.stderr
+    assert "kb ingest" not in r.stderr
+    st = subprocess.run([*run, "status", "--json"], env=env, capture_output=True, text=True, timeout=120)
+    assert st.returncode == 0 and json.loads(st.stdout)["chunks"] == 1
+    w = subprocess.run([*run, "ingest", str(root)], env=env, capture_output=True, text=True, timeout=120)
+    assert w.returncode == 4 and "read-only" in w.stderr and "Traceback" not in w.stderr
+    copy = tmp_path / "home-copy"  # the remedy: copy it to a writable folder and point KB_HOME there
+    shutil.copytree(home, copy)
+    r = subprocess.run([*run, "search", "owls", "--json"], env={**env, "KB_HOME": str(copy)}, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0 and json.loads(r.stdout)[0]["path"].endswith("a.md")
