@@ -23,6 +23,10 @@ class ConfigError(KbError):
     exit_code = 2
 
 
+class UsageError(ConfigError):
+    """The command was called with an argument it cannot use (an empty query, ...)."""
+
+
 class PathNotFoundError(KbError):
     """A path given to ingest/forget does not exist."""
 

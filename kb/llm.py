@@ -170,7 +170,7 @@ class OpenAICompatLLM(LLM):
     def _unavailable(self, detail: str = "") -> LLMUnavailableError:
         return LLMUnavailableError(
             f"no LLM server answers at {self.base_url}{' ' + detail if detail else ''}",
-            "start one with `kb llm serve` on a GPU machine (pip install 'kb[vllm]'), or `kb llm serve --profile "
+            "start one with `kb llm serve` on a GPU machine (pip install 'kb-notes[vllm]'), or `kb llm serve --profile "
             "tiny` on a laptop, or point KB_LLM_BASE_URL at a running OpenAI-compatible server; `kb search` "
             "and `kb ask --dry-run` work without an LLM",
         )

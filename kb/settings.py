@@ -113,27 +113,49 @@ class ModeSettings(BaseModel):
     presence_penalty: float = Field(0.0, ge=-2, le=2, description="Presence penalty (quantized models: 1.5).")
 
 
+class CodeMode(ModeSettings):
+    """Code questions: small, precise context; thinking off; 0.7 / 0.8 / 20."""
+
+    budget: int = Field(3000, ge=0, description="Context budget in Qwen3 tokens for the notes block.")
+    max_passages: int = Field(6, ge=0, description="At most this many passages.")
+    max_output_tokens: int = Field(2048, ge=16, description="max_tokens for the answer (thinking included).")
+
+
+class DialogMode(ModeSettings):
+    """Direct questions: small context; thinking off; 0.7 / 0.8 / 20."""
+
+    budget: int = Field(2500, ge=0, description="Context budget in Qwen3 tokens for the notes block.")
+    max_passages: int = Field(8, ge=0, description="At most this many passages.")
+
+
+class ThinkMode(ModeSettings):
+    """Analysis / comparison / planning: larger context, strongest passages first and last; thinking on."""
+
+    budget: int = Field(12000, ge=0, description="Context budget in Qwen3 tokens for the notes block.")
+    max_passages: int = Field(24, ge=0, description="At most this many passages.")
+    min_relevance: float = Field(0.15, ge=0, le=1, description="Absolute floor: candidates below it are not "
+                                 "relevant (zero is a valid result).")
+    cutoff_gap: float = Field(0.6, ge=0, le=1, description="Drop candidates whose relevance is more than this "
+                              "below the best one.")
+    prune: bool = Field(False, description="Prune sentences unrelated to the question inside passages.")
+    order: Literal["score", "edges", "document"] = Field(
+        "edges", description="Passage order: best first; strongest at both edges (long contexts); or by note.")
+    thinking: bool = Field(True, description="Qwen3 thinking (enable_thinking).")
+    max_output_tokens: int = Field(8192, ge=16, description="max_tokens for the answer (thinking included).")
+    temperature: float = Field(0.6, ge=0, le=2, description="Sampling temperature.")
+    top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling.")
+
+
 class ModesSettings(BaseModel):
-    """Per-task modes. Defaults follow Qwen3's model card and the long-context research (anchors.md)."""
+    """Per-task modes. Defaults follow Qwen3's model card and the long-context research (anchors.md). Each
+    mode's defaults live in its own class, so setting one field (``KB_MODES__DIALOG__BUDGET=1500``, or
+    ``[modes.dialog] budget = 1500`` in TOML) keeps every other field of that mode."""
 
     model_config = ConfigDict(extra="forbid")
 
-    code: ModeSettings = Field(
-        default_factory=lambda: ModeSettings(budget=3000, max_passages=6, max_output_tokens=2048),
-        description="Code questions: small, precise context; thinking off; 0.7 / 0.8 / 20.",
-    )
-    dialog: ModeSettings = Field(
-        default_factory=lambda: ModeSettings(budget=2500, max_passages=8, max_output_tokens=1024),
-        description="Direct questions: small context; thinking off; 0.7 / 0.8 / 20.",
-    )
-    think: ModeSettings = Field(
-        default_factory=lambda: ModeSettings(
-            budget=12000, max_passages=24, min_relevance=0.15, cutoff_gap=0.6, prune=False, order="edges",
-            thinking=True, max_output_tokens=8192, temperature=0.6, top_p=0.95,
-        ),
-        description="Analysis / comparison / planning: larger context, strongest passages first and last; "
-        "thinking on; 0.6 / 0.95 / 20.",
-    )
+    code: CodeMode = Field(default_factory=CodeMode, description=CodeMode.__doc__)
+    dialog: DialogMode = Field(default_factory=DialogMode, description=DialogMode.__doc__)
+    think: ThinkMode = Field(default_factory=ThinkMode, description=ThinkMode.__doc__)
 
     def get(self, name: str) -> ModeSettings:
         return getattr(self, name)
@@ -206,18 +228,35 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
-        )
         where = _toml_path(overrides)
+        problems = "; ".join(_describe(err, overrides) for err in exc.errors())
         raise ConfigError(
-            f"invalid settings ({problems})",
-            f"fix the value in the environment (KB_*) or in {where or 'your config.toml'}",
+            f"invalid settings: {problems}",
+            f"fix or unset that value (environment, or {where or 'config.toml'}); `kb config show` lists "
+            "every setting with its type and default",
         ) from None
     except Exception as exc:  # malformed TOML
         raise ConfigError(
             f"cannot read settings: {exc}", f"fix or remove {_toml_path(overrides) or 'config.toml'}"
         ) from None
+
+
+def _describe(err: Any, overrides: dict[str, Any]) -> str:
+    """One validation error, naming where the value came from: ``KB_INGEST__MAX_FILE_MB='abc': ...``."""
+    parts = [str(p) for p in err["loc"]]
+    env_name = ENV_PREFIX + "__".join(parts).upper()
+    value = err.get("input")
+    if _dig(overrides, parts) is not _MISSING:
+        where = f"argument {'.'.join(parts)}"
+    elif env_name in {k.upper() for k in os.environ}:
+        where = env_name
+    elif parts and ENV_PREFIX + parts[0].upper() in {k.upper() for k in os.environ}:
+        where = ENV_PREFIX + parts[0].upper()
+    else:
+        where = ".".join(parts) or "settings"
+    shown = "" if isinstance(value, dict) or err["type"] == "missing" else f"={value!r}"
+    key = ".".join(parts)
+    return f"{where}{shown}{f' ({key})' if key and key != where else ''}: {err['msg']}"
 
 
 def _leaves(model: BaseModel, prefix: str = "") -> list[tuple[str, Any]]:

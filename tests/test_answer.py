@@ -174,7 +174,7 @@ def test_no_server_is_one_line_with_remedy_and_dry_run_still_works(indexed: Path
     monkeypatch.setenv("KB_LLM_BASE_URL", f"http://127.0.0.1:{port}/v1")
     r = runner.invoke(app, ["ask", "how many jellyfin log copies are kept"])
     assert r.exit_code == 9
-    assert f"127.0.0.1:{port}" in r.output and "kb llm serve" in r.output and "kb[vllm]" in r.output
+    assert f"127.0.0.1:{port}" in r.output and "kb llm serve" in r.output and "kb-notes[vllm]" in r.output
     assert "Traceback" not in r.output
     r = runner.invoke(app, ["ask", "how many jellyfin log copies are kept", "--dry-run"])
     assert r.exit_code == 0 and "messages that would be sent" in r.output
@@ -211,7 +211,7 @@ def test_profiles() -> None:
 def test_serve_without_vllm_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("shutil.which", lambda name: None)
     r = runner.invoke(app, ["llm", "serve"])
-    assert r.exit_code != 0 and "kb[vllm]" in r.output and "Traceback" not in r.output
+    assert r.exit_code != 0 and "kb-notes[vllm]" in r.output and "Traceback" not in r.output
 
 
 def test_openai_client_request_shape() -> None:

@@ -110,3 +110,53 @@ def test_missing_sentence_transformers_is_reported(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(embed, "_CACHE", {})
     with pytest.raises(DependencyMissingError, match="pip install"):
         embed._load("some/model", "cpu")
+
+
+# ------------------------------------------------------------- what a new user hit
+def test_note_text_with_brackets_is_printed_verbatim(hash_env, tmp_path: Path) -> None:
+    root = tmp_path / "v"
+    root.mkdir()
+    (root / "code [draft].md").write_text(
+        "# Types [beta]\n\n```python\ndef f() -> list[str]:\n    return []\n```\n\n"
+        "See [the docs](https://example.org/x) and [bold]not markup[/bold].\n", encoding="utf-8")
+    assert run("ingest", str(root)).exit_code == 0
+    out = " ".join(run("search", "list str docs", "-k", "3").output.split())
+    assert "def f() -> list[str]:" in out and "[the docs](https://example.org/x)" in out
+    assert "[bold]not markup[/bold]" in out and "code [draft].md" in out and "Types [beta]" in out
+    dry = " ".join(run("ask", "what does f return as list[str]", "--dry-run").output.split())
+    assert "list[str]" in dry and "code [draft].md" in dry
+
+
+def test_empty_query_is_refused_and_words_need_no_quotes(hash_env, notes: Path) -> None:
+    assert run("ingest", str(notes)).exit_code == 0
+    for empty in ("", "   "):
+        r = run("search", empty)
+        assert r.exit_code == 2 and "empty" in r.output
+    r = run("ask", "", "--dry-run")
+    assert r.exit_code == 2
+    many = json.loads(run("search", "second", "paragraph", "about", "bananas", "--json").stdout)
+    one = json.loads(run("search", "second paragraph about bananas", "--json").stdout)
+    assert many == one and many[0]["path"].endswith("alpha.md")
+    r = run("ask", "what", "about", "bananas", "--dry-run", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["question"] == "what about bananas"
+
+
+def test_version_and_readable_help() -> None:
+    r = run("--version")
+    assert r.exit_code == 0 and r.output.startswith("kb ") and "kb-notes" in r.output
+    for cmd in ("search", "ask", "ingest", "status", "watch", "eval"):
+        h = run(cmd, "--help").output
+        assert "<bool>" not in h and "<list" not in h and "<path>" not in h and "<int>" not in h, (cmd, h)
+
+
+def test_dry_run_table_shows_the_best_dropped_and_all_on_request(hash_env, tmp_path: Path) -> None:
+    root = tmp_path / "v"
+    root.mkdir()
+    for i in range(40):
+        (root / f"n{i}.md").write_text(f"# Note {i}\n\nGardening tip {i}: water the tomatoes early.\n",
+                                       encoding="utf-8")
+    assert run("ingest", str(root)).exit_code == 0
+    short = run("ask", "when should I water the tomatoes", "--dry-run", "--mode", "dialog").output
+    full = run("ask", "when should I water the tomatoes", "--dry-run", "--mode", "dialog", "--all").output
+    n_short, n_full = short.count("dropped:"), full.count("dropped:")
+    assert n_short <= 5 < n_full and "--all lists them" in short

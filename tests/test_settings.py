@@ -73,3 +73,62 @@ def test_malformed_toml(kb_home: Path) -> None:
     (kb_home / "config.toml").write_text("this is = = not toml", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"config\.toml"):
         load_settings()
+
+
+# ------------------------------------------------------------- every example the docs give must work
+DOC_FILES = ["README.md", *sorted(str(p) for p in Path(__file__).parent.parent.glob("docs/*.md"))]
+NOT_SETTINGS = {"KB_EXTRAS", "KB_TINY_LLM"}  # scripts/setup.sh's switches, not kb settings
+
+
+def _doc_examples() -> list[tuple[str, str, str]]:
+    import re
+
+    root = Path(__file__).parent.parent
+    found = []
+    for name in DOC_FILES:
+        text = (root / name).read_text(encoding="utf-8")
+        for m in re.finditer(r"\b(KB_[A-Z0-9_]+)=([A-Za-z0-9_./:-]+)", text):
+            if m.group(1) not in NOT_SETTINGS and m.group(2) not in ("url", "TINY_ALIAS"):
+                found.append((Path(name).name, m.group(1), m.group(2)))
+    return sorted(set(found))
+
+
+def test_docs_give_settings_examples() -> None:
+    assert len(_doc_examples()) >= 4  # the check below cannot pass vacuously
+
+
+@pytest.mark.parametrize(("doc", "var", "value"), _doc_examples())
+def test_every_env_example_in_the_docs_works(doc: str, var: str, value: str,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from kb.settings import explain, load_settings
+
+    monkeypatch.setenv(var, value)
+    s = load_settings()
+    rows = {key: (v, src) for key, v, src in explain(s)}
+    hits = [key for key, (_, src) in rows.items() if src == f"env {var}"]
+    assert hits, f"{doc}: {var} does not set any setting"
+    assert str(rows[hits[0]][0]) == value
+
+
+def test_one_nested_field_keeps_the_rest_env_and_toml(monkeypatch: pytest.MonkeyPatch, kb_home: Path) -> None:
+    from kb.settings import load_settings
+
+    default = load_settings().modes.dialog
+    monkeypatch.setenv("KB_MODES__DIALOG__BUDGET", "1500")
+    s = load_settings()
+    assert s.modes.dialog.budget == 1500 and s.modes.dialog.max_passages == default.max_passages
+    assert s.modes.think.thinking is True and s.modes.think.order == "edges"
+    (kb_home / "config.toml").write_text("[modes.think]\nbudget = 9000\n[ingest]\nchunk_overlap = 16\n")
+    s = load_settings()
+    assert s.modes.think.budget == 9000 and s.modes.think.thinking and s.modes.think.max_passages == 24
+    assert s.modes.dialog.budget == 1500 and s.ingest.chunk_tokens == 384 and s.ingest.chunk_overlap == 16
+
+
+def test_a_bad_value_names_the_variable_and_the_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kb.errors import ConfigError
+    from kb.settings import load_settings
+
+    monkeypatch.setenv("KB_INGEST__MAX_FILE_MB", "abc")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert "KB_INGEST__MAX_FILE_MB='abc'" in info.value.message

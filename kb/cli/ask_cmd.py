@@ -7,7 +7,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from kb.cli.common import err, handled, out, print_json
+from rich.markup import escape
+
+from kb.cli.common import err, handled, join_query, out, print_json
 
 MODE_HELP = "Task mode: auto (pick from the question), code, dialog or think."
 
@@ -18,7 +20,7 @@ def register(app: typer.Typer) -> None:
 
 
 def chat(
-    mode: Annotated[str, typer.Option("--mode", "-m", help=MODE_HELP)] = "auto",
+    mode: Annotated[str, typer.Option("--mode", "-m", help=MODE_HELP, metavar="MODE")] = "auto",
     show_thinking: Annotated[bool, typer.Option("--show-thinking", help="Stream the model's reasoning too.")]
     = False,
 ) -> None:
@@ -55,17 +57,21 @@ def _filters(folder: str | None, tag: str | None, since: str | None, until: str 
 
 
 def ask(
-    question: Annotated[str, typer.Argument(help="Your question, in your own words (Russian or English).")],
-    mode: Annotated[str, typer.Option("--mode", "-m", help=MODE_HELP)] = "auto",
+    question: Annotated[list[str], typer.Argument(help="Your question, in your own words (Russian or English; "
+                                                  "quotes optional).", metavar="QUESTION", show_default=False)],
+    mode: Annotated[str, typer.Option("--mode", "-m", help=MODE_HELP, metavar="MODE")] = "auto",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the context and messages; don't call the LLM.")]
     = False,
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     show_thinking: Annotated[bool, typer.Option("--show-thinking", help="Stream the model's reasoning too.")]
     = False,
-    folder: Annotated[str | None, typer.Option(help="Only notes under this folder (relative to a root).")] = None,
-    tag: Annotated[str | None, typer.Option(help="Only notes with this tag.")] = None,
-    since: Annotated[str | None, typer.Option(help="Only notes dated on/after YYYY-MM-DD.")] = None,
-    until: Annotated[str | None, typer.Option(help="Only notes dated on/before YYYY-MM-DD.")] = None,
+    folder: Annotated[str | None, typer.Option(help="Only notes under this folder (relative to a root).",
+                                               metavar="FOLDER")] = None,
+    tag: Annotated[str | None, typer.Option(help="Only notes with this tag.", metavar="TAG")] = None,
+    since: Annotated[str | None, typer.Option(help="Only notes dated on/after YYYY-MM-DD.", metavar="DATE")] = None,
+    until: Annotated[str | None, typer.Option(help="Only notes dated on/before YYYY-MM-DD.", metavar="DATE")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="With --dry-run: list every dropped candidate, not just the "
+                                                     "best few.")] = False,
 ) -> None:
     """Answer a question from your notes (`--dry-run` shows exactly what would be sent)."""
     from kb.core import KnowledgeBase
@@ -73,6 +79,7 @@ def ask(
     from kb.prompt import messages
 
     with handled(), KnowledgeBase() as base:
+        question = join_query(question)
         if mode not in ("auto", "code", "dialog", "think"):
             raise KbError(f"unknown mode {mode!r}", "use --mode auto, code, dialog or think")
         filters = _filters(folder, tag, since, until)
@@ -85,7 +92,7 @@ def ask(
     if json_:
         print_json({**ctx.as_dict(), "prompt_tokens": total, "messages": msgs})
         return
-    render_context(ctx, total)
+    render_context(ctx, total, show_all=all_)
     out.rule("messages that would be sent")
     for m in msgs:
         out.print(f"[bold magenta]{m['role']}[/]", highlight=False)
@@ -121,7 +128,7 @@ def _answer(base, question: str, mode: str, filters, json_: bool, show_thinking:
 
 def render_sources(ans) -> None:
     u = ans.usage
-    err.print(f"[dim]mode {ans.mode} ({ans.mode_reason}) · context {ans.context.tokens} tokens in "
+    err.print(f"[dim]mode {ans.mode} ({escape(ans.mode_reason)}) · context {ans.context.tokens} tokens in "
               f"{len(ans.context.passages)} passages · prompt {u.prompt_tokens}, completion {u.completion_tokens}"
               f"{f', reasoning {u.reasoning_tokens}' if u.reasoning_tokens else ''} tokens ({u.source}) · "
               f"first token {ans.timings.get('ttft_s')}s, total {ans.timings.get('total_s')}s[/]", highlight=False)
@@ -138,21 +145,26 @@ def render_sources(ans) -> None:
         err.print(f"[yellow]note:[/] the answer cites {ans.invalid_citations}, which were not in the context")
 
 
-def render_context(ctx, prompt_tokens: int) -> None:
-    out.print(f"[bold]mode[/] {ctx.mode} — {ctx.mode_reason}", highlight=False)
+def render_context(ctx, prompt_tokens: int, show_all: bool = False, best_dropped: int = 5) -> None:
+    """Kept passages, then the few best dropped candidates with their reason (``show_all``: every one)."""
+    out.print(f"[bold]mode[/] {ctx.mode} — {escape(ctx.mode_reason)}", highlight=False)
     out.print(f"[bold]context[/] {ctx.tokens} / {ctx.budget} tokens ({ctx.counter}) in {len(ctx.passages)} "
               f"passages · prompt {prompt_tokens} tokens", highlight=False)
     if not ctx.passages:
         out.print("[yellow]nothing in your notes looks relevant: the context is empty[/]")
     table = Table("", "note", "lines", "score", "tokens", "decision", box=None)
     for p in ctx.passages:
-        table.add_row(f"[{p.n}]", f"{p.path} › {p.heading}", f"{p.start_line}-{p.end_line}", f"{p.score:.2f}",
-                      str(p.tokens), "[green]kept[/]" + (f" (−{p.pruned_tokens} pruned)" if p.pruned_tokens else ""))
-    for d in ctx.dropped:
-        if d.reason.startswith("sentences pruned"):
-            continue
-        table.add_row("", f"{d.path} › {d.heading}", f"{d.start_line}-{d.end_line}", f"{d.score:.2f}",
-                      str(d.tokens or ""), f"[dim]dropped: {d.reason}[/]")
+        table.add_row(f"\\[{p.n}]", escape(f"{p.path} › {p.heading}"), f"{p.start_line}-{p.end_line}",
+                      f"{p.score:.2f}", str(p.tokens),
+                      "[green]kept[/]" + (f" (−{p.pruned_tokens} pruned)" if p.pruned_tokens else ""))
+    dropped = sorted((d for d in ctx.dropped if not d.reason.startswith("sentences pruned")),
+                     key=lambda d: -d.score)
+    shown = dropped if show_all else dropped[:best_dropped]
+    for d in shown:
+        table.add_row("", escape(f"{d.path} › {d.heading}"), f"{d.start_line}-{d.end_line}", f"{d.score:.2f}",
+                      str(d.tokens or ""), f"[dim]dropped: {escape(d.reason)}[/]")
     out.print(table)
+    if len(dropped) > len(shown):
+        out.print(f"[dim]… and {len(dropped) - len(shown)} more dropped candidates (--all lists them)[/]")
     if not ctx.passages and ctx.dropped:
         err.print("[dim]tip: `kb search` shows the nearest passages regardless of relevance[/]")

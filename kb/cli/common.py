@@ -36,6 +36,16 @@ def handled() -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
+def join_query(words: list[str] | str) -> str:
+    """Several words are one query (`kb search how many logs`); an empty one is refused (exit 2)."""
+    from kb.errors import UsageError
+
+    text = " ".join(words if isinstance(words, list) else [words]).strip()
+    if not text:
+        raise UsageError("the query is empty", 'say what to look for, e.g. `kb search "rotate the logs"`')
+    return text
+
+
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
     sys.stdout.flush()
@@ -83,7 +93,7 @@ class ProgressRenderer:
         import time
 
         if event.stage == "notice":
-            err.print(f"[cyan]note:[/] {event.message}", highlight=False)
+            err.print(f"[cyan]note:[/] {escape(event.message)}", highlight=False)
             return
         if self.task is None:
             self.task = self.progress.add_task("indexing", total=None, chunks=0, embedded=0, rate=0.0)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from kb.cli.common import err, handled, out, print_json
@@ -28,7 +29,7 @@ def eval_(
     with handled():
         qs = load_questions(questions)[:limit]
         result = evaluate(qs, corpus, [m.strip() for m in modes.split(",") if m.strip()],
-                          progress=lambda m: err.print(f"[dim]{m}[/]", highlight=False))
+                          progress=lambda m: err.print(f"[dim]{escape(m)}[/]", highlight=False))
     if json_:
         print_json(result)
         return

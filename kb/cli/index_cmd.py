@@ -42,7 +42,7 @@ def ingest(
         highlight=False,
     )
     for p in report.problems:
-        err.print(f"[yellow]skipped:[/] {p['path']}: {p['reason']}", highlight=False)
+        err.print(f"[yellow]skipped:[/] {escape(p['path'])}: {escape(p['reason'])}", highlight=False)
 
 
 def _ago(ts: float | None) -> str:
@@ -61,7 +61,7 @@ def status(
     from kb.core import KnowledgeBase
 
     with handled(), KnowledgeBase() as base:
-        report = base.verify(lambda m: err.print(f"[cyan]note:[/] {m}", highlight=False)) if verify else None
+        report = base.verify(lambda m: err.print(f"[cyan]note:[/] {escape(m)}", highlight=False)) if verify else None
         info = base.status()  # after verify: it may have waited for the daemon to finish writing
         info["daemon"] = daemon_status(base.home)
         if json_:
@@ -81,10 +81,11 @@ def status(
 
 
 def _render_status(info: dict) -> None:
-    out.print(f"[bold]home[/]   {info['home']}", highlight=False)
-    out.print(f"[bold]model[/]  {info['model']}", highlight=False)
+    out.print(f"[bold]home[/]   {escape(info['home'])}", highlight=False)
+    out.print(f"[bold]model[/]  {escape(info['model'])}", highlight=False)
     if info["model"] != info["configured_model"]:
-        out.print(f"[yellow]configured model differs:[/] {info['configured_model']} (run `kb ingest` to re-embed)")
+        out.print(f"[yellow]configured model differs:[/] {escape(info['configured_model'])} "
+                  "(run `kb ingest` to re-embed)", highlight=False)
     files = info["files"]
     out.print(
         f"[bold]files[/]  {files.get('indexed', 0)} indexed, {files.get('skipped', 0)} skipped, "
@@ -96,7 +97,7 @@ def _render_status(info: dict) -> None:
         table = Table("root", "indexed", "skipped", "failed", "last sync", box=None)
         for r in info["roots"]:
             f = r["files"]
-            name = r["root"] + ("" if r["exists"] else "  [red](missing)[/]")
+            name = escape(r["root"]) + ("" if r["exists"] else "  [red](missing)[/]")
             table.add_row(name, str(f.get("indexed", 0)), str(f.get("skipped", 0)), str(f.get("failed", 0)),
                           _ago(r["last_sync"]))
         out.print(table)
@@ -113,21 +114,21 @@ def _render_status(info: dict) -> None:
 
 def _render_daemon(d: dict) -> None:
     if not d.get("running"):
-        out.print(f"[bold]daemon[/] down — {d.get('note', '')}", highlight=False)
+        out.print(f"[bold]daemon[/] down — {escape(d.get('note', ''))}", highlight=False)
         return
     ev = d.get("last_event") or {}
-    last = f"{ev.get('kind')} {ev.get('path')} at {_ago(ev.get('time'))}" if ev else "none yet"
+    last = escape(f"{ev.get('kind')} {ev.get('path')} at {_ago(ev.get('time'))}") if ev else "none yet"
     kinds = ", ".join(f"{k} ({v})" for k, v in d["roots"].items())
     out.print(f"[bold]daemon[/] [green]up[/] pid {d['pid']} on {d['endpoint']} · queue {d['queue']}"
-              f"{' · busy: ' + d['busy'] if d.get('busy') else ''} · last event: {last}", highlight=False)
-    out.print(f"       watching {kinds} · log {d['log']}", highlight=False)
+              f"{' · busy: ' + escape(d['busy']) if d.get('busy') else ''} · last event: {last}", highlight=False)
+    out.print(f"       watching {escape(kinds)} · log {escape(d['log'])}", highlight=False)
     err = d.get("last_error")
     if err:
         tail = (f" [green](resolved {_ago(err['resolved'])})[/]" if err.get("resolved")
                 else (f" — fix: {escape(err['remedy'])}" if err.get("remedy") else ""))
         out.print(f"[red]       last error[/] {_ago(err['time'])}: {escape(err['message'])}{tail}", highlight=False)
     for w in d.get("warnings", []):
-        out.print(f"[yellow]       warning:[/] {w}", highlight=False)
+        out.print(f"[yellow]       warning:[/] {escape(w)}", highlight=False)
 
 
 def _render_verify(rep) -> None:
@@ -135,7 +136,7 @@ def _render_verify(rep) -> None:
     out.print(f"[bold]verify[/] {state}: {rep.chunks} chunks, {rep.vectors} vectors, {len(rep.missing)} missing, "
               f"{len(rep.orphans)} orphan, {len(rep.duplicates)} duplicate, {len(rep.stale)} unsynced")
     for s in rep.stale[:20]:
-        out.print(f"  {s['problem']}: {s['path']}", highlight=False)
+        out.print(f"  {s['problem']}: {escape(s['path'])}", highlight=False)
 
 
 def forget(path: Annotated[Path, typer.Argument(help="A folder or file to remove from the index.")]) -> None:
@@ -144,4 +145,4 @@ def forget(path: Annotated[Path, typer.Argument(help="A folder or file to remove
 
     with handled(), KnowledgeBase() as base:
         n = base.forget(path)
-    out.print(f"forgot {n} files under {path}")
+    out.print(f"forgot {n} files under {escape(str(path))}", highlight=False)

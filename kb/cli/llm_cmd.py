@@ -7,6 +7,7 @@ import shlex
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from kb.cli.common import err, handled, out
 
@@ -31,8 +32,8 @@ def serve(
     with handled():
         argv, warnings = build_command(profile, port=port, host=host, long=long, experts=experts)
         for w in warnings:
-            err.print(f"[yellow]note:[/] {w}", highlight=False)
-        err.print(f"[dim]{PROFILES[profile].note}[/]", highlight=False)
+            err.print(f"[yellow]note:[/] {escape(w)}", highlight=False)
+        err.print(f"[dim]{escape(PROFILES[profile].note)}[/]", highlight=False)
         if print_:
             out.print(shlex.join(argv), highlight=False, markup=False)
             return

@@ -10,6 +10,24 @@ import typer
 
 from kb.cli import ask_cmd, config_cmd, eval_cmd, index_cmd, llm_cmd, search_cmd, watch_cmd
 
+def _readable_help() -> None:
+    """Typer prints Python types in help (``<list[str]>``, ``<bool>``, ``<path>``); show metavars instead: the
+    option's own metavar (``N``, ``MODE``), nothing for flags and arguments (their name says it)."""
+    from typer import core
+
+    def option_type(self, ctx):  # noqa: ANN001, ANN202
+        if self.metavar is not None:
+            return self.metavar
+        if self.is_flag or self.count:
+            return None
+        return self.name.upper() if self.name else None
+
+    core.TyperOption.display_type_rich = option_type
+    core.TyperArgument.display_type_rich = lambda self, ctx: None
+
+
+_readable_help()
+
 app = typer.Typer(
     name="kb",
     help="kb — a private, local knowledge assistant over your notes (Markdown, text, PDF, HTML).",
@@ -19,9 +37,26 @@ app = typer.Typer(
 )
 
 
+DIST = "kb-notes"  # the distribution name on PyPI (`kb` there is an unrelated project); the import stays `kb`
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            v = version(DIST)
+        except PackageNotFoundError:  # running from a source tree that was never installed
+            v = "unknown (not installed)"
+        typer.echo(f"kb {v} ({DIST})")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="-v info, -vv debug logging.")] = 0,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", is_eager=True,
+                                          callback=_version)] = False,
 ) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from kb.cli.common import err, handled, out, print_json
 
@@ -87,8 +88,8 @@ def service_status(json_: Annotated[bool, typer.Option("--json", help="Print as 
     if json_:
         print_json(info)
         return
-    out.print(f"unit    {info['unit']} ({'installed' if info['installed'] else 'not installed'}, "
-              f"{info['active']})", highlight=False)
+    out.print(escape(f"unit    {info['unit']} ({'installed' if info['installed'] else 'not installed'}, "
+                     f"{info['active']})"), highlight=False)
     d = info["daemon"]
     out.print(f"daemon  {'up, pid ' + str(d['pid']) if d.get('running') else 'down'}"
-              f"{'' if d.get('running') else ' — ' + d.get('note', '')}", highlight=False)
+              f"{'' if d.get('running') else ' — ' + escape(d.get('note', ''))}", highlight=False)
