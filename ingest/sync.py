@@ -14,6 +14,7 @@ manifest chunks without a vector are dropped and their files marked stale, so th
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import time
 from collections.abc import Callable
@@ -89,7 +90,8 @@ class Syncer:
         self.group_chunks = group_chunks
         self.should_stop = should_stop or (lambda: False)  # checked between write groups (graceful shutdown)
         self.guard = guard or nullcontext  # held exclusively around each commit (readers hold it shared)
-        self._embed_texts: dict[str, str] = {}  # chunk id → text to embed, for prepared, unwritten chunks
+        self._embed_texts: dict[str, str] = {}
+        self._files_done = self._files_total = 0  # for progress events  # chunk id → text to embed, for prepared, unwritten chunks
 
     def _crash(self, point: str) -> None:
         if self.crash_hook is not None:
@@ -249,7 +251,9 @@ class Syncer:
         group: list[_Work] = []
         pending = 0
         done = report.unchanged
+        self._files_total = total
         for w in work:
+            self._files_done = done
             self._prepare(rkey, w)
             group.append(w)
             pending += len(w.chunks)
@@ -261,6 +265,7 @@ class Syncer:
                 if self.should_stop():
                     return False
         if group:
+            self._files_done = done
             self._write_isolated(rkey, group, report)
             done += len(group)
             self.progress(SyncEvent("write", done, total, report.chunks, report.embedded))
@@ -354,11 +359,19 @@ class Syncer:
         if embed:
             emb = self._embedder()
             done = report.embedded
+            last: dict[str, int] = {}  # a file is done once its last chunk is embedded
+            for i, c in enumerate(embed):
+                last[c.path] = i
+            ends = sorted(last.values())
+            files_before = self._files_done + len(group) - len(last)
+            in_group = 0
 
             def tick(n: int) -> None:
-                nonlocal done
+                nonlocal done, in_group
                 done += n
-                self.progress(SyncEvent("embed", chunks=report.chunks, embedded=done))
+                in_group += n
+                files = files_before + bisect.bisect_left(ends, in_group)
+                self.progress(SyncEvent("embed", files, self._files_total, report.chunks, done))
 
             arr = emb.embed_documents([texts[c.id] for c in embed], progress=tick)
             for c, vec in zip(embed, arr, strict=True):

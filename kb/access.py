@@ -41,9 +41,12 @@ class IndexAccess:
             return None
         theirs = client.state.get("model_id")
         if theirs != self.model_id:
+            from kb.embed import setting_value
+
+            value = client.state.get("embed_setting") or setting_value(client.state.get("embed_model") or theirs)
             raise ModelMismatchError(
                 f"`kb watch` (pid {client.state.get('pid')}) indexes with {theirs}, but this process is configured "
-                f"for {self.model_id}", f"use KB_EMBED_MODEL={theirs} here, or stop `kb watch` first")
+                f"for {self.model_id}", f"set KB_EMBED_MODEL={value} here, or stop `kb watch` first")
         return client
 
     def _via_daemon(self, op: str, args: dict[str, Any] | None = None, timeout: float | None = 120.0) -> Any:

@@ -15,7 +15,7 @@ from ingest.manifest import Manifest
 from ingest.report import ProgressFn, SyncEvent, SyncReport
 from ingest.sync import Syncer
 from kb.access import DOWN, IndexAccess
-from kb.embed import Embedder, get_embedder, is_english_only, model_id_for
+from kb.embed import Embedder, get_embedder, is_english_only, model_id_for, setting_value
 from kb.errors import KbError, ModelMismatchError, PathNotFoundError
 from kb.lock import StoreLock, WriterLock
 from kb.paths import exposed, make_private
@@ -218,8 +218,8 @@ class KnowledgeBase(IndexAccess):
         if self.manifest.get_meta("model_id") is None:
             self.manifest.set_meta("model_id", self.model_id)
         if self.manifest.get_meta("embed_model") is None:
-            self.manifest.set_meta("embed_model", self.settings.embed_model if self._embedder is None
-                                   or self._embedder.model_id == model_id_for(self.settings.embed_model)
+            configured = self._embedder is None or self._embedder.model_id == model_id_for(self.settings.embed_model)
+            self.manifest.set_meta("embed_model", setting_value(self.settings.embed_model) if configured
                                    else self.model_id)
         stale = abandoned_generations(self.home, self.manifest.path)
         store = self.store()

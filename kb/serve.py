@@ -39,10 +39,10 @@ PROFILES = {
         note="FP8 ≈30 GB of weights; on Blackwell (SM120) vLLM's FP8 MoE path falls back to slower Triton kernels.",
     ),
     "24gb": Profile(
-        "24gb", "Qwen/Qwen3-30B-A3B-AWQ", 16384,
-        ["--quantization", "awq_marlin", "--gpu-memory-utilization", "0.92", "--max-num-seqs", "8"],
-        note="4-bit AWQ for 24 GB cards: shorter context; Qwen recommends presence_penalty 1.5 for quantized "
-        "models (set KB_MODES__DIALOG__PRESENCE_PENALTY etc.).",
+        "24gb", "Qwen/Qwen3-30B-A3B-GPTQ-Int4", 16384,
+        ["--quantization", "gptq_marlin", "--gpu-memory-utilization", "0.92", "--max-num-seqs", "8"],
+        note="Qwen's own 4-bit GPTQ checkpoint (≈17 GB) for 24 GB cards, Marlin kernels: shorter context; Qwen "
+        "recommends presence_penalty 1.5 for quantized models (KB_MODES__DIALOG__PRESENCE_PENALTY=1.5 etc.).",
     ),
     "tiny": Profile(
         "tiny", TINY_ALIAS, 8192, engine="llama-cpp",

@@ -100,7 +100,9 @@ def switch_model(base: KnowledgeBase, roots: list[Path], previous: str, progress
     new = Manifest(path)
     try:
         new.set_meta("model_id", base.model_id)
-        new.set_meta("embed_model", base.settings.embed_model)
+        from kb.embed import setting_value
+
+        new.set_meta("embed_model", setting_value(base.settings.embed_model))
         all_roots = list(dict.fromkeys([Path(r) for r, _ in old.roots()] + list(roots)))
         for r in all_roots:
             new.add_root(str(r))

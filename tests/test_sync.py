@@ -260,3 +260,15 @@ def test_crash_between_write_steps_is_repaired(make_kb, tmp_path: Path, point: s
                                                                             "added.md"}
     ids = fresh.manifest.all_chunk_ids()
     assert len(ids) == len(set(ids)) == fresh.store().count()
+
+
+def test_progress_counts_files_as_they_are_done(make_kb, tmp_path: Path) -> None:
+    root = tmp_path / "v"
+    for i in range(300):
+        write(root / f"n{i:03d}.md", f"# N{i}\n\nnote {i} body\n")
+    events = []
+    make_kb().ingest([root], progress=events.append)
+    files = [e.files_done for e in events if e.stage == "embed"]
+    assert all(e.files_total == 300 for e in events if e.stage == "embed")
+    assert files == sorted(files) and len({f for f in files if 0 < f < 300}) >= 3  # moves while embedding
+    assert [e for e in events if e.stage == "done"][-1].files_done == 300

@@ -103,7 +103,7 @@ class ProgressRenderer:
             self.progress.update(self.task, total=self._offset + event.files_total)
             self.progress.update(self.task, description=event.message.split(" in ")[-1][-40:] or "indexing")
             return
-        if event.stage in ("write", "done"):
+        if event.stage in ("write", "done") or (event.stage == "embed" and event.files_total):
             self.progress.update(self.task, completed=self._offset + event.files_done)
             fields["chunks"] = event.chunks
         if event.stage in ("embed", "write", "done"):
