@@ -90,8 +90,8 @@ class Syncer:
         self.group_chunks = group_chunks
         self.should_stop = should_stop or (lambda: False)  # checked between write groups (graceful shutdown)
         self.guard = guard or nullcontext  # held exclusively around each commit (readers hold it shared)
-        self._embed_texts: dict[str, str] = {}
-        self._files_done = self._files_total = 0  # for progress events  # chunk id → text to embed, for prepared, unwritten chunks
+        self._embed_texts: dict[str, str] = {}  # chunk id → text to embed, for prepared, unwritten chunks
+        self._files_done = self._files_total = 0  # for progress events
 
     def _crash(self, point: str) -> None:
         if self.crash_hook is not None:

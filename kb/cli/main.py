@@ -10,12 +10,13 @@ import typer
 
 from kb.cli import ask_cmd, config_cmd, eval_cmd, index_cmd, llm_cmd, search_cmd, watch_cmd
 
+
 def _readable_help() -> None:
     """Typer prints Python types in help (``<list[str]>``, ``<bool>``, ``<path>``); show metavars instead: the
     option's own metavar (``N``, ``MODE``), nothing for flags and arguments (their name says it)."""
     from typer import core
 
-    def option_type(self, ctx):  # noqa: ANN001, ANN202
+    def option_type(self, ctx):
         if self.metavar is not None:
             return self.metavar
         if self.is_flag or self.count:
