@@ -90,25 +90,60 @@ def decode(data: bytes) -> tuple[str, str]:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass
-    lenient = data.decode("utf-8", errors="replace")
-    bad = lenient.count("\ufffd")
-    valid_multibyte = sum(1 for ch in lenient if ord(ch) > 0x7F) - bad
-    if valid_multibyte >= bad:  # real UTF-8 sequences outnumber the broken bytes: damaged UTF-8
-        return lenient, "utf-8" + REPLACED
+    # Line by line: a file may mix encodings (a cp1251 note appended to in UTF-8, a damaged byte or two).
+    lines = data.splitlines(keepends=True)
+    out: list[str | None] = []
+    legacy: list[int] = []
+    replaced = False
+    for i, line in enumerate(lines):
+        try:
+            out.append(line.decode("utf-8"))
+            continue
+        except UnicodeDecodeError:
+            pass
+        lenient = line.decode("utf-8", errors="replace")
+        bad = lenient.count("\ufffd")
+        if sum(1 for ch in lenient if ord(ch) > 0x7F) - bad >= bad:  # mostly real UTF-8: a damaged line
+            out.append(lenient)
+            replaced = True
+        else:
+            out.append(None)
+            legacy.append(i)
+    enc = None
+    if legacy:
+        enc = _legacy_encoding(b"".join(lines[i] for i in legacy))
+        for i in legacy:
+            if enc is not None:
+                out[i] = lines[i].decode(enc)
+            else:
+                out[i] = lines[i].decode("utf-8", errors="replace")
+                replaced = True
+        if enc is not None and not replaced and len(legacy) == len(lines):
+            return "".join(s for s in out if s is not None), enc
+    text = "".join(s for s in out if s is not None)
+    if replaced:
+        bad = text.count("\ufffd")
+        readable = sum(1 for c in text if c.isprintable() or c in "\n\r\t")
+        if readable - bad < 0.7 * len(text):  # mostly broken bytes: not a text file kb can read
+            raise LoadError("not UTF-8 and no legacy encoding fits; convert the file to UTF-8")
+        return text, "utf-8" + REPLACED
+    return text, f"utf-8+{enc}"  # UTF-8 lines and lines in one legacy encoding, each decoded as written
+
+
+def _legacy_encoding(data: bytes) -> str | None:
+    """A legacy encoding for bytes that are not UTF-8, only when detection is confident and plausible."""
     from charset_normalizer import from_bytes
 
     results = list(from_bytes(data, cp_isolation=None))
     best = results[0] if results else None
-    if best is not None and best.encoding is not None and best.chaos <= 0.1:
-        text = str(best)
-        rivals = [r for r in results[1:6]
-                  if r.chaos <= best.chaos + 0.15 and str(r) != text and plausible(str(r), strict=True)]
-        if not rivals and plausible(text):  # confident: no near-equal reading says something else
-            return text, best.encoding
-    readable = sum(1 for c in lenient if c.isprintable() or c in "\n\r\t")
-    if readable - bad < 0.7 * len(lenient):  # mostly broken bytes: not a text file kb can read
-        raise LoadError("not UTF-8 and no legacy encoding fits; convert the file to UTF-8")
-    return lenient, "utf-8" + REPLACED
+    if best is None or best.encoding is None or best.chaos > 0.1:
+        return None
+    text = str(best)
+    rivals = [r for r in results[1:6]
+              if r.chaos <= best.chaos + 0.15 and str(r) != text and plausible(str(r), strict=True)]
+    if rivals or not plausible(text):  # not confident: a near-equal reading says something else
+        return None
+    return best.encoding
 
 
 REPLACED = "+replace"

@@ -125,3 +125,12 @@ def test_ambiguous_legacy_text_is_never_a_silent_guess(tmp_path: Path) -> None:
     p.write_bytes(text.encode("cp1252"))
     doc = load(p)
     assert doc.text == text or (doc.warning and "replacement" in doc.warning)
+
+
+def test_mixed_encodings_decode_line_by_line(tmp_path: Path) -> None:
+    """Found by the stateful sync test: a cp1251 note appended to in UTF-8 was read wholly as cp1251."""
+    legacy = ("Съешь же ещё этих мягких французских булок, да выпей чаю.\n" * 3).encode("cp1251")
+    p = tmp_path / "mixed.md"
+    p.write_bytes(legacy + "Дописано позже в UTF-8: яблоко и река.\n".encode())
+    doc = load(p)
+    assert "яблоко и река" in doc.text and "французских булок" in doc.text and "Р" not in doc.text
