@@ -215,3 +215,32 @@ def test_reads_never_fail_across_daemon_start_reconcile_and_bulk_writes(kb_home:
     finally:
         stop.set()
         w.close()
+
+
+def test_readers_read_alongside_kb_ingest_without_a_daemon(kb_home: Path, tmp_path: Path) -> None:
+    """No daemon: a reader searches while `kb ingest` writes thousands of notes; it never fails and sees
+    notes of groups that were committed while the ingest was still running (it does not wait for the end)."""
+    vault = tmp_path / "vault"
+    for i in range(4000):
+        d = vault / f"d{i // 200:02d}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"n{i:04d}.md").write_text(f"# N{i}\n\nnote {i} alongword{i}x\n", encoding="utf-8")
+    env = {**os.environ, **HASH, "KB_HOME": str(kb_home)}
+    (vault / "seed.md").write_text("# Seed\n\nseed\n", encoding="utf-8")
+    subprocess.run([sys.executable, "-m", "kb.cli.main", "ingest", str(tmp_path / "vault" / "d00")], env=env,
+                   check=True, capture_output=True, timeout=300)  # an index to read from the start
+    ingest = subprocess.Popen([sys.executable, "-m", "kb.cli.main", "ingest", str(vault)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    words = ["alongword5x", "alongword1999x"]
+    reader = subprocess.Popen([sys.executable, "-c", READER, ",".join(words), "300"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env)
+    ingest_err = ingest.communicate(timeout=600)[1]
+    ended = time.time()
+    out, err = reader.communicate(timeout=600)
+    assert ingest.returncode == 0, ingest_err
+    assert reader.returncode == 0, err
+    result = json.loads(out)
+    assert result["errors"] == [], result["errors"][:3]
+    assert set(result["seen"]) == set(words)
+    assert result["queries"] > 2
+    assert result["seen"]["alongword1999x"] <= ended, "the reader only saw the note after the ingest ended"
