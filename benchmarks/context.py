@@ -37,9 +37,9 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=400)
     args = ap.parse_args()
 
-    from kb.core import KnowledgeBase
-    from kb.embed import offline_model_path
-    from kb.evaluate import load_questions
+    from kb.answers.evaluate import load_questions
+    from kb.index.embed import offline_model_path
+    from kb.knowledge import KnowledgeBase
 
     home = args.home or Path(tempfile.mkdtemp(prefix="kb-ctx-bench-"))
     with KnowledgeBase(home=home, embed_model=str(offline_model_path()),

@@ -87,8 +87,8 @@ def main() -> int:
     ap.add_argument("--skip-naive", action="store_true", help="skip the llama-index baseline")
     args = ap.parse_args()
 
-    from kb.core import KnowledgeBase
-    from kb.embed import SentenceTransformerEmbedder, offline_model_path
+    from kb.index.embed import SentenceTransformerEmbedder, offline_model_path
+    from kb.knowledge import KnowledgeBase
 
     model = args.model or str(offline_model_path())
     work = Path(tempfile.mkdtemp(prefix="kb-bench-"))

@@ -67,8 +67,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
 
-    from kb.client import connect
-    from kb.embed import offline_model_path
+    from kb.daemon.client import connect
+    from kb.index.embed import offline_model_path
 
     model = args.model or str(offline_model_path())
     home = args.home or Path(tempfile.mkdtemp(prefix="kb-watch-bench-"))

@@ -27,13 +27,13 @@ def model_available(name: str) -> bool:
             return True
     except Exception:
         pass
-    from kb.embed import hub_reachable
+    from kb.index.embed import hub_reachable
 
     return hub_reachable()
 
 
 def main() -> int:
-    from kb.embed import offline_model_path
+    from kb.index.embed import offline_model_path
     from kb.settings import load_settings
 
     env = dict(os.environ)
@@ -83,7 +83,7 @@ def ask_tiny(env: dict[str, str], kb) -> None:
     import time
     import urllib.request
 
-    from kb.serve import TINY_ALIAS
+    from kb.answers.serve import TINY_ALIAS
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -1,12 +1,5 @@
-"""Reconcile a root with the index: add / update (changed chunks only) / move / delete.
-
-Write order for every group of files (the journal makes a crash at any point repairable):
-
-1. journal the files about to change (SQLite commit);
-2. write new vectors to Chroma (computed, or copied from a chunk with the same content hash);
-3. commit the manifest: file rows + chunk rows in one transaction (the manifest is the truth);
-4. delete the vectors that are no longer referenced;
-5. clear the journal.
+"""Reconcile a root with the index: add / update (changed chunks only) / move / delete. Deciding what to
+write happens here; writing it, crash-ordered, in `ingest.commit`.
 
 On open, a non-empty journal triggers `repair()`: vectors the manifest doesn't know are deleted, and
 manifest chunks without a vector are dropped and their files marked stale, so the next sync redoes them.
@@ -14,25 +7,19 @@ manifest chunks without a vector are dropped and their files marked stale, so th
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from ingest.chunk import Chunker
+from ingest.commit import GroupWriter, PassageEmbedder, VectorSink, _show, _Work
 from ingest.load import Document, LoadError, load
 from ingest.manifest import FAILED, INDEXED, SKIPPED, ChunkRow, FileRow, Manifest
 from ingest.report import ProgressFn, SyncEvent, SyncReport
 from ingest.scan import Candidate, Scanner, exact_name, safe_rel
 from kb.errors import KbError, environment_error
-
-if TYPE_CHECKING:
-    from kb.embed import Embedder
-    from kb.store import VectorStore
 
 GROUP_CHUNKS = 2048  # chunks to embed per write group (large: better length-sorted batches)
 GROUP_FILES = 500
@@ -44,27 +31,15 @@ def chunk_id(root: str, path: str, chunk_hash: str, occurrence: int) -> str:
     return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
-@dataclass
-class _Work:
-    cand: Candidate
-    sha: str
-    old: FileRow | None
-    data: bytes | None = None
-    moved_from: str | None = None
-    row: FileRow | None = None
-    chunks: list[ChunkRow] = field(default_factory=list)
-    problem: str | None = None
-
-
-class Syncer:
+class Syncer(GroupWriter):
     """Runs syncs against one manifest + vector store. The embedder and store are created lazily, so a
     no-op sync never loads the model or opens Chroma."""
 
     def __init__(
         self,
         manifest: Manifest,
-        store: Callable[[], VectorStore],
-        embedder: Callable[[], Embedder],
+        store: Callable[[], VectorSink],
+        embedder: Callable[[], PassageEmbedder],
         chunker: Callable[[], Chunker],
         *,
         model_id: str,
@@ -93,7 +68,7 @@ class Syncer:
         self._embed_texts: dict[str, str] = {}  # chunk id → text to embed, for prepared, unwritten chunks
         self._files_done = self._files_total = 0  # for progress events
 
-    def _crash(self, point: str) -> None:
+    def _crash(self, point: str) -> None:  # tests inject crashes between write steps
         if self.crash_hook is not None:
             self.crash_hook(point)
 
@@ -213,37 +188,6 @@ class Syncer:
             self.manifest.remove_root(root)
         return len(targets)
 
-    def repair(self, force: bool = False) -> tuple[int, int]:
-        """Bring Chroma and the manifest back in line after a crash. Returns (orphans deleted, chunks dropped)."""
-        try:
-            return self._repair(force)
-        except Exception as exc:
-            env = environment_error(exc)
-            if env is not None and env is not exc:
-                raise env from exc
-            raise
-
-    def _repair(self, force: bool) -> tuple[int, int]:
-        if not force and self.manifest.journal_pending() == 0:
-            return 0, 0
-        with self.guard():
-            return self._repair_locked()
-
-    def _repair_locked(self) -> tuple[int, int]:
-        store = self._store()
-        in_store = set(store.all_ids())
-        in_manifest = set(self.manifest.all_chunk_ids())
-        orphans = sorted(in_store - in_manifest)
-        missing = sorted(in_manifest - in_store)
-        if orphans:
-            store.delete(orphans)
-        with self.manifest.transaction():
-            if missing:
-                self.manifest.drop_chunks(missing)
-            self.manifest.journal_clear()
-        return len(orphans), len(missing)
-
-    # ------------------------------------------------------------------ internals
     def _process(self, rkey: str, work: list[_Work], report: SyncReport, total: int) -> bool:
         """Prepare and write ``work`` in groups; False when ``should_stop`` interrupted it between groups."""
         if any(w.problem is None for w in work):
@@ -270,37 +214,6 @@ class Syncer:
             done += len(group)
             self.progress(SyncEvent("write", done, total, report.chunks, report.embedded))
         return True
-
-    def _write_isolated(self, rkey: str, group: list[_Work], report: SyncReport) -> None:
-        """Write a group; when it fails for a reason that is not the machine's (a full disk, a model that
-        can't load), write its files one by one, so only the file that fails is recorded as failed."""
-        try:
-            self._write(rkey, group, report)
-            return
-        except Exception as exc:
-            if isinstance(exc, KbError) or environment_error(exc) is not None:
-                raise
-        self.repair()  # a write that died half-way leaves a journal: undo what it left
-        for w in group:
-            try:
-                self._write(rkey, [w], report)
-            except Exception as exc:
-                if isinstance(exc, KbError) or environment_error(exc) is not None:
-                    raise
-                self.repair()
-                w.row = FileRow(**{**w.row.__dict__, "status": FAILED,
-                                   "reason": f"{type(exc).__name__}: {str(exc)[:200]}"})
-                for c in w.chunks:
-                    self._embed_texts.pop(c.id, None)
-                w.chunks = []
-                try:
-                    self._write(rkey, [w], report)  # record the failure (no chunks, no vectors)
-                except Exception as again:
-                    if isinstance(again, KbError) or environment_error(again) is not None:
-                        raise
-                    self.repair()
-                    report.failed += 1
-                    report.problems.append({"path": _show(rkey, w.cand.rel), "reason": w.row.reason or ""})
 
     def _prepare(self, rkey: str, w: _Work) -> None:
         rel, cand = w.cand.rel, w.cand
@@ -336,126 +249,6 @@ class Syncer:
         title_from_content = doc.title != safe_rel(path.stem)
         return self._chunker().chunk(doc.text, doc.title, doc.first_line, doc.kind != "text", title_from_content)
 
-    def _write(self, rkey: str, group: list[_Work], report: SyncReport) -> None:
-        texts = self._embed_texts
-        new_rows = [c for w in group for c in w.chunks]
-        existing = self.manifest.chunks_by_id([c.id for c in new_rows])
-        need = [c for c in new_rows if c.id not in existing]
-        donors = self.manifest.ids_for_hashes(sorted({c.hash for c in need}))
-        copy = [c for c in need if c.hash in donors]
-        embed = [c for c in need if c.hash not in donors]
-        store = self._store() if (need or any(w.old for w in group)) else None
-
-        vectors: dict[str, Any] = {}
-        if copy:
-            got = store.vectors([donors[c.hash] for c in copy])
-            for c in copy:
-                vec = got.get(donors[c.hash])
-                if vec is None:  # donor vector missing (store repaired since): embed instead
-                    embed.append(c)
-                else:
-                    vectors[c.id] = vec
-        copied = len(vectors)
-        if embed:
-            emb = self._embedder()
-            done = report.embedded
-            last: dict[str, int] = {}  # a file is done once its last chunk is embedded
-            for i, c in enumerate(embed):
-                last[c.path] = i
-            ends = sorted(last.values())
-            files_before = self._files_done + len(group) - len(last)
-            in_group = 0
-
-            def tick(n: int) -> None:
-                nonlocal done, in_group
-                done += n
-                in_group += n
-                files = files_before + bisect.bisect_left(ends, in_group)
-                self.progress(SyncEvent("embed", files, self._files_total, report.chunks, done))
-
-            arr = emb.embed_documents([texts[c.id] for c in embed], progress=tick)
-            for c, vec in zip(embed, arr, strict=True):
-                vectors[c.id] = vec
-
-        with self.guard():
-            self._commit(rkey, group, need, existing, vectors, store)
-
-        for w in group:
-            texts_for = [c.id for c in w.chunks]
-            for i in texts_for:
-                texts.pop(i, None)
-            row = w.row
-            report.chunks += len(w.chunks)
-            if row.status == SKIPPED:
-                report.skipped += 1
-                report.problems.append({"path": _show(rkey, w.cand.rel), "reason": row.reason or ""})
-            elif row.status == FAILED:
-                report.failed += 1
-                report.problems.append({"path": _show(rkey, w.cand.rel), "reason": row.reason or ""})
-            elif w.moved_from:
-                report.moved += 1
-            elif w.old is None:
-                report.added += 1
-            else:
-                report.updated += 1
-        report.embedded += len(embed)
-        report.reused += copied
-
-    def _commit(self, rkey: str, group: list[_Work], need: list[ChunkRow], existing: dict[str, ChunkRow],
-                vectors: dict[str, Any], store: VectorStore | None) -> None:
-        """The crash-ordered write of one group (see the module docstring)."""
-        new_rows = [c for w in group for c in w.chunks]
-        self.manifest.journal_add([(rkey, w.cand.rel, "write") for w in group])
-        self._crash("after_journal")
-        if vectors:
-            ids = list(vectors)
-            rows = {c.id: c for c in need}
-            metas = [_meta(rows[i], _row_of(group, rows[i].path)) for i in ids]
-            import numpy as np
-
-            store.add(ids, np.vstack([vectors[i] for i in ids]), metas)
-        for w in group:  # kept chunks of a file whose tags/date changed: refresh filter metadata
-            if w.old is not None and w.row.status == INDEXED and (w.old.tags, w.old.date) != (w.row.tags, w.row.date):
-                kept = [c for c in w.chunks if c.id in existing]
-                if kept:
-                    store.update_metadata([c.id for c in kept], [_meta(c, w.row) for c in kept])
-        self._crash("after_vectors")
-        old_ids: list[str] = []
-        with self.manifest.transaction():
-            for w in group:
-                if w.old is not None:
-                    old_ids += [c.id for c in self.manifest.chunks_of(rkey, w.cand.rel)]
-                self.manifest.put_file(w.row)
-                self.manifest.replace_chunks(rkey, w.cand.rel, w.chunks)
-        self._crash("after_manifest")
-        keep = {c.id for c in new_rows}
-        dead = [i for i in old_ids if i not in keep]
-        if dead:
-            store.delete(dead)
-        self._crash("after_delete")
-        self.manifest.journal_clear()
-
-    def _delete(self, rkey: str, paths: list[str]) -> None:
-        if not paths:
-            return
-        ids: list[str] = []
-        for p in paths:
-            ids += [c.id for c in self.manifest.chunks_of(rkey, p)]
-        with self.guard():
-            self._delete_locked(rkey, paths, ids)
-
-    def _delete_locked(self, rkey: str, paths: list[str], ids: list[str]) -> None:
-        self.manifest.journal_add([(rkey, p, "delete") for p in paths])
-        self._crash("delete_after_journal")
-        with self.manifest.transaction():
-            for p in paths:
-                self.manifest.delete_file(rkey, p)
-        self._crash("delete_after_manifest")
-        if ids:
-            self._store().delete(ids)
-        self._crash("delete_after_vectors")
-        self.manifest.journal_clear()
-
 
 def _occurrences(chunks: list) -> list[int]:
     """For each chunk, how many earlier chunks of the file have the same hash (keeps ids unique)."""
@@ -467,33 +260,3 @@ def _occurrences(chunks: list) -> list[int]:
     return out
 
 
-def _row_of(group: list[_Work], path: str) -> FileRow:
-    for w in group:
-        if w.cand.rel == path:
-            return w.row
-    raise KeyError(path)
-
-
-def _meta(c: ChunkRow, f: FileRow) -> dict[str, Any]:
-    """Chroma metadata used for filtering (the manifest holds everything else)."""
-    parts = c.path.split("/")[:-1]
-    meta: dict[str, Any] = {"root": c.root, "path": c.path}
-    if parts:
-        meta["dirs"] = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-    if f.tags:
-        meta["tags"] = list(f.tags)
-    meta["date"] = int(file_date(f).replace("-", ""))
-    return meta
-
-
-def file_date(f: FileRow) -> str:
-    """The note's date for filtering: frontmatter date, else the file's modification day (UTC)."""
-    if f.date:
-        return f.date
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(f.mtime_ns / 1e9, tz=dt.UTC).date().isoformat()
-
-
-def _show(root: str, rel: str) -> str:
-    return str(Path(root) / rel)

@@ -18,8 +18,8 @@ from kb.errors import KbError
 
 if TYPE_CHECKING:
     from ingest.report import SyncReport
-    from kb.answer import Answer
-    from kb.core import Hit, KnowledgeBase
+    from kb.answers.answer import Answer
+    from kb.knowledge import Hit, KnowledgeBase
     from kb.settings import Settings
 
 __all__ = ["Answer", "Chat", "Context", "Filters", "Hit", "KbError", "KnowledgeBase", "Settings", "SyncReport",
@@ -31,7 +31,7 @@ logging.getLogger("kb").addHandler(logging.NullHandler())
 
 def ingest(paths: list[str | os.PathLike[str]] | None = None, **settings: Any) -> SyncReport:
     """Sync folders into the index (default: every folder indexed before). Returns a `SyncReport`."""
-    from kb.core import KnowledgeBase
+    from kb.knowledge import KnowledgeBase
 
     with KnowledgeBase(**settings) as base:
         return base.ingest(paths)
@@ -39,7 +39,7 @@ def ingest(paths: list[str | os.PathLike[str]] | None = None, **settings: Any) -
 
 def search(query: str, k: int = 8, **settings: Any) -> list[Hit]:
     """The ``k`` passages most relevant to ``query``."""
-    from kb.core import KnowledgeBase
+    from kb.knowledge import KnowledgeBase
 
     with KnowledgeBase(**settings) as base:
         return base.search(query, k=k)
@@ -47,15 +47,16 @@ def search(query: str, k: int = 8, **settings: Any) -> list[Hit]:
 
 def ask(question: str, mode: str = "auto", **settings: Any) -> Answer:
     """Answer ``question`` from your notes with the configured LLM (see `kb.Answer`)."""
-    from kb.core import KnowledgeBase
+    from kb.knowledge import KnowledgeBase
 
     with KnowledgeBase(**settings) as base:
         return base.ask(question, mode)
 
 
 _LAZY = {  # public name → module that defines it (imported on first use: heavy dependencies stay lazy)
-    "Answer": "kb.answer", "Chat": "kb.answer", "Context": "kb.budget", "Filters": "kb.retrieve",
-    "KnowledgeBase": "kb.core", "Hit": "kb.core", "Settings": "kb.settings", "SyncReport": "ingest.report",
+    "Answer": "kb.answers.answer", "Chat": "kb.answers.answer", "Context": "kb.focus.budget",
+    "Filters": "kb.focus.retrieve", "KnowledgeBase": "kb.knowledge", "Hit": "kb.focus.search",
+    "Settings": "kb.settings", "SyncReport": "ingest.report",
 }
 
 

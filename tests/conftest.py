@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from kb.embed import HashEmbedder, offline_model_path
+from kb.index.embed import HashEmbedder, offline_model_path
 
 
 @pytest.fixture(autouse=True)
@@ -29,7 +29,7 @@ def embedder() -> HashEmbedder:
 @pytest.fixture
 def make_kb(embedder: HashEmbedder):
     """Factory for KnowledgeBase instances sharing the test's KB_HOME and hash embedder."""
-    from kb.core import KnowledgeBase
+    from kb.knowledge import KnowledgeBase
 
     opened: list[KnowledgeBase] = []
 

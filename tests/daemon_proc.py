@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kb.client import DaemonClient, DaemonUnavailable, connect
+from kb.daemon.client import DaemonClient, DaemonUnavailable, connect
 
 
 def wait_for(cond: Callable[[], Any], timeout: float = 30.0, what: str = "condition", every: float = 0.05) -> Any:

@@ -26,7 +26,7 @@ class FakeVLLM:
         self.fault: str | None = None
         self.connections = 0
         self.release = threading.Event()  # ends a "hang"
-        from kb.tokens import vocab_counter
+        from kb.focus.tokens import vocab_counter
 
         self.counter = vocab_counter()
         fake = self

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from kb.answer import Chat, answer, cite
+from kb.answers.answer import Chat, answer, cite
+from kb.answers.llm import Delta, OpenAICompatLLM, ScriptedLLM, ThinkSplitter
+from kb.answers.serve import build_command
 from kb.cli.main import app
-from kb.llm import Delta, OpenAICompatLLM, ScriptedLLM, ThinkSplitter
-from kb.serve import build_command
 from tests.conftest import write
 from tests.fake_vllm import FakeVLLM
 
@@ -181,7 +181,7 @@ def test_no_server_is_one_line_with_remedy_and_dry_run_still_works(indexed: Path
 
 
 def test_server_token_counter_uses_tokenize() -> None:
-    from kb.tokens import ServerCounter, vocab_counter
+    from kb.focus.tokens import ServerCounter, vocab_counter
 
     with FakeVLLM() as fake:
         c = ServerCounter(fake.url, fake.model, vocab_counter())
@@ -216,7 +216,7 @@ def test_serve_without_vllm_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_openai_client_request_shape() -> None:
-    from kb.llm import GenParams
+    from kb.answers.llm import GenParams
 
     llm = OpenAICompatLLM("http://127.0.0.1:1/v1", "m")
     body = llm.request([{"role": "user", "content": "x"}], GenParams(max_tokens=55, thinking=True))

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from ingest.chunk import SEP, Chunker
-from kb.embed import HashEmbedder
+from kb.index.embed import HashEmbedder
 
 MD = """# Note
 
@@ -82,7 +82,7 @@ def test_unicode_text() -> None:
 
 @pytest.mark.integration
 def test_real_tokenizer_limits(minilm: str) -> None:
-    from kb.embed import SentenceTransformerEmbedder
+    from kb.index.embed import SentenceTransformerEmbedder
 
     e = SentenceTransformerEmbedder(minilm, device="cpu")
     assert e.max_seq_length == 256

@@ -103,7 +103,7 @@ def test_help_does_not_import_heavy_modules() -> None:
 
 
 def test_missing_sentence_transformers_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
-    import kb.embed as embed
+    import kb.index.embed as embed
     from kb.errors import DependencyMissingError
 
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # simulates "not installed"

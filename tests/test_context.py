@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from ingest.stem import match_query, terms
-from kb.budget import prune, units
-from kb.modes import choose_mode
-from kb.retrieve import Candidate, Filters, rerank_with
+from kb.focus.budget import prune, units
+from kb.focus.modes import choose_mode
+from kb.focus.retrieve import Candidate, Filters, rerank_with
+from kb.focus.tokens import vocab_counter
 from kb.settings import ModeSettings
-from kb.tokens import vocab_counter
 from tests.conftest import write
 
 
@@ -109,8 +109,8 @@ def test_chat_turns_are_units() -> None:
 
 
 def test_passage_order_edges() -> None:
-    from kb.budget import Budgeter, Context
-    from kb.retrieve import Retrieval
+    from kb.focus.budget import Budgeter, Context
+    from kb.focus.retrieve import Retrieval
 
     cands = [Candidate(str(i), "r", f"n{i}.md", 0, "h", 1, 1, None, f"restic fact number {i}.", coverage=1 - i / 10)
              for i in range(5)]
@@ -126,7 +126,7 @@ def test_reranker_logic_with_fake() -> None:
     cands = [Candidate(str(i), "r", f"{i}.md", 0, "h", 1, 1, None, t) for i, t in enumerate(texts)]
     out = rerank_with(lambda q, texts: [float("cherry" in t) * 5 - 1 for t in texts], "q", cands, top=3)
     assert next(c.text for c in out) == "cherry"
-    from kb.budget import relevance
+    from kb.focus.budget import relevance
 
     assert relevance(out[0], 1.0) > 0.95 and relevance(out[1], 1.0) < 0.3
 

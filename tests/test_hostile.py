@@ -76,7 +76,7 @@ def test_an_unanticipated_exception_in_one_file_fails_only_that_file(make_kb, tm
 def test_an_unanticipated_exception_while_writing_fails_only_that_file(make_kb, tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """The write step (vectors + manifest) of a group isolates its files too."""
-    import ingest.sync as sync
+    import ingest.commit as sync
 
     root = tmp_path / "v"
     for i in range(6):
@@ -106,7 +106,7 @@ def test_a_full_disk_is_one_clear_error_not_a_failed_file(make_kb, tmp_path: Pat
     import errno
 
     from kb.errors import DiskFullError
-    from kb.store import VectorStore
+    from kb.index.store import VectorStore
 
     root = tmp_path / "v"
     write(root / "a.md", "# A\n\nalpha\n")

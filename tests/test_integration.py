@@ -55,7 +55,7 @@ def test_cli_end_to_end_with_real_model(vault: Path, minilm: str, kb_home: Path)
 
 
 def test_edit_embeds_only_changed_chunks_real_model(vault: Path, minilm: str) -> None:
-    from kb.core import KnowledgeBase
+    from kb.knowledge import KnowledgeBase
 
     with KnowledgeBase(embed_model=minilm) as base:
         base.ingest([vault])
@@ -70,7 +70,7 @@ def test_edit_embeds_only_changed_chunks_real_model(vault: Path, minilm: str) ->
 
 
 def test_language_warning_for_english_model_on_russian_notes(tmp_path: Path, minilm: str) -> None:
-    from kb.core import KnowledgeBase
+    from kb.knowledge import KnowledgeBase
 
     root = tmp_path / "ru"
     root.mkdir()
@@ -85,7 +85,7 @@ def test_language_warning_for_english_model_on_russian_notes(tmp_path: Path, min
 
 def test_dry_run_contexts_by_task_on_example_vault(vault: Path, minilm: str) -> None:
     """Code question → small relevant context; analysis question → larger one; unrelated → empty."""
-    from kb.core import KnowledgeBase
+    from kb.knowledge import KnowledgeBase
 
     with KnowledgeBase(embed_model=minilm) as base:
         base.ingest([vault])

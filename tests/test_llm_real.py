@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from kb.serve import TINY_ALIAS, build_command
+from kb.answers.serve import TINY_ALIAS, build_command
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "notes"
 pytestmark = pytest.mark.integration

@@ -30,7 +30,7 @@ def test_an_unloadable_model_leaves_the_index_alone(make_kb, notes: Path) -> Non
     base = make_kb()
     base.ingest([notes])
     chunks = base.manifest.chunk_count()
-    from kb.core import KnowledgeBase
+    from kb.knowledge import KnowledgeBase
 
     with KnowledgeBase(embed_model="BAAI/bge-large-en-v1.5") as other, pytest.raises(EmbedderError):
         other.ingest([notes])
@@ -41,8 +41,8 @@ def test_an_unloadable_model_leaves_the_index_alone(make_kb, notes: Path) -> Non
 
 
 def test_a_switch_builds_beside_and_swaps(make_kb, notes: Path, kb_home: Path) -> None:
-    from kb.core import KnowledgeBase
-    from kb.embed import HashEmbedder
+    from kb.index.embed import HashEmbedder
+    from kb.knowledge import KnowledgeBase
 
     base = make_kb()
     base.ingest([notes])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kb.embed import HashEmbedder
+from kb.index.embed import HashEmbedder
 from tests.conftest import write
 from tests.pdfgen import make_pdf
 
@@ -160,7 +160,7 @@ def test_chunker_change_reembeds_only_changed_text(make_kb, tmp_path: Path) -> N
 
 
 def test_model_change_reembeds_with_notice(tmp_path: Path, notes: Path) -> None:
-    from kb.core import KnowledgeBase
+    from kb.knowledge import KnowledgeBase
 
     with KnowledgeBase(embedder=HashEmbedder(dim=32)) as a:
         first = a.ingest([notes])
@@ -173,8 +173,8 @@ def test_model_change_reembeds_with_notice(tmp_path: Path, notes: Path) -> None:
 
 
 def test_search_with_other_model_is_refused(notes: Path) -> None:
-    from kb.core import KnowledgeBase
     from kb.errors import ModelMismatchError
+    from kb.knowledge import KnowledgeBase
 
     with KnowledgeBase(embedder=HashEmbedder(dim=32)) as a:
         a.ingest([notes])

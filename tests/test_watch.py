@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ingest.watch import ChangeQueue, RootHandler, start_observer
-from kb.client import connect, state_path
+from kb.daemon.client import connect, state_path
 from tests.daemon_proc import WatchProcess, found, wait_for
 
 HASH = {"KB_EMBED_MODEL": "hash"}

@@ -89,7 +89,7 @@ def test_kill9_loop_during_bulk_copy_leaves_a_verifiable_index(kb_home: Path, tm
 READER = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
-    from kb.core import KnowledgeBase
+    from kb.knowledge import KnowledgeBase
 
     words = sys.argv[1].split(",")
     deadline = time.monotonic() + float(sys.argv[2])

@@ -24,8 +24,8 @@ def chat(
     = False,
 ) -> None:
     """Talk with your notes (follow-ups are understood; empty line or Ctrl-D to quit)."""
-    from kb.answer import Chat
-    from kb.core import KnowledgeBase
+    from kb.answers.answer import Chat
+    from kb.knowledge import KnowledgeBase
 
     with handled(), KnowledgeBase() as base:
         session = Chat(base, mode=mode)
@@ -50,7 +50,7 @@ def chat(
 
 
 def _filters(folder: str | None, tag: str | None, since: str | None, until: str | None):
-    from kb.retrieve import Filters
+    from kb.focus.retrieve import Filters
 
     return Filters(folder=folder, tag=tag, since=since, until=until)
 
@@ -73,9 +73,9 @@ def ask(
                                                      "best few.")] = False,
 ) -> None:
     """Answer a question from your notes (`--dry-run` shows exactly what would be sent)."""
-    from kb.core import KnowledgeBase
     from kb.errors import KbError
-    from kb.prompt import messages
+    from kb.focus.prompt import messages
+    from kb.knowledge import KnowledgeBase
 
     with handled(), KnowledgeBase() as base:
         question = join_query(question)
@@ -99,7 +99,7 @@ def ask(
 
 
 def _answer(base, question: str, mode: str, filters, json_: bool, show_thinking: bool) -> None:
-    from kb.answer import answer
+    from kb.answers.answer import answer
 
     state = {"thinking": False}
 

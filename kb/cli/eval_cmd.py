@@ -24,7 +24,7 @@ def eval_(
     limit: Annotated[int | None, typer.Option(help="Only the first N questions.")] = None,
 ) -> None:
     """Index a corpus (into a temporary KB_HOME unless one is set) and measure each mode."""
-    from kb.evaluate import evaluate, load_questions
+    from kb.answers.evaluate import evaluate, load_questions
 
     with handled():
         qs = load_questions(questions)[:limit]

@@ -50,7 +50,7 @@ def try_search(argv: list[str]) -> int | None:
     home = _home() if parsed else None
     if parsed is None or home is None:
         return None
-    from kb.client import DaemonUnavailable, connect
+    from kb.daemon.client import DaemonUnavailable, connect
 
     client = connect(home)
     if client is None:

@@ -28,7 +28,7 @@ def ingest(
     embed_model: Annotated[str | None, typer.Option(help="Embedding model (overrides KB_EMBED_MODEL).")] = None,
 ) -> None:
     """Index note folders incrementally: only new or changed text is embedded."""
-    from kb.core import KnowledgeBase
+    from kb.knowledge import KnowledgeBase
 
     with handled(), KnowledgeBase(embed_model=embed_model) as base, ProgressRenderer(enabled=True) as bar:
         report = base.ingest([str(p) for p in paths] if paths else None, progress=bar)
@@ -57,8 +57,8 @@ def status(
                                          "missing, orphan or duplicate chunk or unsynced file.")] = False,
 ) -> None:
     """Show what is indexed: folders, files by status, chunks, model, store size, problems."""
-    from kb.client import daemon_status
-    from kb.core import KnowledgeBase
+    from kb.daemon.client import daemon_status
+    from kb.knowledge import KnowledgeBase
 
     with handled(), KnowledgeBase() as base:
         report = base.verify(lambda m: err.print(f"[cyan]note:[/] {escape(m)}", highlight=False)) if verify else None
@@ -141,7 +141,7 @@ def _render_verify(rep) -> None:
 
 def forget(path: Annotated[Path, typer.Argument(help="A folder or file to remove from the index.")]) -> None:
     """Remove a folder or file from the index (the files on disk are not touched)."""
-    from kb.core import KnowledgeBase
+    from kb.knowledge import KnowledgeBase
 
     with handled(), KnowledgeBase() as base:
         n = base.forget(path)

@@ -27,7 +27,7 @@ def serve(
     print_: Annotated[bool, typer.Option("--print", help="Only print the command.")] = False,
 ) -> None:
     """Build (and run) the server command for a profile."""
-    from kb.serve import PROFILES, build_command, check_runnable
+    from kb.answers.serve import PROFILES, build_command, check_runnable
 
     with handled():
         argv, warnings = build_command(profile, port=port, host=host, long=long, experts=experts)

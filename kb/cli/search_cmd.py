@@ -21,7 +21,7 @@ def search(
     json_: Annotated[bool, typer.Option("--json", help="Print hits as a JSON list.")] = False,
 ) -> None:
     """Search your notes."""
-    from kb.core import KnowledgeBase
+    from kb.knowledge import KnowledgeBase
 
     with handled():
         text = join_query(query)

@@ -26,7 +26,7 @@ def watch(
     """Keep the index in sync in the foreground: watch the folders, serve searches, exit on Ctrl-C/SIGTERM."""
     import logging
 
-    from kb.daemon import Daemon
+    from kb.daemon.worker import Daemon
 
     console = logging.StreamHandler()
     console.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
@@ -80,7 +80,7 @@ def service_uninstall() -> None:
 def service_status(json_: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
     """Is the service installed and active, and what is the daemon doing?"""
     from kb import service
-    from kb.client import daemon_status
+    from kb.daemon.client import daemon_status
     from kb.paths import data_dir
 
     with handled():

@@ -1,4 +1,8 @@
-"""`KnowledgeBase`: the library's entry point tying settings, manifest, vector store and embedder."""
+"""`Index`: one KB_HOME on disk — settings, manifest, vector store, embedder, locks — and every write to it
+(ingest, sync, forget, model switches) plus direct reads of its state (status, verify).
+
+Search, focus and answers are built on top (`kb.focus`, `kb.answers`); `kb.knowledge.KnowledgeBase` composes
+them and routes through a running `kb watch` daemon. Nothing here imports those layers."""
 
 from __future__ import annotations
 
@@ -6,51 +10,24 @@ import logging
 import os
 import shlex
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ingest.chunk import CHUNKER_VERSION, Chunker
 from ingest.manifest import Manifest
 from ingest.report import ProgressFn, SyncEvent, SyncReport
 from ingest.sync import Syncer
-from kb.access import DOWN, IndexAccess
-from kb.embed import Embedder, get_embedder, is_english_only, model_id_for, setting_value
 from kb.errors import KbError, ModelMismatchError, PathNotFoundError
-from kb.lock import StoreLock, WriterLock
+from kb.index.access import IndexAccess
+from kb.index.embed import Embedder, get_embedder, is_english_only, model_id_for, setting_value
+from kb.index.lock import StoreLock, WriterLock
+from kb.index.store import VectorStore
+from kb.index.switch import abandoned_generations, live_manifest, remove_manifest, switch_model
+from kb.index.verify import VerifyReport
 from kb.paths import exposed, make_private
 from kb.settings import Settings, load_settings
-from kb.store import VectorStore
-from kb.switch import abandoned_generations, live_manifest, remove_manifest, switch_model
-from kb.verify import VerifyReport
-
-if TYPE_CHECKING:
-    from kb.answer import Answer
-    from kb.budget import Context
-    from kb.context import ContextBuilder
-    from kb.retrieve import Filters
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Hit:
-    """One search result."""
-
-    id: str
-    path: str  # absolute path of the note
-    root: str
-    rel: str
-    heading: str
-    start_line: int
-    end_line: int
-    score: float
-    text: str
-    page: int | None = None
-    relevance: float | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def folder_arg(p: str | os.PathLike[str], absolute: bool = False) -> Path:
@@ -65,33 +42,20 @@ def folder_arg(p: str | os.PathLike[str], absolute: bool = False) -> Path:
     return path.resolve()
 
 
-def _filters_dict(filters: Filters | None) -> dict[str, Any] | None:
-    return asdict(filters) if filters else None
+class Index(IndexAccess):
+    """One index on disk, opened directly (no daemon). Use as a context manager or call `close()`."""
 
-
-class KnowledgeBase(IndexAccess):
-    """A personal knowledge base on disk. Use as a context manager or call `close()`.
-
-    >>> with KnowledgeBase() as kb:          # doctest: +SKIP
-    ...     kb.ingest(["~/notes"])
-    ...     hits = kb.search("how do I rotate logs?")
-    """
-
-    def __init__(self, settings: Settings | None = None, *, embedder: Embedder | None = None,
-                 use_daemon: bool = True, **overrides: Any):
+    def __init__(self, settings: Settings | None = None, *, embedder: Embedder | None = None, **overrides: Any):
         self.settings = settings or load_settings(**overrides)
         self.home = self.settings.data_dir()
         self.manifest = Manifest(live_manifest(self.home))
         make_private(self.home)
         self._embedder = embedder
         self._store: VectorStore | None = None
-        self._llm = None
         self._chunker: Chunker | None = None
         self.lock = WriterLock(self.home)
         self.store_lock = StoreLock(self.home)  # shared by direct readers, exclusive around each commit
         self.crash_hook = None  # tests inject crashes between write steps
-        self._contexts = None
-        self.use_daemon = use_daemon  # forward reads (and ingest) to a running `kb watch`
         self._store_version: int | None = None  # manifest data_version when the store was opened
 
     # ---------------------------------------------------------------- lifecycle
@@ -100,7 +64,7 @@ class KnowledgeBase(IndexAccess):
         self.manifest.close()
         self._store = None
 
-    def __enter__(self) -> KnowledgeBase:
+    def __enter__(self) -> Index:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -154,17 +118,6 @@ class KnowledgeBase(IndexAccess):
         """Sync the given folders (default: every known root) into the index."""
         notify = progress or (lambda e: None)
         roots = self._roots_for(paths)
-        client = self.daemon()
-        if client is not None:
-            from kb.client import DaemonUnavailable
-
-            notify(SyncEvent("notice", message=f"`kb watch` (pid {client.state['pid']}) is running: it does the sync"))
-            try:
-                result = client.request("ingest", {"paths": [str(r) for r in roots]}, timeout=None,
-                                        on_event=lambda e: notify(SyncEvent(**e)))
-                return SyncReport(**{k: v for k, v in result.items() if k in SyncReport.__dataclass_fields__})
-            except DaemonUnavailable:
-                notify(SyncEvent("notice", message="the daemon stopped answering; syncing directly"))
         self.lock.acquire(timeout=wait, on_wait=lambda m: notify(SyncEvent("notice", message=m)))
         try:
             return self.sync_locked(roots, progress)
@@ -249,9 +202,6 @@ class KnowledgeBase(IndexAccess):
     def forget(self, path: str | os.PathLike[str]) -> int:
         """Remove a root, a folder or a file from the index (files on disk are untouched)."""
         target = Path(path).expanduser().resolve()
-        client = self.daemon()
-        if client is not None:
-            return int(client.request("forget", {"path": str(target)}, timeout=None))
         self.lock.acquire(timeout=600.0)
         try:
             return self.forget_locked(target)
@@ -284,50 +234,6 @@ class KnowledgeBase(IndexAccess):
                 "(the old index keeps answering until the new one is complete)",
             )
 
-    def search(self, query: str, k: int | None = None, filters: Filters | None = None) -> list[Hit]:
-        """Hybrid search (dense + BM25, reciprocal rank fusion): the ``k`` best chunks for the query.
-        ``score`` is the fused score (ordering); ``relevance`` the calibrated 0..1 evidence the budgeter uses."""
-        from kb.budget import relevance
-
-        self._check_readable()
-        k = k or self.settings.retrieval.k
-        hits = self._via_daemon("search", {"query": query, "k": k, "filters": _filters_dict(filters)})
-        if hits is not DOWN:
-            return [Hit(**h) for h in hits]
-        with self.reading():
-            if self.manifest.chunk_count() == 0:
-                return []
-            r = self.contexts().retriever().retrieve(query, k=max(k, self.settings.retrieval.candidates),
-                                                     filters=filters)
-        return [Hit(c.id, str(Path(c.root) / c.path), c.root, c.path, c.heading, c.start_line, c.end_line,
-                    round(c.fused, 5), c.text, c.page, round(relevance(c, r.dense_weight), 3))
-                for c in r.candidates[:k]]
-
-    def context(self, question: str, mode: str = "auto", filters: Filters | None = None, **kw: Any) -> Context:
-        """The focused context for a question: mode (and why), kept passages and dropped candidates."""
-        self._check_readable()
-        if not kw:
-            d = self._via_daemon("context", {"question": question, "mode": mode, "filters": _filters_dict(filters)})
-            if d is not DOWN:
-                from kb.budget import Context
-
-                return Context.from_dict(d)
-        with self.reading():
-            return self.contexts().build(question, mode, filters, **kw)
-
-    def ask(self, question: str, mode: str = "auto", filters: Filters | None = None, **kw: Any) -> Answer:
-        """Answer from the notes with the configured LLM: text, verified citations, context, usage, timings."""
-        from kb.answer import answer
-
-        return answer(self, question, mode, filters=filters, **kw)
-
-    def contexts(self) -> ContextBuilder:
-        if self._contexts is None:
-            from kb.context import ContextBuilder
-
-            self._contexts = ContextBuilder(self)
-        return self._contexts
-
     def status(self) -> dict[str, Any]:
         roots = []
         for root, last in self.manifest.roots():
@@ -357,19 +263,11 @@ class KnowledgeBase(IndexAccess):
                  "remedy": f"chmod -R go-rwx {shlex.quote(str(self.home))}"}]
 
     def verify(self, notify: Callable[[str], None] | None = None) -> VerifyReport:
-        """Compare manifest, vector store and disk (through the daemon, once it is idle, when one runs)."""
-        st = self._via_daemon("status", timeout=10)
-        if st is not DOWN:
-            if notify is not None and (st.get("busy") or st.get("queue")):
-                notify(f"`kb watch` is busy ({st.get('busy') or 'changes queued'}, queue {st.get('queue')}): "
-                       "verifying once it has written them")
-            full = self._via_daemon("verify", timeout=None)
-            if full is not DOWN:
-                return VerifyReport(**full)
+        """Compare manifest, vector store and disk."""
         with self.reading():
             return self.verify_locked()
 
     def verify_locked(self) -> VerifyReport:
-        from kb.verify import verify_index
+        from kb.index.verify import verify_index
 
         return verify_index(self)

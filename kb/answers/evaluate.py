@@ -60,7 +60,8 @@ def recalled(ctx, evidence: list[dict[str, str]]) -> int:
 
 def evaluate(questions: list[dict[str, Any]], corpus: Path, modes: list[str],
              progress: Callable[[str], None] | None = None, **settings: Any) -> dict[str, Any]:
-    from kb.core import KnowledgeBase
+    from kb.focus.context import ContextBuilder
+    from kb.index.core import Index
 
     say = progress or (lambda m: None)
     if not corpus.is_dir():
@@ -73,11 +74,11 @@ def evaluate(questions: list[dict[str, Any]], corpus: Path, modes: list[str],
         tmp = tempfile.TemporaryDirectory(prefix="kb-eval-")
         settings["home"] = Path(tmp.name)
     try:
-        with KnowledgeBase(**settings) as base:
+        with Index(**settings) as base:
             say(f"indexing {corpus} into {base.home}")
             report = base.ingest([corpus])
             say(f"index ready: {base.manifest.chunk_count()} chunks ({report.embedded} embedded in this run)")
-            builder = base.contexts()
+            builder = ContextBuilder(base)
             emb = base.embedder()
             t0 = time.perf_counter()
             qvecs = [emb.embed_query(q["question"]) for q in questions]

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from ingest.chunk import sentences
 from ingest.stem import terms
-from kb.retrieve import Candidate, Retrieval
+from kb.focus.retrieve import Candidate, Retrieval
+from kb.focus.tokens import TokenCounter
 from kb.settings import ModeSettings
-from kb.tokens import TokenCounter
 
 if TYPE_CHECKING:
     from ingest.manifest import ChunkRow

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ingest.manifest import INDEXED
 
 if TYPE_CHECKING:
-    from kb.core import KnowledgeBase
+    from kb.index.view import IndexParts
 
 
 @dataclass
@@ -36,7 +36,7 @@ class VerifyReport:
 
 
 
-def verify_index(base: KnowledgeBase) -> VerifyReport:
+def verify_index(base: IndexParts) -> VerifyReport:
     """Compare manifest, vector store and disk; the caller holds the writer lock (or is the writer)."""
     rep = VerifyReport()
     ids = base.manifest.all_chunk_ids()

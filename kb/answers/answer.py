@@ -8,18 +8,29 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from kb.answers.llm import LLM, Delta, GenParams, OpenAICompatLLM, Usage
 from kb.errors import PromptTooLongError
-from kb.llm import LLM, Delta, GenParams, OpenAICompatLLM, Usage
-from kb.prompt import messages as build_messages
+from kb.focus.prompt import messages as build_messages
 
 if TYPE_CHECKING:
-    from kb.budget import Context
-    from kb.core import KnowledgeBase
-    from kb.retrieve import Filters
+    from kb.focus.budget import Context
+    from kb.focus.context import ContextBuilder
+    from kb.focus.retrieve import Filters
+    from kb.settings import Settings
 
 DEFAULT_CONTEXT_LEN = 32768
+
+
+class ContextSource(Protocol):
+    """What answering needs (`kb.KnowledgeBase` is one): settings, focused contexts and their token counter."""
+
+    settings: Settings
+
+    def context(self, question: str, mode: str = "auto", filters: Filters | None = None) -> Context: ...
+
+    def contexts(self) -> ContextBuilder: ...
 _CITE = re.compile(r"\[(\d{1,3})\]")
 
 
@@ -56,7 +67,7 @@ class Answer:
         }
 
 
-def default_llm(base: KnowledgeBase) -> OpenAICompatLLM:
+def default_llm(base: ContextSource) -> OpenAICompatLLM:
     s = base.settings
     return OpenAICompatLLM(s.llm_base_url, s.llm_model, timeout=s.llm_timeout,
                            connect_timeout=s.llm_connect_timeout)
@@ -86,7 +97,7 @@ def cite(text: str, ctx: Context) -> tuple[list[Citation], list[int]]:
 
 def _shrink(ctx: Context, counter, target: int) -> None:
     """Drop the weakest passages until the notes block fits ``target`` tokens (recorded as dropped)."""
-    from kb.budget import Dropped, render_notes
+    from kb.focus.budget import Dropped, render_notes
 
     while ctx.passages and counter.count(render_notes(ctx.passages)) > target:
         weakest = min(ctx.passages, key=lambda p: p.score)
@@ -98,7 +109,7 @@ def _shrink(ctx: Context, counter, target: int) -> None:
     ctx.tokens = counter.count(render_notes(ctx.passages)) if ctx.passages else 0
 
 
-def answer(base: KnowledgeBase, question: str, mode: str = "auto", *, llm: LLM | None = None,
+def answer(base: ContextSource, question: str, mode: str = "auto", *, llm: LLM | None = None,
            filters: Filters | None = None, on_delta: Callable[[Delta], None] | None = None,
            history: list[dict[str, str]] | None = None, retrieval_query: str | None = None) -> Answer:
     t0 = time.perf_counter()
@@ -157,7 +168,7 @@ class Chat:
     """A conversation over your notes. History is trimmed to its own token budget; thinking text is never
     kept; follow-ups are rewritten into standalone queries (thinking off) before retrieval."""
 
-    def __init__(self, base: KnowledgeBase, llm: LLM | None = None, mode: str = "auto",
+    def __init__(self, base: ContextSource, llm: LLM | None = None, mode: str = "auto",
                  history_budget: int = 2000) -> None:
         self.base = base
         self.llm = llm or default_llm(base)

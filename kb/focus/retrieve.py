@@ -21,8 +21,8 @@ from ingest.stem import match_query, terms
 
 if TYPE_CHECKING:
     from ingest.manifest import Manifest
-    from kb.embed import Embedder
-    from kb.store import VectorStore
+    from kb.index.embed import Embedder
+    from kb.index.store import VectorStore
 
 RRF_K = 60
 BACKGROUND_SAMPLE = 512

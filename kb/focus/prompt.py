@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from kb.budget import Context
+    from kb.focus.budget import Context
 
 SYSTEM = """You are a careful assistant that answers questions from the user's personal notes.
 Rules:

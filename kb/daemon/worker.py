@@ -4,7 +4,8 @@ serves readers over a local endpoint.
 Threads: the main thread is the *worker* — every write (debounced file changes, reconciliation scans,
 `kb ingest`/`kb forget` handed over by clients, verify) runs there, one at a time, under the writer lock
 held for the daemon's lifetime. Observer threads only enqueue paths. Endpoint threads answer reads with a
-second `KnowledgeBase` that shares the Chroma client and the embedder but has its own SQLite connection
+second `Index` (with its own focus layer) that shares the Chroma client and the embedder but has its own SQLite
+connection
 (WAL: a reader sees the last committed manifest; a vector written before its manifest commit is ignored).
 """
 
@@ -20,21 +21,23 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import Any
 
 from ingest.report import SyncEvent, SyncReport
 from ingest.scan import safe_rel
-from ingest.watch import ChangeQueue, RootHandler, expand, start_observer
-from kb.client import state_path
-from kb.core import KnowledgeBase, folder_arg
-from kb.embed import Embedder, setting_value
-from kb.errors import KbError, PathNotFoundError
+from ingest.watch import ChangeQueue, expand
+from kb.daemon.client import state_path
+from kb.daemon.requests import Requests, _Job
+from kb.daemon.roots import Roots
+from kb.daemon.server import Endpoint
+from kb.errors import KbError
+from kb.focus.context import ContextBuilder
+from kb.index.core import Index
+from kb.index.embed import Embedder, setting_value
 from kb.paths import make_private
-from kb.retrieve import Filters
-from kb.server import Endpoint
 from kb.settings import Settings, load_settings
 
 log = logging.getLogger("kb.watch")
@@ -42,22 +45,11 @@ log = logging.getLogger("kb.watch")
 VERIFY_IDLE_WAIT = 120.0  # verify waits this long for pending changes to be written first
 
 
-@dataclass
-class _Job:
-    kind: str  # ingest | forget | verify | reconcile
-    args: dict[str, Any] = field(default_factory=dict)
-    emit: Callable[[dict[str, Any]], None] | None = None
-    done: threading.Event = field(default_factory=threading.Event)
-    result: Any = None
-    error: BaseException | None = None
-    queued: float = field(default_factory=time.monotonic)
-
-
-class Daemon:
+class Daemon(Roots, Requests):
     def __init__(self, settings: Settings | None = None, paths: list[str | os.PathLike[str]] | None = None, *,
                  embedder: Embedder | None = None, force_polling: bool = False) -> None:
         self.settings = settings or load_settings()
-        self.writer = KnowledgeBase(self.settings, embedder=embedder, use_daemon=False)
+        self.writer = Index(self.settings, embedder=embedder)
         self.home = self.writer.home
         self.paths = paths
         self.force_polling = force_polling
@@ -160,10 +152,11 @@ class Daemon:
         if not self.roots:
             raise KbError("no folders to watch", "run `kb watch PATH` (or `kb ingest PATH` first)")
         emb = w.embedder()  # warm: the first search must not pay for loading the model
-        self.reader = KnowledgeBase(self.settings, embedder=emb, use_daemon=False)
+        self.reader = Index(self.settings, embedder=emb)
         self.reader.lock = w.lock  # same process, same lock: readers never wait on the writer
         self.reader._store = w.store()
-        self.reader.contexts().retriever()  # token counter vocabulary, retriever: warm before the first query
+        self.focus = ContextBuilder(self.reader)
+        self.focus.retriever()  # token counter vocabulary, retriever: warm before the first query
         self.syncer = w._syncer(None)
         self.syncer.group_chunks = self.settings.watch.group_chunks
         self.syncer.should_stop = self.stop_event.is_set
@@ -214,44 +207,6 @@ class Daemon:
         with os.fdopen(fd, "w") as f:
             json.dump(state, f)
         os.replace(tmp, path)
-
-    def _watch(self, root: Path) -> None:
-        key = str(root)
-        if key in self.observers or not root.is_dir():
-            return
-        obs, warning = start_observer(root, RootHandler(root, self.changes), self.settings.watch.poll_interval_s,
-                                      self.force_polling)
-        self.observers[key] = obs
-        self._root_ino[key] = root.stat().st_ino
-        if warning:
-            self.warnings.append(warning)
-
-    def _unwatch(self, root: str) -> None:
-        obs = self.observers.pop(root, None)
-        if obs is not None:
-            with contextlib.suppress(Exception):
-                obs.stop()
-
-    def _check_roots(self) -> None:
-        """A root that vanished (unmounted, moved away) loses its watch; when a folder is back at that path
-        (same or new inode), watch it again and reconcile, so nothing saved meanwhile is missed."""
-        for root in self.roots:
-            key = str(root)
-            try:
-                ino = root.stat().st_ino if root.is_dir() else None
-            except OSError:
-                ino = None
-            obs = self.observers.get(key)
-            healthy = (obs is not None and obs.is_alive() and all(e.is_alive() for e in obs.emitters)
-                       and self._root_ino.get(key) == ino)
-            if ino is None and obs is not None:
-                self._unwatch(key)
-                log.warning("%s is gone: not watching it until it is back", root)
-            elif ino is not None and not healthy:
-                self._unwatch(key)
-                self._watch(root)
-                log.info("%s is back: watching it again and catching up", root)
-                self.jobs.put(_Job("reconcile", {"why": "root back"}))
 
     def _schedule_reconcile(self) -> None:
         minutes = self.settings.watch.reconcile_minutes
@@ -401,7 +356,7 @@ class Daemon:
                 old = self.reader.manifest
                 self.reader.manifest = Manifest(self.writer.manifest.path)
                 self.reader._store = self.writer.store()
-                self.reader._contexts = None
+                self.focus = ContextBuilder(self.reader)
                 old.close()
             self.syncer = self.writer._syncer(None)
             self.syncer.group_chunks = self.settings.watch.group_chunks
@@ -410,62 +365,3 @@ class Daemon:
     def _record_error(self, message: str, remedy: str | None = None) -> None:
         log.error("%s%s", message, f" — {remedy}" if remedy else "")
         self.last_error = {"time": time.time(), "message": message, "remedy": remedy, "resolved": None}
-
-    # ------------------------------------------------------------------ endpoint
-    def dispatch(self, op: str, args: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> Any:
-        if op == "ping":
-            return {"pid": os.getpid()}
-        if op == "status":
-            return self.snapshot()
-        if op == "search":
-            with self._read_lock:
-                hits = self.reader.search(args["query"], k=args.get("k"), filters=_filters(args.get("filters")))
-            return [h.as_dict() for h in hits]
-        if op == "context":
-            with self._read_lock:
-                ctx = self.reader.context(args["question"], args.get("mode", "auto"), _filters(args.get("filters")))
-            return ctx.as_dict()
-        if op in ("ingest", "forget", "verify"):
-            job = _Job(op, _validated(op, args), emit)
-            self.jobs.put(job)
-            self.changes.wake()
-            while not job.done.wait(0.5):
-                if self.stop_event.is_set() and not job.done.is_set() and self.busy is None:
-                    raise KbError("kb watch is stopping", "run the command again")
-            if job.error is not None:
-                raise job.error
-            return job.result
-        raise KbError(f"unknown request {op!r}", "use the same kb version for the CLI and `kb watch`")
-
-    def snapshot(self) -> dict[str, Any]:
-        """What `kb status` shows about the daemon."""
-        return {
-            "running": True, "pid": os.getpid(), "started": self.started,
-            "uptime_s": round(time.time() - self.started, 1),
-            "endpoint": f"127.0.0.1:{self._endpoint.port}" if self._endpoint else None,
-            "roots": {str(r): type(self.observers[str(r)]).__name__ if str(r) in self.observers
-                      else "not watched (folder missing)" for r in self.roots},
-            "queue": len(self.changes) + self.jobs.qsize(),
-            "busy": self.busy, "events": self.changes.events, "last_event": self.changes.last_event,
-            "last_sync": self.last_sync, "last_error": self.last_error, "warnings": self.warnings,
-            "log": str(self.home / "logs" / "watch.log"),
-        }
-
-
-def _validated(op: str, args: dict[str, Any]) -> dict[str, Any]:
-    """A token holder is still checked like a CLI user: absolute, existing folders only."""
-    if op == "ingest":
-        paths = args.get("paths")
-        if not isinstance(paths, list) or not paths or not all(isinstance(p, str) for p in paths):
-            raise KbError("ingest needs a list of folder paths", "send {\"paths\": [\"/abs/folder\"]}")
-        return {"paths": [str(folder_arg(p, absolute=True)) for p in paths]}
-    if op == "forget":
-        path = args.get("path")
-        if not isinstance(path, str) or not Path(path).is_absolute():
-            raise PathNotFoundError(f"{path!r} is not an absolute path", "give the absolute path to forget")
-        return {"path": path}
-    return args
-
-
-def _filters(d: dict[str, Any] | None) -> Filters | None:
-    return Filters(**d) if d else None

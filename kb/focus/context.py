@@ -3,38 +3,54 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from kb.budget import Budgeter, Context, Passage, render_notes
-from kb.embed import is_english_only
-from kb.modes import choose_mode
-from kb.retrieve import CrossEncoderReranker, Filters, Retriever
-from kb.tokens import TokenCounter, counter_for
+from kb.focus.budget import Budgeter, Context, Passage, render_notes
+from kb.focus.modes import choose_mode
+from kb.focus.retrieve import CrossEncoderReranker, Filters, Retriever
+from kb.focus.tokens import TokenCounter, counter_for
+from kb.index.embed import is_english_only
 
 if TYPE_CHECKING:
-    from kb.core import KnowledgeBase
+    from ingest.manifest import Manifest
+    from kb.index.embed import Embedder
+    from kb.index.store import VectorStore
+    from kb.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
+class IndexView(Protocol):
+    """What focus needs from an index (`kb.index.Index` is one): nothing that writes."""
+
+    settings: Settings
+    manifest: Manifest
+
+    def store(self) -> VectorStore: ...
+
+    def embedder(self) -> Embedder: ...
+
+
 class ContextBuilder:
-    def __init__(self, base: KnowledgeBase, counter: TokenCounter | None = None) -> None:
-        self.base = base
-        s = base.settings
+    """Builds focused contexts (and the naive baseline) over an index, with one warm retriever."""
+
+    def __init__(self, index: IndexView, counter: TokenCounter | None = None) -> None:
+        self.index = index
+        s = index.settings
         self.counter = counter or counter_for(s.llm_base_url, s.llm_model, use_server=False)
         self.budgeter = Budgeter(self.counter, neighbour=self._neighbour)
         self._retriever: Retriever | None = None
 
     def _neighbour(self, root: str, path: str, position: int):
-        row = self.base.manifest.db.execute(
+        row = self.index.manifest.db.execute(
             "SELECT id FROM chunks WHERE root=? AND path=? AND position=?", (root, path, position)).fetchone()
-        return self.base.manifest.chunks_by_id([row[0]]).get(row[0]) if row else None
+        return self.index.manifest.chunks_by_id([row[0]]).get(row[0]) if row else None
 
     def retriever(self) -> Retriever:
         if self._retriever is None:
-            base = self.base
+            base = self.index
             emb = base.embedder()
             name = getattr(emb, "name", base.settings.embed_model)  # test embedders have no model name
             self._retriever = Retriever(base.manifest, base.store(), emb, is_english_only(name),
@@ -42,7 +58,7 @@ class ContextBuilder:
         return self._retriever
 
     def _reranker(self):
-        r = self.base.settings.retrieval
+        r = self.index.settings.retrieval
         if r.rerank == "off":
             return None
         if r.rerank == "auto":
@@ -58,9 +74,9 @@ class ContextBuilder:
     def build(self, question: str, mode: str = "auto", filters: Filters | None = None,
               qvec: np.ndarray | None = None) -> Context:
         choice = choose_mode(question, mode)
-        settings = self.base.settings.modes.get(choice.mode)
+        settings = self.index.settings.modes.get(choice.mode)
         ctx = Context(question, choice.mode, choice.reason, settings.budget)
-        k = self.base.settings.retrieval.candidates
+        k = self.index.settings.retrieval.candidates
         retrieval = self.retriever().retrieve(question, k=k, filters=filters, qvec=qvec)
         return self.budgeter.build(retrieval, settings, ctx)
 
@@ -69,8 +85,8 @@ class ContextBuilder:
         r = self.retriever()
         if qvec is None:
             qvec = r.embedder.embed_query(question)
-        found = self.base.store().query(qvec, k)
-        rows = self.base.manifest.chunks_by_id([i for i, _ in found])
+        found = self.index.store().query(qvec, k)
+        rows = self.index.manifest.chunks_by_id([i for i, _ in found])
         passages = []
         for n, (cid, score) in enumerate(found, 1):
             c = rows.get(cid)

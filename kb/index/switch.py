@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING
 from ingest.manifest import Manifest
 from ingest.report import ProgressFn, SyncEvent, SyncReport
 from kb.errors import EmbedderError, KbError
-from kb.store import collection_name
+from kb.index.store import collection_name
 
 if TYPE_CHECKING:
     from ingest.sync import Syncer
-    from kb.core import KnowledgeBase
+    from kb.index.view import IndexParts
 
 POINTER = "index.json"
 FIRST = "manifest.sqlite3"
@@ -68,7 +68,7 @@ def abandoned_generations(home: Path, live: Path) -> list[Path]:
     return [p for p in home.glob("manifest.*.sqlite3") if p != live]
 
 
-def probe(base: KnowledgeBase) -> None:
+def probe(base: IndexParts) -> None:
     """Load the configured model and embed one text, before anything in the index is touched."""
     try:
         vec = base.embedder().embed_documents(["kb checks that the embedding model works"])
@@ -82,7 +82,7 @@ def probe(base: KnowledgeBase) -> None:
                             "check KB_EMBED_MODEL; the existing index was not touched")
 
 
-def switch_model(base: KnowledgeBase, roots: list[Path], previous: str, progress: ProgressFn | None,
+def switch_model(base: IndexParts, roots: list[Path], previous: str, progress: ProgressFn | None,
                  template: Syncer | None = None) -> SyncReport:
     """Build the configured model's generation beside the live one, then swap. The caller holds the writer
     lock. Returns the sync report (``interrupted`` when it stopped before the swap)."""
@@ -100,7 +100,7 @@ def switch_model(base: KnowledgeBase, roots: list[Path], previous: str, progress
     new = Manifest(path)
     try:
         new.set_meta("model_id", base.model_id)
-        from kb.embed import setting_value
+        from kb.index.embed import setting_value
 
         new.set_meta("embed_model", setting_value(base.settings.embed_model))
         all_roots = list(dict.fromkeys([Path(r) for r, _ in old.roots()] + list(roots)))

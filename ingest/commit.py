@@ -1,0 +1,290 @@
+"""Writing one group of files: the crash-ordered commit, per-file isolation of write failures, deletes and
+crash repair. Mixed into `Syncer` (ingest/sync.py), which decides *what* to write.
+
+Write order for every group (the journal makes a crash at any point repairable):
+
+1. journal the files about to change (SQLite commit);
+2. write new vectors to Chroma (computed, or copied from a chunk with the same content hash);
+3. commit the manifest: file rows + chunk rows in one transaction (the manifest is the truth);
+4. delete the vectors that are no longer referenced;
+5. clear the journal.
+
+The store lock is held exclusively for steps 1–5 only (readers hold it shared), never while embedding.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ingest.manifest import FAILED, INDEXED, SKIPPED, ChunkRow, FileRow, Manifest
+from ingest.report import ProgressFn, SyncEvent, SyncReport
+from ingest.scan import Candidate
+from kb.errors import KbError, environment_error
+
+
+@dataclass
+class _Work:
+    cand: Candidate
+    sha: str
+    old: FileRow | None
+    data: bytes | None = None
+    moved_from: str | None = None
+    row: FileRow | None = None
+    chunks: list[ChunkRow] = field(default_factory=list)
+    problem: str | None = None
+
+
+class VectorSink(Protocol):
+    """The vector store as the writer uses it (kb.index.store.VectorStore is one)."""
+
+    def add(self, ids: Sequence[str], vectors: np.ndarray, metadatas: Sequence[dict[str, Any]]) -> None: ...
+
+    def update_metadata(self, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None: ...
+
+    def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]: ...
+
+    def delete(self, ids: Sequence[str]) -> None: ...
+
+    def all_ids(self) -> list[str]: ...
+
+
+class PassageEmbedder(Protocol):
+    """The embedder as the writer uses it (kb.index.embed.Embedder is one)."""
+
+    def embed_documents(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        ...
+
+
+class GroupWriter:
+    """Mixin: needs ``manifest``, ``_store()``, ``_embedder()``, ``guard``, ``progress``, ``_embed_texts``,
+    ``_files_done``/``_files_total`` and ``_crash`` from `Syncer`."""
+
+    manifest: Manifest
+    _store: Callable[[], VectorSink]
+    _embedder: Callable[[], PassageEmbedder]
+    guard: Callable[[], AbstractContextManager[None]]
+    progress: ProgressFn
+    _embed_texts: dict[str, str]
+    _files_done: int
+    _files_total: int
+
+    def _crash(self, point: str) -> None: ...
+
+    def repair(self, force: bool = False) -> tuple[int, int]:
+        """Bring Chroma and the manifest back in line after a crash. Returns (orphans deleted, chunks dropped)."""
+        try:
+            return self._repair(force)
+        except Exception as exc:
+            env = environment_error(exc)
+            if env is not None and env is not exc:
+                raise env from exc
+            raise
+
+    def _repair(self, force: bool) -> tuple[int, int]:
+        if not force and self.manifest.journal_pending() == 0:
+            return 0, 0
+        with self.guard():
+            return self._repair_locked()
+
+    def _repair_locked(self) -> tuple[int, int]:
+        store = self._store()
+        in_store = set(store.all_ids())
+        in_manifest = set(self.manifest.all_chunk_ids())
+        orphans = sorted(in_store - in_manifest)
+        missing = sorted(in_manifest - in_store)
+        if orphans:
+            store.delete(orphans)
+        with self.manifest.transaction():
+            if missing:
+                self.manifest.drop_chunks(missing)
+            self.manifest.journal_clear()
+        return len(orphans), len(missing)
+
+    # ------------------------------------------------------------------ internals
+    def _write_isolated(self, rkey: str, group: list[_Work], report: SyncReport) -> None:
+        """Write a group; when it fails for a reason that is not the machine's (a full disk, a model that
+        can't load), write its files one by one, so only the file that fails is recorded as failed."""
+        try:
+            self._write(rkey, group, report)
+            return
+        except Exception as exc:
+            if isinstance(exc, KbError) or environment_error(exc) is not None:
+                raise
+        self.repair()  # a write that died half-way leaves a journal: undo what it left
+        for w in group:
+            try:
+                self._write(rkey, [w], report)
+            except Exception as exc:
+                if isinstance(exc, KbError) or environment_error(exc) is not None:
+                    raise
+                self.repair()
+                w.row = FileRow(**{**w.row.__dict__, "status": FAILED,
+                                   "reason": f"{type(exc).__name__}: {str(exc)[:200]}"})
+                for c in w.chunks:
+                    self._embed_texts.pop(c.id, None)
+                w.chunks = []
+                try:
+                    self._write(rkey, [w], report)  # record the failure (no chunks, no vectors)
+                except Exception as again:
+                    if isinstance(again, KbError) or environment_error(again) is not None:
+                        raise
+                    self.repair()
+                    report.failed += 1
+                    report.problems.append({"path": _show(rkey, w.cand.rel), "reason": w.row.reason or ""})
+
+    def _write(self, rkey: str, group: list[_Work], report: SyncReport) -> None:
+        texts = self._embed_texts
+        new_rows = [c for w in group for c in w.chunks]
+        existing = self.manifest.chunks_by_id([c.id for c in new_rows])
+        need = [c for c in new_rows if c.id not in existing]
+        donors = self.manifest.ids_for_hashes(sorted({c.hash for c in need}))
+        copy = [c for c in need if c.hash in donors]
+        embed = [c for c in need if c.hash not in donors]
+        store = self._store() if (need or any(w.old for w in group)) else None
+
+        vectors: dict[str, Any] = {}
+        if copy:
+            got = store.vectors([donors[c.hash] for c in copy])
+            for c in copy:
+                vec = got.get(donors[c.hash])
+                if vec is None:  # donor vector missing (store repaired since): embed instead
+                    embed.append(c)
+                else:
+                    vectors[c.id] = vec
+        copied = len(vectors)
+        if embed:
+            emb = self._embedder()
+            done = report.embedded
+            last: dict[str, int] = {}  # a file is done once its last chunk is embedded
+            for i, c in enumerate(embed):
+                last[c.path] = i
+            ends = sorted(last.values())
+            files_before = self._files_done + len(group) - len(last)
+            in_group = 0
+
+            def tick(n: int) -> None:
+                nonlocal done, in_group
+                done += n
+                in_group += n
+                files = files_before + bisect.bisect_left(ends, in_group)
+                self.progress(SyncEvent("embed", files, self._files_total, report.chunks, done))
+
+            arr = emb.embed_documents([texts[c.id] for c in embed], progress=tick)
+            for c, vec in zip(embed, arr, strict=True):
+                vectors[c.id] = vec
+
+        with self.guard():
+            self._commit(rkey, group, need, existing, vectors, store)
+
+        for w in group:
+            texts_for = [c.id for c in w.chunks]
+            for i in texts_for:
+                texts.pop(i, None)
+            row = w.row
+            report.chunks += len(w.chunks)
+            if row.status == SKIPPED:
+                report.skipped += 1
+                report.problems.append({"path": _show(rkey, w.cand.rel), "reason": row.reason or ""})
+            elif row.status == FAILED:
+                report.failed += 1
+                report.problems.append({"path": _show(rkey, w.cand.rel), "reason": row.reason or ""})
+            elif w.moved_from:
+                report.moved += 1
+            elif w.old is None:
+                report.added += 1
+            else:
+                report.updated += 1
+        report.embedded += len(embed)
+        report.reused += copied
+
+    def _commit(self, rkey: str, group: list[_Work], need: list[ChunkRow], existing: dict[str, ChunkRow],
+                vectors: dict[str, Any], store: VectorSink | None) -> None:
+        """The crash-ordered write of one group (see the module docstring)."""
+        new_rows = [c for w in group for c in w.chunks]
+        self.manifest.journal_add([(rkey, w.cand.rel, "write") for w in group])
+        self._crash("after_journal")
+        if vectors:
+            ids = list(vectors)
+            rows = {c.id: c for c in need}
+            metas = [_meta(rows[i], _row_of(group, rows[i].path)) for i in ids]
+            store.add(ids, np.vstack([vectors[i] for i in ids]), metas)
+        for w in group:  # kept chunks of a file whose tags/date changed: refresh filter metadata
+            if w.old is not None and w.row.status == INDEXED and (w.old.tags, w.old.date) != (w.row.tags, w.row.date):
+                kept = [c for c in w.chunks if c.id in existing]
+                if kept:
+                    store.update_metadata([c.id for c in kept], [_meta(c, w.row) for c in kept])
+        self._crash("after_vectors")
+        old_ids: list[str] = []
+        with self.manifest.transaction():
+            for w in group:
+                if w.old is not None:
+                    old_ids += [c.id for c in self.manifest.chunks_of(rkey, w.cand.rel)]
+                self.manifest.put_file(w.row)
+                self.manifest.replace_chunks(rkey, w.cand.rel, w.chunks)
+        self._crash("after_manifest")
+        keep = {c.id for c in new_rows}
+        dead = [i for i in old_ids if i not in keep]
+        if dead:
+            store.delete(dead)
+        self._crash("after_delete")
+        self.manifest.journal_clear()
+
+    def _delete(self, rkey: str, paths: list[str]) -> None:
+        if not paths:
+            return
+        ids: list[str] = []
+        for p in paths:
+            ids += [c.id for c in self.manifest.chunks_of(rkey, p)]
+        with self.guard():
+            self._delete_locked(rkey, paths, ids)
+
+    def _delete_locked(self, rkey: str, paths: list[str], ids: list[str]) -> None:
+        self.manifest.journal_add([(rkey, p, "delete") for p in paths])
+        self._crash("delete_after_journal")
+        with self.manifest.transaction():
+            for p in paths:
+                self.manifest.delete_file(rkey, p)
+        self._crash("delete_after_manifest")
+        if ids:
+            self._store().delete(ids)
+        self._crash("delete_after_vectors")
+        self.manifest.journal_clear()
+
+
+def _row_of(group: list[_Work], path: str) -> FileRow:
+    for w in group:
+        if w.cand.rel == path:
+            return w.row
+    raise KeyError(path)
+
+
+def _meta(c: ChunkRow, f: FileRow) -> dict[str, Any]:
+    """Chroma metadata used for filtering (the manifest holds everything else)."""
+    parts = c.path.split("/")[:-1]
+    meta: dict[str, Any] = {"root": c.root, "path": c.path}
+    if parts:
+        meta["dirs"] = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    if f.tags:
+        meta["tags"] = list(f.tags)
+    meta["date"] = int(file_date(f).replace("-", ""))
+    return meta
+
+
+def file_date(f: FileRow) -> str:
+    """The note's date for filtering: frontmatter date, else the file's modification day (UTC)."""
+    if f.date:
+        return f.date
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(f.mtime_ns / 1e9, tz=dt.UTC).date().isoformat()
+
+
+def _show(root: str, rel: str) -> str:
+    return str(Path(root) / rel)
