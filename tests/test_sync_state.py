@@ -118,10 +118,15 @@ class SyncMachine(RuleBasedStateMachine):
             return
         self._write(rel, self.model[rel] + ("\n" + body + "\n").encode())
 
-    @precondition(lambda self: self.model)
+    def _files(self) -> list[str]:
+        """Regular files only: a moved self-link dangles or loops anew, and a link whose target changes gets
+        no event of its own (the daemon's periodic reconcile covers that; this machine does not model it)."""
+        return sorted(r for r in self.model if not (self.root / r).is_symlink())
+
+    @precondition(lambda self: self._files())
     @rule(data=st.data(), target_name=st.sampled_from([*NAMES, "renamed.md", "sub/renamed.md"]))
     def rename(self, data: st.DataObject, target_name: str) -> None:
-        rel = data.draw(st.sampled_from(sorted(self.model)))
+        rel = data.draw(st.sampled_from(self._files()))
         if target_name in self.model or Path(rel).suffix != Path(target_name).suffix:
             return
         dst = self.root / target_name
@@ -130,21 +135,13 @@ class SyncMachine(RuleBasedStateMachine):
         self._moved(rel, target_name)
 
     def _moved(self, rel: str, target: str) -> None:
-        data = self.model.pop(rel)
+        self.model[target] = self.model.pop(rel)
         self.changed |= {rel, target}
-        if data is None and (self.root / target).is_symlink():
-            try:
-                (self.root / target).resolve(strict=True)
-            except FileNotFoundError:
-                return  # a moved self-link may now dangle: not a note, ignored like any dangling link
-            except (RuntimeError, OSError):
-                pass  # still a loop: skipped with a reason
-        self.model[target] = data
 
-    @precondition(lambda self: self.model)
+    @precondition(lambda self: self._files())
     @rule(data=st.data())
     def move_into_subfolder(self, data: st.DataObject) -> None:
-        rel = data.draw(st.sampled_from(sorted(self.model)))
+        rel = data.draw(st.sampled_from(self._files()))
         target = f"moved/{Path(rel).name}"
         if target in self.model:
             return
@@ -178,7 +175,7 @@ class SyncMachine(RuleBasedStateMachine):
     @rule(kind=st.sampled_from(["binary", "loop"]), n=st.integers(0, 2))
     def add_bad_file(self, kind: str, n: int) -> None:
         rel = f"bad{n}.md"
-        if rel in self.model:
+        if rel in self.model or (self.root / rel).is_symlink():
             return
         if kind == "binary":
             (self.root / rel).write_bytes(b"\x00\x01binary\x00" * 20)
