@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kb import service
+from kb.daemon import service
 
 
 def test_systemd_unit_text(kb_home: Path, tmp_path: Path) -> None:

@@ -73,7 +73,7 @@ class SyncMachine(RuleBasedStateMachine):
         self.base = self._open()
 
     def _open(self):
-        from kb.core import KnowledgeBase
+        from kb.knowledge import KnowledgeBase
 
         return KnowledgeBase(embedder=self.embedder, home=self.home, use_daemon=False)
 

@@ -51,7 +51,7 @@ def service_install(
     no_start: Annotated[bool, typer.Option("--no-start", help="Write the unit but do not start it.")] = False,
 ) -> None:
     """Install and start the background service."""
-    from kb import service
+    from kb.daemon import service
 
     plist = [str(p) for p in paths] if paths else None
     with handled():
@@ -69,7 +69,7 @@ def service_install(
 @service_app.command("uninstall")
 def service_uninstall() -> None:
     """Stop and remove the background service."""
-    from kb import service
+    from kb.daemon import service
 
     with handled():
         for n in service.uninstall():
@@ -79,7 +79,7 @@ def service_uninstall() -> None:
 @service_app.command("status")
 def service_status(json_: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
     """Is the service installed and active, and what is the daemon doing?"""
-    from kb import service
+    from kb.daemon import service
     from kb.daemon.client import daemon_status
     from kb.paths import data_dir
 
