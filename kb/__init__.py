@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from kb.settings import Settings
 
 __all__ = ["Answer", "Chat", "Context", "Filters", "Hit", "KbError", "KnowledgeBase", "Settings", "SyncReport",
-           "ask", "ingest", "search"]
+           "ask", "ingest", "route", "search"]
 __version__ = "0.1.0"
 
 logging.getLogger("kb").addHandler(logging.NullHandler())
@@ -51,6 +51,13 @@ def ask(question: str, mode: str = "auto", **settings: Any) -> Answer:
 
     with KnowledgeBase(**settings) as base:
         return base.ask(question, mode)
+
+
+def route(question: str) -> tuple[str, str]:
+    """The task mode `auto` picks for ``question`` (code, dialog or think) and why."""
+    from kb.focus.modes import route as _route
+
+    return _route(question)
 
 
 _LAZY = {  # public name → module that defines it (imported on first use: heavy dependencies stay lazy)

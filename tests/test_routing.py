@@ -1,0 +1,27 @@
+"""The `auto` router against questions a person labelled (en + ru): ≥ 0.85 where it was not tuned."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import kb
+from kb.focus.route import EXAMPLES
+from kb.focus.routing_eval import measure
+
+HELDOUT = Path(__file__).parent / "data" / "routing_heldout.jsonl"
+
+
+def test_router_accuracy_on_questions_it_was_not_tuned_on() -> None:
+    held = measure(HELDOUT)
+    loo = measure(EXAMPLES, leave_one_out=True)
+    assert held["questions"] >= 40 and loo["questions"] >= 150
+    assert held["accuracy"] >= 0.85, held["misses"]
+    assert loo["accuracy"] >= 0.85, loo["misses"]
+
+
+def test_route_is_public_and_says_why() -> None:
+    assert kb.route("compare restic and borg for my backups")[0] == "think"
+    assert kb.route("Какой командой посмотреть логи systemd-сервиса?")[0] == "code"
+    mode, why = kb.route("When does my passport expire?")
+    assert mode == "dialog" and why
+    assert kb.route("Should I water the orchids every week?")[0] == "dialog"  # simple advice is not analysis
