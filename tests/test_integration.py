@@ -28,8 +28,8 @@ def kb_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
                           timeout=300)
 
 
-def test_cli_end_to_end_with_real_model(vault: Path, minilm: str, kb_home: Path) -> None:
-    env = {**os.environ, "KB_EMBED_MODEL": minilm, "KB_HOME": str(kb_home)}
+def test_cli_end_to_end_with_real_model(vault: Path, multilingual: str, kb_home: Path) -> None:
+    env = {**os.environ, "KB_EMBED_MODEL": multilingual, "KB_HOME": str(kb_home)}
     first = kb_cli("ingest", str(vault), "--json", env=env)
     assert first.returncode == 0, first.stderr
     r1 = json.loads(first.stdout)
@@ -54,10 +54,10 @@ def test_cli_end_to_end_with_real_model(vault: Path, minilm: str, kb_home: Path)
     assert json.loads(status.stdout)["verify"]["ok"] is True
 
 
-def test_edit_embeds_only_changed_chunks_real_model(vault: Path, minilm: str) -> None:
+def test_edit_embeds_only_changed_chunks_real_model(vault: Path, multilingual: str) -> None:
     from kb.knowledge import KnowledgeBase
 
-    with KnowledgeBase(embed_model=minilm) as base:
+    with KnowledgeBase(embed_model=multilingual) as base:
         base.ingest([vault])
         note = vault / "projects" / "home-server.md"
         before = base.manifest.chunks_of(str(vault.resolve()), "projects/home-server.md")
@@ -83,11 +83,11 @@ def test_language_warning_for_english_model_on_russian_notes(tmp_path: Path, min
     assert any("BAAI/bge-m3" in n for n in r.notices)
 
 
-def test_dry_run_contexts_by_task_on_example_vault(vault: Path, minilm: str) -> None:
+def test_dry_run_contexts_by_task_on_example_vault(vault: Path, multilingual: str) -> None:
     """Code question → small relevant context; analysis question → larger one; unrelated → empty."""
     from kb.knowledge import KnowledgeBase
 
-    with KnowledgeBase(embed_model=minilm) as base:
+    with KnowledgeBase(embed_model=multilingual) as base:
         base.ingest([vault])
         code = base.context("how do I read a file with the right encoding in python?")
         think = base.context("compare my backup strategy with the home server plans: what should I prioritise?")

@@ -55,10 +55,10 @@ def run_kb(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
                           timeout=600)
 
 
-def test_kb_ask_end_to_end_with_real_server(tiny_server: str, minilm: str, kb_home: Path, tmp_path: Path) -> None:
+def test_kb_ask_end_to_end_with_real_server(tiny_server: str, multilingual: str, kb_home: Path, tmp_path: Path) -> None:
     vault = tmp_path / "notes"
     shutil.copytree(EXAMPLES, vault)
-    env = {**os.environ, "KB_HOME": str(kb_home), "KB_EMBED_MODEL": minilm, "KB_LLM_BASE_URL": tiny_server,
+    env = {**os.environ, "KB_HOME": str(kb_home), "KB_EMBED_MODEL": multilingual, "KB_LLM_BASE_URL": tiny_server,
            "KB_LLM_MODEL": TINY_ALIAS}
     assert run_kb("ingest", str(vault), env=env).returncode == 0
 

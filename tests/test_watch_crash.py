@@ -145,17 +145,17 @@ def test_reader_process_sees_new_notes_and_never_errors(kb_home: Path, tmp_path:
 
 
 @pytest.mark.integration
-def test_daemon_with_the_real_model(kb_home: Path, tmp_path: Path, minilm: str) -> None:
+def test_daemon_with_the_real_model(kb_home: Path, tmp_path: Path, multilingual: str) -> None:
     vault = tmp_path / "vault"
     vault.mkdir()
     (vault / "a.md").write_text("# Sourdough\n\nFeed the starter with flour and water every day.\n", encoding="utf-8")
-    w = WatchProcess(kb_home, [vault], env={"KB_EMBED_MODEL": minilm})
+    w = WatchProcess(kb_home, [vault], env={"KB_EMBED_MODEL": multilingual})
     try:
         w.client(timeout=120)
         w.idle()
         (vault / "b.md").write_text("# Bicycle\n\nPump the tyres to four bar before a long ride.\n", encoding="utf-8")
         wait_for(lambda: found(w.search("how hard should I inflate bike tires", k=1), "b.md"), 20, "a new note")
-        env = {**os.environ, "KB_EMBED_MODEL": minilm, "KB_HOME": str(kb_home)}
+        env = {**os.environ, "KB_EMBED_MODEL": multilingual, "KB_HOME": str(kb_home)}
         r = subprocess.run([sys.executable, "-m", "kb.cli.fast", "search", "bread starter", "--json", "-k", "1"],
                            capture_output=True, text=True, env=env, timeout=60)
         assert r.returncode == 0, r.stderr

@@ -48,7 +48,8 @@ _CODE_WORDS = re.compile(
 _THINK_STRONG = re.compile(
     r"\b(?:compare|comparison|contrast|versus|(?-i:vs)\.?|pros and cons|trade-?offs?|weigh(?: up)?|analy[sz]e|"
     r"analysis|evaluate|assess|plan|planning|draft a plan|study plan|strategy|prioriti[sz]e|which is better|"
-    r"what would you recommend|recommend (?:for|how|which)|summari[sz]e|synthesi[sz]e|overview|evolved?|over the (?:past|last|sessions)|patterns?|trends?|"
+    r"what would you recommend|recommend (?:for|how|which)|summari[sz]e|synthesi[sz]e|overview|evolved?|"
+    r"over the (?:past|last|sessions)|patterns?|trends?|"
     r"across all|all my|everything (?:i|we) (?:noted|wrote|saved)|keep getting|lessons|"
     r"work together|fit together|end to end|implications?|differences? between|what if|"
     r"сравни\w*|сравнени\w*|проанализ\w*|анализ\w*|оцени\w*|взвес\w*|спланиру\w*|план\w*|стратеги\w*|"

