@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from kb.index.store import VectorStore
 
 RRF_K = 60
+LEXICAL_ABSENT = 0.2  # best candidate's IDF-weighted share of the question's terms below this: words absent
 BACKGROUND_SAMPLE = 512
 
 
@@ -70,6 +71,7 @@ class Retrieval:
     idf: dict[str, float]
     dense_weight: float
     background: tuple[float, float]  # mean, std of background cosines
+    lexical_weight: float = 1.0  # 0 when the question's words are not in the notes (another language)
 
 
 def non_latin_share(text: str) -> float:
@@ -152,7 +154,13 @@ class Retriever:
         out = sorted(cands.values(), key=lambda c: c.fused, reverse=True)
         if self.reranker is not None and out:
             out = self.reranker.rerank(query, out)
-        return Retrieval(query, out, qterms, idf, dense_weight, (mu, sd))
+        # With a multilingual dense side, a question whose words occur in none of the candidates (asked in
+        # another language than the notes, or in other words) can only be judged by meaning: term coverage
+        # would call every candidate irrelevant. Relevance then rests on the dense side alone.
+        lexical_weight = 1.0
+        if not self.english_only and out and max(c.coverage for c in out) < LEXICAL_ABSENT:
+            lexical_weight = 0.0
+        return Retrieval(query, out, qterms, idf, dense_weight, (mu, sd), lexical_weight)
 
     def _where(self, f: Filters) -> dict[str, Any] | None:
         clauses: list[dict[str, Any]] = []

@@ -41,5 +41,5 @@ def search(builder: ContextBuilder, query: str, k: int, filters: Filters | None 
         return []
     r = builder.retriever().retrieve(query, k=max(k, builder.index.settings.retrieval.candidates), filters=filters)
     return [Hit(c.id, str(Path(c.root) / c.path), c.root, c.path, c.heading, c.start_line, c.end_line,
-                round(c.fused, 5), c.text, c.page, round(relevance(c, r.dense_weight), 3))
+                round(c.fused, 5), c.text, c.page, round(relevance(c, r.dense_weight, r.lexical_weight), 3))
             for c in r.candidates[:k]]

