@@ -26,7 +26,7 @@ import numpy as np
 from ingest.manifest import FAILED, INDEXED, SKIPPED, ChunkRow, FileRow, Manifest
 from ingest.report import ProgressFn, SyncEvent, SyncReport
 from ingest.scan import Candidate
-from kb.errors import KbError, environment_error
+from kb.errors import describe, is_machine_fault, machine_errors
 
 
 @dataclass
@@ -79,18 +79,9 @@ class GroupWriter:
 
     def repair(self, force: bool = False) -> tuple[int, int]:
         """Bring Chroma and the manifest back in line after a crash. Returns (orphans deleted, chunks dropped)."""
-        try:
-            return self._repair(force)
-        except Exception as exc:
-            env = environment_error(exc)
-            if env is not None and env is not exc:
-                raise env from exc
-            raise
-
-    def _repair(self, force: bool) -> tuple[int, int]:
         if not force and self.manifest.journal_pending() == 0:
             return 0, 0
-        with self.guard():
+        with machine_errors(), self.guard():
             return self._repair_locked()
 
     def _repair_locked(self) -> tuple[int, int]:
@@ -115,25 +106,24 @@ class GroupWriter:
             self._write(rkey, group, report)
             return
         except Exception as exc:
-            if isinstance(exc, KbError) or environment_error(exc) is not None:
+            if is_machine_fault(exc):
                 raise
         self.repair()  # a write that died half-way leaves a journal: undo what it left
         for w in group:
             try:
                 self._write(rkey, [w], report)
             except Exception as exc:
-                if isinstance(exc, KbError) or environment_error(exc) is not None:
+                if is_machine_fault(exc):
                     raise
                 self.repair()
-                w.row = FileRow(**{**w.row.__dict__, "status": FAILED,
-                                   "reason": f"{type(exc).__name__}: {str(exc)[:200]}"})
+                w.row = FileRow(**{**w.row.__dict__, "status": FAILED, "reason": describe(exc)})
                 for c in w.chunks:
                     self._embed_texts.pop(c.id, None)
                 w.chunks = []
                 try:
                     self._write(rkey, [w], report)  # record the failure (no chunks, no vectors)
                 except Exception as again:
-                    if isinstance(again, KbError) or environment_error(again) is not None:
+                    if is_machine_fault(again):
                         raise
                     self.repair()
                     report.failed += 1

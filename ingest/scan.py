@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pathspec
 
+from kb.errors import describe
+
 KBIGNORE = ".kbignore"
 
 
@@ -77,7 +79,7 @@ class Scanner:
         try:
             return self._candidate(path, rel)
         except Exception as exc:  # one odd file must not stop a scan
-            return Candidate(safe_rel(rel), path, 0, 0, f"unreadable: {type(exc).__name__}: {str(exc)[:200]}")
+            return Candidate(safe_rel(rel), path, 0, 0, f"unreadable: {describe(exc)}")
 
     def _candidate(self, path: Path, rel: str) -> Candidate | None:
         if self.is_ignored(rel):

@@ -19,7 +19,7 @@ from ingest.load import Document, LoadError, load
 from ingest.manifest import FAILED, INDEXED, SKIPPED, ChunkRow, FileRow, Manifest
 from ingest.report import ProgressFn, SyncEvent, SyncReport
 from ingest.scan import Candidate, Scanner, exact_name, safe_rel
-from kb.errors import KbError, environment_error
+from kb.errors import KbError, describe, machine_errors
 
 GROUP_CHUNKS = 2048  # chunks to embed per write group (large: better length-sorted batches)
 GROUP_FILES = 500
@@ -80,13 +80,8 @@ class Syncer(GroupWriter):
     def sync_root(self, root: Path, only: set[str] | None = None) -> SyncReport:
         """Reconcile ``root`` (or just the relative paths in ``only``) with the index. A full or read-only
         disk stops it with a `DiskFullError`; anything a single file causes is recorded on that file."""
-        try:
+        with machine_errors():
             return self._sync_root(root, only)
-        except Exception as exc:
-            env = environment_error(exc)
-            if env is not None and env is not exc:
-                raise env from exc
-            raise
 
     def _sync_root(self, root: Path, only: set[str] | None) -> SyncReport:
         t0 = time.perf_counter()
@@ -108,7 +103,7 @@ class Syncer(GroupWriter):
                         disk[c.rel] = c
                 except Exception as exc:  # never let one path stop the others
                     disk[safe_rel(rel)] = Candidate(safe_rel(rel), root / rel, 0, 0,
-                                                    f"unreadable: {type(exc).__name__}: {str(exc)[:200]}")
+                                                    f"unreadable: {describe(exc)}")
             wanted = {safe_rel(r) for r in only}
             known = {p: f for p, f in known.items() if p in wanted}
         self.progress(SyncEvent("scan", files_total=len(disk), message=f"{len(disk)} files in {root}"))
@@ -143,7 +138,7 @@ class Syncer(GroupWriter):
                 work.append(_Work(cand, "", old, problem=f"unreadable: {exc.strerror or exc}"))
                 continue
             except Exception as exc:  # any other failure is this file's alone
-                work.append(_Work(cand, "", old, problem=f"unreadable: {type(exc).__name__}: {str(exc)[:200]}"))
+                work.append(_Work(cand, "", old, problem=f"unreadable: {describe(exc)}"))
                 continue
             sha = hashlib.sha256(data).hexdigest()
             if current and old.status == INDEXED and old.sha256 == sha:
@@ -235,7 +230,7 @@ class Syncer(GroupWriter):
         except KbError:  # not the file's fault (model can't load, ...): stop with a clear error
             raise
         except Exception as exc:  # one bad file never stops the sync, whatever it raises
-            w.row = FileRow(status=FAILED, reason=f"{type(exc).__name__}: {str(exc)[:200]}", **base)
+            w.row = FileRow(status=FAILED, reason=describe(exc), **base)
             return
         finally:
             w.data = None

@@ -5,6 +5,9 @@ The library raises these; only the CLI turns them into exit codes.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class KbError(Exception):
     """Base of every expected kb failure. ``exit_code`` is what the CLI exits with."""
@@ -15,6 +18,11 @@ class KbError(Exception):
         self.message = message
         self.remedy = remedy
         super().__init__(f"{message} — {remedy}" if remedy else message)
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as a file's recorded reason: its type and the start of its message."""
+    return f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
 def one_line(text: object, limit: int = 300) -> str:
@@ -123,3 +131,20 @@ def environment_error(exc: BaseException, where: str = "KB_HOME") -> KbError | N
         return DiskFullError(f"{where} is read-only ({str(exc)[:120]})",
                              f"make {where} writable (or point KB_HOME at a writable folder)")
     return None
+
+
+def is_machine_fault(exc: BaseException) -> bool:
+    """True for failures that are not one file's fault: a `KbError`, a full or read-only disk."""
+    return environment_error(exc) is not None
+
+
+@contextmanager
+def machine_errors() -> Iterator[None]:
+    """Re-raise a full or read-only disk (however the library below reports it) as `DiskFullError`."""
+    try:
+        yield
+    except Exception as exc:
+        env = environment_error(exc)
+        if env is not None and env is not exc:
+            raise env from exc
+        raise

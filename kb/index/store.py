@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from kb.errors import StoreError, environment_error
+from kb.errors import StoreError, describe, environment_error
 
 COLLECTION_PREFIX = "kb-"
 
@@ -46,17 +46,16 @@ class VectorStore:
         except Exception as exc:
             from ingest.manifest import read_only_place
 
-            if read_only_place(path.parent) or environment_error(exc) is not None:
-                env = environment_error(exc, f"KB_HOME ({path.parent})")
-                raise StoreError(
-                    f"cannot open the vector store at {path}: "
-                    + ("KB_HOME is read-only (Chroma must write to open its store)" if env is None
-                       or read_only_place(path.parent) else env.message),
-                    "make KB_HOME writable (remount it read-write, or copy it to a writable folder and point "
-                    "KB_HOME there)" if read_only_place(path.parent) else (env.remedy or ""),
-                ) from None
+            where = f"cannot open the vector store at {path}"
+            if read_only_place(path.parent):
+                raise StoreError(f"{where}: KB_HOME is read-only (Chroma must write to open its store)",
+                                 "make KB_HOME writable (remount it read-write, or copy it to a writable folder and "
+                                 "point KB_HOME there)") from None
+            env = environment_error(exc, f"KB_HOME ({path.parent})")
+            if env is not None:
+                raise StoreError(f"{where}: {env.message}", env.remedy or "") from None
             raise StoreError(
-                f"cannot open the vector store at {path}: {type(exc).__name__}: {str(exc)[:200]}",
+                f"{where}: {describe(exc)}",
                 "if the index is corrupt, move its 'chroma' folder away and run `kb ingest` to rebuild it",
             ) from None
         self.model_id = model_id
