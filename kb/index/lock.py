@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
+from ingest.manifest import read_only_place
 from kb.errors import LockedError, environment_error
 
 
@@ -34,23 +35,16 @@ class WriterLock:
             if env is None:
                 raise
             raise env from None
-        deadline = time.monotonic() + timeout
-        told = False
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    os.close(fd)
-                    raise LockedError(
-                        f"another kb process (pid {self.holder()}) is writing to this index",
-                        "wait for it to finish (or stop `kb watch`), then run the command again",
-                    ) from None
-                if not told and on_wait is not None:
-                    on_wait(f"waiting for the writer lock held by pid {self.holder()}")
-                    told = True
-                time.sleep(0.1)
+        def waiting() -> None:
+            if on_wait is not None:
+                on_wait(f"waiting for the writer lock held by pid {self.holder()}")
+
+        if not _flock(fd, fcntl.LOCK_EX, timeout, 0.1, waiting):
+            os.close(fd)
+            raise LockedError(
+                f"another kb process (pid {self.holder()}) is writing to this index",
+                "wait for it to finish (or stop `kb watch`), then run the command again",
+            )
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
@@ -91,26 +85,17 @@ class StoreLock:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError:
-            writable = os.access(self.path.parent, os.W_OK) and not _read_only(self.path.parent)
-            if exclusive or writable:
+            if exclusive or not read_only_place(self.path.parent):
                 raise
             try:  # a read-only KB_HOME: nobody can write, a shared lock on a read-only descriptor is enough
                 fd = os.open(self.path, os.O_RDONLY)
             except OSError:
                 yield  # no lock file and no way to make one: and no writer either
                 return
-        deadline = time.monotonic() + timeout
-        mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
         try:
-            while True:
-                try:
-                    fcntl.flock(fd, mode | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise LockedError("the index stayed busy with a write for too long",
-                                          "run the command again; if it persists, check `kb status`") from None
-                    time.sleep(0.02)
+            if not _flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH, timeout, 0.02):
+                raise LockedError("the index stayed busy with a write for too long",
+                                  "run the command again; if it persists, check `kb status`")
             self._fd, self._depth = fd, 1
             yield
         finally:
@@ -125,8 +110,19 @@ class StoreLock:
         return self.hold(False, timeout)
 
 
-def _read_only(folder: Path) -> bool:
-    try:
-        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
-    except OSError:
-        return False
+def _flock(fd: int, mode: int, timeout: float, poll: float, on_first_wait: Callable[[], None] | None = None) -> bool:
+    """Take ``flock(mode)`` on ``fd``, polling every ``poll`` s for up to ``timeout`` s; False when it stayed taken.
+    ``on_first_wait`` is told once, when the lock turns out to be held by someone else."""
+    deadline = time.monotonic() + timeout
+    told = False
+    while True:
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            if not told and on_first_wait is not None:
+                on_first_wait()
+                told = True
+            time.sleep(poll)
