@@ -3,7 +3,6 @@ keeps answering, stops on SIGTERM and resumes by itself."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
@@ -91,6 +90,12 @@ def test_unanticipated_exceptions_under_watch_stop_only_their_file(kb_home: Path
         w.close()
 
 
+def bulk_notes(folder: Path, n: int) -> None:
+    """``n`` notes of ~60 distinct words each: enough to fill a 4 MB disk."""
+    for i in range(n):
+        (folder / f"b{i}.md").write_text(f"# B{i}\n\n" + " ".join(f"w{i}x{j}" for j in range(60)) + "\n")
+
+
 @pytest.fixture
 def small_disk(tmp_path: Path):
     mnt = tmp_path / "disk"
@@ -119,8 +124,7 @@ def test_full_disk_is_reported_served_stoppable_and_resumed(small_disk: Path, tm
         w.idle()
         bulk = root / "bulk"
         bulk.mkdir()
-        for i in range(3000):
-            (bulk / f"b{i}.md").write_text(f"# B{i}\n\n" + " ".join(f"w{i}x{j}" for j in range(60)) + "\n")
+        bulk_notes(bulk, 3000)
         st = wait_for(lambda: (lambda s: s if (s["last_error"] or {}).get("remedy") else None)(w.status()), 240,
                       "the full disk to be reported")
         assert "full" in st["last_error"]["message"] and "free space" in st["last_error"]["remedy"]
@@ -143,15 +147,12 @@ def test_ingest_on_a_full_disk_is_one_line_and_nonzero(small_disk: Path, tmp_pat
     home = small_disk / "home"
     root = tmp_path / "v"
     root.mkdir()
-    for i in range(2000):
-        (root / f"b{i}.md").write_text(f"# B{i}\n\n" + " ".join(f"w{i}x{j}" for j in range(60)) + "\n")
+    bulk_notes(root, 2000)
     env = {**os.environ, **HASH, "KB_HOME": str(home)}
     r = subprocess.run([sys.executable, "-m", "kb.cli.main", "ingest", str(root)], env=env, capture_output=True,
                        text=True, timeout=600)
     assert r.returncode == 4, (r.stdout, r.stderr)
     assert "Traceback" not in r.stderr and "full" in r.stderr and "free space" in r.stderr
-    with contextlib.suppress(FileNotFoundError):
-        (small_disk / "filler").unlink()
     subprocess.run(["mount", "-o", "remount,size=128m", str(small_disk)], check=True)
     subprocess.run([sys.executable, "-m", "kb.cli.main", "ingest", str(root)], env=env, check=True,
                    capture_output=True, timeout=600)
