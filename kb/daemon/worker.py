@@ -28,6 +28,7 @@ from typing import Any
 
 from ingest.report import SyncEvent, SyncReport
 from ingest.scan import safe_rel
+from ingest.sync import Syncer
 from ingest.watch import ChangeQueue, expand
 from kb.daemon.client import state_path
 from kb.daemon.requests import Requests, _Job
@@ -157,9 +158,7 @@ class Daemon(Roots, Requests):
         self.reader._store = w.store()
         self.focus = ContextBuilder(self.reader)
         self.focus.retriever()  # token counter vocabulary, retriever: warm before the first query
-        self.syncer = w._syncer(None)
-        self.syncer.group_chunks = self.settings.watch.group_chunks
-        self.syncer.should_stop = self.stop_event.is_set
+        self.syncer = self._new_syncer()
         self._endpoint = Endpoint(self._token, self.dispatch)
         self._endpoint.start()
         for root in self.roots:
@@ -347,6 +346,13 @@ class Daemon(Roots, Requests):
             log.info("skipped %s: %s", p["path"], p["reason"])
         return report
 
+    def _new_syncer(self) -> Syncer:
+        """A syncer over the writer's live generation, with the daemon's write-group size, stoppable between groups."""
+        syncer = self.writer._syncer(None)
+        syncer.group_chunks = self.settings.watch.group_chunks
+        syncer.should_stop = self.stop_event.is_set
+        return syncer
+
     def _follow_writer(self) -> None:
         """After a model switch the writer has a new live generation: point the reader at it."""
         if self.reader.manifest.path != self.writer.manifest.path:
@@ -358,9 +364,7 @@ class Daemon(Roots, Requests):
                 self.reader._store = self.writer.store()
                 self.focus = ContextBuilder(self.reader)
                 old.close()
-            self.syncer = self.writer._syncer(None)
-            self.syncer.group_chunks = self.settings.watch.group_chunks
-            self.syncer.should_stop = self.stop_event.is_set
+            self.syncer = self._new_syncer()
 
     def _record_error(self, message: str, remedy: str | None = None) -> None:
         log.error("%s%s", message, f" — {remedy}" if remedy else "")
