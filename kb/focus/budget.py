@@ -9,7 +9,6 @@ tokenizer → order. Everything dropped is kept in `Context.dropped` with its re
 from __future__ import annotations
 
 import itertools
-import math
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -24,10 +23,6 @@ from kb.settings import ModeSettings
 if TYPE_CHECKING:
     from ingest.manifest import ChunkRow
 
-Z_FLOOR, Z_SPAN = 2.0, 4.0  # dense z-score 2 → no evidence, 6 → full evidence
-# Across languages a passage's cosine to the question sits lower against the index's own (same-language)
-# background, so with no shared words at all the dense evidence starts lower (measured: benchmarks/crosslingual.py).
-Z_FLOOR_ACROSS = 1.5
 DUPLICATE_JACCARD = 0.85
 
 
@@ -109,18 +104,6 @@ def render_notes(passages: list[Passage]) -> str:
     return "<notes>\n" + "\n".join(parts) + "\n</notes>"
 
 
-def relevance(c: Candidate, dense_weight: float, lexical_weight: float = 1.0) -> float:
-    """0..1 evidence that a candidate answers the query: dense z-score and IDF-weighted term coverage,
-    weighted by how far each side can be trusted for this query (a cross-encoder's score, when one ran,
-    replaces both)."""
-    if c.reranked is not None:
-        return 1.0 / (1.0 + math.exp(-c.reranked))
-    floor = Z_FLOOR if lexical_weight else Z_FLOOR_ACROSS
-    d = 0.0 if c.z is None else min(1.0, max(0.0, (c.z - floor) / Z_SPAN))
-    wd = dense_weight / (dense_weight + lexical_weight)
-    return wd * d + (1.0 - wd) * c.coverage
-
-
 NeighbourFn = Callable[[str, str, int], "ChunkRow | None"]
 
 
@@ -132,7 +115,7 @@ class Budgeter:
     def build(self, r: Retrieval, mode: ModeSettings, ctx: Context) -> Context:
         cands = r.candidates
         for c in cands:
-            c.relevance = relevance(c, r.dense_weight, r.lexical_weight)
+            c.relevance = r.relevance(c)
         cands = sorted(cands, key=lambda c: c.relevance, reverse=True)
         best = cands[0].relevance if cands else 0.0
         # The floor decides whether anything is relevant at all; once something is, weaker candidates

