@@ -95,6 +95,16 @@ class RetrievalSettings(BaseModel):
         "(BM25 leads there).")
 
 
+class McpSettings(BaseModel):
+    """`kb mcp`: the notes for assistants and agents (Model Context Protocol)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_tokens: int = Field(4000, ge=200, description="Largest result of one tool call, in Qwen3 tokens: search "
+                            "hits or context passages beyond it are left out (and counted as left out).")
+    port: int = Field(8765, ge=0, le=65535, description="Port of `kb mcp --http` (always bound to 127.0.0.1).")
+
+
 class ModeSettings(BaseModel):
     """One task mode: how much context, how it is cut, and how the LLM is asked."""
 
@@ -204,6 +214,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings, description="Retrieval settings.")
     watch: WatchSettings = Field(default_factory=WatchSettings, description="Background sync (`kb watch`).")
     modes: ModesSettings = Field(default_factory=ModesSettings, description="Task modes.")
+    mcp: McpSettings = Field(default_factory=McpSettings, description="The MCP server (`kb mcp`).")
 
     @classmethod
     def settings_customise_sources(

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from kb.cli import ask_cmd, config_cmd, eval_cmd, index_cmd, llm_cmd, search_cmd, watch_cmd
+from kb.cli import ask_cmd, config_cmd, eval_cmd, index_cmd, llm_cmd, mcp_cmd, search_cmd, watch_cmd
 
 
 def _readable_help() -> None:
@@ -70,6 +70,7 @@ search_cmd.register(app)
 ask_cmd.register(app)
 eval_cmd.register(app)
 watch_cmd.register(app)
+mcp_cmd.register(app)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(llm_cmd.app, name="llm")
 

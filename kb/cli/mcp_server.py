@@ -1,0 +1,282 @@
+"""`kb mcp`: the notes for assistants and agents, over the Model Context Protocol (the official `mcp` SDK).
+
+Tools: ``search``, ``context`` (the focused context kb would send — for agents with their own model), ``ask``
+(only when an LLM server answers) and ``status``. Resources: every indexed note as ``kb://<root>/<path>``,
+read-only, nothing outside the roots. Everything goes through `KnowledgeBase`, so a running `kb watch`
+answers warm and otherwise the index is opened for reading; the server never writes to the index. Results are
+bounded by ``KB_MCP__MAX_TOKENS`` per call.
+
+stdio is the default transport (desktop clients start ``kb mcp`` themselves); ``--http`` serves streamable HTTP
+on 127.0.0.1 and requires ``Authorization: Bearer <token>`` (the token is kept in ``KB_HOME/mcp.token``, 0600).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import secrets
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import Field
+
+from kb.errors import KbError, one_line
+
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import MCPServer
+
+    from kb.knowledge import KnowledgeBase
+
+SCHEME = "kb"
+INSTRUCTIONS = (
+    "kb is the user's personal notes (Markdown, text, PDF, HTML; Russian and English). Use `context` to get the "
+    "passages that answer a question, already focused and sized for a prompt; `search` to look notes up; "
+    "`ask` for an answer with citations from the user's own LLM; read `kb://` resources to open a cited note."
+)
+
+
+class NoteResolver:
+    """Maps indexed notes to ``kb://<root name>/<relative path>`` and back. Root names are the folders' base
+    names (``notes``, ``work``); two roots with the same base name get ``~2``, ``~3`` in order of their paths."""
+
+    def __init__(self, base: KnowledgeBase) -> None:
+        self.base = base
+
+    def roots(self) -> dict[str, str]:
+        names: dict[str, str] = {}
+        for root, _last in sorted(self.base.manifest.roots()):
+            name = Path(root).name or "root"
+            n, candidate = 1, name
+            while candidate in names:
+                n += 1
+                candidate = f"{name}~{n}"
+            names[candidate] = root
+        return names
+
+    def uri(self, root: str, rel: str) -> str:
+        by_root = {v: k for k, v in self.roots().items()}
+        return f"{SCHEME}://{by_root.get(root, Path(root).name)}/{rel}"
+
+    def notes(self) -> list[tuple[str, Any]]:
+        by_root = {v: k for k, v in self.roots().items()}
+        rows = self.base.manifest.files()
+        return [(f"{SCHEME}://{by_root[f.root]}/{f.path}", f) for f in rows.values()
+                if f.status == "indexed" and f.root in by_root]
+
+    def read(self, name: str, rel: str) -> str:
+        """The note's text, only when it is an indexed file inside its root (symlinks resolved)."""
+        from ingest.load import load
+
+        root = self.roots().get(name)
+        refuse = KbError(f"kb://{name}/{rel} is not an indexed note", "list the resources, or use `search`")
+        if root is None:
+            raise refuse
+        root_path = Path(root).resolve()
+        target = (root_path / rel).resolve()
+        if not target.is_relative_to(root_path) or not target.is_file():
+            raise refuse
+        row = self.base.manifest.file(root, target.relative_to(root_path).as_posix())
+        if row is None or row.status != "indexed":
+            raise refuse
+        return load(target).text
+
+
+class TokenBound:
+    """Keeps a tool result within a token budget (Qwen3 tokens, the same counter as the contexts)."""
+
+    def __init__(self, budget: int) -> None:
+        from kb.focus.tokens import counter_for
+
+        self.budget = budget
+        self.counter = counter_for("", "", use_server=False)
+
+    def take(self, items: list[dict[str, Any]], text_key: str = "text") -> tuple[list[dict[str, Any]], int]:
+        """The leading items that fit; the last one is cut at a line if it alone is over. Returns (items, left out)."""
+        kept: list[dict[str, Any]] = []
+        used = 0
+        for i, item in enumerate(items):
+            cost = self.counter.count(json.dumps(item, ensure_ascii=False))
+            if used + cost <= self.budget:
+                kept.append(item)
+                used += cost
+                continue
+            if not kept:  # one huge passage: keep its beginning, marked
+                text = item.get(text_key, "")
+                room = max(0, self.budget - used - (cost - self.counter.count(text)))
+                item = {**item, text_key: _cut(text, room, self.counter.count), "truncated": True}
+                kept.append(item)
+                return kept, len(items) - i - 1
+            return kept, len(items) - i
+        return kept, 0
+
+
+def _cut(text: str, tokens: int, count: Any) -> str:
+    lines = text.splitlines(keepends=True)
+    out = ""
+    for line in lines:
+        if count(out + line) > tokens:
+            break
+        out += line
+    return out.rstrip() + "\n…"
+
+
+def build_server(base: KnowledgeBase, max_tokens: int = 4000) -> MCPServer:
+    """The MCP server over an open `KnowledgeBase` (its daemon routing included)."""
+    from mcp.server.mcpserver import MCPServer
+    from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+    from mcp_types import Resource, ToolAnnotations
+
+    from kb.focus.retrieve import Filters
+
+    notes = NoteResolver(base)
+    bound = TokenBound(max_tokens)
+    lock = threading.Lock()  # one index handle: calls are serialised (a daemon answers each in milliseconds)
+    read_only = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
+
+    class KbServer(MCPServer):
+        async def list_resources(self) -> list[Resource]:
+            with lock:
+                listed = notes.notes()
+            return [*await super().list_resources(),
+                    *(Resource(uri=uri, name=f.path, title=f.title or f.path, mime_type=_mime(f.kind),
+                               description=f"note in {Path(f.root).name}" + (f", tags {', '.join(f.tags)}"
+                                                                             if f.tags else ""))
+                      for uri, f in listed)]
+
+    server = KbServer(name="kb", title="kb — your notes", instructions=INSTRUCTIONS)
+
+    def fail(exc: KbError) -> ToolError:
+        return ToolError(one_line(exc))  # "what went wrong — the remedy", one line
+
+    @server.tool(annotations=read_only)
+    def search(
+        query: Annotated[str, Field(description="What to look for, in the user's words (Russian or English).")],
+        k: Annotated[int, Field(description="How many passages to return.", ge=1, le=50)] = 8,
+        folder: Annotated[str | None, Field(description="Only notes under this folder, relative to a notes root, "
+                                            "e.g. 'projects' or 'journal/2025'.")] = None,
+        tag: Annotated[str | None, Field(description="Only notes with this tag (frontmatter or #tag).")] = None,
+        since: Annotated[str | None, Field(description="Only notes dated on or after this ISO date (YYYY-MM-DD).")]
+        = None,
+    ) -> dict[str, Any]:
+        """Hybrid search (meaning + keywords) over the user's notes. Returns the best passages, best first, each
+        with its note's `kb://` resource uri, heading, line range, relevance (0..1, calibrated: below ~0.3 means
+        not relevant) and text. Use it to look things up; use `context` to get what answers a question."""
+        with lock:
+            try:
+                hits = base.search(query, k=k, filters=Filters(folder=folder, tag=tag, since=since))
+                items = [{"uri": notes.uri(h.root, h.rel), "path": h.path, "heading": h.heading,
+                          "lines": [h.start_line, h.end_line], "relevance": h.relevance, "text": h.text}
+                         for h in hits]
+            except KbError as exc:
+                raise fail(exc) from None
+        kept, left = bound.take(items)
+        return {"hits": kept, "left_out_over_token_limit": left}
+
+    @server.tool(annotations=read_only)
+    def context(
+        question: Annotated[str, Field(description="The question to answer from the notes.")],
+        mode: Annotated[str, Field(description="auto (kb picks and says why), code (commands, config, code), "
+                                   "dialog (a direct question) or think (compare, plan, analyse: more context).")]
+        = "auto",
+    ) -> dict[str, Any]:
+        """The focused context kb would send to its own model for this question: the passages that hold the
+        evidence (only those above kb's relevance cutoff, sized to the task's token budget), with the mode chosen
+        and why, the token count, and the passages left out with their reasons. An empty `passages` list means
+        the notes do not hold an answer. This is the main tool for an agent with its own model."""
+        with lock:
+            try:
+                ctx = base.context(question, mode=mode)
+                passages = [{"n": p.n, "uri": notes.uri(p.root, p.path), "heading": p.heading,
+                             "lines": [p.start_line, p.end_line], "relevance": round(p.score, 3), "text": p.text}
+                            for p in ctx.passages]
+            except (KbError, ValueError) as exc:
+                raise fail(exc) if isinstance(exc, KbError) else ToolError(str(exc)) from None
+        kept, left = bound.take(passages)
+        return {"mode": ctx.mode, "mode_reason": ctx.mode_reason, "tokens": ctx.tokens, "budget": ctx.budget,
+                "passages": kept, "left_out_over_token_limit": left,
+                "dropped": [{"path": d.path, "lines": [d.start_line, d.end_line], "reason": d.reason}
+                            for d in ctx.dropped[:20]]}
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))
+    def ask(
+        question: Annotated[str, Field(description="The question to answer from the notes.")],
+        mode: Annotated[str, Field(description="auto, code, dialog or think (see `context`).")] = "auto",
+    ) -> dict[str, Any]:
+        """An answer from the user's own local LLM (configured in kb), grounded in the notes, with citations
+        (`kb://` uris of the notes it used). Only works when that LLM server is running; otherwise it says so."""
+        with lock:
+            try:
+                a = base.ask(question, mode=mode)
+            except KbError as exc:
+                raise fail(exc) from None
+            by_n = {p.n: p for p in a.context.passages}
+            cites = [{"n": c.n, "uri": notes.uri(by_n[c.n].root, by_n[c.n].path), "heading": c.heading,
+                      "lines": [c.start_line, c.end_line]} for c in a.citations if c.n in by_n]
+        return {"answer": a.text, "mode": a.context.mode, "citations": cites}
+
+    @server.tool(annotations=read_only)
+    def status() -> dict[str, Any]:
+        """What kb has indexed: note folders with file counts, chunks, the embedding model, whether the
+        `kb watch` daemon is running, and files that could not be indexed (with the reason)."""
+        from kb.daemon.client import daemon_status
+
+        with lock:
+            info = base.status()
+            info["daemon"] = daemon_status(base.home)
+            info["roots"] = [{**r, "name": name} for name, root in notes.roots().items()
+                             for r in info["roots"] if r["root"] == root]
+        info["problems"] = info["problems"][:50]
+        return info
+
+    @server.resource(f"{SCHEME}://{{root}}/{{+path}}", name="note", mime_type="text/markdown",
+                     description="An indexed note, by its notes folder's name and its path inside it.")
+    def note(root: str, path: str) -> str:
+        with lock:
+            try:
+                return notes.read(root, path)
+            except KbError as exc:
+                raise ResourceError(one_line(exc)) from None
+
+    return server
+
+
+def _mime(kind: str | None) -> str:
+    return {"markdown": "text/markdown", "html": "text/markdown", "pdf": "text/plain"}.get(kind or "", "text/plain")
+
+
+def http_token(home: Path) -> str:
+    """The bearer token for `kb mcp --http`, created once (0600) and kept, so client configurations last."""
+    path = home / "mcp.token"
+    if path.is_file():
+        token = path.read_text(encoding="utf-8").strip()
+        if token:
+            return token
+    token = secrets.token_urlsafe(32)
+    tmp = path.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(token + "\n")
+    tmp.replace(path)
+    return token
+
+
+class BearerGate:
+    """ASGI middleware: every HTTP request needs ``Authorization: Bearer <token>`` (compared in constant time)."""
+
+    def __init__(self, app: Any, token: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            given = dict(scope.get("headers") or []).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.expected):
+                body = b'{"error": "unauthorized: send Authorization: Bearer <token from KB_HOME/mcp.token>"}'
+                await send({"type": "http.response.start", "status": 401,
+                            "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
