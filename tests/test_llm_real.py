@@ -78,3 +78,30 @@ def test_kb_ask_end_to_end_with_real_server(tiny_server: str, multilingual: str,
     assert r.returncode == 0, r.stderr
     assert "home-server.md:33" in r.stdout
     assert "prompt" in r.stderr and "completion" in r.stderr
+
+
+def test_mcp_ask_answers_with_the_served_model(tiny_server: str, multilingual: str, kb_home: Path,
+                                               tmp_path: Path) -> None:
+    """`kb mcp`'s `ask` tool, driven by the MCP SDK's client, answers from the real server with citations."""
+    import asyncio
+
+    mcp = pytest.importorskip("mcp")
+    from mcp.client.stdio import StdioServerParameters
+
+    vault = tmp_path / "notes"
+    shutil.copytree(EXAMPLES, vault)
+    env = {**os.environ, "KB_HOME": str(kb_home), "KB_EMBED_MODEL": multilingual, "KB_LLM_BASE_URL": tiny_server,
+           "KB_LLM_MODEL": TINY_ALIAS}
+    assert run_kb("ingest", str(vault), env=env).returncode == 0
+
+    async def ask() -> dict:
+        params = StdioServerParameters(command=sys.executable, args=["-m", "kb.cli.main", "mcp"], env=env)
+        async with mcp.Client(params, read_timeout_seconds=600) as client:
+            r = await client.call_tool("ask", {"question": "How many daily Jellyfin logs are kept?"})
+            assert not r.is_error, r.content
+            return r.structured_content
+
+    data = asyncio.run(ask())
+    assert data["answer"].strip() and data["mode"] == "dialog"
+    for c in data["citations"]:  # whatever it cites is a note of the vault, as a kb:// resource
+        assert c["uri"].startswith("kb://notes/") and (vault / c["uri"][len("kb://notes/"):]).is_file()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import re
 import socket
@@ -221,3 +222,20 @@ def test_without_the_sdk_it_says_what_to_install(kb_home: Path) -> None:
     # the remedy's extra exists and names the SDK (CI installs it through the dev extra)
     meta = (Path(__file__).parent.parent / "pyproject.toml").read_text()
     assert re.search(r'^mcp = \["mcp>=', meta, re.M)
+
+
+def test_results_are_bounded_by_the_token_limit() -> None:
+    from kb.cli.mcp_server import TokenBound
+
+    bound = TokenBound(300)
+    items = [{"uri": f"kb://notes/{i}.md", "text": f"passage {i}: " + "restic backups every night. " * 20}
+             for i in range(6)]
+    kept, left = bound.take(items)
+    used = sum(bound.counter.count(json.dumps(x, ensure_ascii=False)) for x in kept)
+    assert 0 < len(kept) < len(items) and left == len(items) - len(kept) and used <= 300
+    assert [x["uri"] for x in kept] == [x["uri"] for x in items[: len(kept)]]  # best first, in order
+
+    huge = [{"uri": "kb://notes/big.md", "text": "\n".join(f"line {n} of a very long note" for n in range(2000))}]
+    kept, left = TokenBound(300).take(huge)
+    assert left == 0 and kept[0]["truncated"] and kept[0]["text"].startswith("line 0 ")
+    assert bound.counter.count(json.dumps(kept[0], ensure_ascii=False)) <= 300

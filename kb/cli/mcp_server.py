@@ -102,24 +102,26 @@ class TokenBound:
                 kept.append(item)
                 used += cost
                 continue
-            if not kept:  # one huge passage: keep its beginning, marked
-                text = item.get(text_key, "")
-                room = max(0, self.budget - used - (cost - self.counter.count(text)))
-                item = {**item, text_key: _cut(text, room, self.counter.count), "truncated": True}
-                kept.append(item)
+            if not kept:  # one huge passage: keep as many of its first lines as fit, marked
+                kept.append(self._cut(item, text_key, self.budget - used))
                 return kept, len(items) - i - 1
             return kept, len(items) - i
         return kept, 0
 
+    def _cut(self, item: dict[str, Any], text_key: str, room: int) -> dict[str, Any]:
+        lines = str(item.get(text_key, "")).splitlines()
 
-def _cut(text: str, tokens: int, count: Any) -> str:
-    lines = text.splitlines(keepends=True)
-    out = ""
-    for line in lines:
-        if count(out + line) > tokens:
-            break
-        out += line
-    return out.rstrip() + "\n…"
+        def with_lines(n: int) -> dict[str, Any]:
+            return {**item, text_key: "\n".join(lines[:n]) + "\n…", "truncated": True}
+
+        lo, hi = 0, len(lines)  # the most lines whose whole item (JSON as sent) fits the room
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.counter.count(json.dumps(with_lines(mid), ensure_ascii=False)) <= room:
+                lo = mid
+            else:
+                hi = mid - 1
+        return with_lines(lo)
 
 
 def build_server(base: KnowledgeBase, max_tokens: int = 4000) -> MCPServer:
@@ -145,7 +147,7 @@ def build_server(base: KnowledgeBase, max_tokens: int = 4000) -> MCPServer:
                                                                              if f.tags else ""))
                       for uri, f in listed)]
 
-    server = KbServer(name="kb", title="kb — your notes", instructions=INSTRUCTIONS)
+    server = KbServer(name="kb", title="kb — your notes", instructions=INSTRUCTIONS, version=_version())
 
     def fail(exc: KbError) -> ToolError:
         return ToolError(one_line(exc))  # "what went wrong — the remedy", one line
@@ -240,6 +242,15 @@ def build_server(base: KnowledgeBase, max_tokens: int = 4000) -> MCPServer:
                 raise ResourceError(one_line(exc)) from None
 
     return server
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("kb-notes")
+    except PackageNotFoundError:
+        return ""
 
 
 def _mime(kind: str | None) -> str:
