@@ -105,6 +105,7 @@ def _run_mode(builder, questions, qvecs, mode: str) -> dict[str, Any]:
     latency: list[float] = []
     passages: list[int] = []
     chosen: dict[str, int] = {}
+    by_cat: dict[str, list[int]] = {}  # category → [evidence hit, evidence total, questions, tokens]
     for q, vec in zip(questions, qvecs, strict=True):
         t0 = time.perf_counter()
         if mode == "naive":
@@ -116,9 +117,15 @@ def _run_mode(builder, questions, qvecs, mode: str) -> dict[str, Any]:
         tokens.append(ctx.tokens)
         passages.append(len(ctx.passages))
         ev = q.get("evidence") or []
+        cat = by_cat.setdefault(str(q.get("category") or "-"), [0, 0, 0, 0])
+        cat[2] += 1
+        cat[3] += ctx.tokens
         if ev:
             total += len(ev)
-            hit += recalled(ctx, ev)
+            got = recalled(ctx, ev)
+            hit += got
+            cat[0] += got
+            cat[1] += len(ev)
             tokens_answerable.append(ctx.tokens)
         else:
             small_unanswerable.append(ctx.tokens <= 300)
@@ -133,4 +140,6 @@ def _run_mode(builder, questions, qvecs, mode: str) -> dict[str, Any]:
         "latency_ms_p50": round(_pct(latency, 0.5), 2),
         "latency_ms_p95": round(_pct(latency, 0.95), 2),
         "modes_chosen": chosen,
+        "by_category": {c: {"questions": n, "evidence_recall": round(h / t, 4) if t else None,
+                            "context_tokens_mean": round(tok / n, 1)} for c, (h, t, n, tok) in sorted(by_cat.items())},
     }

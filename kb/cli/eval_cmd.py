@@ -40,3 +40,11 @@ def eval_(
     out.print(f"{result['questions']} questions · {result['chunks']} chunks · query embedding "
               f"{result['query_embed_ms_mean']} ms each (not in latency)")
     out.print(table)
+    cats = sorted({c for m in result["modes"].values() for c in m["by_category"]} - {"-"})
+    if cats:  # per-category recall (and tokens) when the question set labels categories
+        per = Table("mode", *cats, box=None, title="recall / tokens by category")
+        for name, m in result["modes"].items():
+            cells = [m["by_category"].get(c, {}) for c in cats]
+            per.add_row(name, *(f"{c.get('evidence_recall', '–')} / {c.get('context_tokens_mean', '–')}" if c
+                                 else "–" for c in cells))
+        out.print(per)

@@ -1,0 +1,61 @@
+"""`kb eval`: evidence recall per mode and per question category; the repo's own dev sets stay exact."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from kb.answers.evaluate import evaluate, load_questions
+from tests.conftest import write
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "eval" / "corpora"
+DEV_SETS = {"dendron.jsonl": SHARED / "dendron" / "vault"}
+
+
+def test_recall_is_reported_per_category(tmp_path: Path) -> None:
+    corpus = tmp_path / "notes"
+    write(corpus / "backup.md", "# Backups\n\nrestic backs up the laptop to the NAS every night at 02:00.\n")
+    write(corpus / "garden.md", "# Garden\n\nTomatoes go into the greenhouse in the middle of May.\n")
+    qs = [
+        {"question": "when does restic back up the laptop", "category": "single-note",
+         "evidence": [{"path": "backup.md", "quote": "every night at 02:00"}]},
+        {"question": "when do tomatoes go into the greenhouse", "category": "single-note",
+         "evidence": [{"path": "garden.md", "quote": "in the middle of May"}]},
+        {"question": "restic backup schedule and tomato planting", "category": "multi-note",
+         "evidence": [{"path": "backup.md", "quote": "every night at 02:00"},
+                      {"path": "garden.md", "quote": "in the middle of May"}]},
+        {"question": "what is the capital of Peru", "category": "unanswerable", "evidence": []},
+    ]
+    r = evaluate(qs, corpus, ["dialog", "naive"], home=tmp_path / "home", embed_model="hash-64")
+    for mode in ("dialog", "naive"):
+        m = r["modes"][mode]
+        cats = m["by_category"]
+        assert set(cats) == {"single-note", "multi-note", "unanswerable"}
+        assert cats["single-note"]["questions"] == 2 and cats["unanswerable"]["evidence_recall"] is None
+        hits = sum(round(c["evidence_recall"] * n) for c, n in ((cats["single-note"], 2), (cats["multi-note"], 2)))
+        assert hits == round(m["evidence_recall"] * 4)  # the categories add up to the overall figure
+    assert r["modes"]["naive"]["by_category"]["single-note"]["evidence_recall"] == 1.0  # two notes, top 10
+
+
+@pytest.mark.parametrize("name", sorted(DEV_SETS))
+def test_dev_set_quotes_are_exact(name: str) -> None:
+    corpus = DEV_SETS[name]
+    if not corpus.is_dir():
+        pytest.skip(f"{corpus} is not beside the checkout")
+    qs = load_questions(ROOT / "eval" / "questions" / name)
+    ws = re.compile(r"\s+")
+    assert len({q["id"] for q in qs}) == len(qs)
+    for q in qs:
+        assert q["category"] in {"single-note", "code-config", "multi-note", "broad", "unanswerable"}
+        assert q["mode"] in {"code", "dialog", "think"}
+        assert (q["answer"] is None) == (not q["evidence"]) == (q["category"] == "unanswerable")
+        for ev in q["evidence"]:
+            text = (corpus / ev["path"]).read_text(encoding="utf-8")
+            assert ws.sub(" ", ev["quote"]).strip() in ws.sub(" ", text), (q["id"], ev["quote"][:60])
+    share = sum(q["category"] == "unanswerable" for q in qs) / len(qs)
+    assert share >= 0.15, f"{name}: {share:.0%} unanswerable"
+    json.dumps(qs)  # plain JSON all the way
