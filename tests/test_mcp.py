@@ -239,3 +239,15 @@ def test_results_are_bounded_by_the_token_limit() -> None:
     kept, left = TokenBound(300).take(huge)
     assert left == 0 and kept[0]["truncated"] and kept[0]["text"].startswith("line 0 ")
     assert bound.counter.count(json.dumps(kept[0], ensure_ascii=False)) <= 300
+
+
+def test_http_port_in_use_is_one_line_with_a_remedy(kb_home: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "kb.cli.main", "mcp", "--http", "--port", str(port)],
+                           env={**os.environ, "KB_HOME": str(kb_home)}, capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in r.stderr and "--port 0" in r.stderr
+    # the remedy, followed (`--port 0`), serves: test_http_needs_the_token starts it exactly that way
