@@ -17,6 +17,7 @@ import json
 import os
 import secrets
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -55,15 +56,19 @@ class NoteResolver:
             names[candidate] = root
         return names
 
-    def uri(self, root: str, rel: str) -> str:
-        by_root = {v: k for k, v in self.roots().items()}
-        return f"{SCHEME}://{by_root.get(root, Path(root).name)}/{rel}"
+    def names(self) -> dict[str, str]:
+        """Root path → its name."""
+        return {root: name for name, root in self.roots().items()}
+
+    def uri_for(self) -> Callable[[str, str], str]:
+        """(root, relative path) → ``kb://`` uri, over the roots as they are now (read once per tool call)."""
+        names = self.names()
+        return lambda root, rel: f"{SCHEME}://{names.get(root, Path(root).name)}/{rel}"
 
     def notes(self) -> list[tuple[str, Any]]:
-        by_root = {v: k for k, v in self.roots().items()}
-        rows = self.base.manifest.files()
-        return [(f"{SCHEME}://{by_root[f.root]}/{f.path}", f) for f in rows.values()
-                if f.status == "indexed" and f.root in by_root]
+        names, uri = self.names(), self.uri_for()
+        return [(uri(f.root, f.path), f) for f in self.base.manifest.files().values()
+                if f.status == "indexed" and f.root in names]
 
     def read(self, name: str, rel: str) -> str:
         """The note's text, only when it is an indexed file inside its root (symlinks resolved)."""
@@ -87,10 +92,10 @@ class TokenBound:
     """Keeps a tool result within a token budget (Qwen3 tokens, the same counter as the contexts)."""
 
     def __init__(self, budget: int) -> None:
-        from kb.focus.tokens import counter_for
+        from kb.focus.tokens import vocab_counter
 
         self.budget = budget
-        self.counter = counter_for("", "", use_server=False)
+        self.counter = vocab_counter()
 
     def take(self, items: list[dict[str, Any]], text_key: str = "text") -> tuple[list[dict[str, Any]], int]:
         """The leading items that fit; the last one is cut at a line if it alone is over. Returns (items, left out)."""
@@ -168,7 +173,8 @@ def build_server(base: KnowledgeBase, max_tokens: int = 4000) -> MCPServer:
         with lock:
             try:
                 hits = base.search(query, k=k, filters=Filters(folder=folder, tag=tag, since=since))
-                items = [{"uri": notes.uri(h.root, h.rel), "path": h.path, "heading": h.heading,
+                uri = notes.uri_for()
+                items = [{"uri": uri(h.root, h.rel), "path": h.path, "heading": h.heading,
                           "lines": [h.start_line, h.end_line], "relevance": h.relevance, "text": h.text}
                          for h in hits]
             except KbError as exc:
@@ -190,11 +196,14 @@ def build_server(base: KnowledgeBase, max_tokens: int = 4000) -> MCPServer:
         with lock:
             try:
                 ctx = base.context(question, mode=mode)
-                passages = [{"n": p.n, "uri": notes.uri(p.root, p.path), "heading": p.heading,
+                uri = notes.uri_for()
+                passages = [{"n": p.n, "uri": uri(p.root, p.path), "heading": p.heading,
                              "lines": [p.start_line, p.end_line], "relevance": round(p.score, 3), "text": p.text}
                             for p in ctx.passages]
-            except (KbError, ValueError) as exc:
-                raise fail(exc) if isinstance(exc, KbError) else ToolError(str(exc)) from None
+            except KbError as exc:
+                raise fail(exc) from None
+            except ValueError as exc:  # an unknown mode
+                raise ToolError(str(exc)) from None
         kept, left = bound.take(passages)
         return {"mode": ctx.mode, "mode_reason": ctx.mode_reason, "tokens": ctx.tokens, "budget": ctx.budget,
                 "passages": kept, "left_out_over_token_limit": left,
@@ -213,8 +222,8 @@ def build_server(base: KnowledgeBase, max_tokens: int = 4000) -> MCPServer:
                 a = base.ask(question, mode=mode)
             except KbError as exc:
                 raise fail(exc) from None
-            by_n = {p.n: p for p in a.context.passages}
-            cites = [{"n": c.n, "uri": notes.uri(by_n[c.n].root, by_n[c.n].path), "heading": c.heading,
+            by_n, uri = {p.n: p for p in a.context.passages}, notes.uri_for()
+            cites = [{"n": c.n, "uri": uri(by_n[c.n].root, by_n[c.n].path), "heading": c.heading,
                       "lines": [c.start_line, c.end_line]} for c in a.citations if c.n in by_n]
         return {"answer": a.text, "mode": a.context.mode, "citations": cites}
 
@@ -227,8 +236,8 @@ def build_server(base: KnowledgeBase, max_tokens: int = 4000) -> MCPServer:
         with lock:
             info = base.status()
             info["daemon"] = daemon_status(base.home)
-            info["roots"] = [{**r, "name": name} for name, root in notes.roots().items()
-                             for r in info["roots"] if r["root"] == root]
+            names = notes.names()
+            info["roots"] = [{**r, "name": names[r["root"]]} for r in info["roots"] if r["root"] in names]
         info["problems"] = info["problems"][:50]
         return info
 
