@@ -22,11 +22,6 @@ sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared" / "eval"
 
 
-def pct(v: list[float], q: float) -> float:
-    s = sorted(v)
-    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
-
-
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--corpus", type=Path, default=SHARED / "corpora" / "dendron" / "vault")
@@ -38,6 +33,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from kb.answers.evaluate import load_questions
+    from kb.answers.evaluate import percentile as pct
     from kb.index.embed import offline_model_path
     from kb.knowledge import KnowledgeBase
 

@@ -31,11 +31,6 @@ sys.path.insert(0, str(ROOT))
 EVAL = ROOT.parent / "shared" / "eval"
 
 
-def pct(xs: list[float], q: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, round(q * (len(xs) - 1)))]
-
-
 def questions(n: int) -> list[str]:
     out: list[str] = []
     for name in ("xquad-en", "xquad-ru"):
@@ -68,6 +63,8 @@ async def timed_calls(env: dict[str, str], qs: list[str]) -> dict[str, list[floa
 
 
 def summary(ms: list[float]) -> dict[str, float]:
+    from kb.answers.evaluate import percentile as pct
+
     return {"p50_ms": round(statistics.median(ms), 1), "p95_ms": round(pct(ms, 0.95), 1), "n": len(ms)}
 
 

@@ -36,11 +36,6 @@ QUERIES = ["keyboard shortcut to delete a note", "how do I publish my vault", "w
            "rename a note and update links", "lookup bar", "workspace configuration", "backlinks"]
 
 
-def pct(xs: list[float], q: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, round(q * (len(xs) - 1)))]
-
-
 def kb_cmd(*args: str) -> list[str]:
     exe = Path(sys.executable).with_name("kb")
     return [str(exe) if exe.exists() else "kb", *args]
@@ -67,6 +62,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
 
+    from kb.answers.evaluate import percentile as pct
     from kb.daemon.client import connect
     from kb.index.embed import offline_model_path
 

@@ -44,7 +44,8 @@ def load_questions(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def _pct(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank ``q`` quantile (0 for no values), as every kb benchmark reports it."""
     if not values:
         return 0.0
     s = sorted(values)
@@ -132,13 +133,13 @@ def _run_mode(builder, questions, qvecs, mode: str) -> dict[str, Any]:
     return {
         "evidence_recall": round(hit / total, 4) if total else None,
         "context_tokens_mean": round(statistics.fmean(tokens), 1) if tokens else 0.0,
-        "context_tokens_p90": _pct(tokens, 0.9),
+        "context_tokens_p90": percentile(tokens, 0.9),
         "context_tokens_mean_answerable": round(statistics.fmean(tokens_answerable), 1) if tokens_answerable else None,
         "unanswerable_small_share": (round(sum(small_unanswerable) / len(small_unanswerable), 4)
                                      if small_unanswerable else None),
         "passages_mean": round(statistics.fmean(passages), 2) if passages else 0.0,
-        "latency_ms_p50": round(_pct(latency, 0.5), 2),
-        "latency_ms_p95": round(_pct(latency, 0.95), 2),
+        "latency_ms_p50": round(percentile(latency, 0.5), 2),
+        "latency_ms_p95": round(percentile(latency, 0.95), 2),
         "modes_chosen": chosen,
         "by_category": {c: {"questions": n, "evidence_recall": round(h / t, 4) if t else None,
                             "context_tokens_mean": round(tok / n, 1)} for c, (h, t, n, tok) in sorted(by_cat.items())},
