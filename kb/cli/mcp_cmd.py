@@ -64,6 +64,7 @@ def _serve_http(server, base, port: int) -> None:
 
         raise KbError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}",
                       "pass a free port with --port N (or --port 0 for any free port)") from None
+    sock.listen(128)  # accept (queue) connections from the moment the address is announced
     bound = sock.getsockname()[1]
     err.print(f"kb mcp: http://127.0.0.1:{bound}/mcp  (header Authorization: Bearer <token in "
               f"{escape(str(base.home / 'mcp.token'))}>)", highlight=False)
