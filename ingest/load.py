@@ -169,6 +169,28 @@ _WIKILINK = re.compile(r"(!?)\[\[([^\]|#^]*)(?:[#^][^\]|]*)?(?:\|([^\]]*))?\]\]"
 _INLINE_TAG = re.compile(r"(?<![\w/#&])#([^\W\d][\w/-]*)", re.UNICODE)
 _H1 = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.M)
 _FENCE = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
+# Dendron writes [[alias|note.name]] (the target second, a dotted hierarchy name, maybe with a vault prefix and an
+# anchor); Obsidian writes [[note|alias]]. A second part shaped like a Dendron target means the first is the label.
+_DENDRON_TARGET = re.compile(r"^(?:dendron://[^/\s]+/)?[^\s/|#]+(?:\.[^\s/|#]+)+(?:#\S*)?$")
+
+
+def render_wikilinks(text: str) -> tuple[str, list[str]]:
+    """Wikilinks become their label (``[[a|b]]`` → the alias, ``[[note]]`` → note); returns (text, link targets).
+    Both the Obsidian (``[[note|alias]]``) and the Dendron (``[[alias|note.name]]``) orders are understood."""
+    links: list[str] = []
+
+    def _link(mm: re.Match[str]) -> str:
+        first, second = mm.group(2).strip(), (mm.group(3) or "").strip()
+        if first and _DENDRON_TARGET.match(second) and (second.startswith("dendron://")
+                                                        or not _DENDRON_TARGET.match(first)):
+            target = second.split("#", 1)[0].rsplit("/", 1)[-1]
+            links.append(target)
+            return first
+        if first:
+            links.append(first)
+        return second or first
+
+    return _WIKILINK.sub(_link, text), links
 
 
 def _load_markdown(text: str, path: Path) -> Document:
@@ -183,15 +205,7 @@ def _load_markdown(text: str, path: Path) -> Document:
             meta = {}  # broken frontmatter: keep the note, treat the block as data-less
         first_line = text.count("\n", 0, m.end()) + 1
         text = text[m.end() :]
-    links: list[str] = []
-
-    def _link(mm: re.Match[str]) -> str:
-        target, alias = mm.group(2).strip(), mm.group(3)
-        if target:
-            links.append(target)
-        return (alias or target).strip()
-
-    body = _WIKILINK.sub(_link, text)
+    body, links = render_wikilinks(text)
     prose = _FENCE.sub("", body)
     tags = _as_list(meta.get("tags")) + _as_list(meta.get("tag"))
     tags += [t for t in _INLINE_TAG.findall(prose) if t not in tags]

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kb.answers.evaluate import evaluate, load_questions
+from ingest.load import render_wikilinks
+from kb.answers.evaluate import as_indexed, collapse, evaluate, load_questions
 from tests.conftest import write
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,6 +62,7 @@ def test_dev_set_quotes_are_exact(name: str) -> None:
         for ev in q["evidence"]:
             text = (corpus / ev["path"]).read_text(encoding="utf-8")
             assert ws.sub(" ", ev["quote"]).strip() in ws.sub(" ", text), (q["id"], ev["quote"][:60])
+            assert as_indexed(ev["quote"]) in collapse(render_wikilinks(text)[0]), q["id"]  # as kb shows it
     share = sum(q["category"] == "unanswerable" for q in qs) / len(qs)
     assert share >= 0.15, f"{name}: {share:.0%} unanswerable"
     json.dumps(qs)  # plain JSON all the way

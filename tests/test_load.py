@@ -25,6 +25,17 @@ def test_markdown_frontmatter_tags_aliases_dates_wikilinks(tmp_path: Path) -> No
     assert doc.links == ["other note", "plain"]
 
 
+def test_dendron_and_obsidian_wikilink_orders(tmp_path: Path) -> None:
+    """Dendron puts the label first ([[label|note.name]]), Obsidian second ([[note|label]]); both read as the label."""
+    p = write(tmp_path / "d.md", "Use [[tags|dendron.topic.tags]], see [[Schema Templates|dendron://site/dendron.topic."
+              "templates.schema-template]] and [[children links|dendron.topic.links#children-links]]; set "
+              "[[dendron.logLevel|dendron://site/dendron.ref.config#loglevel]]; Obsidian [[Folder/Note|my label]].\n")
+    doc = load(p)
+    assert doc.text == ("Use tags, see Schema Templates and children links; set dendron.logLevel; Obsidian my label.\n")
+    assert doc.links == ["dendron.topic.tags", "dendron.topic.templates.schema-template", "dendron.topic.links",
+                         "dendron.ref.config", "Folder/Note"]
+
+
 def test_markdown_title_falls_back_to_h1_then_stem(tmp_path: Path) -> None:
     assert load(write(tmp_path / "x.md", "# From H1\n\ntext\n")).title == "From H1"
     assert load(write(tmp_path / "stem-name.md", "just text\n")).title == "stem-name"

@@ -52,11 +52,18 @@ def percentile(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
 
 
+def as_indexed(quote: str) -> str:
+    """A quote as it reads in kb's passages: wikilinks shown as their labels (as the loader renders them)."""
+    from ingest.load import render_wikilinks
+
+    return collapse(render_wikilinks(quote)[0])
+
+
 def recalled(ctx, evidence: list[dict[str, str]]) -> int:
     by_path: dict[str, str] = {}
     for p in ctx.passages:
         by_path[p.path] = by_path.get(p.path, "") + "\n" + collapse(p.text)
-    return sum(1 for ev in evidence if collapse(ev["quote"]) in by_path.get(ev["path"], ""))
+    return sum(1 for ev in evidence if as_indexed(ev["quote"]) in by_path.get(ev["path"], ""))
 
 
 def evaluate(questions: list[dict[str, Any]], corpus: Path, modes: list[str],
