@@ -66,3 +66,40 @@ def test_dev_set_quotes_are_exact(name: str) -> None:
     share = sum(q["category"] == "unanswerable" for q in qs) / len(qs)
     assert share >= 0.15, f"{name}: {share:.0%} unanswerable"
     json.dumps(qs)  # plain JSON all the way
+
+
+def test_misses_file_says_what_was_kept_and_where_the_evidence_went(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import stat
+
+    from typer.testing import CliRunner
+
+    from kb.cli.main import app
+
+    corpus = tmp_path / "notes"
+    write(corpus / "backup.md", "# Backups\n\nrestic backs up the laptop to the NAS every night at 02:00.\n")
+    write(corpus / "garden.md", "# Garden\n\nTomatoes go into the greenhouse in the middle of May.\n")
+    qs = tmp_path / "q.jsonl"
+    qs.write_text("\n".join(json.dumps(q) for q in [
+        {"id": "hit", "question": "when does restic back up the laptop",
+         "evidence": [{"path": "backup.md", "quote": "every night at 02:00"}]},
+        {"id": "miss", "question": "when does restic back up the laptop to the NAS", "category": "single-note",  # evidence elsewhere
+         "evidence": [{"path": "garden.md", "quote": "in the middle of May"}]},
+    ]) + "\n")
+    monkeypatch.setenv("KB_EMBED_MODEL", "hash-64")
+    monkeypatch.setenv("KB_HOME", str(tmp_path / "home"))
+    out = tmp_path / "misses.jsonl"
+    r = CliRunner().invoke(app, ["eval", str(qs), "--corpus", str(corpus), "--modes", "dialog", "--misses", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "1 misses written" in r.output
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    (m,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert m["id"] == "miss" and m["mode"] == "dialog" and m["category"] == "single-note"
+    assert [k["path"] for k in m["kept"]] == ["backup.md"]
+    (ev,) = m["missing"]
+    assert ev["path"] == "garden.md" and ev["note_kept"] is False
+    assert ev["chunks"][0]["lines"] == [3, 3] and ev["chunks"][0]["fate"]  # a drop reason, or "not retrieved"
+
+    r = CliRunner().invoke(app, ["eval", str(qs), "--corpus", str(corpus), "--modes", "dialog",
+                                 "--misses", str(tmp_path / "no" / "such" / "dir" / "m.jsonl")])
+    assert r.exit_code != 0 and "--misses" in r.output

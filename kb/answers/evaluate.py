@@ -67,7 +67,9 @@ def recalled(ctx, evidence: list[dict[str, str]]) -> int:
 
 
 def evaluate(questions: list[dict[str, Any]], corpus: Path, modes: list[str],
-             progress: Callable[[str], None] | None = None, **settings: Any) -> dict[str, Any]:
+             progress: Callable[[str], None] | None = None, misses: Path | None = None,
+             **settings: Any) -> dict[str, Any]:
+    """Measure each mode; with ``misses``, write every missed question there (JSON lines, see `explain_miss`)."""
     from kb.focus.context import ContextBuilder
     from kb.index.core import Index
 
@@ -96,16 +98,20 @@ def evaluate(questions: list[dict[str, Any]], corpus: Path, modes: list[str],
                                       "chunks": base.manifest.chunk_count(), "model": base.model_id,
                                       "query_embed_ms_mean": round(embed_ms, 2), "counter": builder.counter.name,
                                       "modes": {}}
+            missed: list[dict[str, Any]] = []
             for mode in modes:
                 say(f"mode {mode}")
-                result["modes"][mode] = _run_mode(builder, questions, qvecs, mode)
+                result["modes"][mode] = _run_mode(builder, questions, qvecs, mode, missed)
+            if misses is not None:
+                _write_misses(misses, missed, base.manifest)
+                result["misses_file"], result["misses"] = str(misses), len(missed)
             return result
     finally:
         if tmp is not None:
             tmp.cleanup()
 
 
-def _run_mode(builder, questions, qvecs, mode: str) -> dict[str, Any]:
+def _run_mode(builder, questions, qvecs, mode: str, missed: list[dict[str, Any]]) -> dict[str, Any]:
     hit = total = 0
     tokens: list[int] = []
     tokens_answerable: list[int] = []
@@ -131,12 +137,16 @@ def _run_mode(builder, questions, qvecs, mode: str) -> dict[str, Any]:
         if ev:
             total += len(ev)
             got = recalled(ctx, ev)
+            if got < len(ev):
+                missed.append({"q": q, "ctx": ctx})
             hit += got
             cat[0] += got
             cat[1] += len(ev)
             tokens_answerable.append(ctx.tokens)
         else:
             small_unanswerable.append(ctx.tokens <= 300)
+            if ctx.tokens > 300:
+                missed.append({"q": q, "ctx": ctx})
     return {
         "evidence_recall": round(hit / total, 4) if total else None,
         "context_tokens_mean": round(statistics.fmean(tokens), 1) if tokens else 0.0,
@@ -151,3 +161,41 @@ def _run_mode(builder, questions, qvecs, mode: str) -> dict[str, Any]:
         "by_category": {c: {"questions": n, "evidence_recall": round(h / t, 4) if t else None,
                             "context_tokens_mean": round(tok / n, 1)} for c, (h, t, n, tok) in sorted(by_cat.items())},
     }
+
+
+def _write_misses(path: Path, missed: list[dict[str, Any]], manifest) -> None:
+    lines = [json.dumps(explain_miss(m["q"], m["ctx"], manifest), ensure_ascii=False) for m in missed]
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it quotes your notes: private
+        with open(fd, "w", encoding="utf-8") as f:
+            f.write("".join(line + "\n" for line in lines))
+    except OSError as exc:
+        raise KbError(f"cannot write {path}: {exc.strerror}", "pass --misses a path in a writable folder") from None
+
+
+def explain_miss(q: dict[str, Any], ctx, manifest) -> dict[str, Any]:
+    """One missed question, readable in a minute: what was kept, and for each evidence quote not in the context,
+    the chunk(s) holding it and what happened to them (their drop reason, or "not retrieved")."""
+    kept = [{"path": p.path, "heading": p.heading, "lines": [p.start_line, p.end_line], "score": round(p.score, 3),
+             "tokens": p.tokens} for p in ctx.passages]
+    kept_text = {p.path: "" for p in ctx.passages}
+    for p in ctx.passages:
+        kept_text[p.path] += "\n" + collapse(p.text)
+    evidence = []
+    for ev in q.get("evidence") or []:
+        quote = as_indexed(ev["quote"])
+        if quote in kept_text.get(ev["path"], ""):
+            continue
+        rows = manifest.db.execute("SELECT start_line, end_line, heading, text FROM chunks WHERE path=? "
+                                   "ORDER BY position", (ev["path"],)).fetchall()
+        holders = [(a, b, h) for a, b, h, t in rows if quote in collapse(t)]
+        if not holders:  # the quote spans two chunks: name those that hold its start
+            holders = [(a, b, h) for a, b, h, t in rows if quote[:40] in collapse(t)]
+        fates = []
+        for a, b, h in holders:
+            reasons = [d.reason for d in ctx.dropped if d.path == ev["path"] and d.start_line <= b and d.end_line >= a]
+            fates.append({"heading": h, "lines": [a, b], "fate": reasons[0] if reasons else "not retrieved"})
+        evidence.append({"path": ev["path"], "quote": ev["quote"][:160],
+                         "note_kept": ev["path"] in kept_text, "chunks": fates or "quote not found in the index"})
+    return {"id": q.get("id"), "mode": ctx.mode, "category": q.get("category"), "question": q["question"],
+            "tokens": ctx.tokens, "missing": evidence, "kept": kept}

@@ -22,6 +22,9 @@ def eval_(
     modes: Annotated[str, typer.Option(help="Comma-separated: auto,code,dialog,think,naive.")] = "auto,naive",
     json_: Annotated[bool, typer.Option("--json", help='Print {"modes": {...}} as JSON.')] = False,
     limit: Annotated[int | None, typer.Option(help="Only the first N questions.")] = None,
+    misses: Annotated[Path | None, typer.Option("--misses", help="Write each missed question (JSON lines): what "
+                                                "was kept, and where each missing quote's chunk went.",
+                                                metavar="FILE")] = None,
 ) -> None:
     """Index a corpus (into a temporary KB_HOME unless one is set) and measure each mode."""
     from kb.answers.evaluate import evaluate, load_questions
@@ -29,7 +32,7 @@ def eval_(
     with handled():
         qs = load_questions(questions)[:limit]
         result = evaluate(qs, corpus, [m.strip() for m in modes.split(",") if m.strip()],
-                          progress=lambda m: err.print(f"[dim]{escape(m)}[/]", highlight=False))
+                          progress=lambda m: err.print(f"[dim]{escape(m)}[/]", highlight=False), misses=misses)
     if json_:
         print_json(result)
         return
@@ -48,3 +51,5 @@ def eval_(
             per.add_row(name, *(f"{c.get('evidence_recall', '–')} / {c.get('context_tokens_mean', '–')}" if c
                                  else "–" for c in cells))
         out.print(per)
+    if misses is not None:
+        out.print(f"{result['misses']} misses written to {escape(str(misses))}")
