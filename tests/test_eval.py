@@ -83,7 +83,7 @@ def test_misses_file_says_what_was_kept_and_where_the_evidence_went(tmp_path: Pa
     qs.write_text("\n".join(json.dumps(q) for q in [
         {"id": "hit", "question": "when does restic back up the laptop",
          "evidence": [{"path": "backup.md", "quote": "every night at 02:00"}]},
-        {"id": "miss", "question": "when does restic back up the laptop to the NAS", "category": "single-note",  # evidence elsewhere
+        {"id": "miss", "question": "when does restic back up the laptop to the NAS", "category": "single-note",
          "evidence": [{"path": "garden.md", "quote": "in the middle of May"}]},
     ]) + "\n")
     monkeypatch.setenv("KB_EMBED_MODEL", "hash-64")
