@@ -16,9 +16,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.stem import index_text
+from ingest.stem import index_text, lexical_fields
 
 SCHEMA_VERSION = "1"
+LEXICAL_FIELDS = "path+heading+text/1"  # what the FTS5 rows hold; a change rebuilds them (no re-embedding)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -123,16 +124,20 @@ class Manifest:
             return
         if self.get_meta("schema") is None:
             self.set_meta("schema", SCHEMA_VERSION)
-        if self.db.execute("SELECT count(*) FROM chunks_fts").fetchone()[0] == 0 and self.chunk_count():
+            if not self.chunk_count():
+                self.set_meta("lexical", LEXICAL_FIELDS)
+        stale = self.get_meta("lexical") != LEXICAL_FIELDS
+        if stale or (self.db.execute("SELECT count(*) FROM chunks_fts").fetchone()[0] == 0 and self.chunk_count()):
             self.rebuild_lexical()
 
     def rebuild_lexical(self) -> None:
         """Re-create the FTS5 rows from the chunk rows (after an upgrade or a manual edit)."""
         with self.transaction():
             self.db.execute("DELETE FROM chunks_fts")
-            rows = self.db.execute("SELECT rowid, heading, text FROM chunks").fetchall()
+            rows = self.db.execute("SELECT rowid, path, heading, text FROM chunks").fetchall()
             self.db.executemany("INSERT INTO chunks_fts(rowid, stems) VALUES(?, ?)",
-                                [(r, index_text(f"{h}\n{t}")) for r, h, t in rows])
+                                [(r, index_text(lexical_fields(p, h, t))) for r, p, h, t in rows])
+            self.set_meta("lexical", LEXICAL_FIELDS)
 
     def close(self) -> None:
         self.db.close()
@@ -226,7 +231,7 @@ class Manifest:
         )
         self.db.executemany(
             "INSERT INTO chunks_fts(rowid, stems) VALUES((SELECT rowid FROM chunks WHERE id=?), ?)",
-            [(c.id, index_text(f"{c.heading}\n{c.text}")) for c in chunks],
+            [(c.id, index_text(lexical_fields(c.path, c.heading, c.text))) for c in chunks],
         )
 
     def chunks_by_id(self, ids: list[str]) -> dict[str, ChunkRow]:

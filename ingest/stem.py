@@ -66,6 +66,22 @@ def terms(text: str, drop_stopwords: bool = False) -> list[str]:
     return out
 
 
+_PATH_SPLIT = re.compile(r"[/\\._\-\s]+")
+_PATH_NOISE = {"index", "readme", "md", "markdown", "txt"}
+
+
+def path_words(path: str) -> str:
+    """A note's path as words: ``dendron.topic.publish.config.assetsPrefix.md`` → "dendron topic publish config
+    assetsPrefix", ``js/array-flat/index.md`` → "js array flat". Hierarchical file names name their topic."""
+    return " ".join(p for p in _PATH_SPLIT.split(path) if p and p.lower() not in _PATH_NOISE)
+
+
+def lexical_fields(path: str, heading: str, text: str) -> str:
+    """The text BM25 and term coverage see for a chunk: the note's path words, its heading path (title first),
+    then the passage."""
+    return f"{path_words(path)}\n{heading}\n{text}"
+
+
 def index_text(text: str) -> str:
     """What goes into the FTS5 column: space-separated stems."""
     return " ".join(terms(text))

@@ -52,6 +52,32 @@ def test_russian_morphology_matches(make_kb, vault: Path) -> None:
     assert ctx.passages and ctx.passages[0].path == "journal/day.md"
 
 
+def test_file_name_hierarchy_is_a_lexical_field(make_kb, tmp_path: Path) -> None:
+    """A config key that only the note's file name names (Dendron: one note per key) is found by name; a manifest
+    indexed before the field existed is re-indexed lexically on open, without re-embedding."""
+    from ingest.manifest import LEXICAL_FIELDS, Manifest
+
+    root = tmp_path / "vault"
+    write(root / "dendron.topic.publish.config.assetsPrefix.md", "---\ntitle: Prefix\n---\n\n"
+          "Assets are served from the root by default; a prefix changes the url pages are served from.\n")
+    write(root / "other.md", "# Other\n\nServed from the root of the kitchen.\n")
+    base = make_kb()
+    base.ingest([root])
+    hits = base.contexts().retriever().retrieve("assetsPrefix").candidates
+    assert hits and hits[0].path == "dendron.topic.publish.config.assetsPrefix.md" and hits[0].lex_rank == 1
+    base.close()
+
+    home = base.home
+    m = Manifest(home / "manifest.sqlite3")
+    m.set_meta("lexical", "heading+text/0")  # as left by an older kb
+    m.db.execute("DELETE FROM chunks_fts")
+    m.db.execute("INSERT INTO chunks_fts(rowid, stems) SELECT rowid, 'old' FROM chunks")
+    m.close()
+    again = make_kb()
+    assert again.contexts().retriever().retrieve("assetsPrefix").candidates[0].lex_rank == 1
+    assert again.manifest.get_meta("lexical") == LEXICAL_FIELDS
+
+
 def test_filters_apply_on_both_sides(make_kb, vault: Path) -> None:
     base = make_kb()
     base.ingest([vault])

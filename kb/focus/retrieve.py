@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ingest.stem import match_query, terms
+from ingest.stem import lexical_fields, match_query, terms
 from kb.settings import RetrievalSettings
 
 if TYPE_CHECKING:
@@ -163,7 +163,7 @@ class Retriever:
                 c.fused += 1.0 / (RRF_K + rank)
         total_idf = sum(idf.values()) or 1.0
         for c in cands.values():
-            have = set(terms(f"{c.heading}\n{c.text}"))
+            have = set(terms(lexical_fields(c.path, c.heading, c.text)))
             c.coverage = sum(w for t, w in idf.items() if t in have) / total_idf
         out = sorted(cands.values(), key=lambda c: c.fused, reverse=True)
         if self.reranker is not None and out:
