@@ -90,6 +90,10 @@ class RetrievalSettings(BaseModel):
     lexical_absent: float = Field(
         0.2, ge=0, le=1, description="With a multilingual embedder, when no candidate holds this IDF-weighted share "
         "of the question's terms (asked in another language or other words), relevance rests on the dense side alone.")
+    expand_notes: int = Field(
+        4, ge=0, le=50, description="Every chunk of the best N notes is scored against the question, so the "
+        "evidence is chosen inside a relevant note instead of trusting the one chunk that surfaced (0 = off).")
+    expand_max_chunks: int = Field(120, ge=1, description="Notes with more chunks than this are not expanded.")
     english_only_dense_weight: float = Field(
         0.25, ge=0, le=1, description="Weight of an English-only embedder's ranking for a mostly non-Latin query "
         "(BM25 leads there).")

@@ -147,6 +147,23 @@ def test_passage_order_edges() -> None:
     assert order[0] == "n0.md" and order[-1] == "n1.md"  # strongest first and last
 
 
+def test_best_passage_of_each_note_before_a_second_of_the_first() -> None:
+    from kb.focus.budget import Budgeter, Context
+
+    def cand(cid: str, path: str, pos: int, cov: float) -> Candidate:
+        return Candidate(cid, "r", path, pos, "h", pos * 10, pos * 10 + 5, None, f"restic fact {cid} " * 30,
+                         coverage=cov)
+
+    cands = [cand("a0", "a.md", 0, 0.9), cand("a5", "a.md", 5, 0.85), cand("b0", "b.md", 0, 0.8)]
+    one = Budgeter(vocab_counter()).counter.count("restic fact a0 " * 30)
+    mode = ModeSettings(budget=2 * one + 60, max_passages=10, order="score", prune=False, min_relevance=0.0,
+                        cutoff_gap=1)
+    ctx = Budgeter(vocab_counter()).build(Retrieval("q", cands, ["restic"], {"restic": 1.0}, 1.0, (0, 1)), mode,
+                                          Context("q", "dialog", "", mode.budget))
+    assert [p.ids for p in ctx.passages] == [["a0"], ["b0"]]  # room for two: one from each note
+    assert [d.start_line for d in ctx.dropped if "over budget" in d.reason] == [50]
+
+
 def test_reranker_logic_with_fake() -> None:
     texts = ["apple", "banana", "cherry"]
     cands = [Candidate(str(i), "r", f"{i}.md", 0, "h", 1, 1, None, t) for i, t in enumerate(texts)]

@@ -200,7 +200,7 @@ class Budgeter:
 
     def _pack(self, passages: list[Passage], mode: ModeSettings, ctx: Context) -> None:
         chosen: list[Passage] = []
-        for p in passages:
+        for p in diversified(passages):
             trial = render_notes([*chosen, p])
             if len(chosen) >= mode.max_passages:
                 ctx.dropped.append(_pdrop(p, f"over the passage limit ({mode.max_passages})"))
@@ -208,6 +208,7 @@ class Budgeter:
                 ctx.dropped.append(_pdrop(p, f"over budget ({p.tokens} tokens; budget {mode.budget})"))
             else:
                 chosen.append(p)
+        chosen.sort(key=lambda p: p.score, reverse=True)  # chosen for diversity, shown best first
         if mode.order == "edges" and len(chosen) > 2:
             # strongest at both ends, weakest in the middle (Lost in the Middle)
             chosen = chosen[0::2] + chosen[1::2][::-1]
@@ -221,6 +222,18 @@ class Budgeter:
         ctx.passages = chosen
         ctx.tokens = self.counter.count(render_notes(chosen)) if chosen else 0
         ctx.counter = self.counter.name
+
+
+def diversified(passages: list[Passage]) -> list[Passage]:
+    """Packing order: the best passage of every note first (by score), then second passages, and so on — a
+    question that needs two notes gets both before the budget goes to more of the first."""
+    seen: dict[tuple[str, str], int] = {}
+    ranked = []
+    for i, p in enumerate(passages):  # passages arrive best first
+        n = seen.get((p.root, p.path), 0)
+        seen[(p.root, p.path)] = n + 1
+        ranked.append((n, i, p))
+    return [p for *_, p in sorted(ranked, key=lambda t: (t[0], t[1]))]
 
 
 def _passage(run: list[Candidate]) -> Passage:

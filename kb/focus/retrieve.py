@@ -161,6 +161,8 @@ class Retriever:
                 c = cands[cid]
                 c.bm25, c.lex_rank = score, rank
                 c.fused += 1.0 / (RRF_K + rank)
+        if cal.expand_notes:
+            self._expand(cands, qvec, mu, sd)
         total_idf = sum(idf.values()) or 1.0
         for c in cands.values():
             have = set(terms(lexical_fields(c.path, c.heading, c.text)))
@@ -176,6 +178,32 @@ class Retriever:
             lexical_weight = 0.0
         return Retrieval(query, out, qterms, idf, dense_weight, (mu, sd), lexical_weight,
                          cal.dense_z_floor, cal.dense_z_span)
+
+    def _expand(self, cands: dict[str, Candidate], qvec: np.ndarray, mu: float, sd: float) -> None:
+        """Add the other chunks of the best notes, each with its own cosine: the chunk that surfaced a note is
+        often not the one holding the answer (another section, the code block after the prose)."""
+        cal = self.calibration
+        notes: list[tuple[str, str]] = []
+        for c in sorted(cands.values(), key=lambda c: c.fused, reverse=True):
+            if (c.root, c.path) not in notes:
+                notes.append((c.root, c.path))
+            if len(notes) == cal.expand_notes:
+                break
+        rows = []
+        for root, path in notes:
+            siblings = self.manifest.chunks_of(root, path)
+            if len(siblings) <= cal.expand_max_chunks:
+                rows += [r for r in siblings if r.id not in cands]
+        if not rows:
+            return
+        vecs = self.store.vectors([r.id for r in rows])
+        for r in rows:
+            v = vecs.get(r.id)
+            if v is None or v.shape != qvec.shape:
+                continue
+            cos = float(v @ qvec)
+            cands[r.id] = Candidate(r.id, r.root, r.path, r.position, r.heading, r.start_line, r.end_line, r.page,
+                                    r.text, cosine=cos, z=(cos - mu) / sd, notes=["another chunk of a top note"])
 
     def _where(self, f: Filters) -> dict[str, Any] | None:
         clauses: list[dict[str, Any]] = []
