@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-CHUNKER_VERSION = "md-blocks-2"
+CHUNKER_VERSION = "md-blocks-3"  # 3: Dendron [[label|note.name]] links read as their label
 SEP = " › "
 
 Counter = Callable[[Sequence[str]], list[int]]

@@ -129,6 +129,8 @@ class ModeSettings(BaseModel):
     order: Literal["score", "edges", "document"] = Field(
         "score", description="Passage order: best first; strongest at both edges (long contexts); or by note."
     )
+    code_bonus: float = Field(0.0, ge=0, le=1, description="Relevance added to a candidate holding a code block, "
+                              "config lines or a command, when it is relevant at all (code questions want them).")
     thinking: bool = Field(False, description="Qwen3 thinking (enable_thinking).")
     max_output_tokens: int = Field(1024, ge=16, description="max_tokens for the answer (thinking included).")
     temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature.")
@@ -143,6 +145,8 @@ class CodeMode(ModeSettings):
 
     budget: int = Field(3000, ge=0, description="Context budget in Qwen3 tokens for the notes block.")
     max_passages: int = Field(6, ge=0, description="At most this many passages.")
+    code_bonus: float = Field(0.08, ge=0, le=1, description="Relevance added to a candidate holding a code block, "
+                              "config lines or a command, when it is relevant at all.")
     max_output_tokens: int = Field(2048, ge=16, description="max_tokens for the answer (thinking included).")
 
 

@@ -164,6 +164,24 @@ def test_best_passage_of_each_note_before_a_second_of_the_first() -> None:
     assert [d.start_line for d in ctx.dropped if "over budget" in d.reason] == [50]
 
 
+def test_code_questions_prefer_config_and_commands_over_prose() -> None:
+    from kb.focus.budget import Budgeter, Context, has_code
+
+    prose = Candidate("p", "r", "a.md", 0, "h", 1, 2, None, "The assetsPrefix setting changes where pages are served.",
+                      coverage=0.8)
+    code = Candidate("c", "r", "a.md", 3, "h", 9, 12, None, "```yml\npublishing:\n  assetsPrefix: foo\n```",
+                     coverage=0.7)
+    assert has_code(code.text) and not has_code(prose.text)
+    first = {}
+    for name, bonus in (("dialog", 0.0), ("code", 0.08)):
+        mode = ModeSettings(budget=5000, max_passages=1, prune=False, min_relevance=0.1, cutoff_gap=1,
+                            code_bonus=bonus)
+        ctx = Budgeter(vocab_counter()).build(Retrieval("q", [prose, code], ["x"], {"x": 1.0}, 1.0, (0, 1)), mode,
+                                              Context("q", name, "", 5000))
+        first[name] = ctx.passages[0].ids
+    assert first == {"dialog": ["p"], "code": ["c"]}
+
+
 def test_reranker_logic_with_fake() -> None:
     texts = ["apple", "banana", "cherry"]
     cands = [Candidate(str(i), "r", f"{i}.md", 0, "h", 1, 1, None, t) for i, t in enumerate(texts)]

@@ -116,6 +116,8 @@ class Budgeter:
         cands = r.candidates
         for c in cands:
             c.relevance = r.relevance(c)
+            if mode.code_bonus and c.relevance > 0 and has_code(c.text):
+                c.relevance = min(1.0, c.relevance + mode.code_bonus)
         cands = sorted(cands, key=lambda c: c.relevance, reverse=True)
         best = cands[0].relevance if cands else 0.0
         # The floor decides whether anything is relevant at all; once something is, weaker candidates
@@ -222,6 +224,14 @@ class Budgeter:
         ctx.passages = chosen
         ctx.tokens = self.counter.count(render_notes(chosen)) if chosen else 0
         ctx.counter = self.counter.name
+
+
+_CODE = re.compile(r"^\s*(?:```|~~~)|^ {0,6}[\w.\-\[\]]+:(?:\s|$)(?!.*[.!?]\s*$)|^\s*[$>] \S|^(?: {4}|\t)\S", re.M)
+
+
+def has_code(text: str) -> bool:
+    """A fenced or indented code block, YAML-ish ``key: value`` config lines, or a shell prompt line."""
+    return bool(_CODE.search(text))
 
 
 def diversified(passages: list[Passage]) -> list[Passage]:
