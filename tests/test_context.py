@@ -78,6 +78,15 @@ def test_file_name_hierarchy_is_a_lexical_field(make_kb, tmp_path: Path) -> None
     assert again.manifest.get_meta("lexical") == LEXICAL_FIELDS
 
 
+def test_retrieval_settings_reach_the_retriever(make_kb, vault: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KB_RETRIEVAL__EXPAND_NOTES", "0")
+    monkeypatch.setenv("KB_RETRIEVAL__DENSE_Z_FLOOR", "1.7")
+    base = make_kb()
+    base.ingest([vault])
+    r = base.contexts().retriever()
+    assert r.calibration.expand_notes == 0 and r.retrieve("restic backup").z_floor == 1.7
+
+
 def test_filters_apply_on_both_sides(make_kb, vault: Path) -> None:
     base = make_kb()
     base.ingest([vault])

@@ -55,7 +55,7 @@ class ContextBuilder:
             emb = base.embedder()
             name = getattr(emb, "name", base.settings.embed_model)  # test embedders have no model name
             self._retriever = Retriever(base.manifest, base.store(), emb, is_english_only(name),
-                                        reranker=self._reranker())
+                                        reranker=self._reranker(), calibration=base.settings.retrieval)
         return self._retriever
 
     def _reranker(self):
