@@ -116,6 +116,8 @@ class Budgeter:
         cands = r.candidates
         for c in cands:
             c.relevance = r.relevance(c)
+        evidence = max((c.relevance for c in cands), default=0.0)  # before any preference: is anything relevant?
+        for c in cands:
             if mode.code_bonus and c.relevance > 0 and has_code(c.text):
                 c.relevance = min(1.0, c.relevance + mode.code_bonus)
         cands = sorted(cands, key=lambda c: c.relevance, reverse=True)
@@ -128,8 +130,9 @@ class Budgeter:
         keep_from = max(floor / 2, best - mode.cutoff_gap)
         kept: list[Candidate] = []
         for c in cands:
-            if best < floor:
-                ctx.dropped.append(_drop(c, f"below cutoff: nothing relevant (best {best:.2f} < floor {floor:.2f})"))
+            if evidence < floor:
+                ctx.dropped.append(_drop(c, f"below cutoff: nothing relevant (best {evidence:.2f} < floor "
+                                            f"{floor:.2f})"))
             elif c.relevance < keep_from:
                 ctx.dropped.append(_drop(c, f"below cutoff (relevance {c.relevance:.2f} < {keep_from:.2f}: "
                                             f"best {best:.2f}, gap {mode.cutoff_gap:.2f})"))
