@@ -94,7 +94,7 @@ def test_misses_file_says_what_was_kept_and_where_the_evidence_went(tmp_path: Pa
     assert "1 misses written" in r.output
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     (m,) = [json.loads(line) for line in out.read_text().splitlines()]
-    assert m["id"] == "miss" and m["mode"] == "dialog" and m["category"] == "single-note"
+    assert m["id"] == "miss" and m["asked"] == m["mode"] == "dialog" and m["category"] == "single-note"
     assert [k["path"] for k in m["kept"]] == ["backup.md"]
     (ev,) = m["missing"]
     assert ev["path"] == "garden.md" and ev["note_kept"] is False

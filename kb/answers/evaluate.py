@@ -138,7 +138,7 @@ def _run_mode(builder, questions, qvecs, mode: str, missed: list[dict[str, Any]]
             total += len(ev)
             got = recalled(ctx, ev)
             if got < len(ev):
-                missed.append({"q": q, "ctx": ctx})
+                missed.append({"q": q, "ctx": ctx, "asked": mode})
             hit += got
             cat[0] += got
             cat[1] += len(ev)
@@ -146,7 +146,7 @@ def _run_mode(builder, questions, qvecs, mode: str, missed: list[dict[str, Any]]
         else:
             small_unanswerable.append(ctx.tokens <= 300)
             if ctx.tokens > 300:
-                missed.append({"q": q, "ctx": ctx})
+                missed.append({"q": q, "ctx": ctx, "asked": mode})
     return {
         "evidence_recall": round(hit / total, 4) if total else None,
         "context_tokens_mean": round(statistics.fmean(tokens), 1) if tokens else 0.0,
@@ -164,7 +164,8 @@ def _run_mode(builder, questions, qvecs, mode: str, missed: list[dict[str, Any]]
 
 
 def _write_misses(path: Path, missed: list[dict[str, Any]], manifest) -> None:
-    lines = [json.dumps(explain_miss(m["q"], m["ctx"], manifest), ensure_ascii=False) for m in missed]
+    lines = [json.dumps({"asked": m["asked"], **explain_miss(m["q"], m["ctx"], manifest)}, ensure_ascii=False)
+             for m in missed]
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it quotes your notes: private
         with open(fd, "w", encoding="utf-8") as f:
