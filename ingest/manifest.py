@@ -242,6 +242,16 @@ class Manifest:
             out.update({r[0]: ChunkRow(*r) for r in self.db.execute(q, part)})
         return out
 
+    def stems_by_id(self, ids: list[str]) -> dict[str, set[str]]:
+        """The lexical terms each chunk was indexed with (its FTS5 row: path words, heading, text — stemmed)."""
+        out: dict[str, set[str]] = {}
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            q = (f"SELECT c.id, f.stems FROM chunks c JOIN chunks_fts f ON f.rowid = c.rowid "
+                 f"WHERE c.id IN ({','.join('?' * len(part))})")
+            out.update({cid: set(stems.split()) for cid, stems in self.db.execute(q, part)})
+        return out
+
     def ids_for_hashes(self, hashes: list[str]) -> dict[str, str]:
         """hash → one chunk id already holding a vector for that content."""
         out: dict[str, str] = {}

@@ -59,10 +59,16 @@ def as_indexed(quote: str) -> str:
     return collapse(render_wikilinks(quote)[0])
 
 
-def recalled(ctx, evidence: list[dict[str, str]]) -> int:
+def kept_text(ctx) -> dict[str, str]:
+    """Per note path, the whitespace-collapsed text of its kept passages (where evidence quotes are looked for)."""
     by_path: dict[str, str] = {}
     for p in ctx.passages:
         by_path[p.path] = by_path.get(p.path, "") + "\n" + collapse(p.text)
+    return by_path
+
+
+def recalled(ctx, evidence: list[dict[str, str]]) -> int:
+    by_path = kept_text(ctx)
     return sum(1 for ev in evidence if as_indexed(ev["quote"]) in by_path.get(ev["path"], ""))
 
 
@@ -179,13 +185,11 @@ def explain_miss(q: dict[str, Any], ctx, manifest) -> dict[str, Any]:
     the chunk(s) holding it and what happened to them (their drop reason, or "not retrieved")."""
     kept = [{"path": p.path, "heading": p.heading, "lines": [p.start_line, p.end_line], "score": round(p.score, 3),
              "tokens": p.tokens} for p in ctx.passages]
-    kept_text = {p.path: "" for p in ctx.passages}
-    for p in ctx.passages:
-        kept_text[p.path] += "\n" + collapse(p.text)
+    by_path = kept_text(ctx)
     evidence = []
     for ev in q.get("evidence") or []:
         quote = as_indexed(ev["quote"])
-        if quote in kept_text.get(ev["path"], ""):
+        if quote in by_path.get(ev["path"], ""):
             continue
         rows = manifest.db.execute("SELECT start_line, end_line, heading, text FROM chunks WHERE path=? "
                                    "ORDER BY position", (ev["path"],)).fetchall()
@@ -197,6 +201,6 @@ def explain_miss(q: dict[str, Any], ctx, manifest) -> dict[str, Any]:
             reasons = [d.reason for d in ctx.dropped if d.path == ev["path"] and d.start_line <= b and d.end_line >= a]
             fates.append({"heading": h, "lines": [a, b], "fate": reasons[0] if reasons else "not retrieved"})
         evidence.append({"path": ev["path"], "quote": ev["quote"][:160],
-                         "note_kept": ev["path"] in kept_text, "chunks": fates or "quote not found in the index"})
+                         "note_kept": ev["path"] in by_path, "chunks": fates or "quote not found in the index"})
     return {"id": q.get("id"), "mode": ctx.mode, "category": q.get("category"), "question": q["question"],
             "tokens": ctx.tokens, "missing": evidence, "kept": kept}

@@ -166,8 +166,11 @@ class Retriever:
         if cal.expand_notes:
             self._expand(cands, qvec, mu, sd)
         total_idf = sum(idf.values()) or 1.0
+        indexed = self.manifest.stems_by_id(list(cands)) if idf else {}  # stemmed once, at index time
         for c in cands.values():
-            have = set(terms(lexical_fields(c.path, c.heading, c.text)))
+            have = indexed.get(c.id)
+            if have is None:
+                have = set(terms(lexical_fields(c.path, c.heading, c.text)))
             c.coverage = sum(w for t, w in idf.items() if t in have) / total_idf
         out = sorted(cands.values(), key=lambda c: c.fused, reverse=True)
         if self.reranker is not None and out:
