@@ -115,7 +115,7 @@ def ask_tiny(env: dict[str, str], kb) -> None:
                 break
             except OSError:
                 time.sleep(0.5)
-        env.update(KB_LLM_BASE_URL=url, KB_LLM_MODEL=TINY_ALIAS)
+        env.update(KB_LLM_BASE_URL=url, KB_LLM_MODEL=TINY_ALIAS, KB_LLM_CONTEXT_LENGTH="8192")
         print("demo: SmolLM2-135M is a tiny CPU model: expect a simple answer; Qwen3-30B on vLLM is the real one.",
               file=sys.stderr)
         kb("ask", "How many daily Jellyfin logs are kept?")

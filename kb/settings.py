@@ -132,6 +132,9 @@ class ModeSettings(BaseModel):
     code_bonus: float = Field(0.0, ge=0, le=1, description="Relevance added to a candidate holding a code block, "
                               "config lines or a command, when it is relevant at all (code questions want them).")
     thinking: bool = Field(False, description="Qwen3 thinking (enable_thinking).")
+    evidence_check: bool = Field(False, description="Before answering, one short thinking-off call asks the served "
+                                 "model which passages answer the question; only those are sent, and kb says "
+                                 "\"not in your notes\" when none do (costs one extra call: see `kb eval --answers`).")
     max_output_tokens: int = Field(1024, ge=16, description="max_tokens for the answer (thinking included).")
     temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature.")
     top_p: float = Field(0.8, gt=0, le=1, description="Nucleus sampling.")
@@ -214,6 +217,9 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8000/v1", description="OpenAI-compatible endpoint of the local LLM (vLLM)."
     )
     llm_model: str = Field("Qwen/Qwen3-30B-A3B", description="Model name served at llm_base_url.")
+    llm_context_length: int | None = Field(None, ge=512, description="The LLM's context length in tokens, for "
+                                           "servers whose /v1/models does not report it (llama.cpp: its --n_ctx); "
+                                           "vLLM reports max_model_len itself.")
     llm_timeout: float = Field(120.0, gt=0, description="Longest silence from the LLM server (seconds): before its "
                                "first byte and between streamed chunks. A stalled request is abandoned, not retried.")
     llm_connect_timeout: float = Field(5.0, gt=0, description="Seconds to wait for the LLM server to accept a "

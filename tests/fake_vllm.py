@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -21,6 +22,7 @@ class FakeVLLM:
         self.model, self.max_model_len = model, max_model_len
         self.reply, self.reasoning, self.reasoning_field = reply, reasoning, reasoning_field
         self.requests: list[dict[str, Any]] = []
+        self.responder: Callable[[dict[str, Any]], str] | None = None  # body → reply (a scripted, reading server)
         self.reject_next_as_too_long = 0
         # fault injection: models500 | models_junk | chat500 | chat_junk | midstream_junk | hang | busy_once
         self.fault: str | None = None
@@ -98,6 +100,7 @@ class FakeVLLM:
                                      f"you requested {prompt + body.get('max_tokens', 0)} tokens."})
                     return
                 thinking = body.get("chat_template_kwargs", {}).get("enable_thinking", True)
+                reply = fake.responder(body) if fake.responder else fake.reply
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.end_headers()
@@ -110,7 +113,7 @@ class FakeVLLM:
                 if thinking and fake.reasoning:
                     for part in fake.reasoning.split(" "):
                         send({**base, "choices": [{"index": 0, "delta": {fake.reasoning_field: part + " "}}]})
-                for part in fake.reply.split(" "):
+                for part in reply.split(" "):
                     send({**base, "choices": [{"index": 0, "delta": {"content": part + " "}}]})
                     if fake.fault == "midstream_junk":
                         self.wfile.write(b"data: {this is not json\n\n")
@@ -121,7 +124,7 @@ class FakeVLLM:
                         return
                 send({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
                 if body.get("stream_options", {}).get("include_usage"):
-                    comp = fake.counter.count(fake.reply) + (fake.counter.count(fake.reasoning) if thinking else 0)
+                    comp = fake.counter.count(reply) + (fake.counter.count(fake.reasoning) if thinking else 0)
                     send({**base, "choices": [], "usage": {
                         "prompt_tokens": prompt, "completion_tokens": comp, "total_tokens": prompt + comp}})
                 self.wfile.write(b"data: [DONE]\n\n")

@@ -10,15 +10,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from kb.answers.check import EvidenceCheck, apply_check, check_evidence
 from kb.answers.llm import LLM, Delta, GenParams, OpenAICompatLLM, Usage
 from kb.errors import PromptTooLongError
+from kb.focus.prompt import abstention, is_abstention
 from kb.focus.prompt import messages as build_messages
 
 if TYPE_CHECKING:
     from kb.focus.budget import Context
     from kb.focus.context import ContextBuilder
     from kb.focus.retrieve import Filters
-    from kb.settings import Settings
+    from kb.focus.tokens import TokenCounter
+    from kb.settings import ModeSettings, Settings
 
 DEFAULT_CONTEXT_LEN = 32768
 
@@ -57,20 +60,28 @@ class Answer:
     usage: Usage = field(default_factory=Usage)
     timings: dict[str, float | None] = field(default_factory=dict)
     request: dict[str, Any] = field(default_factory=dict)
+    abstained: bool = False  # "not in your notes": said by kb (empty context, evidence check) or by the model
+    abstain_reason: str = ""
+    check: dict[str, Any] = field(default_factory=dict)  # the evidence check, when it ran (see kb.answers.check)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "question": self.question, "answer": self.text, "mode": self.mode, "mode_reason": self.mode_reason,
             "citations": [c.__dict__ for c in self.citations], "invalid_citations": self.invalid_citations,
             "usage": self.usage.as_dict(), "timings": self.timings, "reasoning": self.reasoning,
-            "context": self.context.as_dict(), "request": self.request,
+            "context": self.context.as_dict(), "request": self.request, "abstained": self.abstained,
+            "abstain_reason": self.abstain_reason, "evidence_check": self.check,
         }
 
 
 def default_llm(base: ContextSource) -> OpenAICompatLLM:
-    s = base.settings
+    return llm_from_settings(base.settings)
+
+
+def llm_from_settings(s: Settings) -> OpenAICompatLLM:
+    """The configured LLM server (KB_LLM_BASE_URL, KB_LLM_MODEL, timeouts)."""
     return OpenAICompatLLM(s.llm_base_url, s.llm_model, timeout=s.llm_timeout,
-                           connect_timeout=s.llm_connect_timeout)
+                           connect_timeout=s.llm_connect_timeout, context_length=s.llm_context_length)
 
 
 def obsidian_link(root: str, rel: str) -> str | None:
@@ -113,14 +124,41 @@ def answer(base: ContextSource, question: str, mode: str = "auto", *, llm: LLM |
            filters: Filters | None = None, on_delta: Callable[[Delta], None] | None = None,
            history: list[dict[str, str]] | None = None, retrieval_query: str | None = None) -> Answer:
     t0 = time.perf_counter()
-    llm = llm or default_llm(base)
-    if isinstance(llm, OpenAICompatLLM):
-        llm.check_model()
     ctx = base.context(retrieval_query or question, mode, filters)
     ctx.question = question
-    t_retrieval = time.perf_counter() - t0
     mset = base.settings.modes.get(ctx.mode)
-    counter = base.contexts().counter
+    return respond(ctx, llm or default_llm(base), base.contexts().counter, mset, on_delta=on_delta,
+                   history=history, started=t0)
+
+
+def respond(ctx: Context, llm: LLM, counter: TokenCounter, mset: ModeSettings, *,
+            on_delta: Callable[[Delta], None] | None = None, history: list[dict[str, str]] | None = None,
+            evidence_check: bool | None = None, started: float | None = None) -> Answer:
+    """Answer from a given context with a mode's generation settings. An empty context (or an evidence check
+    that finds no answering passage) abstains without asking the model for an answer."""
+    t0 = started if started is not None else time.perf_counter()
+    t_retrieval = time.perf_counter() - t0
+    phrase = abstention(ctx.question)
+
+    def abstain(reason: str, check: EvidenceCheck | None = None) -> Answer:
+        usage = Usage(source="none")
+        timings = {"retrieval_s": round(t_retrieval, 4), "ttft_s": None,
+                   "total_s": round(time.perf_counter() - t0, 4)}
+        if check is not None:
+            timings["check_s"] = round(check.seconds, 4)
+        return Answer(ctx.question, phrase, ctx.mode, ctx.mode_reason, ctx, usage=usage, timings=timings,
+                      abstained=True, abstain_reason=reason, check=check.as_dict() if check else {})
+
+    if not ctx.passages:
+        return abstain("nothing in your notes is relevant (empty context): the model was not asked")
+    if isinstance(llm, OpenAICompatLLM):
+        llm.check_model()
+    check = None
+    if mset.evidence_check if evidence_check is None else evidence_check:
+        check = check_evidence(llm, ctx, counter)
+        apply_check(ctx, check, counter)
+        if not ctx.passages:
+            return abstain("the evidence check found no passage that answers the question", check)
     limit = llm.max_model_len or DEFAULT_CONTEXT_LEN
 
     def fit() -> tuple[list[dict[str, str]], GenParams]:
@@ -155,9 +193,16 @@ def answer(base: ContextSource, question: str, mode: str = "auto", *, llm: LLM |
                "enable_thinking": params.thinking, "temperature": params.temperature, "top_p": params.top_p,
                "top_k": params.top_k, "prompt_tokens_counted": counter.chat_tokens(msgs, params.thinking),
                "max_model_len": limit, "messages": msgs}
-    return Answer(question, done.text, ctx.mode, ctx.mode_reason, ctx, citations, bad, done.reasoning, done.usage,
-                  {"retrieval_s": round(t_retrieval, 4), "ttft_s": done.ttft_s and round(done.ttft_s, 4),
-                   "total_s": round(time.perf_counter() - t0, 4)}, request)
+    timings: dict[str, float | None] = {"retrieval_s": round(t_retrieval, 4),
+                                        "ttft_s": done.ttft_s and round(done.ttft_s, 4),
+                                        "total_s": round(time.perf_counter() - t0, 4)}
+    if check is not None:
+        timings["check_s"] = round(check.seconds, 4)
+    said = is_abstention(done.text)
+    return Answer(ctx.question, done.text, ctx.mode, ctx.mode_reason, ctx, citations, bad, done.reasoning,
+                  done.usage, timings, request, abstained=said,
+                  abstain_reason="the model found no answer in the notes" if said else "",
+                  check=check.as_dict() if check else {})
 
 
 REWRITE = ("Rewrite the user's last question as one standalone search query for their notes, resolving pronouns and "

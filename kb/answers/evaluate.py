@@ -13,7 +13,8 @@ import re
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -77,41 +78,49 @@ def evaluate(questions: list[dict[str, Any]], corpus: Path, modes: list[str],
              **settings: Any) -> dict[str, Any]:
     """Measure each mode; with ``misses``, write every missed question there (JSON lines, see `explain_miss`)."""
     from kb.focus.context import ContextBuilder
-    from kb.index.core import Index
 
     say = progress or (lambda m: None)
-    if not corpus.is_dir():
-        raise PathNotFoundError(f"no such corpus folder: {corpus}", "pass the folder the question paths refer to")
     bad = [m for m in modes if m not in ALL_MODES]
     if bad:
         raise KbError(f"unknown mode(s): {', '.join(bad)}", f"choose from {', '.join(ALL_MODES)}")
+    with indexed(corpus, say, settings) as base:
+        builder = ContextBuilder(base)
+        emb = base.embedder()
+        t0 = time.perf_counter()
+        qvecs = [emb.embed_query(q["question"]) for q in questions]
+        embed_ms = (time.perf_counter() - t0) * 1000 / max(1, len(questions))
+        builder.retriever().background()
+        result: dict[str, Any] = {"corpus": str(corpus), "questions": len(questions),
+                                  "chunks": base.manifest.chunk_count(), "model": base.model_id,
+                                  "query_embed_ms_mean": round(embed_ms, 2), "counter": builder.counter.name,
+                                  "modes": {}}
+        missed: list[dict[str, Any]] = []
+        for mode in modes:
+            say(f"mode {mode}")
+            result["modes"][mode] = _run_mode(builder, questions, qvecs, mode, missed)
+        if misses is not None:
+            _write_misses(misses, missed, base.manifest)
+            result["misses_file"], result["misses"] = str(misses), len(missed)
+        return result
+
+
+@contextmanager
+def indexed(corpus: Path, say: Callable[[str], None], settings: dict[str, Any]) -> Iterator[Any]:
+    """An `Index` holding ``corpus`` (synced now): in KB_HOME when one is set, else in a temporary home."""
+    from kb.index.core import Index
+
+    if not corpus.is_dir():
+        raise PathNotFoundError(f"no such corpus folder: {corpus}", "pass the folder the question paths refer to")
     tmp = None
     if "home" not in settings and not os.environ.get("KB_HOME"):
         tmp = tempfile.TemporaryDirectory(prefix="kb-eval-")
-        settings["home"] = Path(tmp.name)
+        settings = {**settings, "home": Path(tmp.name)}
     try:
         with Index(**settings) as base:
             say(f"indexing {corpus} into {base.home}")
             report = base.ingest([corpus])
             say(f"index ready: {base.manifest.chunk_count()} chunks ({report.embedded} embedded in this run)")
-            builder = ContextBuilder(base)
-            emb = base.embedder()
-            t0 = time.perf_counter()
-            qvecs = [emb.embed_query(q["question"]) for q in questions]
-            embed_ms = (time.perf_counter() - t0) * 1000 / max(1, len(questions))
-            builder.retriever().background()
-            result: dict[str, Any] = {"corpus": str(corpus), "questions": len(questions),
-                                      "chunks": base.manifest.chunk_count(), "model": base.model_id,
-                                      "query_embed_ms_mean": round(embed_ms, 2), "counter": builder.counter.name,
-                                      "modes": {}}
-            missed: list[dict[str, Any]] = []
-            for mode in modes:
-                say(f"mode {mode}")
-                result["modes"][mode] = _run_mode(builder, questions, qvecs, mode, missed)
-            if misses is not None:
-                _write_misses(misses, missed, base.manifest)
-                result["misses_file"], result["misses"] = str(misses), len(missed)
-            return result
+            yield base
     finally:
         if tmp is not None:
             tmp.cleanup()

@@ -133,7 +133,7 @@ def _partial_suffix(s: str, tag: str) -> int:
 
 class OpenAICompatLLM(LLM):
     def __init__(self, base_url: str, model: str, timeout: float = 120.0, retries: int = 3,
-                 api_key: str = "EMPTY", connect_timeout: float = 5.0) -> None:
+                 api_key: str = "EMPTY", connect_timeout: float = 5.0, context_length: int | None = None) -> None:
         import httpx
         from openai import OpenAI
 
@@ -145,6 +145,7 @@ class OpenAICompatLLM(LLM):
         bounds = httpx.Timeout(timeout, connect=connect_timeout)
         self.client = OpenAI(base_url=self.base_url, api_key=api_key, timeout=bounds, max_retries=0)
         self._served: list[dict[str, Any]] | None = None
+        self.context_length = context_length  # used when the server does not report its own
 
     # -- discovery
     def served(self) -> list[dict[str, Any]]:
@@ -165,7 +166,8 @@ class OpenAICompatLLM(LLM):
             )
         card = next(m for m in served if m.get("id") == self.model)
         meta = card.get("meta") or {}
-        self.max_model_len = card.get("max_model_len") or meta.get("n_ctx") or meta.get("n_ctx_train")
+        self.max_model_len = (card.get("max_model_len") or meta.get("n_ctx") or meta.get("n_ctx_train")
+                              or self.context_length)
 
     def _unavailable(self, detail: str = "") -> LLMUnavailableError:
         return LLMUnavailableError(

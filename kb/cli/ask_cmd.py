@@ -125,12 +125,35 @@ def _answer(base, question: str, mode: str, filters, json_: bool, show_thinking:
     render_sources(ans)
 
 
+def render_abstention(ans) -> None:
+    """"Not in your notes" stands apart from an answer: kb's own (no model call) or the model's."""
+    if not ans.abstained:
+        return
+    if ans.usage.source == "none":  # kb abstained itself: nothing was streamed
+        out.print(f"[bold yellow]{escape(ans.text)}[/]", highlight=False)
+    err.print(f"[yellow]abstained:[/] {escape(ans.abstain_reason)}", highlight=False)
+    if ans.check and ans.check.get("keep") == []:
+        err.print("[dim]tip: the evidence check is a mode setting (KB_MODES__<MODE>__EVIDENCE_CHECK=false turns "
+                  "it off); `kb ask --dry-run` shows what was retrieved[/]")
+    elif not ans.context.passages:
+        err.print("[dim]tip: `kb ask --dry-run` shows the candidates and why each was dropped; `kb search` shows "
+                  "the nearest passages regardless of relevance[/]")
+
+
 def render_sources(ans) -> None:
+    render_abstention(ans)
+    if ans.usage.source == "none":
+        return
     u = ans.usage
     err.print(f"[dim]mode {ans.mode} ({escape(ans.mode_reason)}) · context {ans.context.tokens} tokens in "
               f"{len(ans.context.passages)} passages · prompt {u.prompt_tokens}, completion {u.completion_tokens}"
               f"{f', reasoning {u.reasoning_tokens}' if u.reasoning_tokens else ''} tokens ({u.source}) · "
               f"first token {ans.timings.get('ttft_s')}s, total {ans.timings.get('total_s')}s[/]", highlight=False)
+    if ans.check:
+        c = ans.check
+        kept = c["keep"] if c["keep"] is not None else "all (its reply was not readable)"
+        err.print(f"[dim]evidence check: kept passages {kept} · {c['usage']['prompt_tokens']} + "
+                  f"{c['usage']['completion_tokens']} tokens · {c['seconds']}s[/]", highlight=False)
     if ans.citations:
         out.print("[bold]sources[/]")
         for c in ans.citations:

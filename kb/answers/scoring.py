@@ -1,0 +1,60 @@
+"""Answer scoring for `kb eval --answers`: SQuAD-style normalisation, token F1 and exact match (Russian and
+English), abstention and citation precision.
+
+Normalisation: Unicode NFKC, lower case, ё → е, citation marks ``[n]`` removed, punctuation and symbols removed,
+the English articles a / an / the dropped (Russian has none), whitespace collapsed.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable
+
+_ARTICLES = frozenset({"a", "an", "the"})
+_CITATION = re.compile(r"\[\d{1,3}\]")
+
+
+def normalize(text: str) -> str:
+    text = _CITATION.sub(" ", unicodedata.normalize("NFKC", text)).lower().replace("ё", "е")
+    text = "".join(" " if unicodedata.category(ch)[0] in "PS" else ch for ch in text)
+    return " ".join(w for w in text.split() if w not in _ARTICLES)
+
+
+def golds(answer: object) -> list[str]:
+    """A question's gold answers: ``answer`` may be a string, a number, or a list of acceptable answers."""
+    if answer is None:
+        return []
+    items: Iterable[object] = answer if isinstance(answer, list) else [answer]
+    return [str(a) for a in items if a is not None and str(a).strip()]
+
+
+def token_f1(prediction: str, gold: str) -> float:
+    pred, ref = normalize(prediction).split(), normalize(gold).split()
+    if not pred or not ref:
+        return float(pred == ref)
+    common = sum((Counter(pred) & Counter(ref)).values())
+    if not common:
+        return 0.0
+    precision, recall = common / len(pred), common / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+def exact_match(prediction: str, gold: str) -> float:
+    return float(normalize(prediction) == normalize(gold))
+
+
+def best(prediction: str, answers: list[str]) -> tuple[float, float]:
+    """(F1, EM) of a prediction against the best-matching gold answer."""
+    if not answers:
+        return 0.0, 0.0
+    return max(token_f1(prediction, a) for a in answers), max(exact_match(prediction, a) for a in answers)
+
+
+def citation_precision(cited: Iterable[str], evidence: Iterable[str]) -> float | None:
+    """The share of cited notes that are evidence notes; None when nothing was cited (or there is no evidence)."""
+    cited_set, evidence_set = set(cited), set(evidence)
+    if not cited_set or not evidence_set:
+        return None
+    return len(cited_set & evidence_set) / len(cited_set)

@@ -1,0 +1,287 @@
+"""`kb eval --answers`: scoring (normalisation in both languages, abstention, citation precision), the
+evidence check, abstaining without a model call, and resumable runs — against a scripted server that reads
+the context it is sent and answers only from it."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from kb.answers.answer import answer
+from kb.answers.answer_eval import evaluate_answers
+from kb.answers.check import CHECK_SYSTEM, parse_ids
+from kb.answers.llm import ScriptedLLM
+from kb.answers.scoring import best, citation_precision, exact_match, normalize, token_f1
+from kb.cli.main import app
+from kb.errors import KbError
+from kb.focus.prompt import ABSTAIN, abstention, is_abstention, language
+from tests.conftest import write
+from tests.fake_vllm import FakeVLLM
+
+ROOT = Path(__file__).resolve().parent.parent
+runner = CliRunner()
+
+QUESTIONS = [
+    {"id": "q1", "question": "How many copies of the jellyfin logs are kept?", "answer": "seven copies",
+     "evidence": [{"path": "server.md", "quote": "seven copies are kept"}]},
+    {"id": "q2", "question": "When did we drive to the lake?", "answer": "in May",
+     "evidence": [{"path": "trip.md", "quote": "We drove to the lake in May"}]},
+    {"id": "q3", "question": "Какой пароль от роутера на даче?", "answer": "сова42",
+     "evidence": [{"path": "дача.md", "quote": "Пароль от роутера на даче: сова42."}]},
+    {"id": "q4", "question": "Which Kubernetes version runs on the office cluster?", "answer": None, "evidence": []},
+    {"id": "q5", "question": "Какой номер паспорта у Маши?", "answer": None, "evidence": []},
+]
+
+
+@pytest.fixture
+def vault(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("KB_EMBED_MODEL", "hash-64")
+    root = tmp_path / "notes"
+    write(root / "server.md", "# Server\n\nJellyfin logs rotate daily and seven copies are kept.\n")
+    write(root / "trip.md", "# Trip\n\nWe drove to the lake in May and swam every morning.\n")
+    write(root / "дача.md", "# Дача\n\nПароль от роутера на даче: сова42. Ключи у соседки.\n")
+    write(root / "bread.md", "# Bread\n\nRye bread needs a sourdough starter fed twice a day.\n")
+    return root
+
+
+class Reader:
+    """A scripted server that reads: it answers a question with its gold answer, citing the note that holds it,
+    when (and only when) that answer is in the notes it was sent; otherwise it abstains. It answers the
+    evidence check with the ids of the notes holding the answer."""
+
+    def __init__(self, questions: list[dict[str, Any]]) -> None:
+        self.gold = {q["question"]: q["answer"] for q in questions}
+        self.answered: list[tuple[str, bool]] = []  # (question, gold was in the notes) per answer call
+
+    def __call__(self, body: dict[str, Any]) -> str:
+        user = body["messages"][-1]["content"]
+        question = user.rsplit("Question: ", 1)[1].removesuffix("\n\nJSON:")
+        gold = self.gold[question]
+        notes = re.findall(r'<note id="(\d+)"[^>]*>\n(.*?)\n</note>', user, re.S)
+        holders = [n for n, text in notes if gold and gold in text]
+        if body["messages"][0]["content"] == CHECK_SYSTEM:
+            return json.dumps({"relevant": [int(n) for n in holders]})
+        self.answered.append((question, bool(holders)))
+        return f"{gold} [{holders[0]}]" if holders else abstention(question)
+
+
+def test_normalisation_in_both_languages() -> None:
+    assert normalize("The  Quick, brown fox!") == "quick brown fox"
+    assert normalize("«Ёлка» — зелёная [2].") == "елка зеленая"
+    assert exact_match("The Denver Broncos.", "denver broncos") == 1.0
+    assert exact_match("Ёж", "еж") == 1.0 and exact_match("a cat", "cats") == 0.0
+    assert token_f1("in May 2021", "May 2021") == pytest.approx(0.8)
+    assert token_f1("два часа [1]", "Два часа.") == 1.0
+    assert token_f1("nothing shared", "other words") == 0.0
+    assert best("it was 7", ["seven", "7"]) == (0.5, 0.0)  # p 1/3, r 1 against "7"
+
+
+def test_abstention_detection_and_language() -> None:
+    assert language("Какой пароль?") == "ru" and language("What is it?") == "en"
+    assert language("Как настроить nginx?") == "ru" and language("How do I use Ёлка?") == "en"
+    assert abstention("Где ключи?") == ABSTAIN["ru"] and abstention("Where?") == ABSTAIN["en"]
+    for said in ["Not in your notes.", "not in your notes", "**Not in your notes.** They cover backups only.",
+                 "В заметках этого нет.", "в заметках этого нет!", "«В заметках этого нет»"]:
+        assert is_abstention(said), said
+    for said in ["The answer is 7 [1].", "It is not in your notes folder but in the wiki.", "Notes: 7", ""]:
+        assert not is_abstention(said), said
+
+
+def test_citation_precision() -> None:
+    assert citation_precision(["a.md", "b.md"], ["a.md"]) == 0.5
+    assert citation_precision(["a.md", "a.md"], ["a.md", "c.md"]) == 1.0
+    assert citation_precision([], ["a.md"]) is None and citation_precision(["a.md"], []) is None
+
+
+def test_parse_evidence_check_reply() -> None:
+    assert parse_ids('```json\n{"relevant": [2, "3", 9]}\n```', {1, 2, 3}) == [2, 3]
+    assert parse_ids('Sure: [1, 1, 3]', {1, 2, 3}) == [1, 3]
+    assert parse_ids('{"relevant": []}', {1, 2}) == []
+    assert parse_ids("None of them.", {1, 2}) is None
+
+
+def test_empty_context_abstains_without_calling_the_model(make_kb, vault: Path) -> None:
+    base = make_kb()
+    base.ingest([vault])
+    for mode in ("auto", "code", "dialog", "think"):
+        llm = ScriptedLLM(["should never be said"])
+        ans = answer(base, "Какой номер паспорта у Маши?", mode, llm=llm)
+        assert ans.abstained and ans.text == ABSTAIN["ru"] and "not asked" in ans.abstain_reason
+        assert llm.requests == [] and not ans.context.passages and ans.usage.source == "none"
+    said = answer(base, "How many jellyfin log copies are kept?", "dialog", llm=ScriptedLLM([ABSTAIN["en"]]))
+    assert said.abstained and said.abstain_reason == "the model found no answer in the notes"
+
+
+def _run(vault: Path, fake: FakeVLLM, strategies: list[str], results: Path, **kw: Any) -> dict[str, Any]:
+    from kb.answers.llm import OpenAICompatLLM
+
+    return evaluate_answers(QUESTIONS, vault, strategies, results.parent, results=results,
+                            llm=OpenAICompatLLM(fake.url, fake.model), **kw)
+
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()[1:]]
+
+
+def test_scores_reflect_exactly_what_the_context_held(vault: Path, tmp_path: Path) -> None:
+    reader = Reader(QUESTIONS)
+    with FakeVLLM() as fake:
+        fake.responder = reader
+        result = _run(vault, fake, ["auto", "naive", "max"], tmp_path / "r.jsonl")
+    rows = _rows(tmp_path / "r.jsonl")
+    assert len(rows) == len(QUESTIONS) * 3
+    asked = iter(reader.answered)
+    for row in rows:  # question-major order; a row kb abstained on without a call has no request
+        if row["kb_abstained"]:
+            assert row["abstained"] and row["prompt_tokens"] == 0
+            continue
+        question, held = next(asked)
+        assert question == next(q["question"] for q in QUESTIONS if q["id"] == row["qid"])
+        if row["answerable"]:
+            assert row["f1"] == row["em"] == (1.0 if held else 0.0)
+            assert row["abstained"] is (not held)
+            assert row["citation_precision"] == (1.0 if held else None)
+        else:
+            assert row["abstained"] and row["f1"] is None
+    assert next(asked, None) is None  # every request is accounted for
+    everything = result["strategies"]["max"]  # the whole (tiny) vault fits: every answer is in the context
+    assert everything["f1"] == everything["em"] == everything["citation_precision"] == 1.0
+    assert everything["abstain_unanswerable"] == 1.0 and everything["false_abstain"] == 0.0
+    assert everything["f1_overall"] == 1.0 and everything["questions"] == 5 and everything["answerable"] == 3
+    for name, s in result["strategies"].items():  # the summary is the mean of the rows
+        mine = [r for r in rows if r["strategy"] == name]
+        f1s = [r["f1"] for r in mine if r["answerable"]]
+        assert s["f1"] == pytest.approx(sum(f1s) / len(f1s), abs=1e-4)
+        assert s["prompt_tokens_mean"] == pytest.approx(sum(r["prompt_tokens"] for r in mine) / len(mine), abs=1e-3)
+    assert result["strategies"]["auto"]["context_tokens_mean"] < everything["context_tokens_mean"]
+
+
+def test_evidence_check_keeps_only_answering_passages_and_is_counted(vault: Path, tmp_path: Path) -> None:
+    reader = Reader(QUESTIONS)
+    with FakeVLLM() as fake:
+        fake.responder = reader
+        result = _run(vault, fake, ["max", "max+check"], tmp_path / "r.jsonl")
+        checks = [r for r in fake.chats() if r["messages"][0]["content"] == CHECK_SYSTEM]
+    rows = {(r["qid"], r["strategy"]): r for r in _rows(tmp_path / "r.jsonl")}
+    assert len(checks) == len(QUESTIONS)  # one check per question, thinking off, short
+    assert all(c["chat_template_kwargs"] == {"enable_thinking": False} and c["max_tokens"] <= 64 for c in checks)
+    for q in QUESTIONS:
+        plain, checked = rows[(q["id"], "max")], rows[(q["id"], "max+check")]
+        assert checked["check_tokens"] > 0 and checked["check_s"] is not None
+        if q["answer"] is None:  # the check found nothing: kb abstains without an answer call
+            assert checked["abstained"] and checked["kb_abstained"] and checked["context_tokens"] == 0
+        else:
+            assert checked["f1"] == 1.0 and checked["passages"] == 1
+            assert checked["context_tokens"] < plain["context_tokens"]
+            assert checked["prompt_tokens"] > checked["check_tokens"]  # both calls are in the cost
+    s = result["strategies"]["max+check"]
+    assert s["check_tokens_mean"] > 0 and s["f1"] == 1.0 and s["abstain_unanswerable"] == 1.0
+
+
+def test_an_interrupted_run_continues_where_it_stopped(vault: Path, tmp_path: Path) -> None:
+    reader = Reader(QUESTIONS)
+    results = tmp_path / "r.jsonl"
+
+    def stop_after_four(done: int, total: int) -> None:
+        if done == 4:
+            raise KeyboardInterrupt
+
+    with FakeVLLM() as fake:
+        fake.responder = reader
+        with pytest.raises(KeyboardInterrupt):
+            _run(vault, fake, ["naive", "max"], results, tick=stop_after_four)
+        first = _rows(results)
+        assert len(first) == 4
+        with results.open("a", encoding="utf-8") as f:
+            f.write('{"qid": "q5", "strat')  # a line torn by a kill mid-write
+        calls_before = len(fake.chats())
+        result = _run(vault, fake, ["naive", "max"], results)
+        rows = _rows(results)
+        new_calls = len(fake.chats()) - calls_before
+    assert len(rows) == len(QUESTIONS) * 2 == len({(r["qid"], r["strategy"]) for r in rows})
+    assert rows[:4] == first  # nothing redone
+    assert new_calls == sum(1 for r in rows[4:] if not r["kb_abstained"])
+    assert result["strategies"]["max"]["questions"] == len(QUESTIONS)
+    assert oct(results.stat().st_mode & 0o777) == "0o600"
+
+
+def test_results_of_another_run_are_refused_with_a_remedy_that_works(vault: Path, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    results = tmp_path / "r.jsonl"
+    with FakeVLLM() as fake:
+        fake.responder = Reader(QUESTIONS)
+        _run(vault, fake, ["naive"], results)
+        monkeypatch.setenv("KB_MODES__DIALOG__BUDGET", "900")  # another configuration: another run
+        with pytest.raises(KbError) as exc:
+            _run(vault, fake, ["naive"], results)
+        assert "another run" in exc.value.message and "--results a new file" in (exc.value.remedy or "")
+        fresh = _run(vault, fake, ["naive"], tmp_path / "new.jsonl")  # following the remedy
+    assert fresh["strategies"]["naive"]["questions"] == len(QUESTIONS)
+
+
+def test_cli_answers_table_json_and_plot(vault: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    qfile = tmp_path / "q.jsonl"
+    qfile.write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in QUESTIONS), encoding="utf-8")
+    png = tmp_path / "plot.png"
+    with FakeVLLM() as fake:
+        fake.responder = Reader(QUESTIONS)
+        monkeypatch.setenv("KB_LLM_BASE_URL", fake.url)
+        monkeypatch.setenv("KB_LLM_MODEL", fake.model)
+        r = runner.invoke(app, ["eval", str(qfile), "--corpus", str(vault), "--answers", "--json", "--plot", str(png)])
+        assert r.exit_code == 0, r.output
+        data = json.loads(r.stdout)
+        assert list(data["strategies"]) == ["auto", "naive", "max"] and data["max_model_len"] == fake.max_model_len
+        for s in data["strategies"].values():
+            assert {"f1", "em", "abstain_unanswerable", "false_abstain", "prompt_tokens_mean", "ttft_s_p50",
+                    "total_s_p50", "citation_precision"} <= set(s)
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+        assert Path(data["results_file"]).parent.name == "eval"  # one results file per run, under KB_HOME
+        r = runner.invoke(app, ["eval", str(qfile), "--corpus", str(vault), "--answers", "--sample", "2",
+                                "--seed", "3"])
+        assert r.exit_code == 0, r.output
+        assert "resuming" in r.output and "strategy" in r.stdout and "max" in r.stdout
+    r = runner.invoke(app, ["eval", str(qfile), "--corpus", str(vault), "--answers"])  # the server is gone
+    assert r.exit_code == 9 and "no LLM server answers" in r.output and "Traceback" not in r.output
+    r = runner.invoke(app, ["eval", str(qfile), "--corpus", str(vault), "--modes", "auto,everything", "--answers"])
+    assert r.exit_code != 0 and "unknown strategy" in r.output
+
+
+def test_demo_question_set_quotes_and_answers_are_in_the_example_notes() -> None:
+    from kb.answers.evaluate import as_indexed, collapse, load_questions
+
+    qs = load_questions(ROOT / "examples" / "questions.jsonl")
+    assert len(qs) >= 12 and sum(q["answer"] is None for q in qs) >= 3
+    assert {q["lang"] for q in qs} == {"en", "ru"}
+    for q in qs:
+        for ev in q["evidence"]:
+            note = (ROOT / "examples" / "notes" / ev["path"]).read_text(encoding="utf-8")
+            assert collapse(ev["quote"]) in collapse(note) and as_indexed(ev["quote"])
+            assert normalize(q["answer"]) in normalize(note)
+
+
+def test_one_writer_per_results_file(tmp_path: Path) -> None:
+    from kb.answers.answer_eval import Results
+
+    first = Results(tmp_path / "r.jsonl", "run-a", {})
+    try:
+        with pytest.raises(KbError) as exc:
+            Results(tmp_path / "r.jsonl", "run-a", {})
+        assert "another `kb eval --answers`" in exc.value.message
+    finally:
+        first.close()
+    Results(tmp_path / "r.jsonl", "run-a", {}).close()  # free again once the first one is done
+
+
+def test_cli_ask_says_not_in_your_notes_without_a_server(vault: Path) -> None:
+    assert runner.invoke(app, ["ingest", str(vault)]).exit_code == 0
+    r = runner.invoke(app, ["ask", "Какой номер паспорта у Маши?"])  # no LLM server runs at all
+    assert r.exit_code == 0, r.output
+    assert ABSTAIN["ru"] in r.stdout and "abstained:" in r.output and "the model was not asked" in r.output
+    r = runner.invoke(app, ["ask", "Какой номер паспорта у Маши?", "--json"])
+    data = json.loads(r.stdout)
+    assert data["abstained"] is True and data["answer"] == ABSTAIN["ru"] and data["usage"]["source"] == "none"
