@@ -225,7 +225,7 @@ def build_server(base: KnowledgeBase, max_tokens: int = 4000) -> MCPServer:
             by_n, uri = {p.n: p for p in a.context.passages}, notes.uri_for()
             cites = [{"n": c.n, "uri": uri(by_n[c.n].root, by_n[c.n].path), "heading": c.heading,
                       "lines": [c.start_line, c.end_line]} for c in a.citations if c.n in by_n]
-        return {"answer": a.text, "mode": a.context.mode, "citations": cites}
+        return {"answer": a.text, "abstained": a.abstained, "mode": a.context.mode, "citations": cites}
 
     @server.tool(annotations=read_only)
     def status() -> dict[str, Any]:
