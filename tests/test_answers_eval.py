@@ -235,6 +235,7 @@ def test_cli_answers_table_json_and_plot(vault: Path, tmp_path: Path, monkeypatc
         r = runner.invoke(app, ["eval", str(qfile), "--corpus", str(vault), "--answers", "--json", "--plot", str(png)])
         assert r.exit_code == 0, r.output
         data = json.loads(r.stdout)
+        assert "answered 15/15" in r.output  # progress, as log lines when stderr is not a terminal
         assert list(data["strategies"]) == ["auto", "naive", "max"] and data["max_model_len"] == fake.max_model_len
         for s in data["strategies"].values():
             assert {"f1", "em", "abstain_unanswerable", "false_abstain", "prompt_tokens_mean", "ttft_s_p50",

@@ -85,6 +85,8 @@ def _answers(qs, corpus: Path, names: list[str], results: Path | None, say) -> d
     from kb.settings import load_settings
 
     results_dir = load_settings().data_dir() / "eval"
+    if not err.is_terminal:  # a log, not a screen: a line at every tenth, with the ETA
+        return evaluate_answers(qs, corpus, names, results_dir, results=results, progress=say, tick=_LogTicks(say))
     with Progress(TextColumn("answering"), BarColumn(), MofNCompleteColumn(), TextColumn("ETA"),
                   TimeRemainingColumn(), console=err, transient=True) as bar:
         task = bar.add_task("answers", total=None)
@@ -93,6 +95,28 @@ def _answers(qs, corpus: Path, names: list[str], results: Path | None, say) -> d
             bar.update(task, completed=done, total=total)
 
         return evaluate_answers(qs, corpus, names, results_dir, results=results, progress=say, tick=tick)
+
+
+class _LogTicks:
+    def __init__(self, say) -> None:
+        import time
+
+        self.say, self.clock = say, time.monotonic
+        self.start: tuple[float, int] | None = None
+        self.next = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.start is None:
+            self.start = (self.clock(), done)
+            self.next = done
+        if done < self.next and done != total:
+            return
+        self.next = done + max(1, total // 10)
+        t0, d0 = self.start
+        rate = (done - d0) / max(1e-9, self.clock() - t0)
+        eta = f", ETA {int((total - done) / rate) // 60}m{int((total - done) / rate) % 60:02d}s" if rate and \
+            done < total else ""
+        self.say(f"answered {done}/{total}{eta}")
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
