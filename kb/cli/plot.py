@@ -26,7 +26,8 @@ def plot_answers(result: dict[str, Any], path: Path) -> Path:
     xs = [p[1] for p in points]
     if xs and max(xs) > 20 * max(1, min(xs)):  # focused and "everything in" differ by orders of magnitude
         ax.set_xscale("log")
-    ax.set_xlabel("prompt tokens per question (mean, server usage)")
+    ax.set_xlabel("prompt tokens per question (mean: server usage, else kb's count)")
+    ax.margins(x=0.15)
     ax.set_ylabel("answer F1 (unanswerable: 1 when it abstains)")
     ax.set_ylim(0, max(0.05, min(1.0, max((p[2] for p in points), default=0) * 1.25)))
     ax.grid(True, alpha=0.3)
