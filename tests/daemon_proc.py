@@ -51,20 +51,20 @@ class WatchProcess:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
-    def client(self, timeout: float = 60.0) -> DaemonClient:
+    def client(self, timeout: float = 180.0) -> DaemonClient:
         def ready() -> DaemonClient | None:
             if self.proc.poll() is not None:
                 raise AssertionError(f"kb watch exited with {self.proc.returncode}:\n{self.output()}")
             c = connect(self.home)
             if c is not None and c.state["pid"] == self.proc.pid:
-                c.request("ping", timeout=5)
+                c.request("ping", timeout=15)  # generous: a saturated CPU may delay one reply
                 return c
             return None
 
         return wait_for(ready, timeout, "kb watch to serve")
 
     def status(self) -> dict[str, Any]:
-        return self.client().request("status", timeout=10)
+        return self.client().request("status", timeout=30)
 
     def idle(self, timeout: float = 120.0) -> dict[str, Any]:
         """Wait until nothing is queued or running, twice in a row across more than the debounce time."""
