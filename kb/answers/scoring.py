@@ -7,19 +7,16 @@ the English articles a / an / the dropped (Russian has none), whitespace collaps
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 
+from kb.focus.prompt import fold
+
 _ARTICLES = frozenset({"a", "an", "the"})
-_CITATION = re.compile(r"\[\d{1,3}\]")
 
 
 def normalize(text: str) -> str:
-    text = _CITATION.sub(" ", unicodedata.normalize("NFKC", text)).lower().replace("ё", "е")
-    text = "".join(" " if unicodedata.category(ch)[0] in "PS" else ch for ch in text)
-    return " ".join(w for w in text.split() if w not in _ARTICLES)
+    return " ".join(w for w in fold(text).split() if w not in _ARTICLES)
 
 
 def golds(answer: object) -> list[str]:

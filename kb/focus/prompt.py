@@ -42,19 +42,24 @@ def system_prompt(question: str) -> str:
     return SYSTEM.format(abstain=abstention(question))
 
 
-def _norm(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text).lower().replace("ё", "е")
-    text = "".join(" " if unicodedata.category(ch).startswith(("P", "S")) else ch for ch in text)
+_CITATION = re.compile(r"\[\d{1,3}\]")
+
+
+def fold(text: str) -> str:
+    """Text as words only: Unicode NFKC, lower case, ё → е, citation marks ``[n]``, punctuation and symbols
+    removed, whitespace collapsed (for comparing what a model said, in Russian and English)."""
+    text = _CITATION.sub(" ", unicodedata.normalize("NFKC", text)).lower().replace("ё", "е")
+    text = "".join(" " if unicodedata.category(ch)[0] in "PS" else ch for ch in text)
     return " ".join(text.split())
 
 
-_PHRASES = tuple(_norm(p) for p in ABSTAIN.values())
+_PHRASES = tuple(fold(p) for p in ABSTAIN.values())
 
 
 def is_abstention(answer: str) -> bool:
     """True when an answer is the abstention phrase (either language): the whole reply, or its first sentence
     (models often add a line of explanation after it). Case, punctuation, quotes and citations are ignored."""
-    text = _norm(re.sub(r"\[\d{1,3}\]", " ", answer))
+    text = fold(answer)
     return any(text == p or text.startswith(p + " ") for p in _PHRASES)
 
 
