@@ -138,27 +138,29 @@ def respond(ctx: Context, llm: LLM, counter: TokenCounter, mset: ModeSettings, *
     that finds no answering passage) abstains without asking the model for an answer."""
     t0 = started if started is not None else time.perf_counter()
     t_retrieval = time.perf_counter() - t0
-    phrase = abstention(ctx.question)
+    check: EvidenceCheck | None = None
 
-    def abstain(reason: str, check: EvidenceCheck | None = None) -> Answer:
-        usage = Usage(source="none")
-        timings = {"retrieval_s": round(t_retrieval, 4), "ttft_s": None,
-                   "total_s": round(time.perf_counter() - t0, 4)}
+    def timings(ttft: float | None) -> dict[str, float | None]:
+        out = {"retrieval_s": round(t_retrieval, 4), "ttft_s": ttft and round(ttft, 4),
+               "total_s": round(time.perf_counter() - t0, 4)}
         if check is not None:
-            timings["check_s"] = round(check.seconds, 4)
-        return Answer(ctx.question, phrase, ctx.mode, ctx.mode_reason, ctx, usage=usage, timings=timings,
-                      abstained=True, abstain_reason=reason, check=check.as_dict() if check else {})
+            out["check_s"] = round(check.seconds, 4)
+        return out
+
+    def abstain(reason: str) -> Answer:
+        return Answer(ctx.question, abstention(ctx.question), ctx.mode, ctx.mode_reason, ctx,
+                      usage=Usage(source="none"), timings=timings(None), abstained=True, abstain_reason=reason,
+                      check=check.as_dict() if check else {})
 
     if not ctx.passages:
         return abstain("nothing in your notes is relevant (empty context): the model was not asked")
     if isinstance(llm, OpenAICompatLLM):
         llm.check_model()
-    check = None
     if mset.evidence_check if evidence_check is None else evidence_check:
         check = check_evidence(llm, ctx, counter)
         apply_check(ctx, check, counter)
         if not ctx.passages:
-            return abstain("the evidence check found no passage that answers the question", check)
+            return abstain("the evidence check found no passage that answers the question")
     limit = llm.max_model_len or DEFAULT_CONTEXT_LEN
 
     def fit() -> tuple[list[dict[str, str]], GenParams]:
@@ -193,14 +195,9 @@ def respond(ctx: Context, llm: LLM, counter: TokenCounter, mset: ModeSettings, *
                "enable_thinking": params.thinking, "temperature": params.temperature, "top_p": params.top_p,
                "top_k": params.top_k, "prompt_tokens_counted": counter.chat_tokens(msgs, params.thinking),
                "max_model_len": limit, "messages": msgs}
-    timings: dict[str, float | None] = {"retrieval_s": round(t_retrieval, 4),
-                                        "ttft_s": done.ttft_s and round(done.ttft_s, 4),
-                                        "total_s": round(time.perf_counter() - t0, 4)}
-    if check is not None:
-        timings["check_s"] = round(check.seconds, 4)
     said = is_abstention(done.text)
     return Answer(ctx.question, done.text, ctx.mode, ctx.mode_reason, ctx, citations, bad, done.reasoning,
-                  done.usage, timings, request, abstained=said,
+                  done.usage, timings(done.ttft_s), request, abstained=said,
                   abstain_reason="the model found no answer in the notes" if said else "",
                   check=check.as_dict() if check else {})
 

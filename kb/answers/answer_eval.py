@@ -88,8 +88,7 @@ class Results:
                 self.rows[(row["qid"], row["strategy"])] = row
                 good += len(line) + 1
             good = min(good, len(raw))
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:  # (the folder exists: taking the lock made it)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
             os.ftruncate(fd, good)
             self.file = os.fdopen(fd, "a", encoding="utf-8")

@@ -56,17 +56,12 @@ def eval_(
         names = [m.strip() for m in (modes or ("auto,naive,max" if answers else "auto,naive")).split(",")
                  if m.strip()]
         if answers:
+            from kb.cli.plot import plot_answers, require_matplotlib
+
             if plot is not None:
-                import importlib.util
-
-                if importlib.util.find_spec("matplotlib") is None:  # before an hour of answering, not after
-                    from kb.errors import DependencyMissingError
-
-                    raise DependencyMissingError("--plot needs matplotlib", "pip install 'kb-notes[plot]'")
+                require_matplotlib()
             result = _answers(qs, corpus, names, results, say)
             if plot is not None:
-                from kb.cli.plot import plot_answers
-
                 result["plot"] = str(plot_answers(result, plot))
         else:
             result = evaluate(qs, corpus, names, progress=say, misses=misses)

@@ -35,9 +35,9 @@ def serve(
             err.print(f"[yellow]note:[/] {escape(w)}", highlight=False)
         p = PROFILES[profile]
         err.print(f"[dim]{escape(p.note)}[/]", highlight=False)
-        env = f"KB_LLM_BASE_URL=http://{host}:{port}/v1 KB_LLM_MODEL={argv[argv.index('--model_alias') + 1]}" \
-              f" KB_LLM_CONTEXT_LENGTH={p.max_model_len}" if p.engine == "llama-cpp" else \
-              f"KB_LLM_BASE_URL=http://{host}:{port}/v1 KB_LLM_MODEL={p.model}"
+        env = f"KB_LLM_BASE_URL=http://{host}:{port}/v1 KB_LLM_MODEL={p.model}"
+        if p.engine == "llama-cpp":  # llama.cpp's /v1/models does not say its context length
+            env += f" KB_LLM_CONTEXT_LENGTH={p.max_model_len}"
         err.print(f"[dim]point kb at it with: {escape(env)}[/]", highlight=False)
         if print_:
             out.print(shlex.join(argv), highlight=False, markup=False)

@@ -8,14 +8,20 @@ from typing import Any
 from kb.errors import DependencyMissingError, KbError
 
 
-def plot_answers(result: dict[str, Any], path: Path) -> Path:
-    try:
-        import matplotlib
+def require_matplotlib() -> None:
+    """Fail before an hour of answering, not after it."""
+    import importlib.util
 
-        matplotlib.use("Agg")  # files only: no display needed
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise DependencyMissingError("--plot needs matplotlib", "pip install 'kb-notes[plot]'") from None
+    if importlib.util.find_spec("matplotlib") is None:
+        raise DependencyMissingError("--plot needs matplotlib", "pip install 'kb-notes[plot]'")
+
+
+def plot_answers(result: dict[str, Any], path: Path) -> Path:
+    require_matplotlib()
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.pyplot as plt
     points = [(name, s["prompt_tokens_mean"] or 0, s["f1_overall"] or 0.0) for name, s in
               result["strategies"].items() if s["questions"]]
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
