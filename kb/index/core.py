@@ -19,7 +19,7 @@ from ingest.report import ProgressFn, SyncEvent, SyncReport
 from ingest.sync import Syncer
 from kb.errors import KbError, ModelMismatchError, PathNotFoundError
 from kb.index.access import IndexAccess
-from kb.index.backends import get_embedder
+from kb.index.backends import embedder_for
 from kb.index.embed import Embedder, is_english_only, model_id_for, setting_value
 from kb.index.lock import StoreLock, WriterLock
 from kb.index.store import VectorStore
@@ -86,14 +86,13 @@ class Index(IndexAccess):
     def embedder(self) -> Embedder:
         if self._embedder is None:
             s = self.settings
-            self._embedder = get_embedder(s.embed_model, s.embed_device, s.ingest.embed_batch_size,
-                                          s.embed_threads)
+            self._embedder = embedder_for(s, self.home)
         return self._embedder
 
     def store(self) -> VectorStore:
         if self._store is None:
             self._store_version = self._data_version()
-            self._store = VectorStore(self.home / "chroma", self.model_id)
+            self._store = VectorStore(self.home / "chroma", self.model_id, self.settings.chroma)
         return self._store
 
     def chunker(self) -> Chunker:

@@ -1,74 +1,173 @@
 """The vector side of the index: one Chroma collection per embedding model, cosine space.
 
-Chroma only ever receives vectors we computed: no embedding function is attached and no text query is
-ever sent, so Chroma never tries to download its default model.
+Vectors live in Chroma — embedded under KB_HOME/chroma, or on a Chroma server (``KB_CHROMA__URL``); the
+manifest, the BM25 index and the journal always stay in KB_HOME, beside the writer. Chroma only ever
+receives vectors we computed: no embedding function is attached and no text query is ever sent, so Chroma
+never tries to download its default model.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+import socket
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from kb.errors import StoreError, describe, environment_error
 
+if TYPE_CHECKING:
+    from kb.settings import ChromaSettings
+
 COLLECTION_PREFIX = "kb-"
 
 
-def collection_name(model_id: str) -> str:
+def collection_name(model_id: str, scope: str = "") -> str:
+    """The collection of ``model_id``'s vectors; ``scope`` (a KB_HOME's id) keeps homes apart on a shared server."""
     slug = re.sub(r"[^a-zA-Z0-9]+", "-", model_id).strip("-").lower()[:40] or "model"
-    return f"{COLLECTION_PREFIX}{slug}-{hashlib.sha1(model_id.encode()).hexdigest()[:8]}"
+    return f"{COLLECTION_PREFIX}{scope + '-' if scope else ''}{slug}-{hashlib.sha1(model_id.encode()).hexdigest()[:8]}"
+
+
+def home_id(home: Path) -> str:
+    """A random id of this KB_HOME, made once (``KB_HOME/home-id``, 0600): its collections on a shared Chroma
+    server are named with it, so two machines (or two homes) never write into each other's collection."""
+    path = home / "home-id"
+    try:
+        value = path.read_text(encoding="ascii").strip()
+        if re.fullmatch(r"[0-9a-f]{8}", value):
+            return value
+    except OSError:
+        pass
+    import os
+    import secrets
+
+    value = secrets.token_hex(4)
+    tmp = home / f"home-id.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+    try:
+        os.link(tmp, path)  # first writer wins; a concurrent second one reads the first's id
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path.read_text(encoding="ascii").strip()
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _guarded(fn: F) -> F:
+    """Run a store method under `VectorStore._remote` (server faults → one `StoreError`)."""
+
+    @functools.wraps(fn)
+    def wrapper(self: VectorStore, *args: Any, **kwargs: Any) -> Any:
+        with self._remote():
+            return fn(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 class VectorStore:
-    """Chroma (embedded) behind a small interface: add, get vectors, update metadata, delete, query."""
+    """Chroma behind a small interface: add, get vectors, update metadata, delete, query. Embedded under
+    KB_HOME by default; a Chroma server (``chromadb.HttpClient``) when ``server.url`` is set."""
 
-    def __init__(self, path: Path, model_id: str) -> None:
+    def __init__(self, path: Path, model_id: str, server: ChromaSettings | None = None) -> None:
+        self.url = server.url if server is not None and server.url else None
         try:
             import chromadb
-            from chromadb.config import Settings as ChromaSettings
+            from chromadb.config import Settings as ChromaSettings_
 
-            self.client = chromadb.PersistentClient(
-                path=str(path), settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False)
-            )
-            self.name = collection_name(model_id)
-            self.collection = self.client.get_or_create_collection(
-                self.name,
-                configuration={"hnsw": {"space": "cosine"}},
-                metadata={"model_id": model_id},
-                embedding_function=None,
-            )
-            self.max_batch = int(self.client.get_max_batch_size())
+            opts = ChromaSettings_(anonymized_telemetry=False, allow_reset=False)
+            if self.url is not None and server is not None:
+                self.scope = home_id(path.parent)
+                self.client = _http_client(self.url, server, opts)
+            else:
+                self.scope = ""
+                self.client = chromadb.PersistentClient(path=str(path), settings=opts)
+            self.name = collection_name(model_id, self.scope)
+            with self._remote():
+                self.collection = self.client.get_or_create_collection(
+                    self.name,
+                    configuration={"hnsw": {"space": "cosine"}},
+                    metadata={"model_id": model_id, "kb_home": f"{socket.gethostname()}:{path.parent}"},
+                    embedding_function=None,
+                )
+                self.max_batch = int(self.client.get_max_batch_size())
+        except StoreError:
+            raise
         except Exception as exc:
             from ingest.manifest import read_only_place
 
-            where = f"cannot open the vector store at {path}"
-            if read_only_place(path.parent):
+            where = f"cannot open the vector store at {self.url or path}"
+            if self.url is None and read_only_place(path.parent):
                 raise StoreError(f"{where}: KB_HOME is read-only (Chroma must write to open its store)",
                                  "make KB_HOME writable (remount it read-write, or copy it to a writable folder and "
                                  "point KB_HOME there)") from None
             env = environment_error(exc, f"KB_HOME ({path.parent})")
             if env is not None:
                 raise StoreError(f"{where}: {env.message}", env.remedy or "") from None
+            if self.url is not None:
+                raise StoreError(f"{where}: {describe(exc)}", "check KB_CHROMA__URL, KB_CHROMA__TOKEN, "
+                                 "KB_CHROMA__TENANT and KB_CHROMA__DATABASE") from None
             raise StoreError(
                 f"{where}: {describe(exc)}",
                 "if the index is corrupt, move its 'chroma' folder away and run `kb ingest` to rebuild it",
             ) from None
         self.model_id = model_id
 
+    @property
+    def where(self) -> str:
+        return f"Chroma server {self.url}" if self.url else "embedded Chroma"
+
+    @contextmanager
+    def _remote(self) -> Iterator[None]:
+        """A Chroma server that is down, restarting or failing is the machine's fault, not a file's: one
+        `StoreError` that stops the sync (the journal repairs what it left on the next one)."""
+        if self.url is None:
+            yield
+            return
+        import httpx
+
+        try:
+            yield
+        except httpx.HTTPError as exc:
+            raise StoreError(f"the Chroma server at {self.url} did not answer ({describe(exc)})",
+                             "start it again (e.g. `chroma run --path DIR --host 127.0.0.1 --port PORT`) or unset "
+                             "KB_CHROMA__URL; then run the command again — kb repairs the index on the next sync"
+                             ) from None
+        except Exception as exc:
+            text = str(exc)
+            if type(exc).__name__ in ("InternalError", "ChromaError") or text.lstrip().startswith(("<", "{")) \
+                    or "Internal Server Error" in text or "Service Unavailable" in text:
+                raise StoreError(f"the Chroma server at {self.url} failed: {describe(exc)}",
+                                 "see the server's log; run the command again — kb repairs the index on the next "
+                                 "sync") from None
+            raise
+
     def other_collections(self) -> list[str]:
-        return [c.name for c in self.client.list_collections() if c.name != self.name]
+        """kb's collections of other models in this home (never another home's on a shared server)."""
+        mine = COLLECTION_PREFIX + (self.scope + "-" if self.scope else "")
+        with self._remote():
+            names = [c.name if hasattr(c, "name") else str(c) for c in self.client.list_collections()]
+        return [n for n in names if n != self.name and n.startswith(mine)
+                and (self.scope or not re.match(r"kb-[0-9a-f]{8}-", n))]
 
     def drop_collection(self, name: str) -> None:
-        self.client.delete_collection(name)
+        with self._remote():
+            self.client.delete_collection(name)
 
+    @_guarded
     def count(self) -> int:
         return self.collection.count()
 
+    @_guarded
     def add(self, ids: Sequence[str], vectors: np.ndarray, metadatas: Sequence[dict[str, Any]]) -> None:
         for i in range(0, len(ids), self.max_batch):
             self.collection.upsert(
@@ -77,12 +176,14 @@ class VectorStore:
                 metadatas=list(metadatas[i : i + self.max_batch]),
             )
 
+    @_guarded
     def update_metadata(self, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
         for i in range(0, len(ids), self.max_batch):
             self.collection.update(
                 ids=list(ids[i : i + self.max_batch]), metadatas=list(metadatas[i : i + self.max_batch])
             )
 
+    @_guarded
     def vectors(self, ids: Iterable[str]) -> dict[str, np.ndarray]:
         ids = list(dict.fromkeys(ids))
         out: dict[str, np.ndarray] = {}
@@ -92,10 +193,12 @@ class VectorStore:
                 out[cid] = np.asarray(vec, dtype=np.float32)
         return out
 
+    @_guarded
     def delete(self, ids: Sequence[str]) -> None:
         for i in range(0, len(ids), self.max_batch):
             self.collection.delete(ids=list(ids[i : i + self.max_batch]))
 
+    @_guarded
     def all_ids(self) -> list[str]:
         out: list[str] = []
         page = 5000
@@ -107,6 +210,7 @@ class VectorStore:
                 return out
             offset += page
 
+    @_guarded
     def query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
         """(id, cosine similarity) best first."""
         n = self.count()
@@ -116,3 +220,24 @@ class VectorStore:
             query_embeddings=[vector], n_results=min(k, n), where=where or None, include=["distances"]
         )
         return [(cid, 1.0 - float(d)) for cid, d in zip(res["ids"][0], res["distances"][0], strict=True)]
+
+
+def _http_client(url: str, server: ChromaSettings, opts: Any) -> Any:
+    """``chromadb.HttpClient`` for ``url`` with kb's auth headers, tenant, database and a bounded timeout
+    (the client's own session has none: a hung server would hang the writer)."""
+    from urllib.parse import urlparse
+
+    import chromadb
+    import httpx
+
+    u = urlparse(url if "://" in url else f"http://{url}")
+    if u.scheme not in ("http", "https") or not u.hostname:
+        raise StoreError(f"KB_CHROMA__URL={url!r} is not an http(s) URL", "set it like http://127.0.0.1:8000")
+    headers = {"Authorization": f"Bearer {server.token.get_secret_value()}"} if server.token else None
+    client = chromadb.HttpClient(host=u.hostname, port=u.port or (443 if u.scheme == "https" else 8000),
+                                 ssl=u.scheme == "https", headers=headers, settings=opts,
+                                 tenant=server.tenant, database=server.database)
+    session = getattr(getattr(client, "_server", None), "_session", None)
+    if isinstance(session, httpx.Client):
+        session.timeout = httpx.Timeout(server.timeout_s, connect=5.0)
+    return client
