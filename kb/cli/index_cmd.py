@@ -82,7 +82,12 @@ def status(
 
 def _render_status(info: dict) -> None:
     out.print(f"[bold]home[/]   {escape(info['home'])}", highlight=False)
-    out.print(f"[bold]model[/]  {escape(info['model'])}", highlight=False)
+    out.print(f"[bold]model[/]  {escape(info['model'])}"
+              + (f"  [dim](embedded by {escape(info['embed_url'])})[/]" if info.get("embed_url") else ""),
+              highlight=False)
+    if info.get("vector_store", "").startswith(("http://", "https://")):
+        out.print(f"[bold]vectors[/]  Chroma server {escape(info['vector_store'])} (manifest and BM25 in "
+                  f"{escape(info['home'])})", highlight=False)
     if info["model"] != info["configured_model"]:
         out.print(f"[yellow]configured model differs:[/] {escape(info['configured_model'])} "
                   "(run `kb ingest` to re-embed)", highlight=False)

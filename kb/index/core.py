@@ -251,6 +251,8 @@ class Index(IndexAccess):
             "files": self.manifest.status_counts(),
             "chunks": self.manifest.chunk_count(),
             "store_bytes": size,
+            "vector_store": self.settings.chroma.url or str(self.home / "chroma"),
+            "embed_url": self.settings.embed.url,
             "last_sync": max((r["last_sync"] or 0 for r in roots), default=None) or None,
             "interrupted_writes": self.manifest.journal_pending(),
             "warnings": self._privacy_warnings(),
