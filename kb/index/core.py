@@ -19,8 +19,8 @@ from ingest.report import ProgressFn, SyncEvent, SyncReport
 from ingest.sync import Syncer
 from kb.errors import KbError, ModelMismatchError, PathNotFoundError
 from kb.index.access import IndexAccess
-from kb.index.backends import embedder_for
-from kb.index.embed import Embedder, is_english_only, model_id_for, setting_value
+from kb.index.backends import configured_model_id, embedder_for
+from kb.index.embed import Embedder, is_english_only, setting_value
 from kb.index.lock import StoreLock, WriterLock
 from kb.index.store import VectorStore
 from kb.index.switch import abandoned_generations, live_manifest, remove_manifest, switch_model
@@ -76,7 +76,7 @@ class Index(IndexAccess):
     def model_id(self) -> str:
         if self._embedder is not None:
             return self._embedder.model_id
-        return model_id_for(self.settings.embed_model)
+        return configured_model_id(self.settings)
 
     @property
     def chunker_version(self) -> str:
@@ -172,7 +172,7 @@ class Index(IndexAccess):
         if self.manifest.get_meta("model_id") is None:
             self.manifest.set_meta("model_id", self.model_id)
         if self.manifest.get_meta("embed_model") is None:
-            configured = self._embedder is None or self._embedder.model_id == model_id_for(self.settings.embed_model)
+            configured = self._embedder is None or self._embedder.model_id == configured_model_id(self.settings)
             self.manifest.set_meta("embed_model", setting_value(self.settings.embed_model) if configured
                                    else self.model_id)
         stale = abandoned_generations(self.home, self.manifest.path)

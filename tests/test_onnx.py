@@ -1,0 +1,91 @@
+"""The quantized CPU path (KB_EMBED__BACKEND=onnx-int8): exported offline from the local MiniLM folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kb.errors import DependencyMissingError, EmbedderError
+from tests.conftest import write
+
+pytest.importorskip("onnxruntime", reason="pip install 'kb-notes[onnx]'")
+
+TEXTS = ["The backup runs every night at 02:00 via cron.", "How do I rotate the nginx logs?",
+         "A much longer passage about the home server, its disks, the RAID layout and the monthly scrub. " * 4,
+         "short"]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory, minilm: str):
+    from kb.index.onnx import OnnxEmbedder
+
+    cache = tmp_path_factory.mktemp("models")
+    return OnnxEmbedder(minilm, cache, batch_size=2), cache
+
+
+def test_int8_export_agrees_with_fp32_and_is_cached_private(exported, minilm: str) -> None:
+    from kb.index.embed import SentenceTransformerEmbedder
+    from kb.index.onnx import OnnxEmbedder
+
+    emb, cache = exported
+    ref = SentenceTransformerEmbedder(minilm, device="cpu")
+    assert emb.model_id == ref.model_id + "#onnx-int8"  # other vectors, other index
+    assert emb.count_tokens(TEXTS) == ref.count_tokens(TEXTS)
+    assert emb.max_text_tokens == ref.max_text_tokens
+    a, b = emb.embed_documents(TEXTS), ref.embed_documents(TEXTS)
+    cos = (a * b).sum(axis=1)
+    assert cos.min() >= 0.97, cos
+    single = np.vstack([emb.embed_documents([t]) for t in TEXTS])
+    # padding is masked; what remains is dynamic quantization's per-batch activation range
+    assert float((single * a).sum(axis=1).min()) >= 0.98
+    q = emb.embed_query("when does the backup run")
+    assert int(np.argmax(a @ q)) == 0
+    files = list(cache.rglob("*.onnx"))
+    assert len(files) == 1 and files[0].stat().st_mode & 0o777 == 0o600
+    stamp = files[0].stat().st_mtime_ns
+    OnnxEmbedder(minilm, cache)  # the second use loads the export instead of redoing it
+    assert files[0].stat().st_mtime_ns == stamp and list(cache.rglob("*.onnx")) == files
+
+
+def test_kb_ingest_and_search_on_the_int8_path_and_back(minilm: str, kb_home: Path, tmp_path: Path) -> None:
+    vault = tmp_path / "vault"
+    write(vault / "backup.md", "# Backup\n\nThe backup runs every night at 02:00 via cron.\n")
+    write(vault / "logs.md", "# Logs\n\nRotate nginx logs with logrotate weekly.\n")
+    env = {**os.environ, "KB_HOME": str(kb_home), "KB_EMBED_MODEL": minilm, "KB_EMBED__BACKEND": "onnx-int8"}
+
+    def kb(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "kb.cli.main", *args], capture_output=True, text=True,
+                              env={**env, **extra}, timeout=600)
+
+    r = kb("ingest", str(vault), "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["embedded"] == 2
+    assert (kb_home / "models").is_dir()
+    r = kb("search", "when", "does", "the", "backup", "run", "--json")
+    assert r.returncode == 0, r.stderr
+    assert Path(json.loads(r.stdout)[0]["path"]).name == "backup.md"
+    r = kb("ingest", str(vault), "--json", KB_EMBED__BACKEND="torch")  # fp32 vectors: a new index, swapped in
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["embedded"] == 2
+    assert "switched the index" in r.stderr + r.stdout
+
+
+def test_missing_onnxruntime_and_a_model_not_on_this_machine_are_clear(monkeypatch, tmp_path: Path,
+                                                                       minilm: str) -> None:
+    from kb.index.onnx import OnnxEmbedder
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(DependencyMissingError) as err:
+        OnnxEmbedder(minilm, tmp_path)
+    assert "kb-notes[onnx]" in (err.value.remedy or "")
+    monkeypatch.delitem(sys.modules, "onnxruntime")
+    with pytest.raises(EmbedderError) as err2:
+        OnnxEmbedder("BAAI/bge-large-en-v1.5", tmp_path)  # not in the HF cache here, and HF_HUB_OFFLINE=1
+    assert "not on this machine" in err2.value.message and "local sentence-transformers folder" in (
+        err2.value.remedy or "")
