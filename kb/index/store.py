@@ -212,12 +212,10 @@ class VectorStore:
 
     @_guarded
     def query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
-        """(id, cosine similarity) best first."""
-        n = self.count()
-        if n == 0:
-            return []
+        """(id, cosine similarity) best first (fewer than ``k`` when the collection is smaller; Chroma ≥ 1.0
+        allows that, so no count() — it costs ~10 ms per 100k vectors — is asked first)."""
         res = self.collection.query(
-            query_embeddings=[vector], n_results=min(k, n), where=where or None, include=["distances"]
+            query_embeddings=[vector], n_results=k, where=where or None, include=["distances"]
         )
         return [(cid, 1.0 - float(d)) for cid, d in zip(res["ids"][0], res["distances"][0], strict=True)]
 
