@@ -90,8 +90,8 @@ class Syncer(GroupWriter):
         report = SyncReport()
         scanner = self.scanner(root)
         self.manifest.add_root(rkey)
-        known = {p: f for (_, p), f in self.manifest.files(rkey).items()}
         if only is None:
+            known = {p: f for (_, p), f in self.manifest.files(rkey).items()}
             disk = {c.rel: c for c in scanner.walk()}
         else:
             disk = {}
@@ -104,8 +104,8 @@ class Syncer(GroupWriter):
                 except Exception as exc:  # never let one path stop the others
                     disk[safe_rel(rel)] = Candidate(safe_rel(rel), root / rel, 0, 0,
                                                     f"unreadable: {describe(exc)}")
-            wanted = {safe_rel(r) for r in only}
-            known = {p: f for p, f in known.items() if p in wanted}
+            wanted = {safe_rel(r) for r in only}  # their rows only: an edit costs the same in 100 or 100k notes
+            known = {p: f for p in wanted if (f := self.manifest.file(rkey, p)) is not None}
         self.progress(SyncEvent("scan", files_total=len(disk), message=f"{len(disk)} files in {root}"))
 
         work: list[_Work] = []
