@@ -186,7 +186,7 @@ def measure(notes: int, work: Path, dim: int, nq: int, reuse: dict[str, Any] | N
         row.update(daemon_search_ms_p50=round(pct(lat, 50), 1), daemon_search_ms_p95=round(pct(lat, 95), 1))
         fresh = []
         for e in range(10):
-            word = f"zqfresh{notes}x{e}"
+            word = f"zqfresh{time.time_ns()}x{e}"  # never in the index before (reruns reuse it)
             note = vault / f"f{rng.randrange(notes // NOTES_PER_FOLDER):04d}" / "edit.md"
             with note.open("a", encoding="utf-8") as f:
                 f.write(f"\n## Edit {e}\n\nthe unique word {word} lands here\n")
