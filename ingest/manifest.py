@@ -109,6 +109,7 @@ class Manifest:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.readonly = False
+        self._count_cache: tuple[tuple[int, int], int] | None = None  # ((data_version, own changes), count)
         try:
             self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -269,9 +270,8 @@ class Manifest:
         """Chunks in the index; cached until this or another connection writes (COUNT(*) scans the table:
         ~20 ms at a million chunks, and every search asks)."""
         key = (self.db.execute("PRAGMA data_version").fetchone()[0], self.db.total_changes)
-        cached = getattr(self, "_count_cache", None)
-        if cached is not None and cached[0] == key:
-            return cached[1]
+        if self._count_cache is not None and self._count_cache[0] == key:
+            return self._count_cache[1]
         n = self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
         self._count_cache = (key, n)
         return n

@@ -92,5 +92,9 @@ def match_query(query: str) -> tuple[str, list[str]]:
     qs = list(dict.fromkeys(t for t in terms(query, drop_stopwords=True) if t))
     if not qs:
         qs = list(dict.fromkeys(terms(query)))
-    expr = " OR ".join('"' + t.replace('"', '""') + '"' for t in qs)
-    return expr, qs
+    return match_expr(qs), qs
+
+
+def match_expr(qterms: list[str]) -> str:
+    """An FTS5 MATCH expression for any of ``qterms`` (each quoted as a phrase)."""
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in qterms)

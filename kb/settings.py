@@ -80,10 +80,8 @@ class ChromaSettings(BaseModel):
                             "KB_HOME/chroma. The manifest and BM25 index stay in KB_HOME either way.")
     token: SecretStr | None = Field(None, description="Chroma auth token (sent as a Bearer token).")
     tenant: str = Field("default_tenant", description="Chroma tenant.")
-    database: str = Field("default_database", description="Chroma database. Machines sharing one server keep "
-                          "apart with a database or collection prefix each.")
-    collection_prefix: str = Field("kb-", description="Prefix of kb's collection names; give each KB_HOME that "
-                                   "shares a server its own (e.g. kb-laptop-).")
+    database: str = Field("default_database", description="Chroma database. Homes sharing one server are kept "
+                          "apart by their collection names (KB_HOME/home-id); a database each separates them further.")
     timeout_s: float = Field(30.0, gt=0, description="Seconds to wait for the Chroma server on one request.")
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ingest.stem import lexical_fields, match_query, terms
+from ingest.stem import lexical_fields, match_expr, match_query, terms
 from kb.settings import RetrievalSettings
 
 if TYPE_CHECKING:
@@ -119,15 +119,18 @@ class Retriever:
             self._bg_count = n
         return self._bg
 
-    def idf(self, qterms: list[str]) -> dict[str, float]:
+    def doc_freq(self, qterms: list[str]) -> dict[str, int]:
+        """How many chunks hold each term (terms no chunk holds are absent)."""
         if not qterms:
             return {}
-        n = max(1, self.manifest.chunk_count())
         marks = ",".join("?" * len(qterms))
-        df = dict(self.manifest.db.execute(f"SELECT term, doc FROM chunks_vocab WHERE term IN ({marks})", qterms))
+        return dict(self.manifest.db.execute(f"SELECT term, doc FROM chunks_vocab WHERE term IN ({marks})", qterms))
+
+    def idf(self, qterms: list[str], df: dict[str, int]) -> dict[str, float]:
+        n = max(1, self.manifest.chunk_count())
         return {t: math.log(1 + (n - df.get(t, 0) + 0.5) / (df.get(t, 0) + 0.5)) for t in qterms}
 
-    def _selective(self, expr: str, qterms: list[str]) -> str:
+    def _selective(self, expr: str, qterms: list[str], df: dict[str, int]) -> str:
         """The BM25 MATCH without terms found in over COMMON_SHARE of the chunks, in a large index (at least
         COMMON_MIN_CHUNKS) and when rarer terms remain: FTS5 scores every row a term matches, so a term in half
         of a million chunks costs most of the query's time while it weighs least (idf ≈ 0.7 vs ≈ 10 for a rare
@@ -135,19 +138,18 @@ class Retriever:
         n = self.manifest.chunk_count()
         if n < COMMON_MIN_CHUNKS or len(qterms) < 2:
             return expr
-        marks = ",".join("?" * len(qterms))
-        df = dict(self.manifest.db.execute(f"SELECT term, doc FROM chunks_vocab WHERE term IN ({marks})", qterms))
         keep = [t for t in qterms if df.get(t, 0) <= COMMON_SHARE * n]
         if not keep or len(keep) == len(qterms):
             return expr
-        return " OR ".join('"' + t.replace('"', '""') + '"' for t in keep)
+        return match_expr(keep)
 
     # ------------------------------------------------------------------ search
     def retrieve(self, query: str, k: int = 40, filters: Filters | None = None,
                  qvec: np.ndarray | None = None) -> Retrieval:
         filters = filters or Filters()
         expr, qterms = match_query(query)
-        idf = self.idf(qterms)
+        df = self.doc_freq(qterms)
+        idf = self.idf(qterms, df)
         cal = self.calibration
         dense_weight = 1.0
         if self.english_only and non_latin_share(query) > 0.5:
@@ -155,7 +157,7 @@ class Retriever:
         if qvec is None:
             qvec = self.embedder.embed_query(query)
         dense = self.store.query(qvec, k, where=self._where(filters)) if self.manifest.chunk_count() else []
-        lexical = self._lexical(self._selective(expr, qterms), k, filters) if expr else []
+        lexical = self._lexical(self._selective(expr, qterms, df), k, filters) if expr else []
 
         ids = list(dict.fromkeys([i for i, _ in dense] + [i for i, _ in lexical]))
         rows = self.manifest.chunks_by_id(ids)

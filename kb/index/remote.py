@@ -211,19 +211,13 @@ class RemoteEmbedder(Embedder):
         for attempt in range(self.retries + 1):
             try:
                 resp = self._http.post(f"{self.url}/embeddings", json=body)
-            except httpx.TimeoutException as exc:
-                if isinstance(exc, httpx.ConnectTimeout) and attempt < self.retries:
-                    time.sleep(delay)
-                    delay *= 2
-                    continue
-                if isinstance(exc, httpx.ConnectTimeout):
-                    raise self._unreachable(exc) from None
-                raise EmbedderError(
-                    f"the embedding server at {self.url} sent nothing for {self.timeout:g} s "
-                    f"({len(texts)} texts)", "check the server's load, or raise KB_EMBED__TIMEOUT_S / lower "
-                    "KB_EMBED__BATCH_SIZE; run the command again — the index resumes where it stopped") from None
-            except httpx.HTTPError as exc:  # refused, reset, DNS: nobody there (yet)
-                if attempt < self.retries:
+            except httpx.HTTPError as exc:
+                if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
+                    raise EmbedderError(  # it accepted the request and stalls: abandoned, not retried
+                        f"the embedding server at {self.url} sent nothing for {self.timeout:g} s "
+                        f"({len(texts)} texts)", "check the server's load, or raise KB_EMBED__TIMEOUT_S / lower "
+                        "KB_EMBED__BATCH_SIZE; run the command again — the index resumes where it stopped") from None
+                if attempt < self.retries:  # refused, reset, DNS, connect timeout: nobody there (yet)
                     time.sleep(delay)
                     delay *= 2
                     continue
