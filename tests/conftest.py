@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,6 +81,12 @@ def notes(tmp_path: Path) -> Path:
     (root / "sub" / "日本.md").write_text("# 日本語\n\n東京は日本の首都です。\n", encoding="utf-8")
     (root / "café.txt").write_text("Crème brûlée à la française, naïve façade.\n", encoding="utf-8")
     return root
+
+
+def run_kb(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """The `kb` CLI in a fresh process: this process's environment plus ``env``."""
+    return subprocess.run([sys.executable, "-m", "kb.cli.main", *args], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=timeout)
 
 
 def write(path: Path, text: str) -> Path:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_kb as kb
 from tests.conftest import write
 from tests.daemon_proc import WatchProcess, found, wait_for
 from tests.servers import chroma_server
@@ -25,11 +26,6 @@ def chroma(tmp_path_factory: pytest.TempPathFactory):
     proc.start()
     yield proc, url
     proc.stop()
-
-
-def kb(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "kb.cli.main", *args], capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=timeout)
 
 
 def server_count(url: str, name: str) -> int:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from kb.answers.serve import TINY_ALIAS, build_command
+from tests.conftest import run_kb
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "notes"
 pytestmark = pytest.mark.integration
@@ -48,11 +49,6 @@ def tiny_server(tmp_path_factory: pytest.TempPathFactory):
     proc.terminate()
     proc.wait(timeout=30)
     logf.close()
-
-
-def run_kb(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "kb.cli.main", *args], capture_output=True, text=True, env=env,
-                          timeout=600)
 
 
 def test_kb_ask_end_to_end_with_real_server(tiny_server: str, multilingual: str, kb_home: Path, tmp_path: Path) -> None:

