@@ -31,10 +31,15 @@ class Candidate:
     """A file under a root that should be read (or skipped with a reason)."""
 
     rel: str  # POSIX path relative to the root, made storable by `safe_rel`
-    path: Path  # absolute path as found on disk (may be a symlink inside the root)
+    found_at: Path | str  # absolute path as found on disk (may be a symlink inside the root)
     size: int
     mtime_ns: int
     skip_reason: str | None = None
+
+    @property
+    def path(self) -> Path:
+        """``found_at`` as a Path, made only when a file is read (a 100k-note scan builds none)."""
+        return self.found_at if isinstance(self.found_at, Path) else Path(self.found_at)
 
 
 class Scanner:
@@ -66,6 +71,16 @@ class Scanner:
             return True
         return self.spec is not None and self.spec.match_file(rel + ("/" if is_dir else ""))
 
+    def _file_ignored(self, rel: str) -> bool:
+        """`is_ignored` for a file met by `walk`, whose folders were already checked on the way down."""
+        name = rel.rpartition("/")[2]
+        dot = name.rfind(".")
+        if name.startswith(".") or dot < 0 or name[dot:].lower() not in self.extensions:
+            return True
+        if self.excludes and any(rel == ex or rel.startswith(ex + "/") for ex in self.excludes):
+            return True
+        return self.spec is not None and self.spec.match_file(rel)
+
     def inside(self, path: Path) -> bool:
         try:
             path.resolve(strict=True).relative_to(self.root)
@@ -73,7 +88,7 @@ class Scanner:
         except (ValueError, OSError, RuntimeError):  # RuntimeError: a symlink loop (Python 3.11)
             return False
 
-    def candidate(self, path: Path, rel: str, entry: os.DirEntry[str] | None = None) -> Candidate | None:
+    def candidate(self, path: Path | str, rel: str, entry: os.DirEntry[str] | None = None) -> Candidate | None:
         """Stat one file; None when it vanished or should be ignored. Never raises for one file's sake:
         whatever goes wrong becomes the candidate's skip reason. ``entry`` (from a folder scan) saves the
         lstat and, for a regular file, reuses the scan's stat."""
@@ -82,12 +97,13 @@ class Scanner:
         except Exception as exc:  # one odd file must not stop a scan
             return Candidate(safe_rel(rel), path, 0, 0, f"unreadable: {describe(exc)}")
 
-    def _candidate(self, path: Path, rel: str, entry: os.DirEntry[str] | None = None) -> Candidate | None:
-        if self.is_ignored(rel):
+    def _candidate(self, path: Path | str, rel: str, entry: os.DirEntry[str] | None = None) -> Candidate | None:
+        if self._file_ignored(rel) if entry is not None else self.is_ignored(rel):
             return None
         srel = safe_rel(rel)
-        link = entry.is_symlink() if entry is not None else path.is_symlink()
+        link = entry.is_symlink() if entry is not None else os.path.islink(path)
         if link:
+            path = Path(path)
             try:
                 path.resolve(strict=True)
             except RuntimeError:
@@ -100,9 +116,9 @@ class Scanner:
                 return None
         rel = srel
         try:
-            st = entry.stat() if entry is not None and not link else path.stat()
+            st = entry.stat() if entry is not None and not link else os.stat(path)
         except OSError as exc:
-            if not path.exists():
+            if not os.path.exists(path):
                 return None
             return Candidate(rel, path, 0, 0, f"unreadable: {exc.strerror or exc}")
         if not _readable(st, path):
@@ -129,7 +145,6 @@ class Scanner:
             except OSError:
                 continue
             for entry in entries:
-                path = folder / entry.name
                 rel = prefix + entry.name
                 try:
                     is_dir = entry.is_dir(follow_symlinks=True)
@@ -139,11 +154,12 @@ class Scanner:
                 if is_dir:
                     if self.is_ignored(rel, is_dir=True):
                         continue
+                    path = folder / entry.name
                     if entry.is_symlink() and not self.inside(path):
                         continue
                     stack.append((path, rel + "/"))
                 elif is_file or entry.is_symlink():
-                    cand = self.candidate(path, rel, entry)  # a dangling link gives None, a loop a skip reason
+                    cand = self.candidate(entry.path, rel, entry)  # a dangling link gives None, a loop a skip reason
                     if cand is not None:
                         yield cand
 
@@ -151,7 +167,7 @@ class Scanner:
 _EUID = os.geteuid() if hasattr(os, "geteuid") else -1
 
 
-def _readable(st: os.stat_result, path: Path) -> bool:
+def _readable(st: os.stat_result, path: Path | str) -> bool:
     """os.access(R_OK) without its syscall in the common case (our own file with the owner's read bit)."""
     if st.st_uid == _EUID and st.st_mode & 0o400:
         return True

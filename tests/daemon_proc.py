@@ -69,17 +69,27 @@ class WatchProcess:
     def idle(self, timeout: float = 120.0) -> dict[str, Any]:
         """Wait until nothing is queued or running, twice in a row across more than the debounce time."""
         seen: list[float] = []
+        last: dict[str, Any] = {}
 
         def quiet() -> bool:
             s = self.status()
+            last.update(s)
             if s["queue"] == 0 and s["busy"] is None and s["last_sync"] is not None:
                 seen.append(time.monotonic())
                 return seen[-1] - seen[0] >= 0.8
             seen.clear()
             return False
 
-        wait_for(quiet, timeout, "kb watch to become idle", every=0.1)
+        try:
+            wait_for(quiet, timeout, "kb watch to become idle", every=0.1)
+        except AssertionError as exc:  # say why: the last status and the daemon's own log
+            raise AssertionError(f"{exc}\nlast status: {last}\n{self.diagnostics()}") from None
         return self.status()
+
+    def diagnostics(self, lines: int = 60) -> str:
+        log = self.home / "logs" / "watch.log"
+        tail = log.read_text(errors="replace").splitlines()[-lines:] if log.exists() else []
+        return "watch.log (tail):\n" + "\n".join(tail) + "\noutput:\n" + self.output()[-3000:]
 
     def search(self, query: str, k: int = 8) -> list[dict[str, Any]]:
         return self.client().request("search", {"query": query, "k": k}, timeout=30)

@@ -53,3 +53,19 @@ def test_unreadable_file_recorded(tmp_path: Path) -> None:
             assert "unreadable" in (reasons["locked.md"] or "")
     finally:
         p.chmod(0o644)
+
+
+def test_walk_ignores_exactly_what_is_ignored_says(tmp_path: Path) -> None:
+    """The walk's fast per-file check (folders already checked on the way down) agrees with `is_ignored`."""
+    names = ["a.md", "UPPER.MD", "a.b.md", "file.", "noext", ".dot.md", "x.tmp.md", "sub/y.tmp.md", "sub/ok.txt",
+             "sub/.hid.txt", "page.html", "page.htm", "doc.pdf", "arc.md.bak", "excl/e.md", "keep/excl.md"]
+    for rel in names:
+        write(tmp_path / rel, "x")
+    write(tmp_path / ".kbignore", "*.tmp.md\n")
+    ing = load_settings().ingest
+    scanner = Scanner(tmp_path, ing.extensions, ing.ignore_dirs, 10**6, excludes=["excl", "keep/excl.md"])
+    walked = {c.rel for c in scanner.walk()}
+    expected = {rel for rel in names if not scanner.is_ignored(rel)}
+    assert walked == expected
+    assert {"a.md", "UPPER.MD", "a.b.md", "sub/ok.txt", "page.html", "doc.pdf"} <= walked
+    assert not walked & {"file.", "noext", ".dot.md", "x.tmp.md", "sub/.hid.txt", "excl/e.md", "keep/excl.md"}
