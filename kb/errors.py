@@ -56,6 +56,11 @@ class StoreError(KbError):
     exit_code = 4
 
 
+class StoreDamagedError(StoreError):
+    """Chroma's embedded vector segment cannot be read: a kill or power loss in the middle of Chroma's own
+    write can leave it so. A writer (`kb ingest`, `kb watch`) moves it aside and re-embeds from the notes."""
+
+
 class ModelMismatchError(StoreError):
     """The index was built with another embedding model than the configured one."""
 

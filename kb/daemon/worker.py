@@ -152,6 +152,8 @@ class Daemon(Roots, Requests):
         self.roots = w._roots_for(self.paths) if (self.paths or w.manifest.roots()) else []
         if not self.roots:
             raise KbError("no folders to watch", "run `kb watch PATH` (or `kb ingest PATH` first)")
+        for notice in w.check_store():  # before anything opens the store: a damaged one is rebuilt first
+            log.warning("%s", notice)
         emb = w.embedder()  # warm: the first search must not pay for loading the model
         self.reader = Index(self.settings, embedder=emb)
         self.reader.lock = w.lock  # same process, same lock: readers never wait on the writer
@@ -354,7 +356,12 @@ class Daemon(Roots, Requests):
         return syncer
 
     def _follow_writer(self) -> None:
-        """After a model switch the writer has a new live generation: point the reader at it."""
+        """After a model switch the writer has a new live generation, after a rebuild a new store: point the
+        reader at them."""
+        if self.reader._store is not self.writer._store and self.writer._store is not None:
+            with self._read_lock:
+                self.reader._store = self.writer.store()
+                self.focus = ContextBuilder(self.reader)
         if self.reader.manifest.path != self.writer.manifest.path:
             from ingest.manifest import Manifest
 

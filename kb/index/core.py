@@ -17,12 +17,12 @@ from ingest.chunk import CHUNKER_VERSION, Chunker
 from ingest.manifest import Manifest
 from ingest.report import ProgressFn, SyncEvent, SyncReport
 from ingest.sync import Syncer
-from kb.errors import KbError, ModelMismatchError, PathNotFoundError
+from kb.errors import KbError, ModelMismatchError, PathNotFoundError, StoreDamagedError
 from kb.index.access import IndexAccess
 from kb.index.backends import configured_model_id, embedder_for
 from kb.index.embed import Embedder, is_english_only, setting_value
 from kb.index.lock import StoreLock, WriterLock
-from kb.index.store import VectorStore
+from kb.index.store import VectorStore, collection_name
 from kb.index.switch import abandoned_generations, live_manifest, remove_manifest, switch_model
 from kb.index.verify import VerifyReport
 from kb.paths import exposed, make_private
@@ -58,6 +58,7 @@ class Index(IndexAccess):
         self.store_lock = StoreLock(self.home)  # shared by direct readers, exclusive around each commit
         self.crash_hook = None  # tests inject crashes between write steps
         self._store_version: int | None = None  # manifest data_version when the store was opened
+        self._store_checked = False  # `_check_store` ran for this writer
 
     # ---------------------------------------------------------------- lifecycle
     def close(self) -> None:
@@ -128,7 +129,74 @@ class Index(IndexAccess):
     def sync_locked(self, roots: list[Path], progress: ProgressFn | None = None,
                     only: dict[Path, set[str]] | None = None, syncer: Syncer | None = None) -> SyncReport:
         """Repair an interrupted write, then sync ``roots`` (just the paths in ``only[root]`` when given).
-        The caller holds the writer lock."""
+        The caller holds the writer lock. A damaged embedded vector store is rebuilt first (see
+        `kb.index.damage`): every note is then re-embedded, so the whole index is synced."""
+        notify = progress or (lambda e: None)
+        notices: list[str] = []
+        try:
+            notices += self.check_store(notify, syncer)
+            report = self._sync(roots, progress, only, syncer) if not notices else None
+        except StoreDamagedError as exc:
+            if self.settings.chroma.url:
+                raise  # a server's store is the server's to repair
+            notices.append(self._rebuild_store(exc.message, notify, syncer))
+            report = None
+        if report is None:  # rebuilt: every known root's notes were marked for re-indexing
+            roots = list(dict.fromkeys([*roots, *(Path(r) for r, _ in self.manifest.roots())]))
+            report = self._sync(roots, progress, None, syncer)
+        report.notices[:0] = notices
+        return report
+
+    def check_store(self, notify: ProgressFn | None = None, syncer: Syncer | None = None) -> list[str]:
+        """Once per writer, before its first sync: after the previous writer died holding the lock, read the
+        embedded store in a child process first (a damaged segment can crash its reader); a damaged store, or
+        one that lost its vectors while the manifest lists chunks (its folder deleted or moved away), is
+        rebuilt. Returns what was done, for the report."""
+        notify = notify or (lambda e: None)
+        if self._store_checked or self.settings.chroma.url or not self.manifest.chunk_count():
+            return []
+        self._store_checked = True
+        if self.manifest.get_meta("model_id") != self.model_id:
+            return []  # a model switch builds another collection; this one is left as it is
+        if self.lock.unclean_before:
+            from kb.index.damage import probe
+
+            problem = probe(self.home / "chroma", collection_name(self.model_id))
+            if problem is not None:
+                return [self._rebuild_store(problem, notify, syncer)]
+        try:
+            if self.store().count() == 0:
+                return [self._rebuild_store("it holds no vectors", notify, syncer, damaged=False)]
+        except StoreDamagedError as exc:
+            return [self._rebuild_store(exc.message, notify, syncer)]
+        return []
+
+    def _rebuild_store(self, why: str, notify: ProgressFn, syncer: Syncer | None, damaged: bool = True) -> str:
+        """Move the store aside, open a fresh one, drop every chunk it lacked (their files are marked for
+        re-indexing: the sync that follows re-embeds them), then delete what was moved aside."""
+        import shutil
+
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        from kb.index.damage import quarantine
+
+        log.warning("the vector store is damaged (%s): moving it aside and re-embedding from the notes", why)
+        with self.store_lock.exclusive():
+            self._store = None
+            SharedSystemClient.clear_system_cache()
+            aside = quarantine(self.home / "chroma") if damaged else None
+        _, dropped = (syncer or self._syncer(None)).repair(force=True)
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
+        files = self.manifest.db.execute("SELECT COUNT(*) FROM files WHERE sha256=''").fetchone()[0]
+        msg = (f"the vector store was {'damaged' if damaged else 'empty'} ({why}); "
+               f"{'it was moved aside and ' if damaged else ''}{dropped} chunks of {files} notes are re-embedded "
+               "from their files")
+        notify(SyncEvent("notice", message=msg))
+        return msg
+
+    def _sync(self, roots: list[Path], progress: ProgressFn | None, only: dict[Path, set[str]] | None,
+              syncer: Syncer | None) -> SyncReport:
         notify = progress or (lambda e: None)
         previous = self.manifest.get_meta("model_id")
         if previous is not None and previous != self.model_id:  # build the new model's index beside the old

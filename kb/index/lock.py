@@ -5,6 +5,7 @@ The lock dies with its process (kill -9 included), so a crashed writer never blo
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import time
@@ -20,6 +21,7 @@ class WriterLock:
     def __init__(self, home: Path) -> None:
         self.path = home / "writer.lock"
         self._fd: int | None = None
+        self.unclean_before = False  # set by acquire(): the previous writer did not release the lock
 
     def holder(self) -> str:
         try:
@@ -45,12 +47,18 @@ class WriterLock:
                 f"another kb process (pid {self.holder()}) is writing to this index",
                 "wait for it to finish (or stop `kb watch`), then run the command again",
             )
+        try:  # a pid left in the file: its writer died holding the lock (kill -9, power loss), not released it
+            self.unclean_before = bool(os.pread(fd, 32, 0).strip())
+        except OSError:
+            self.unclean_before = False
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
 
     def release(self) -> None:
         if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)  # a clean stop: the next writer need not check the store
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None

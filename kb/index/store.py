@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from kb.errors import StoreError, describe, environment_error
+from kb.errors import StoreDamagedError, StoreError, describe, environment_error
 
 if TYPE_CHECKING:
     from kb.settings import ChromaSettings
@@ -116,9 +116,12 @@ class VectorStore:
             if self.url is not None:
                 raise StoreError(f"{where}: {describe(exc)}", "check KB_CHROMA__URL, KB_CHROMA__TOKEN, "
                                  "KB_CHROMA__TENANT and KB_CHROMA__DATABASE") from None
+            if is_damage(exc):
+                raise damaged(exc) from None
             raise StoreError(
                 f"{where}: {describe(exc)}",
-                "if the index is corrupt, move its 'chroma' folder away and run `kb ingest` to rebuild it",
+                f"if the index is corrupt, move its folder away (mv {path} {path}.old) and run `kb ingest`: kb "
+                "re-embeds your notes from their files",
             ) from None
         self.model_id = model_id
 
@@ -129,9 +132,15 @@ class VectorStore:
     @contextmanager
     def _remote(self) -> Iterator[None]:
         """A Chroma server that is down, restarting or failing is the machine's fault, not a file's: one
-        `StoreError` that stops the sync (the journal repairs what it left on the next one)."""
+        `StoreError` that stops the sync (the journal repairs what it left on the next one). Embedded, an
+        error naming a damaged segment is a `StoreDamagedError` (a writer rebuilds the store)."""
         if self.url is None:
-            yield
+            try:
+                yield
+            except Exception as exc:
+                if is_damage(exc):
+                    raise damaged(exc) from None
+                raise
             return
         import httpx
 
@@ -218,6 +227,24 @@ class VectorStore:
             query_embeddings=[vector], n_results=k, where=where or None, include=["distances"]
         )
         return [(cid, 1.0 - float(d)) for cid, d in zip(res["ids"][0], res["distances"][0], strict=True)]
+
+
+_DAMAGE_WORDS = ("hnsw", "compactor", "compaction", "segment", "getting embedding", "apply logs", "backfill")
+
+
+def is_damage(exc: BaseException) -> bool:
+    """Chroma's own words for a vector segment it cannot read (seen after kill -9 in the middle of its write:
+    'Error loading hnsw index', 'Failed to apply logs to the hnsw segment writer', 'Error getting embedding')."""
+    text = str(exc).lower()
+    return type(exc).__name__ == "InternalError" and any(w in text for w in _DAMAGE_WORDS)
+
+
+def damaged(exc: BaseException) -> StoreDamagedError:
+    return StoreDamagedError(
+        f"the vector store (embedded Chroma) is damaged: {describe(exc)}",
+        "run `kb ingest` (or restart `kb watch`): kb moves the damaged store aside and re-embeds your notes "
+        "from their files",
+    )
 
 
 def _http_client(url: str, server: ChromaSettings, opts: Any) -> Any:
