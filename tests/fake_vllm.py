@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from tests.servers import LocalHTTPServer
 
-class FakeVLLM:
+
+class FakeVLLM(LocalHTTPServer):
     def __init__(self, model: str = "Qwen/Qwen3-30B-A3B", max_model_len: int = 40960,
                  reply: str = "The logs are kept for 7 days [1].", reasoning: str = "Let me look at note 1.",
                  reasoning_field: str = "reasoning") -> None:
@@ -129,18 +131,11 @@ class FakeVLLM:
                         "prompt_tokens": prompt, "completion_tokens": comp, "total_tokens": prompt + comp}})
                 self.wfile.write(b"data: [DONE]\n\n")
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> FakeVLLM:
-        self.thread.start()
-        return self
+        self._serve(Handler)
 
     def __exit__(self, *exc: object) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+        self.release.set()  # a "hang" ends before the server shuts down
+        super().__exit__(*exc)
 
     def chats(self) -> list[dict[str, Any]]:
         return [r for r in self.requests if r["path"].endswith("/chat/completions")]

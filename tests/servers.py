@@ -18,7 +18,7 @@ import urllib.request
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pytest
@@ -96,7 +96,27 @@ def hash_vector(text: str, dim: int) -> list[float]:
     return v.tolist()
 
 
-class ScriptedEmbeddings:
+class LocalHTTPServer:
+    """A `ThreadingHTTPServer` on 127.0.0.1 (a free port), serving for the life of a ``with`` block."""
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self: _S) -> _S:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+_S = TypeVar("_S", bound=LocalHTTPServer)
+
+
+class ScriptedEmbeddings(LocalHTTPServer):
     """An OpenAI-compatible embeddings server in a thread, whose reply to each request a test scripts:
     ``behave(request_number, body) -> (status, json body, headers, delay seconds)`` or None for a normal
     reply of ``dim``-d hash vectors. Records every request (body and headers)."""
@@ -148,20 +168,10 @@ class ScriptedEmbeddings:
                 texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
                 self._send(200, outer.reply(texts))
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._serve(Handler)
 
     def reply(self, texts: list[str], dim: int | None = None) -> dict[str, Any]:
         return {"object": "list", "model": self.model, "data": [
             {"object": "embedding", "index": i, "embedding": hash_vector(t, dim or self.dim)}
             for i, t in enumerate(texts)]}
 
-    def __enter__(self) -> ScriptedEmbeddings:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
