@@ -59,20 +59,18 @@ class Scanner:
 
     def is_ignored(self, rel: str, is_dir: bool = False) -> bool:
         """True when a root-relative POSIX path is excluded by folder rules or `.kbignore`."""
-        if any(rel == ex or rel.startswith(ex + "/") for ex in self.excludes):
-            return True
         parts = rel.split("/")
-        dir_parts = parts if is_dir else parts[:-1]
-        for part in dir_parts:
+        for part in parts if is_dir else parts[:-1]:
             if part.startswith(".") or part in self.ignore_dirs:
                 return True
-        name = parts[-1]
-        if not is_dir and (name.startswith(".") or os.path.splitext(name)[1].lower() not in self.extensions):
+        if not is_dir:
+            return self._file_ignored(rel)
+        if any(rel == ex or rel.startswith(ex + "/") for ex in self.excludes):
             return True
-        return self.spec is not None and self.spec.match_file(rel + ("/" if is_dir else ""))
+        return self.spec is not None and self.spec.match_file(rel + "/")
 
     def _file_ignored(self, rel: str) -> bool:
-        """`is_ignored` for a file met by `walk`, whose folders were already checked on the way down."""
+        """`is_ignored` for a file whose folders were already checked (`walk` checks them on the way down)."""
         name = rel.rpartition("/")[2]
         dot = name.rfind(".")
         if name.startswith(".") or dot < 0 or name[dot:].lower() not in self.extensions:

@@ -58,7 +58,7 @@ class Index(IndexAccess):
         self.store_lock = StoreLock(self.home)  # shared by direct readers, exclusive around each commit
         self.crash_hook = None  # tests inject crashes between write steps
         self._store_version: int | None = None  # manifest data_version when the store was opened
-        self._store_checked = False  # `_check_store` ran for this writer
+        self._store_checked = False  # `check_store` ran for this writer
 
     # ---------------------------------------------------------------- lifecycle
     def close(self) -> None:
@@ -132,18 +132,15 @@ class Index(IndexAccess):
         The caller holds the writer lock. A damaged embedded vector store is rebuilt first (see
         `kb.index.damage`): every note is then re-embedded, so the whole index is synced."""
         notify = progress or (lambda e: None)
-        notices: list[str] = []
-        try:
-            notices += self.check_store(notify, syncer)
-            report = self._sync(roots, progress, only, syncer) if not notices else None
-        except StoreDamagedError as exc:
-            if self.settings.chroma.url:
-                raise  # a server's store is the server's to repair
-            notices.append(self._rebuild_store(exc.message, notify, syncer))
-            report = None
-        if report is None:  # rebuilt: every known root's notes were marked for re-indexing
-            roots = list(dict.fromkeys([*roots, *(Path(r) for r, _ in self.manifest.roots())]))
-            report = self._sync(roots, progress, None, syncer)
+        notices = self.check_store(notify, syncer)
+        if not notices:
+            try:
+                return self._sync(roots, progress, only, syncer)
+            except StoreDamagedError as exc:  # only ever raised by an embedded store
+                notices = [self._rebuild_store(exc.message, notify, syncer)]
+        # rebuilt: every known root's notes were marked for re-indexing
+        roots = list(dict.fromkeys([*roots, *(Path(r) for r, _ in self.manifest.roots())]))
+        report = self._sync(roots, progress, None, syncer)
         report.notices[:0] = notices
         return report
 
@@ -172,19 +169,20 @@ class Index(IndexAccess):
         return []
 
     def _rebuild_store(self, why: str, notify: ProgressFn, syncer: Syncer | None, damaged: bool = True) -> str:
-        """Move the store aside, open a fresh one, drop every chunk it lacked (their files are marked for
-        re-indexing: the sync that follows re-embeds them), then delete what was moved aside."""
+        """A damaged store is moved aside and a fresh one opened; then every chunk the store lacks is dropped
+        (its file marked for re-indexing: the sync that follows re-embeds it) and what was moved aside deleted."""
         import shutil
 
         from chromadb.api.shared_system_client import SharedSystemClient
 
         from kb.index.damage import quarantine
 
-        log.warning("the vector store is damaged (%s): moving it aside and re-embedding from the notes", why)
-        with self.store_lock.exclusive():
-            self._store = None
-            SharedSystemClient.clear_system_cache()
-            aside = quarantine(self.home / "chroma") if damaged else None
+        aside = None
+        if damaged:
+            with self.store_lock.exclusive():
+                self._store = None
+                SharedSystemClient.clear_system_cache()
+                aside = quarantine(self.home / "chroma")
         _, dropped = (syncer or self._syncer(None)).repair(force=True)
         if aside is not None:
             shutil.rmtree(aside, ignore_errors=True)

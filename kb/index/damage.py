@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from kb.index.store import is_damage
+from kb.index.store import damage_words
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +60,11 @@ def probe(path: Path, collection: str, timeout: float = PROBE_TIMEOUT_S) -> str 
         return f"reading it crashed the reader (signal {-r.returncode})"
     lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
     last = lines[-1] if lines else ""
-    if last.startswith("chromadb.errors.InternalError") and is_damage(InternalError(last)):
+    if last.startswith("chromadb.errors.InternalError") and damage_words(last):
         return last.split(":", 1)[-1].strip()[:300]
     log.warning("checking the vector store in a child process failed for another reason (exit %d): %s",
                 r.returncode, last[:300])
     return None  # not a damaged segment (a broken install, say): the store itself will say what is wrong
-
-
-class InternalError(Exception):
-    """Stands for the child's chromadb.errors.InternalError when its message is classified."""
 
 
 def quarantine(path: Path) -> Path | None:

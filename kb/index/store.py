@@ -64,11 +64,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _guarded(fn: F) -> F:
-    """Run a store method under `VectorStore._remote` (server faults → one `StoreError`)."""
+    """Run a store method under `VectorStore._faults` (server faults → one `StoreError`)."""
 
     @functools.wraps(fn)
     def wrapper(self: VectorStore, *args: Any, **kwargs: Any) -> Any:
-        with self._remote():
+        with self._faults():
             return fn(self, *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
@@ -92,7 +92,7 @@ class VectorStore:
                 self.scope = ""
                 self.client = chromadb.PersistentClient(path=str(path), settings=opts)
             self.name = collection_name(model_id, self.scope)
-            with self._remote():
+            with self._faults():
                 self.collection = self.client.get_or_create_collection(
                     self.name,
                     configuration={"hnsw": {"space": "cosine"}},
@@ -130,7 +130,7 @@ class VectorStore:
         return f"Chroma server {self.url}" if self.url else "embedded Chroma"
 
     @contextmanager
-    def _remote(self) -> Iterator[None]:
+    def _faults(self) -> Iterator[None]:
         """A Chroma server that is down, restarting or failing is the machine's fault, not a file's: one
         `StoreError` that stops the sync (the journal repairs what it left on the next one). Embedded, an
         error naming a damaged segment is a `StoreDamagedError` (a writer rebuilds the store)."""
@@ -163,13 +163,13 @@ class VectorStore:
     def other_collections(self) -> list[str]:
         """kb's collections of other models in this home (never another home's on a shared server)."""
         mine = COLLECTION_PREFIX + (self.scope + "-" if self.scope else "")
-        with self._remote():
+        with self._faults():
             names = [c.name if hasattr(c, "name") else str(c) for c in self.client.list_collections()]
         return [n for n in names if n != self.name and n.startswith(mine)
                 and (self.scope or not re.match(r"kb-[0-9a-f]{8}-", n))]
 
     def drop_collection(self, name: str) -> None:
-        with self._remote():
+        with self._faults():
             self.client.delete_collection(name)
 
     @_guarded
@@ -233,10 +233,15 @@ _DAMAGE_WORDS = ("hnsw", "compactor", "compaction", "segment", "getting embeddin
 
 
 def is_damage(exc: BaseException) -> bool:
+    """A Chroma ``InternalError`` in `damage_words`."""
+    return type(exc).__name__ == "InternalError" and damage_words(str(exc))
+
+
+def damage_words(text: str) -> bool:
     """Chroma's own words for a vector segment it cannot read (seen after kill -9 in the middle of its write:
     'Error loading hnsw index', 'Failed to apply logs to the hnsw segment writer', 'Error getting embedding')."""
-    text = str(exc).lower()
-    return type(exc).__name__ == "InternalError" and any(w in text for w in _DAMAGE_WORDS)
+    text = text.lower()
+    return any(w in text for w in _DAMAGE_WORDS)
 
 
 def damaged(exc: BaseException) -> StoreDamagedError:
