@@ -8,9 +8,11 @@ Russian and English, and records why:
 2. strong analysis cues (compare, plan, summarize, analyse, trade-offs, "across all my notes", how something
    evolved) → `think` — a comparison of two tools is analysis even though it names code;
 3. programming, markup and configuration vocabulary (CSS, regex, cron, config, command, attribute …) → `code`;
-4. weak analysis cues (why, explain) or several questions at once → `think`;
+4. weak analysis cues (explain; why something kept happening or changed over a period) or several questions at
+   once → `think` ("why" alone is a lookup);
 5. otherwise the labelled examples vote (`kb.focus.route`: the nearest of 170 questions a person labelled,
-   embedded with the bundled multilingual model); a clear winner decides;
+   embedded with the bundled multilingual model); a clear winner decides — a clearer one for `think`, whose
+   context costs several times the tokens;
 6. everything else → `dialog` (simple advice such as "should I…" / "стоит ли…" is a direct question).
 
 Accuracy and confusion matrices (leave-one-out on the examples, and a held-out set written after the rules):
@@ -66,8 +68,14 @@ _THINK_STRONG = re.compile(
     r"все разговоры|порекоменд\w*|что если|как быть)\b",
     re.I,
 )
-_THINK_WEAK = re.compile(
-    r"\b(?:why|explain|почему|зачем|объясни\w*)\b",
+_THINK_WEAK = re.compile(r"\b(?:explain|объясни\w*)\b", re.I)
+# "why" alone is a lookup in one note ("why does my firewall ask about ports?"); "why" about something that kept
+# happening or changed over a period asks to put several notes together
+_WHY = re.compile(r"\b(?:why|почему|зачем)\b", re.I)
+_OVER_TIME = re.compile(
+    r"\b(?:keeps?|kept|again and again|always|last (?:week|month|year|summer|winter|spring|autumn|fall)|"
+    r"this (?:week|month|year)|over time|опять|снова|всегда|постоянно|осенью|зимой|весной|летом|"
+    r"в прошлом (?:месяце|году)|в этом (?:месяце|году))\b",
     re.I,
 )
 
@@ -99,20 +107,22 @@ def choose_mode(question: str, forced: str | None = None, examples: bool = True,
     if vocab:
         return ModeChoice("code", "programming/markup/config vocabulary: " + ", ".join(vocab))
     weak = _words(_THINK_WEAK, q)
+    if not weak and _WHY.search(q):
+        weak = _words(_OVER_TIME, q)
     parts = len(re.findall(r"\?", q))
     if weak:
-        return ModeChoice("think", "asks for reasons or explanation: " + ", ".join(weak))
+        return ModeChoice("think", "asks for an explanation, or why something kept happening: " + ", ".join(weak))
     if parts >= 2:
         return ModeChoice("think", f"multi-part question ({parts} questions)")
     if len(q.split()) > 45:
         return ModeChoice("think", f"long question ({len(q.split())} words)")
     if examples and q:
-        from kb.focus.route import MARGIN, example_router
+        from kb.focus.route import MARGIN, THINK_MARGIN, example_router
 
         router = example_router()
         if router is not None:
             mode, margin, near = router.vote(q, exclude, qvec)
-            if mode != "dialog" and margin >= MARGIN:
+            if mode != "dialog" and margin >= (THINK_MARGIN if mode == "think" else MARGIN):
                 return ModeChoice(mode, f"no keyword cues; the nearest labelled questions say {mode} "
                                   f"(margin {margin:.2f}, e.g. \"{near[0]}\")")
     return ModeChoice("dialog", "no code markers and no analysis cues: a direct question")

