@@ -126,6 +126,12 @@ class RetrievalSettings(BaseModel):
     lexical_absent: float = Field(
         0.2, ge=0, le=1, description="With a multilingual embedder, when no candidate holds this IDF-weighted share "
         "of the question's terms (asked in another language or other words), relevance rests on the dense side alone.")
+    flat_peak: float = Field(
+        0.5, ge=0, description="Query-performance check: when the best vector match's z-score is less than this "
+        "above the 10th match's (nothing stands out) and the best relevance is under `flat_relevance`, the notes "
+        "are judged not to hold the answer (0 = off).")
+    flat_relevance: float = Field(
+        0.42, ge=0, le=1, description="Best relevance at or above which a flat top is still trusted.")
     expand_notes: int = Field(
         4, ge=0, le=50, description="Every chunk of the best N notes is scored against the question, so the "
         "evidence is chosen inside a relevant note instead of trusting the one chunk that surfaced (0 = off).")

@@ -199,6 +199,37 @@ def test_code_questions_prefer_config_and_commands_over_prose() -> None:
     assert first == {"dialog": ["p"], "code": ["c"]}
 
 
+def test_a_flat_top_of_weak_matches_means_not_in_the_notes() -> None:
+    """On-topic but unanswerable questions get weak matches none of which stands out (their vector z-scores are
+    flat); an answerable one with the same weak best relevance has a match that stands out and keeps it."""
+    from kb.focus.budget import Budgeter, Context
+    from kb.focus.retrieve import dense_peak
+
+    def retrieval(zs: list[float], coverage: float) -> Retrieval:
+        cands = [Candidate(str(i), "r", f"n{i}.md", 0, "h", 1, 1, None, f"dendron fact {i}.", z=z, dense_rank=i + 1,
+                           coverage=coverage if i == 0 else coverage / 2) for i, z in enumerate(zs)]
+        return Retrieval("q", cands, ["dendron"], {"dendron": 1.0}, 1.0, (0, 1), 1.0, 1.0, 4.0, dense_peak(cands),
+                         flat_peak=0.5, flat_relevance=0.42)
+
+    mode = ModeSettings(budget=5000, max_passages=8, prune=False, min_relevance=0.3, cutoff_gap=0.2)
+    flat = retrieval([2.4 - 0.03 * i for i in range(12)], 0.4)  # best relevance 0.35 / 2 + 0.4 / 2 = 0.375
+    peaked = retrieval([2.9] + [2.2 - 0.03 * i for i in range(11)], 0.3)  # 0.475 / 2 + 0.3 / 2 ≈ 0.39
+    assert flat.peak is not None and flat.peak < 0.5 <= (peaked.peak or 0)
+    outcomes = {}
+    for name, r in (("flat", flat), ("peaked", peaked)):
+        best = max(r.relevance(c) for c in r.candidates)
+        assert 0.3 <= best < 0.42  # above the floor: only the flat top can tell them apart
+        ctx = Budgeter(vocab_counter()).build(r, mode, Context("q", "dialog", "", 5000))
+        outcomes[name] = [p.path for p in ctx.passages][:1]
+        if name == "flat":
+            assert all("nothing stands out" in d.reason for d in ctx.dropped)
+    assert outcomes == {"flat": [], "peaked": ["n0.md"]}
+    off = retrieval([2.4 - 0.03 * i for i in range(12)], 0.4)
+    off.flat_peak = 0.0  # the setting at 0 turns the check off
+    assert Budgeter(vocab_counter()).build(off, mode, Context("q", "dialog", "", 5000)).passages
+    assert dense_peak(off.candidates[:9]) is None  # fewer than 10 vector matches: no judgement
+
+
 def test_reranker_logic_with_fake() -> None:
     texts = ["apple", "banana", "cherry"]
     cands = [Candidate(str(i), "r", f"{i}.md", 0, "h", 1, 1, None, t) for i, t in enumerate(texts)]

@@ -128,11 +128,14 @@ class Budgeter:
         # lower the floor rather than declare "nothing relevant" on lexical overlap alone.
         floor = mode.min_relevance * (0.5 + 0.5 * min(1.0, r.dense_weight))
         keep_from = max(floor / 2, best - mode.cutoff_gap)
+        flat = r.flat(evidence) if evidence >= floor else ""
         kept: list[Candidate] = []
         for c in cands:
             if evidence < floor:
                 ctx.dropped.append(_drop(c, f"below cutoff: nothing relevant (best {evidence:.2f} < floor "
                                             f"{floor:.2f})"))
+            elif flat:
+                ctx.dropped.append(_drop(c, f"below cutoff: {flat}"))
             elif c.relevance < keep_from:
                 ctx.dropped.append(_drop(c, f"below cutoff (relevance {c.relevance:.2f} < {keep_from:.2f}: "
                                             f"best {best:.2f}, gap {mode.cutoff_gap:.2f})"))

@@ -62,6 +62,15 @@ class Candidate:
     reranked: float | None = None
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def script(self) -> float:
+        """Share of non-Latin letters in the passage (0 English, about 1 Russian)."""
+        if self._script is None:
+            self._script = non_latin_share(self.text)
+        return self._script
+
+    _script: float | None = field(default=None, repr=False)
+
 
 @dataclass
 class Retrieval:
@@ -74,6 +83,19 @@ class Retrieval:
     lexical_weight: float = 1.0  # 0 when the question's words are not in the notes (another language)
     z_floor: float = 1.0  # dense z-score where evidence starts (RetrievalSettings.dense_z_floor)
     z_span: float = 4.0
+    peak: float | None = None  # z of the best vector match minus the 10th's (None: too few matches to tell)
+    query_script: float | None = None  # the question's non-Latin letter share (None: no per-passage check)
+    flat_peak: float = 0.0  # RetrievalSettings.flat_peak / flat_relevance (0 = no flat-top check)
+    flat_relevance: float = 0.0
+
+    def flat(self, best: float) -> str:
+        """Why the best relevance ``best`` is not to be trusted ("" = it is): nothing stands out of a flat top.
+        Only where the dense side is fully trusted and no cross-encoder has read the passages."""
+        if (self.peak is None or not self.flat_peak or self.dense_weight < 1.0 or best >= self.flat_relevance
+                or self.peak >= self.flat_peak or any(c.reranked is not None for c in self.candidates[:1])):
+            return ""
+        return (f"nothing stands out: best {best:.2f} < {self.flat_relevance:.2f} and the best vector match is only "
+                f"{self.peak:.2f} z above the {PEAK_RANK}th (< {self.flat_peak:.2f})")
 
     def relevance(self, c: Candidate) -> float:
         """0..1 evidence that ``c`` answers the query: dense z-score and IDF-weighted term coverage, weighted
@@ -82,8 +104,22 @@ class Retrieval:
         if c.reranked is not None:
             return 1.0 / (1.0 + math.exp(-c.reranked))
         d = 0.0 if c.z is None else min(1.0, max(0.0, (c.z - self.z_floor) / self.z_span))
-        wd = self.dense_weight / (self.dense_weight + self.lexical_weight)
+        lexical = self.lexical_weight
+        if lexical and self.query_script is not None and abs(self.query_script - c.script) > 0.5:
+            lexical = 0.0  # words can't be shared across scripts: a passage in another script is judged by meaning
+        wd = self.dense_weight / (self.dense_weight + lexical)
         return wd * d + (1.0 - wd) * c.coverage
+
+
+PEAK_RANK = 10
+
+
+def dense_peak(cands: list[Candidate]) -> float | None:
+    """How far the best vector match stands out from the 10th (in background z-scores): a question the notes
+    answer has a match that stands out; one they don't has a flat top, however on-topic (a query-performance
+    predictor in the spirit of NQC/WIG, Shtok et al. 2012)."""
+    zs = sorted((c.z for c in cands if c.dense_rank is not None and c.z is not None), reverse=True)
+    return zs[0] - zs[PEAK_RANK - 1] if len(zs) >= PEAK_RANK else None
 
 
 def non_latin_share(text: str) -> float:
@@ -91,6 +127,12 @@ def non_latin_share(text: str) -> float:
     if not letters:
         return 0.0
     return sum(1 for c in letters if ord(c) > 0x24F) / len(letters)
+
+
+def other_script(query: str, cands: list[Candidate]) -> bool:
+    """Is the question written in another script (Latin vs Cyrillic and the like) than the best candidates?"""
+    notes = sum(non_latin_share(c.text) for c in cands) / max(1, len(cands))
+    return abs(non_latin_share(query) - notes) > 0.5
 
 
 class Retriever:
@@ -184,14 +226,17 @@ class Retriever:
         out = sorted(cands.values(), key=lambda c: c.fused, reverse=True)
         if self.reranker is not None and out:
             out = self.reranker.rerank(query, out)
-        # With a multilingual dense side, a question whose words occur in none of the candidates (asked in
-        # another language than the notes, or in other words) can only be judged by meaning: term coverage
-        # would call every candidate irrelevant. Relevance then rests on the dense side alone.
+        # With a multilingual dense side, a question asked in another script than the notes (a Russian question
+        # over English notes) shares no words with them: term coverage would call every candidate irrelevant,
+        # so relevance rests on the dense side alone. In the notes' own script, no shared words is evidence
+        # that the notes don't hold the answer ("how do I cook borscht?" over web-development notes).
         lexical_weight = 1.0
-        if not self.english_only and out and max(c.coverage for c in out) < cal.lexical_absent:
+        if (not self.english_only and out and max(c.coverage for c in out) < cal.lexical_absent
+                and other_script(query, out[:10])):
             lexical_weight = 0.0
         return Retrieval(query, out, qterms, idf, dense_weight, (mu, sd), lexical_weight,
-                         cal.dense_z_floor, cal.dense_z_span)
+                         cal.dense_z_floor, cal.dense_z_span, dense_peak(out),
+                         None if self.english_only else non_latin_share(query), cal.flat_peak, cal.flat_relevance)
 
     def _expand(self, cands: dict[str, Candidate], qvec: np.ndarray, mu: float, sd: float) -> None:
         """Add the other chunks of the best notes, each with its own cosine: the chunk that surfaced a note is
