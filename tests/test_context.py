@@ -230,6 +230,38 @@ def test_a_flat_top_of_weak_matches_means_not_in_the_notes() -> None:
     assert dense_peak(off.candidates[:9]) is None  # fewer than 10 vector matches: no judgement
 
 
+def test_term_coverage_counts_only_between_texts_in_the_same_script() -> None:
+    """A Russian question can share no words with an English passage: that passage is judged by meaning alone.
+    A passage in the question's own script that shares none of its words is weak evidence (not "judge by meaning")."""
+    from kb.focus.retrieve import other_script
+
+    en = Candidate("e", "r", "a.md", 0, "h", 1, 1, None, "The backup job runs restic every night.", z=4.0)
+    ru = Candidate("r", "r", "b.md", 0, "h", 1, 1, None, "Резервное копирование запускается каждую ночь.", z=4.0)
+    query = "Когда запускается резервное копирование?"
+    r = Retrieval(query, [en, ru], ["запуска"], {"запуска": 1.0}, 1.0, (0, 1), 1.0, 1.0, 4.0,
+                  query_script=1.0)
+    assert r.relevance(en) == pytest.approx(0.75)  # (4 - 1) / 4 from the dense side alone
+    assert r.relevance(ru) == pytest.approx(0.375)  # coverage 0 counts against a same-script passage
+    assert other_script(query, [en]) and not other_script(query, [ru])
+    r.query_script = None  # an English-only embedder: no per-passage rule
+    assert r.relevance(en) == pytest.approx(0.375)
+
+
+def test_z_baseline_uses_background_in_the_questions_script() -> None:
+    import numpy as np
+
+    from kb.focus.retrieve import SAME_SCRIPT_MIN, baseline
+
+    n = SAME_SCRIPT_MIN
+    sims = np.array([0.80] * n + [0.70] * n, dtype=np.float32)  # Russian passages are closer: language, not topic
+    scripts = np.array([1.0] * n + [0.0] * n)
+    assert baseline(sims, scripts, 1.0)[0] == pytest.approx(0.80)  # a Russian question: the Russian background
+    assert baseline(sims, scripts, 0.0)[0] == pytest.approx(0.70)
+    assert baseline(sims, scripts, None)[0] == pytest.approx(0.75)  # English-only embedder: the whole sample
+    few = np.array([1.0] * (n - 1) + [0.0] * (n + 1))
+    assert baseline(sims, few, 1.0)[0] == pytest.approx(0.75)  # too few in that script: the whole sample
+
+
 def test_reranker_logic_with_fake() -> None:
     texts = ["apple", "banana", "cherry"]
     cands = [Candidate(str(i), "r", f"{i}.md", 0, "h", 1, 1, None, t) for i, t in enumerate(texts)]

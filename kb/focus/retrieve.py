@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 RRF_K = 60
 BACKGROUND_SAMPLE = 512
+SAME_SCRIPT_MIN = 100  # background passages in the question's script needed to use them alone
 
 
 @dataclass
@@ -129,9 +130,21 @@ def non_latin_share(text: str) -> float:
     return sum(1 for c in letters if ord(c) > 0x24F) / len(letters)
 
 
+def baseline(sims: np.ndarray, scripts: np.ndarray | None, query_script: float | None) -> tuple[float, float]:
+    """Mean and spread of the question's cosines against the background sample, the z-score baseline. With a
+    multilingual embedder only background passages in the question's script count (when there are enough): a
+    Russian question is closer to every Russian passage than to English code, and that closeness is language, not
+    relevance — against a mixed background every Russian passage looked like evidence."""
+    if scripts is not None and query_script is not None:
+        same = np.abs(scripts - query_script) <= 0.5
+        if int(same.sum()) >= SAME_SCRIPT_MIN:
+            sims = sims[same]
+    return float(sims.mean()), float(sims.std()) or 1e-6
+
+
 def other_script(query: str, cands: list[Candidate]) -> bool:
     """Is the question written in another script (Latin vs Cyrillic and the like) than the best candidates?"""
-    notes = sum(non_latin_share(c.text) for c in cands) / max(1, len(cands))
+    notes = sum(c.script for c in cands) / max(1, len(cands))
     return abs(non_latin_share(query) - notes) > 0.5
 
 
@@ -145,6 +158,7 @@ class Retriever:
         self.english_only = english_only
         self.reranker = reranker
         self._bg: np.ndarray | None = None
+        self._bg_script = np.zeros(0)
         self._bg_count = -1
 
     # ------------------------------------------------------------------ calibration
@@ -158,6 +172,8 @@ class Retriever:
                 "SELECT id FROM chunks ORDER BY id LIMIT ?", (BACKGROUND_SAMPLE,))]
             vecs = self.store.vectors(ids)
             self._bg = np.vstack(list(vecs.values())) if vecs else np.zeros((0, 1), dtype=np.float32)
+            rows = self.manifest.chunks_by_id(list(vecs))
+            self._bg_script = np.array([non_latin_share(rows[i].text) if i in rows else 0.0 for i in vecs])
             self._bg_count = n
         return self._bg
 
@@ -197,7 +213,8 @@ class Retriever:
         rows = self.manifest.chunks_by_id(ids)
         bg = self.background()
         sims = bg @ qvec if len(bg) and bg.shape[1] == qvec.shape[0] else np.zeros(1, dtype=np.float32)
-        mu, sd = float(sims.mean()), float(sims.std()) or 1e-6
+        mu, sd = baseline(sims, self._bg_script if len(sims) == len(self._bg_script) else None,
+                          None if self.english_only else non_latin_share(query))
         cands: dict[str, Candidate] = {}
         for cid in ids:
             r = rows.get(cid)
