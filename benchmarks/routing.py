@@ -3,7 +3,8 @@
     python benchmarks/routing.py [--misses]
 
 Sets: the 170 labelled examples the router votes with (kb/focus/routing.jsonl), measured leave-one-out, and
-44 held-out questions written after the keyword rules were tuned (tests/data/routing_heldout.jsonl).
+44 held-out questions written after the keyword rules were tuned (tests/data/routing_heldout.jsonl), and the
+mode labels of kb's real-notes dev sets (eval/questions/: written with the questions, never voted with).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ def main() -> int:
     args = ap.parse_args()
     from kb.focus.routing_eval import report
 
-    for name, r in report(ROOT / "tests" / "data" / "routing_heldout.jsonl").items():
+    dev = (ROOT / "eval" / "questions" / "dendron.jsonl", ROOT / "eval" / "questions" / "doka-ru.jsonl")
+    for name, r in report(ROOT / "tests" / "data" / "routing_heldout.jsonl", dev).items():
         print(f"\n{name}: accuracy {r['accuracy']} on {r['questions']} questions")
         print("  labelled \\ routed   code  dialog  think")
         for want, row in r["matrix"].items():

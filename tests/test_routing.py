@@ -25,3 +25,14 @@ def test_route_is_public_and_says_why() -> None:
     mode, why = kb.route("When does my passport expire?")
     assert mode == "dialog" and why
     assert kb.route("Should I water the orchids every week?")[0] == "dialog"  # simple advice is not analysis
+
+
+def test_lookups_in_real_vaults_rarely_pay_for_think() -> None:
+    """A `think` context costs several times the tokens: single-note lookups in kb's real-notes dev sets (mode
+    labels written with the questions, never voted with) must not be sent there (16 of 110 Dendron lookups were)."""
+    root = Path(__file__).resolve().parent.parent / "eval" / "questions"
+    for name in ("dendron.jsonl", "doka-ru.jsonl"):
+        m = measure(root / name)["matrix"]
+        lookups = sum(m[want][got] for want in ("code", "dialog") for got in m[want])
+        wrongly_think = m["code"]["think"] + m["dialog"]["think"]
+        assert wrongly_think <= 0.05 * lookups, (name, m)

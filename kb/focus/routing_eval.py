@@ -26,10 +26,14 @@ def measure(path: Path, leave_one_out: bool = False, examples: bool = True) -> d
             "matrix": {want: {got: matrix[(want, got)] for got in MODES} for want in MODES}, "misses": misses}
 
 
-def report(heldout: Path) -> dict[str, Any]:
-    return {
+def report(heldout: Path, dev_sets: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """``dev_sets``: question files with a ``mode`` label per question (kb's real-notes dev sets)."""
+    out = {
         "examples (leave-one-out)": measure(EXAMPLES, leave_one_out=True),
         "examples, rules only": measure(EXAMPLES, examples=False),
         "held-out": measure(heldout),
         "held-out, rules only": measure(heldout, examples=False),
     }
+    for path in dev_sets:
+        out[f"dev set {path.stem} (labels written with the questions)"] = measure(path)
+    return out
