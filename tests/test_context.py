@@ -242,7 +242,7 @@ def test_term_coverage_counts_only_between_texts_in_the_same_script() -> None:
                   query_script=1.0)
     assert r.relevance(en) == pytest.approx(0.75)  # (4 - 1) / 4 from the dense side alone
     assert r.relevance(ru) == pytest.approx(0.375)  # coverage 0 counts against a same-script passage
-    assert other_script(query, [en]) and not other_script(query, [ru])
+    assert other_script(1.0, [en]) and not other_script(1.0, [ru])
     r.query_script = None  # an English-only embedder: no per-passage rule
     assert r.relevance(en) == pytest.approx(0.375)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 RRF_K = 60
 BACKGROUND_SAMPLE = 512
+PEAK_RANK = 10  # a flat top: the best vector match against this one
 SAME_SCRIPT_MIN = 100  # background passages in the question's script needed to use them alone
 
 
@@ -63,14 +65,10 @@ class Candidate:
     reranked: float | None = None
     notes: list[str] = field(default_factory=list)
 
-    @property
+    @cached_property
     def script(self) -> float:
         """Share of non-Latin letters in the passage (0 English, about 1 Russian)."""
-        if self._script is None:
-            self._script = non_latin_share(self.text)
-        return self._script
-
-    _script: float | None = field(default=None, repr=False)
+        return non_latin_share(self.text)
 
 
 @dataclass
@@ -93,7 +91,7 @@ class Retrieval:
         """Why the best relevance ``best`` is not to be trusted ("" = it is): nothing stands out of a flat top.
         Only where the dense side is fully trusted and no cross-encoder has read the passages."""
         if (self.peak is None or not self.flat_peak or self.dense_weight < 1.0 or best >= self.flat_relevance
-                or self.peak >= self.flat_peak or any(c.reranked is not None for c in self.candidates[:1])):
+                or self.peak >= self.flat_peak or (self.candidates and self.candidates[0].reranked is not None)):
             return ""
         return (f"nothing stands out: best {best:.2f} < {self.flat_relevance:.2f} and the best vector match is only "
                 f"{self.peak:.2f} z above the {PEAK_RANK}th (< {self.flat_peak:.2f})")
@@ -110,9 +108,6 @@ class Retrieval:
             lexical = 0.0  # words can't be shared across scripts: a passage in another script is judged by meaning
         wd = self.dense_weight / (self.dense_weight + lexical)
         return wd * d + (1.0 - wd) * c.coverage
-
-
-PEAK_RANK = 10
 
 
 def dense_peak(cands: list[Candidate]) -> float | None:
@@ -142,10 +137,11 @@ def baseline(sims: np.ndarray, scripts: np.ndarray | None, query_script: float |
     return float(sims.mean()), float(sims.std()) or 1e-6
 
 
-def other_script(query: str, cands: list[Candidate]) -> bool:
-    """Is the question written in another script (Latin vs Cyrillic and the like) than the best candidates?"""
+def other_script(query_script: float, cands: list[Candidate]) -> bool:
+    """Is a question of this `non_latin_share` in another script (Latin vs Cyrillic and the like) than the best
+    candidates?"""
     notes = sum(c.script for c in cands) / max(1, len(cands))
-    return abs(non_latin_share(query) - notes) > 0.5
+    return abs(query_script - notes) > 0.5
 
 
 class Retriever:
@@ -201,8 +197,9 @@ class Retriever:
         df = self.doc_freq(qterms)
         idf = self.idf(qterms, df)
         cal = self.calibration
+        qscript = non_latin_share(query)
         dense_weight = 1.0
-        if self.english_only and non_latin_share(query) > 0.5:
+        if self.english_only and qscript > 0.5:
             dense_weight = cal.english_only_dense_weight  # an English-only embedder is a weak judge of Russian
         if qvec is None:
             qvec = self.embedder.embed_query(query)
@@ -214,7 +211,7 @@ class Retriever:
         bg = self.background()
         sims = bg @ qvec if len(bg) and bg.shape[1] == qvec.shape[0] else np.zeros(1, dtype=np.float32)
         mu, sd = baseline(sims, self._bg_script if len(sims) == len(self._bg_script) else None,
-                          None if self.english_only else non_latin_share(query))
+                          None if self.english_only else qscript)
         cands: dict[str, Candidate] = {}
         for cid in ids:
             r = rows.get(cid)
@@ -249,11 +246,11 @@ class Retriever:
         # that the notes don't hold the answer ("how do I cook borscht?" over web-development notes).
         lexical_weight = 1.0
         if (not self.english_only and out and max(c.coverage for c in out) < cal.lexical_absent
-                and other_script(query, out[:10])):
+                and other_script(qscript, out[:10])):
             lexical_weight = 0.0
         return Retrieval(query, out, qterms, idf, dense_weight, (mu, sd), lexical_weight,
                          cal.dense_z_floor, cal.dense_z_span, dense_peak(out),
-                         None if self.english_only else non_latin_share(query), cal.flat_peak, cal.flat_relevance)
+                         None if self.english_only else qscript, cal.flat_peak, cal.flat_relevance)
 
     def _expand(self, cands: dict[str, Candidate], qvec: np.ndarray, mu: float, sd: float) -> None:
         """Add the other chunks of the best notes, each with its own cosine: the chunk that surfaced a note is
