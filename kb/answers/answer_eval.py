@@ -9,8 +9,11 @@ Strategies, all run on the same questions in one run:
 ``naive`` and ``max`` answer with the generation settings of the mode ``auto`` picks for the question, so the
 context is the only thing that differs from ``auto``.
 
-Each (question, strategy) result is appended to a results file as soon as it exists, so an interrupted run
-continues where it stopped when the same command is run again.
+Each answer is appended to a results file as soon as it exists, under the key of the request that produced it:
+the prompt sent (question, notes, system prompt), the generation settings, the evidence-check switch, the
+model and its context length. Running the command again — after an interruption, or after changing a focus
+setting or kb's code — asks the model only for the requests that are new; everything else is read back.
+(A focus change that alters only `auto`'s contexts re-asks only `auto`: `max`, the costly one, is reused.)
 """
 
 from __future__ import annotations
@@ -51,21 +54,37 @@ def question_hash(q: dict[str, Any]) -> str:
 
 
 def fingerprint(corpus: Path, settings: Any, llm: Any) -> tuple[str, dict]:
-    """What makes two runs the same run: the corpus, the LLM and kb's focus settings. The questions are not part
-    of it: a result is reused for the same question (text and answer) whatever subset or sample asks it again."""
+    """What makes a results file one run's: the corpus, the embedding model and the LLM. Focus settings are not
+    part of it (each answer is keyed by its request, see `request_key`), nor are the questions: an answer is
+    reused for the same question (text and gold answer) whatever subset or sample asks it again."""
     config = {"corpus": str(corpus.resolve()), "llm_base_url": getattr(llm, "base_url", ""),
-              "llm_model": getattr(llm, "model", ""), "embed_model": settings.embed_model,
-              "modes": settings.modes.model_dump(), "retrieval": settings.retrieval.model_dump()}
+              "llm_model": getattr(llm, "model", ""), "embed_model": settings.embed_model}
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16], config
+
+
+GENERATION = ("thinking", "max_output_tokens", "temperature", "top_p", "top_k", "min_p", "presence_penalty")
+
+
+def request_key(ctx: Any, mset: Any, check: bool, llm: Any) -> str:
+    """Everything that decides what the model is asked: the messages built from the context (system prompt,
+    notes, question), the mode's generation settings, the evidence check (and its prompt), the model and its
+    context length. Two strategies or two runs that would send the same request share one answer."""
+    from kb.answers.check import CHECK_SYSTEM
+    from kb.focus.prompt import messages
+
+    key = {"messages": messages(ctx), "generation": {f: getattr(mset, f) for f in GENERATION},
+           "check": CHECK_SYSTEM if check else None, "model": getattr(llm, "model", ""),
+           "base_url": getattr(llm, "base_url", ""), "max_model_len": getattr(llm, "max_model_len", None)}
+    return hashlib.sha256(json.dumps(key, ensure_ascii=False, sort_keys=True).encode()).hexdigest()[:24]
 
 
 class Results:
     """The results file of one run (JSON lines, 0600: it quotes your notes): a header naming the run, then one
-    line per answered (question, strategy). A line torn by a kill is dropped on reopening."""
+    line per answer asked, keyed by its request. A line torn by a kill is dropped on reopening."""
 
     def __init__(self, path: Path, run: str, config: dict[str, Any]) -> None:
         self.path = path
-        self.rows: dict[tuple[str, str], dict[str, Any]] = {}
+        self.rows: dict[str, dict[str, Any]] = {}  # request key -> answer
         self._lock = _lock(path)
         good = 0
         if path.is_file() and path.stat().st_size:
@@ -85,7 +104,8 @@ class Results:
                     row = json.loads(line)
                 except json.JSONDecodeError:
                     break  # the torn tail of an interrupted write
-                self.rows[(row["qid"], row["strategy"])] = row
+                if row.get("key"):
+                    self.rows[row["key"]] = row
                 good += len(line) + 1
             good = min(good, len(raw))
         try:  # (the folder exists: taking the lock made it)
@@ -106,7 +126,12 @@ class Results:
 
     def add(self, row: dict[str, Any]) -> None:
         self._write(row)
-        self.rows[(row["qid"], row["strategy"])] = row
+        self.rows[row["key"]] = row
+
+    def find(self, key: str, qhash: str) -> dict[str, Any] | None:
+        """The answer to this request for this question, unless it failed on the server (then it is asked again)."""
+        row = self.rows.get(key)
+        return row if row is not None and row.get("qhash") == qhash and not row.get("error") else None
 
     def close(self) -> None:
         self.file.close()
@@ -151,64 +176,72 @@ def evaluate_answers(questions: list[dict[str, Any]], corpus: Path, strategies: 
     run, config = fingerprint(corpus, resolved, llm)
     path = results or results_dir / f"answers-{run}.jsonl"
     log = Results(path, run, config)
-    todo = [(q, s) for q in questions for s in strategies if not _done(log, q, s)]
-    total = len(questions) * len(strategies)
-    if len(todo) < total:
-        say(f"resuming {path}: {total - len(todo)} of {total} answers already done")
+    pairs = [(q, s) for q in questions for s in strategies]
+    total = len(pairs)
+    if log.rows:
+        say(f"resuming {path}: {len(log.rows)} answers saved; each request already asked is read back")
+    current: dict[tuple[str, str], dict[str, Any]] = {}
+    asked = 0
     try:
         with indexed(corpus, say, settings) as base:
             builder = ContextBuilder(base)
             builder.retriever().background()
             emb = base.embedder()
-            done = total - len(todo)
             if tick:
-                tick(done, total)
+                tick(0, total)
             qvecs: dict[str, Any] = {}
-            for q, strategy in todo:
+            for done, (q, strategy) in enumerate(pairs, 1):
                 if q["id"] not in qvecs:
                     qvecs[q["id"]] = emb.embed_query(q["question"])
-                log.add(_one(builder, llm, q, strategy, qvecs[q["id"]]))
-                done += 1
+                t0 = time.perf_counter()
+                ctx, mset = _context(builder, llm, q, strategy, qvecs[q["id"]])
+                key = request_key(ctx, mset, strategy.endswith(CHECK), llm)
+                row = log.find(key, question_hash(q))
+                if row is None:
+                    row = {"key": key, **_answer(builder, llm, q, strategy, ctx, mset, t0)}
+                    log.add(row)
+                    asked += 1
+                current[(q["id"], strategy)] = {**row, "qid": q["id"], "strategy": strategy}
                 if tick:
                     tick(done, total)
-            summary = summarise(log.rows, questions, strategies)
+            if asked < total:
+                say(f"{total - asked} of {total} answers read back from {path}, {asked} asked")
+            summary = summarise(current, questions, strategies)
     except KbError as exc:
-        kept = len(log.rows)
         exc.remedy = (f"{exc.remedy}; " if exc.remedy else "") + \
-            f"{kept} answers are saved in {path}: run the same command again to continue"
+            f"{len(log.rows)} answers are saved in {path}: run the same command again to continue"
         raise
     finally:
         log.close()
     return {"corpus": str(corpus), "questions": len(questions), "model": getattr(llm, "model", ""),
-            "max_model_len": getattr(llm, "max_model_len", None), "results_file": str(path), "strategies": summary}
+            "max_model_len": getattr(llm, "max_model_len", None), "results_file": str(path), "strategies": summary,
+            "answers": [{"qid": qid, "strategy": s, "key": r["key"]} for (qid, s), r in current.items()]}
 
 
-def _done(log: Results, q: dict[str, Any], strategy: str) -> bool:
-    row = log.rows.get((q["id"], strategy))
-    return row is not None and row.get("qhash") == question_hash(q)
-
-
-def _one(builder, llm, q: dict[str, Any], strategy: str, qvec) -> dict[str, Any]:
-    from kb.answers.answer import DEFAULT_CONTEXT_LEN, respond
+def _context(builder, llm, q: dict[str, Any], strategy: str, qvec) -> tuple[Any, Any]:
+    """The context a strategy gives the model for a question, and the mode settings it answers with."""
+    from kb.answers.answer import DEFAULT_CONTEXT_LEN
     from kb.focus.budget import Context
     from kb.focus.prompt import messages
 
     name = strategy.removesuffix(CHECK)
     modes = builder.index.settings.modes
-    t0 = time.perf_counter()
-    if name in ("naive", "max"):
-        choice, qvec = builder.route(q["question"], "auto", qvec)
-        mset = modes.get(choice.mode)
-        if name == "naive":
-            ctx = builder.naive(q["question"], k=10, qvec=qvec)
-        else:
-            limit = llm.max_model_len or DEFAULT_CONTEXT_LEN
-            empty = Context(q["question"], "max", "", 0)  # the prompt without notes
-            overhead = builder.counter.chat_tokens(messages(empty), thinking=mset.thinking) + 64
-            ctx = builder.maximal(q["question"], max(0, limit - overhead - min(mset.max_output_tokens, 1024)), qvec)
-    else:
+    if name not in ("naive", "max"):
         ctx = builder.build(q["question"], name, qvec=qvec)
-        mset = modes.get(ctx.mode)
+        return ctx, modes.get(ctx.mode)
+    choice, qvec = builder.route(q["question"], "auto", qvec)
+    mset = modes.get(choice.mode)
+    if name == "naive":
+        return builder.naive(q["question"], k=10, qvec=qvec), mset
+    limit = llm.max_model_len or DEFAULT_CONTEXT_LEN
+    empty = Context(q["question"], "max", "", 0)  # the prompt without notes
+    overhead = builder.counter.chat_tokens(messages(empty), thinking=mset.thinking) + 64
+    return builder.maximal(q["question"], max(0, limit - overhead - min(mset.max_output_tokens, 1024)), qvec), mset
+
+
+def _answer(builder, llm, q: dict[str, Any], strategy: str, ctx, mset, t0: float) -> dict[str, Any]:
+    from kb.answers.answer import respond
+
     row: dict[str, Any] = {"qid": q["id"], "qhash": question_hash(q), "strategy": strategy, "lang": q.get("lang"),
                            "category": q.get("category"), "answerable": q.get("answer") is not None,
                            "gold": golds(q.get("answer"))}

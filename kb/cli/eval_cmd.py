@@ -34,8 +34,9 @@ def eval_(
     answers: Annotated[bool, typer.Option("--answers", help="Ask the configured LLM (KB_LLM_*) with each "
                                           "strategy and score its answers.")] = False,
     results: Annotated[Path | None, typer.Option("--results", help="With --answers: the run's results file "
-                                                 "(default: one per run under KB_HOME/eval/); an interrupted run "
-                                                 "continues from it.", metavar="FILE")] = None,
+                                                 "(default: one per corpus and model under KB_HOME/eval/); answers "
+                                                 "are kept by request, so an interrupted or re-tuned run asks only "
+                                                 "what is new.", metavar="FILE")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="With --answers: write answer F1 against prompt "
                                               "tokens as a PNG (needs kb-notes[plot]).", metavar="FILE")] = None,
 ) -> None:
