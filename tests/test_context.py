@@ -230,6 +230,28 @@ def test_a_flat_top_of_weak_matches_means_not_in_the_notes() -> None:
     assert dense_peak(off.candidates[:9]) is None  # fewer than 10 vector matches: no judgement
 
 
+def test_a_weak_best_match_is_evidence_for_dialog_but_not_for_code() -> None:
+    """A code question names its API, key or command: a best match at relevance 0.35 is "not in your notes" in
+    code mode (floor 0.4) and still evidence in dialog mode (floor 0.3)."""
+    from kb.focus.budget import Budgeter, Context
+    from kb.settings import ModesSettings
+
+    def weak() -> Retrieval:
+        cands = [Candidate(str(i), "r", f"n{i}.md", 0, "h", 1, 1, None, f"plain prose {i}.", z=z, dense_rank=i + 1,
+                           coverage=0.3) for i, z in enumerate([2.6, 1.5, 1.4])]
+        return Retrieval("q", cands, ["q"], {"q": 1.0}, 1.0, (0, 1), 1.0, 1.0, 4.0, None)
+
+    modes = ModesSettings()
+    assert abs(max(weak().relevance(c) for c in weak().candidates) - 0.35) < 1e-9
+    kept = {}
+    for name in ("code", "dialog"):
+        ctx = Budgeter(vocab_counter()).build(weak(), modes.get(name), Context("q", name, "", 3000))
+        kept[name] = [p.path for p in ctx.passages]
+        if name == "code":
+            assert all("nothing relevant" in d.reason for d in ctx.dropped)
+    assert kept["code"] == [] and kept["dialog"][:1] == ["n0.md"]
+
+
 def test_term_coverage_counts_only_between_texts_in_the_same_script() -> None:
     """A Russian question can share no words with an English passage: that passage is judged by meaning alone.
     A passage in the question's own script that shares none of its words is weak evidence (not "judge by meaning")."""
