@@ -98,3 +98,11 @@ def match_query(query: str) -> tuple[str, list[str]]:
 def match_expr(qterms: list[str]) -> str:
     """An FTS5 MATCH expression for any of ``qterms`` (each quoted as a phrase)."""
     return " OR ".join('"' + t.replace('"', '""') + '"' for t in qterms)
+
+
+def non_latin_share(text: str) -> float:
+    """Share of the letters of ``text`` outside the Latin script (0 English, about 1 Russian; 0 with no letters)."""
+    letters = [c for c in text if c.isalpha()]
+    if not letters:
+        return 0.0
+    return sum(1 for c in letters if ord(c) > 0x24F) / len(letters)

