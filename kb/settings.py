@@ -190,11 +190,8 @@ class CodeMode(ModeSettings):
 
     budget: int = Field(3000, ge=0, description="Context budget in Qwen3 tokens for the notes block.")
     max_passages: int = Field(6, ge=0, description="At most this many passages.")
-    min_relevance: float = Field(0.4, ge=0, le=1, description="Absolute floor: candidates below it are not "
-                                 "relevant (zero is a valid result). Higher than dialog's: a code question names "
-                                 "its API, key or command, so its evidence shares words as well as meaning "
-                                 "(docs/benchmarks.md: unanswerable questions kept small 72 → 78 % on Dendron, "
-                                 "9 → 18 % on Doka, recall unchanged on every set).")
+    min_relevance: float = Field(0.4, ge=0, le=1, description="Absolute floor (zero passages is a valid result); "
+                                 "above dialog's: a code question names its API, key or command.")
     code_bonus: float = Field(0.08, ge=0, le=1, description="Relevance added to a candidate holding a code block, "
                               "config lines or a command, when it is relevant at all.")
     max_output_tokens: int = Field(2048, ge=16, description="max_tokens for the answer (thinking included).")

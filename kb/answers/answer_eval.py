@@ -104,8 +104,7 @@ class Results:
                     row = json.loads(line)
                 except json.JSONDecodeError:
                     break  # the torn tail of an interrupted write
-                if row.get("key"):
-                    self.rows[row["key"]] = row
+                self.rows[row["key"]] = row
                 good += len(line) + 1
             good = min(good, len(raw))
         try:  # (the folder exists: taking the lock made it)
@@ -278,13 +277,12 @@ def _mean(values: list[float]) -> float | None:
 
 def summarise(rows: dict[tuple[str, str], dict[str, Any]], questions: list[dict[str, Any]],
               strategies: list[str]) -> dict[str, dict[str, Any]]:
-    """Per strategy: F1 / EM on answerable questions, abstention on unanswerable ones (and false abstention on
-    answerable ones), overall F1 (SQuAD 2.0 style: an unanswerable question scores 1 when the answer abstains),
-    citation precision, tokens and times."""
+    """``rows``: this run's answer to every (question id, strategy). Per strategy: F1 / EM on answerable
+    questions, abstention on unanswerable ones (and false abstention on answerable ones), overall F1 (SQuAD 2.0
+    style: an unanswerable question scores 1 when the answer abstains), citation precision, tokens and times."""
     out: dict[str, dict[str, Any]] = {}
     for s in strategies:
-        got = [rows[(q["id"], s)] for q in questions
-               if (q["id"], s) in rows and rows[(q["id"], s)].get("qhash") == question_hash(q)]
+        got = [rows[(q["id"], s)] for q in questions]
         ans = [r for r in got if r["answerable"]]
         una = [r for r in got if not r["answerable"]]
         overall = [r["f1"] if r["answerable"] else float(r["abstained"]) for r in got]
