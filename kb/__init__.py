@@ -5,7 +5,7 @@ Public API (heavy dependencies load only when first used)::
     import kb
     kb.ingest(["~/notes"])
     for hit in kb.search("rotate logs", k=5):
-        print(hit.path, hit.start_line, hit.score)
+        print(hit.path, hit.start_line, hit.relevance)
 """
 
 from __future__ import annotations

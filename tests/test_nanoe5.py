@@ -48,6 +48,45 @@ def test_russian_and_english_found_by_meaning(tmp_path: Path, e5) -> None:
         assert base.verify().ok
 
 
+DIARY = {  # one-line Russian notes on everyday topics: the background a question's vector is judged against
+    "блины": "Для блинов смешайте молоко, яйца и муку, дайте тесту постоять полчаса.",
+    "отпуск": "В августе едем в Карелию: палатка, байдарка, две недели на озёрах.",
+    "машина": "Масло в двигателе меняю каждые десять тысяч километров, фильтр — вместе с ним.",
+    "книги": "Прочитать до конца года: «Мастер и Маргарита», «Пикник на обочине», «Солярис».",
+    "спортзал": "Понедельник и четверг — ноги и спина, вторник и пятница — грудь и плечи.",
+    "сад": "Рассаду томатов высаживаем в теплицу в середине мая, поливаем утром.",
+    "финансы": "Каждый месяц откладываю пятую часть зарплаты на накопительный счёт.",
+    "кошка": "Прививку кошке делать раз в год, в марте; корм — только сухой.",
+    "английский": "Занятия с репетитором по средам, домашнее задание — эссе на двести слов.",
+    "ремонт": "Обои в спальне клеить после того, как высохнет шпаклёвка, не раньше чем через сутки.",
+    "работа": "Отчёт по проекту сдавать в последнюю пятницу месяца, копию — руководителю.",
+    "здоровье": "Анализ крови сдавать натощак, результаты приходят через три дня.",
+    "хоккей": "Наша команда проиграла в овертайме, вратарь отразил сорок бросков.",
+    "пантеры": "Защита «Пантер» пропустила всего 308 очков и лидировала в лиге по перехватам: 24 за сезон.",
+}
+LICENCE = ("Permission is granted to make and distribute copies of this document. You may not use the material to "
+           "defend any claim.\nHow many copies you make is up to you, provided this notice is kept. The licensor "
+           "did not make any warranty.\n\nAny defense of a claim under this license is your own responsibility.\n")
+
+
+def test_search_puts_the_note_that_answers_first_not_the_one_sharing_words(tmp_path: Path, e5) -> None:
+    """An English question over Russian notes beside an English licence file: the licence shares the question's
+    common words ("how many", "make", "defense"), the Russian note its meaning. Fused rank order put the
+    licence first; results come best first by relevance, as `kb ask` would keep them."""
+    from kb.knowledge import KnowledgeBase
+
+    root = tmp_path / "v"
+    for name, text in DIARY.items():
+        write(root / f"{name}.md", f"# {name.capitalize()}\n\n{text}\n")
+    write(root / "LICENSE.txt", LICENCE)
+    with KnowledgeBase(embedder=e5) as base:
+        base.ingest([root])
+        hits = base.search("How many interceptions did the Panthers defense make?", k=5)
+        assert hits[0].rel == "пантеры.md", [(h.rel, h.relevance) for h in hits]
+        assert [h.relevance for h in hits] == sorted((h.relevance for h in hits), reverse=True)
+        assert any(h.rel == "LICENSE.txt" for h in hits)  # still found, just not above the answer
+
+
 def test_chunks_fit_the_model_window(tmp_path: Path, e5) -> None:
     from kb.knowledge import KnowledgeBase
 

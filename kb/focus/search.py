@@ -22,7 +22,7 @@ class Hit:
     heading: str
     start_line: int
     end_line: int
-    score: float
+    score: float  # reciprocal-rank fusion of the dense and BM25 ranks (not the order: see `search`)
     text: str
     page: int | None = None
     relevance: float | None = None
@@ -32,12 +32,17 @@ class Hit:
 
 
 def search(builder: ContextBuilder, query: str, k: int, filters: Filters | None = None) -> list[Hit]:
-    """Hybrid search (dense + BM25, reciprocal rank fusion) through ``builder``'s retriever. ``score`` is the
-    fused score (ordering); ``relevance`` the calibrated 0..1 evidence the budgeter uses. The caller holds
-    read access to the index."""
+    """Hybrid search (dense + BM25) through ``builder``'s retriever, best first by the calibrated ``relevance``
+    the budgeter keeps passages by — so `kb search` shows what `kb ask` would send first. ``score`` is the
+    reciprocal-rank fusion of the dense and BM25 ranks that gathered the candidates, kept for inspection: it
+    gives a BM25 match on common words the same weight as a match in meaning, and put an English licence text
+    above the Russian note that answers an English question (top-1 by fused order vs by relevance, `python
+    benchmarks/search_order.py`: en→ru 0.50 → 0.77, xquad-ru 0.91 → 0.95, locomo 0.57 → 0.65). Ties keep the
+    fused order. The caller holds read access to the index."""
     if builder.index.manifest.chunk_count() == 0:
         return []
     r = builder.retriever().retrieve(query, k=max(k, builder.index.settings.retrieval.candidates), filters=filters)
+    ranked = sorted(((round(r.relevance(c), 3), c) for c in r.candidates), key=lambda t: t[0], reverse=True)
     return [Hit(c.id, str(Path(c.root) / c.path), c.root, c.path, c.heading, c.start_line, c.end_line,
-                round(c.fused, 5), c.text, c.page, round(r.relevance(c), 3))
-            for c in r.candidates[:k]]
+                round(c.fused, 5), c.text, c.page, rel)
+            for rel, c in ranked[:k]]
