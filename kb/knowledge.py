@@ -112,7 +112,7 @@ class KnowledgeBase(Index):
     def search(self, query: str, k: int | None = None, filters: Filters | None = None) -> list[Hit]:
         """Hybrid search (dense + BM25, reciprocal rank fusion): the ``k`` best chunks for the query.
         ``score`` is the fused score (ordering); ``relevance`` the calibrated 0..1 evidence the budgeter uses."""
-        self._check_readable()
+        self.check_readable()
         k = k or self.settings.retrieval.k
         hits = self._via_daemon("search", {"query": query, "k": k, "filters": _filters_dict(filters)})
         if hits is not DOWN:
@@ -122,7 +122,7 @@ class KnowledgeBase(Index):
 
     def context(self, question: str, mode: str = "auto", filters: Filters | None = None, **kw: Any) -> Context:
         """The focused context for a question: mode (and why), kept passages and dropped candidates."""
-        self._check_readable()
+        self.check_readable()
         if not kw:
             d = self._via_daemon("context", {"question": question, "mode": mode, "filters": _filters_dict(filters)})
             if d is not DOWN:

@@ -65,13 +65,21 @@ def test_kb_ingest_and_search_on_the_int8_path_and_back(minilm: str, kb_home: Pa
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["embedded"] == 2
     assert (kb_home / "models").is_dir()
-    r = kb("search", "when", "does", "the", "backup", "run", "--json")
+    r = kb("search", "backup", KB_EMBED__BACKEND="torch")  # same model, other vectors: refused, remedy named
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "set KB_EMBED__BACKEND=onnx-int8 again" in r.stderr, r.stderr
+    r = kb("search", "when", "does", "the", "backup", "run", "--json")  # the remedy followed (env has int8)
     assert r.returncode == 0, r.stderr
     assert Path(json.loads(r.stdout)[0]["path"]).name == "backup.md"
     r = kb("ingest", str(vault), "--json", KB_EMBED__BACKEND="torch")  # fp32 vectors: a new index, swapped in
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["embedded"] == 2
     assert "switched the index" in r.stderr + r.stdout
+    r = kb("search", "backup")  # the index is fp32 now: the int8 setting is refused the other way round
+    assert r.returncode != 0 and "set KB_EMBED__BACKEND=torch again" in r.stderr, r.stderr
+    r = kb("search", "when", "does", "the", "backup", "run", "--json", KB_EMBED__BACKEND="torch")  # followed
+    assert r.returncode == 0, r.stderr
+    assert Path(json.loads(r.stdout)[0]["path"]).name == "backup.md"
 
 
 def test_missing_onnxruntime_and_a_model_not_on_this_machine_are_clear(monkeypatch, tmp_path: Path,

@@ -37,7 +37,7 @@ def mcp(
         from kb.cli.mcp_server import build_server
 
         with KnowledgeBase() as base:
-            base._check_readable()  # a model mismatch is told now, not on the first tool call
+            base.check_readable()  # a model mismatch is told now, not on the first tool call
             server = build_server(base, base.settings.mcp.max_tokens)
             if not http:
                 err.print("[dim]kb mcp: serving on stdio (Ctrl-D or close the client to stop)[/]", highlight=False)

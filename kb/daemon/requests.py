@@ -40,13 +40,13 @@ class Requests:
             return self.snapshot()
         if op == "search":
             with self._read_lock:
-                self.reader._check_readable()
+                self.reader.check_readable()
                 k = args.get("k") or self.settings.retrieval.k
                 hits = search(self.focus, args["query"], k, _filters(args.get("filters")))
             return [h.as_dict() for h in hits]
         if op == "context":
             with self._read_lock:
-                self.reader._check_readable()
+                self.reader.check_readable()
                 ctx = self.focus.build(args["question"], args.get("mode", "auto"), _filters(args.get("filters")))
             return ctx.as_dict()
         if op in ("ingest", "forget", "verify"):

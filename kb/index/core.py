@@ -23,6 +23,7 @@ from kb.index.access import IndexAccess
 from kb.index.backends import configured_model_id, embedder_for
 from kb.index.embed import Embedder, is_english_only, setting_value
 from kb.index.lock import StoreLock, WriterLock
+from kb.index.onnx import SUFFIX as ONNX_SUFFIX
 from kb.index.store import VectorStore, collection_name
 from kb.index.switch import abandoned_generations, live_manifest, remove_manifest, switch_model
 from kb.index.verify import VerifyReport
@@ -291,14 +292,21 @@ class Index(IndexAccess):
         raise PathNotFoundError(f"{target} is not in the index", "see `kb status` for the indexed folders")
 
     # ---------------------------------------------------------------- reading
-    def _check_readable(self) -> None:
+    def check_readable(self) -> None:
+        """Raise `ModelMismatchError` (with the setting that reads this index) when the configured embedding
+        model is not the one the index was built with; follow a model switch another process finished."""
         self.follow_generation()
         indexed = self.manifest.get_meta("model_id")
         if indexed is not None and indexed != self.model_id:
             setting = self.manifest.get_meta("embed_model") or indexed
+            was_int8, is_int8 = indexed.endswith(ONNX_SUFFIX), self.model_id.endswith(ONNX_SUFFIX)
+            if was_int8 != is_int8 and indexed.removesuffix(ONNX_SUFFIX) == self.model_id.removesuffix(ONNX_SUFFIX):
+                again = f"KB_EMBED__BACKEND={'onnx-int8' if was_int8 else 'torch'}"  # same model, other backend
+            else:
+                again = f"KB_EMBED_MODEL={setting}" + (" KB_EMBED__BACKEND=onnx-int8" if was_int8 else "")
             raise ModelMismatchError(
                 f"the index was built with {indexed}, but the configured model is {self.model_id}",
-                f"set KB_EMBED_MODEL={setting} again, or run `kb ingest` to re-embed with the new model "
+                f"set {again} again, or run `kb ingest` to re-embed with the new model "
                 "(the old index keeps answering until the new one is complete)",
             )
 
