@@ -64,6 +64,11 @@ class Answer:
     abstain_reason: str = ""
     check: dict[str, Any] = field(default_factory=dict)  # the evidence check, when it ran (see kb.answers.check)
 
+    @property
+    def by_kb(self) -> bool:
+        """kb abstained itself (an empty context, or an evidence check that kept nothing): no answer call."""
+        return self.usage.source == "none"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "question": self.question, "answer": self.text, "mode": self.mode, "mode_reason": self.mode_reason,

@@ -260,7 +260,7 @@ def _answer(builder, llm, q: dict[str, Any], strategy: str, ctx, mset, t0: float
     if row["answerable"]:
         f1, em = (0.0, 0.0) if ans.abstained else best(ans.text, row["gold"])
     return {**row, "mode": ans.mode, "answer": ans.text[:2000], "abstained": ans.abstained,
-            "abstain_reason": ans.abstain_reason, "kb_abstained": ans.usage.source == "none",
+            "abstain_reason": ans.abstain_reason, "kb_abstained": ans.by_kb,
             "f1": f1, "em": em, "cited": cited,
             "citation_precision": citation_precision(cited, [e["path"] for e in q.get("evidence") or []]),
             "context_tokens": ans.context.tokens, "passages": len(ans.context.passages),

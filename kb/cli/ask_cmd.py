@@ -129,7 +129,7 @@ def render_abstention(ans) -> None:
     """"Not in your notes" stands apart from an answer: kb's own (no model call) or the model's."""
     if not ans.abstained:
         return
-    if ans.usage.source == "none":  # kb abstained itself: nothing was streamed
+    if ans.by_kb:  # kb abstained itself: nothing was streamed
         out.print(f"[bold yellow]{escape(ans.text)}[/]", highlight=False)
     err.print(f"[yellow]abstained:[/] {escape(ans.abstain_reason)}", highlight=False)
     if ans.check and ans.check.get("keep") == []:
@@ -142,7 +142,7 @@ def render_abstention(ans) -> None:
 
 def render_sources(ans) -> None:
     render_abstention(ans)
-    if ans.usage.source == "none":
+    if ans.by_kb:
         return
     u = ans.usage
     err.print(f"[dim]mode {ans.mode} ({escape(ans.mode_reason)}) · context {ans.context.tokens} tokens in "
