@@ -98,6 +98,24 @@ def test_citation_precision() -> None:
     assert citation_precision([], ["a.md"]) is None and citation_precision(["a.md"], []) is None
 
 
+def test_paired_comparison_counts_and_bootstraps_the_difference() -> None:
+    from kb.answers.scoring import paired
+
+    same = paired([0.5, 1.0, 0.0], [0.5, 1.0, 0.0])
+    assert (same["wins"], same["losses"], same["ties"], same["diff"], same["ci95"]) == (0, 0, 3, 0.0, [0.0, 0.0])
+    better = paired([1.0] * 40, [0.0] * 40)
+    assert better["wins"] == 40 and better["diff"] == 1.0 and better["ci95"] == [1.0, 1.0]
+    mixed = paired([1.0, 0.0] * 20, [0.0, 1.0] * 20)  # as often better as worse: the interval straddles 0
+    assert mixed["wins"] == mixed["losses"] == 20 and mixed["diff"] == 0.0
+    assert mixed["ci95"][0] < 0 < mixed["ci95"][1]
+    assert mixed == paired([1.0, 0.0] * 20, [0.0, 1.0] * 20)  # seeded: the same scores, the same interval
+    one = paired([1.0] + [0.0] * 39, [0.0] * 40)  # one win in 40: a positive mean, not separable from 0
+    assert one["diff"] == 0.025 and one["ci95"][0] == 0.0 < one["ci95"][1]
+    assert paired([], [])["diff"] is None
+    with pytest.raises(ValueError):
+        paired([1.0], [])
+
+
 def test_parse_evidence_check_reply() -> None:
     assert parse_ids('```json\n{"relevant": [2, "3", 9]}\n```', {1, 2, 3}) == [2, 3]
     assert parse_ids('Sure: [1, 1, 3]', {1, 2, 3}) == [1, 3]
@@ -161,6 +179,20 @@ def test_scores_reflect_exactly_what_the_context_held(vault: Path, tmp_path: Pat
         assert s["f1"] == pytest.approx(sum(f1s) / len(f1s), abs=1e-4)
         assert s["prompt_tokens_mean"] == pytest.approx(sum(r["prompt_tokens"] for r in mine) / len(mine), abs=1e-3)
     assert result["strategies"]["auto"]["context_tokens_mean"] < everything["context_tokens_mean"]
+    assert "paired" not in result["strategies"]["auto"]  # the first strategy is what the others are paired with
+    for name in ("naive", "max"):  # per question: auto's overall F1 against this strategy's
+        p = result["strategies"][name]["paired"]
+        mine = {a["qid"]: by_key[a["key"]] for a in result["answers"] if a["strategy"] == name}
+        auto = {a["qid"]: by_key[a["key"]] for a in result["answers"] if a["strategy"] == "auto"}
+
+        def overall(r: dict) -> float:
+            return r["f1"] if r["answerable"] else float(r["abstained"])
+
+        diffs = [overall(auto[q]) - overall(mine[q]) for q in auto]
+        assert p["against"] == "auto" and p["questions"] == len(QUESTIONS)
+        assert (p["wins"], p["losses"]) == (sum(d > 0 for d in diffs), sum(d < 0 for d in diffs))
+        assert p["diff"] == pytest.approx(sum(diffs) / len(diffs), abs=1e-4)
+        assert p["ci95"][0] <= p["diff"] <= p["ci95"][1]
 
 
 def test_evidence_check_keeps_only_answering_passages_and_is_counted(vault: Path, tmp_path: Path) -> None:
@@ -248,8 +280,8 @@ def test_a_focus_change_asks_again_only_the_requests_it_changed(vault: Path, tmp
     assert new and {r["strategy"] for r in new} == {"auto"}  # naive and max were read back, not asked
     assert {r["key"] for r in new} == {a["key"] for a in changed} - saved
     assert asked == sum(1 for r in new if not r["kb_abstained"]) and all(r["passages"] > 1 for r in new)
-    for s in ("naive", "max"):
-        assert after["strategies"][s] == before["strategies"][s]
+    for s in ("naive", "max"):  # their own answers are unchanged (their pairing with auto is auto's news)
+        assert {**after["strategies"][s], "paired": None} == {**before["strategies"][s], "paired": None}
     assert after["strategies"]["auto"]["questions"] == len(QUESTIONS)
 
 
@@ -275,6 +307,7 @@ def test_cli_answers_table_json_and_plot(vault: Path, tmp_path: Path, monkeypatc
                                 "--seed", "3"])
         assert r.exit_code == 0, r.output
         assert "resuming" in r.output and "strategy" in r.stdout and "max" in r.stdout
+        assert "auto vs max: F1all" in r.stdout and "95% CI" in r.stdout
     r = runner.invoke(app, ["eval", str(qfile), "--corpus", str(vault), "--answers"])  # the server is gone
     assert r.exit_code == 9 and "no LLM server answers" in r.output and "Traceback" not in r.output
     r = runner.invoke(app, ["eval", str(qfile), "--corpus", str(vault), "--modes", "auto,everything", "--answers"])

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from kb.answers.evaluate import indexed, percentile
-from kb.answers.scoring import best, citation_precision, golds
+from kb.answers.scoring import best, citation_precision, golds, paired
 from kb.errors import KbError, LLMError, LLMTimeoutError, LLMUnavailableError, ModelNotServedError
 
 BASES = ("auto", "code", "dialog", "think", "naive", "max")
@@ -307,4 +307,9 @@ def summarise(rows: dict[tuple[str, str], dict[str, Any]], questions: list[dict[
             "errors": sum(1 for r in got if r.get("error")),
             "usage_sources": sorted({r.get("usage_source") for r in got if r.get("usage_source")}),
         }
+    base = strategies[0]
+    for s in strategies[1:]:  # per question, overall F1: does the first strategy beat this one, beyond chance?
+        score = {t: [(r["f1"] if r["answerable"] else float(r["abstained"])) for r in
+                     (rows[(q["id"], t)] for q in questions)] for t in (base, s)}
+        out[s]["paired"] = {"against": base, **paired(score[base], score[s])}
     return out

@@ -55,3 +55,23 @@ def citation_precision(cited: Iterable[str], evidence: Iterable[str]) -> float |
     if not cited_set or not evidence_set:
         return None
     return len(cited_set & evidence_set) / len(cited_set)
+
+
+def paired(a: list[float], b: list[float], seed: int = 0, resamples: int = 2000) -> dict[str, object]:
+    """Strategy A against B on the same questions (scores in the same order): how often A scores higher, lower or
+    the same, the mean difference A − B and its 95 % bootstrap interval (questions resampled with replacement,
+    seeded: the same scores give the same interval). An interval that contains 0 means the sample cannot tell
+    the two apart."""
+    import numpy as np
+
+    if len(a) != len(b):
+        raise ValueError("paired scores need the same questions")
+    if not a:
+        return {"questions": 0, "wins": 0, "losses": 0, "ties": 0, "diff": None, "ci95": None}
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    idx = np.random.default_rng(seed).integers(0, len(d), size=(resamples, len(d)))
+    means = d[idx].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return {"questions": len(d), "wins": int((d > 0).sum()), "losses": int((d < 0).sum()),
+            "ties": int((d == 0).sum()), "diff": round(float(d.mean()), 4),
+            "ci95": [round(float(lo), 4), round(float(hi), 4)]}

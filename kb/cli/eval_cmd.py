@@ -137,6 +137,14 @@ def _print_answers(result: dict[str, Any]) -> None:
               "answerable ones wrongly abstained on · F1all: unanswerable scores 1 when it abstains · cite: citation "
               "precision · tokens: prompt tokens per question (server usage; evidence check included) · ttft, "
               "total: p50 seconds[/]")
+    for name, s in result["strategies"].items():
+        p = s.get("paired")
+        if p and p["diff"] is not None:  # per question, F1all: is the first strategy better beyond chance?
+            lo, hi = p["ci95"]
+            verdict = "better" if lo > 0 else "worse" if hi < 0 else "not separable on this sample"
+            out.print(f"{escape(p['against'])} vs {escape(name)}: F1all {p['diff']:+.3f} per question (95% CI "
+                      f"{lo:+.3f} … {hi:+.3f}: {verdict}); higher on {p['wins']}, lower on {p['losses']}, "
+                      f"equal on {p['ties']}", highlight=False)
     errors = {n: s["errors"] for n, s in result["strategies"].items() if s["errors"]}
     if errors:
         err.print(f"[yellow]note:[/] questions the server failed on (scored 0): {errors}; see the results file")
