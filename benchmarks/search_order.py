@@ -60,6 +60,16 @@ def measure(name: str, homes: Path | None) -> dict:
     top = {"fused": [0, 0], "relevance": [0, 0]}
     with indexed(EVAL / "corpora" / corpus, lambda m: print(m, file=sys.stderr), settings) as base:
         builder = ContextBuilder(base)
+        emb = base.embedder()
+        texts = list(dict.fromkeys(q["question"] for q in qs))
+        vectors = dict(zip(texts, emb.embed_queries(texts), strict=True))  # batched; both orders reuse them
+
+        def once(text: str, embed=emb.embed_query):
+            if text not in vectors:
+                vectors[text] = embed(text)
+            return vectors[text]
+
+        emb.embed_query = once
         for q in qs:
             ev = q["evidence"]
             fused = builder.retriever().retrieve(q["question"], k=base.settings.retrieval.candidates).candidates

@@ -110,8 +110,8 @@ class KnowledgeBase(Index):
 
     # ---------------------------------------------------------------- reading
     def search(self, query: str, k: int | None = None, filters: Filters | None = None) -> list[Hit]:
-        """Hybrid search (dense + BM25, reciprocal rank fusion): the ``k`` best chunks for the query.
-        ``score`` is the fused score (ordering); ``relevance`` the calibrated 0..1 evidence the budgeter uses."""
+        """Hybrid search (dense + BM25): the ``k`` best chunks for the query, best first by ``relevance`` (the
+        calibrated 0..1 evidence the budgeter keeps passages by); ``score`` is the rank-fusion score."""
         self.check_readable()
         k = k or self.settings.retrieval.k
         hits = self._via_daemon("search", {"query": query, "k": k, "filters": _filters_dict(filters)})

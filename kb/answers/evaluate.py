@@ -87,7 +87,7 @@ def evaluate(questions: list[dict[str, Any]], corpus: Path, modes: list[str],
         builder = ContextBuilder(base)
         emb = base.embedder()
         t0 = time.perf_counter()
-        qvecs = [emb.embed_query(q["question"]) for q in questions]
+        qvecs = list(emb.embed_queries([q["question"] for q in questions]))
         embed_ms = (time.perf_counter() - t0) * 1000 / max(1, len(questions))
         builder.retriever().background()
         result: dict[str, Any] = {"corpus": str(corpus), "questions": len(questions),

@@ -91,6 +91,16 @@ class Embedder(ABC):
         """Embed one search query (with the model's query prefix)."""
         return _normalise(np.asarray(self.embed_batch([self.query_prefix + text]), dtype=np.float32))[0]
 
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed many search queries at once (an evaluation's questions): a (len(texts), dim) array, row ``i``
+        what ``embed_query(texts[i])`` returns. Batched here; an embedder whose `embed_query` is its own
+        overrides this too."""
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.vstack([_normalise(np.asarray(self.embed_batch([self.query_prefix + t for t in
+                                                                  texts[i : i + self.batch_size]]), dtype=np.float32))
+                          for i in range(0, len(texts), self.batch_size)])
+
 
 def _normalise(v: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(v, axis=1, keepdims=True)
