@@ -60,20 +60,12 @@ def measure(name: str, homes: Path | None) -> dict:
     top = {"fused": [0, 0], "relevance": [0, 0]}
     with indexed(EVAL / "corpora" / corpus, lambda m: print(m, file=sys.stderr), settings) as base:
         builder = ContextBuilder(base)
-        emb = base.embedder()
-        texts = list(dict.fromkeys(q["question"] for q in qs))
-        vectors = dict(zip(texts, emb.embed_queries(texts), strict=True))  # batched; both orders reuse them
-
-        def once(text: str, embed=emb.embed_query):
-            if text not in vectors:
-                vectors[text] = embed(text)
-            return vectors[text]
-
-        emb.embed_query = once
-        for q in qs:
+        vectors = base.embedder().embed_queries([q["question"] for q in qs])  # batched; both orders use them
+        for q, qvec in zip(qs, vectors, strict=True):
             ev = q["evidence"]
-            fused = builder.retriever().retrieve(q["question"], k=base.settings.retrieval.candidates).candidates
-            shipped = search(builder, q["question"], 3)
+            fused = builder.retriever().retrieve(q["question"], k=base.settings.retrieval.candidates,
+                                                 qvec=qvec).candidates
+            shipped = search(builder, q["question"], 3, qvec=qvec)
             for order, hits in (("fused", [hit(c.path, c.text, ev) for c in fused[:3]]),
                                 ("relevance", [hit(h.rel, h.text, ev) for h in shipped])):
                 top[order][0] += bool(hits[:1] and hits[0])

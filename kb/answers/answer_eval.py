@@ -185,13 +185,11 @@ def evaluate_answers(questions: list[dict[str, Any]], corpus: Path, strategies: 
         with indexed(corpus, say, settings) as base:
             builder = ContextBuilder(base)
             builder.retriever().background()
-            emb = base.embedder()
+            qvecs = dict(zip((q["id"] for q in questions),
+                             base.embedder().embed_queries([q["question"] for q in questions]), strict=True))
             if tick:
                 tick(0, total)
-            qvecs: dict[str, Any] = {}
             for done, (q, strategy) in enumerate(pairs, 1):
-                if q["id"] not in qvecs:
-                    qvecs[q["id"]] = emb.embed_query(q["question"])
                 t0 = time.perf_counter()
                 ctx, mset = _context(builder, llm, q, strategy, qvecs[q["id"]])
                 key = request_key(ctx, mset, strategy.endswith(CHECK), llm)
@@ -281,11 +279,12 @@ def summarise(rows: dict[tuple[str, str], dict[str, Any]], questions: list[dict[
     questions, abstention on unanswerable ones (and false abstention on answerable ones), overall F1 (SQuAD 2.0
     style: an unanswerable question scores 1 when the answer abstains), citation precision, tokens and times."""
     out: dict[str, dict[str, Any]] = {}
+    overall_by: dict[str, list[float]] = {}
     for s in strategies:
         got = [rows[(q["id"], s)] for q in questions]
         ans = [r for r in got if r["answerable"]]
         una = [r for r in got if not r["answerable"]]
-        overall = [r["f1"] if r["answerable"] else float(r["abstained"]) for r in got]
+        overall = overall_by[s] = [r["f1"] if r["answerable"] else float(r["abstained"]) for r in got]
         ttft = [r["ttft_s"] for r in got if r.get("ttft_s") is not None]
         total = [r["total_s"] for r in got if r.get("total_s") is not None]
         precisions = [r["citation_precision"] for r in ans if r.get("citation_precision") is not None]
@@ -309,7 +308,5 @@ def summarise(rows: dict[tuple[str, str], dict[str, Any]], questions: list[dict[
         }
     base = strategies[0]
     for s in strategies[1:]:  # per question, overall F1: does the first strategy beat this one, beyond chance?
-        score = {t: [(r["f1"] if r["answerable"] else float(r["abstained"])) for r in
-                     (rows[(q["id"], t)] for q in questions)] for t in (base, s)}
-        out[s]["paired"] = {"against": base, **paired(score[base], score[s])}
+        out[s]["paired"] = {"against": base, **paired(overall_by[base], overall_by[s])}
     return out
