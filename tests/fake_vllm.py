@@ -25,6 +25,7 @@ class FakeVLLM(LocalHTTPServer):
         self.reply, self.reasoning, self.reasoning_field = reply, reasoning, reasoning_field
         self.requests: list[dict[str, Any]] = []
         self.responder: Callable[[dict[str, Any]], str] | None = None  # body → reply (a scripted, reading server)
+        self.reject: Callable[[dict[str, Any]], str | None] | None = None  # body → a validation error (HTTP 500)
         self.reject_next_as_too_long = 0
         # fault injection: models500 | models_junk | chat500 | chat_junk | midstream_junk | hang | busy_once
         self.fault: str | None = None
@@ -81,6 +82,10 @@ class FakeVLLM(LocalHTTPServer):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 fake.requests.append({"path": self.path, **body})
                 if self.path.endswith("/chat/completions") and self._fault("chat"):
+                    return
+                problem = fake.reject(body) if fake.reject and self.path.endswith("/chat/completions") else None
+                if problem:  # as llama-cpp-python's server answers a request its schema refuses
+                    self._json(500, {"error": {"message": problem, "type": "internal_server_error", "code": 500}})
                     return
                 if self.path.endswith("/chat/completions") and fake.fault == "busy_once":
                     fake.fault = None

@@ -204,6 +204,7 @@ def test_evidence_check_keeps_only_answering_passages_and_is_counted(vault: Path
     rows = {(r["qid"], r["strategy"]): r for r in _rows(tmp_path / "r.jsonl")}
     assert len(checks) == len(QUESTIONS)  # one check per question, thinking off, short
     assert all(c["chat_template_kwargs"] == {"enable_thinking": False} and c["max_tokens"] <= 64 for c in checks)
+    assert all(c["temperature"] == 0 and c["top_k"] >= 0 for c in checks)  # greedy, in llama.cpp's bounds too
     for q in QUESTIONS:
         plain, checked = rows[(q["id"], "max")], rows[(q["id"], "max+check")]
         assert checked["check_tokens"] > 0 and checked["check_s"] is not None
@@ -312,6 +313,39 @@ def test_cli_answers_table_json_and_plot(vault: Path, tmp_path: Path, monkeypatc
     assert r.exit_code == 9 and "no LLM server answers" in r.output and "Traceback" not in r.output
     r = runner.invoke(app, ["eval", str(qfile), "--corpus", str(vault), "--modes", "auto,everything", "--answers"])
     assert r.exit_code != 0 and "unknown strategy" in r.output
+
+
+def test_requests_the_server_refuses_fail_the_run_with_a_remedy_that_works(vault: Path, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that refuses some requests (here: the evidence check's, as llama.cpp refused top_k -1): the
+    run still scores and prints everything, names the failure and exits non-zero; once the cause is gone, the
+    same command asks only the failed requests and succeeds."""
+    qfile = tmp_path / "q.jsonl"
+    qfile.write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in QUESTIONS), encoding="utf-8")
+    results = tmp_path / "r.jsonl"
+    argv = ["eval", str(qfile), "--corpus", str(vault), "--answers", "--modes", "naive,naive+check", "--results",
+            str(results)]
+    with FakeVLLM() as fake:
+        fake.responder = Reader(QUESTIONS)
+        fake.reject = lambda body: ("1 validation error: top_k should be >= 0" if body["messages"][0]["content"]
+                                    == CHECK_SYSTEM else None)
+        monkeypatch.setenv("KB_LLM_BASE_URL", fake.url)
+        monkeypatch.setenv("KB_LLM_MODEL", fake.model)
+        r = runner.invoke(app, [*argv, "--json"])
+        assert r.exit_code == 9 and "Traceback" not in r.output
+        assert "naive+check 5/5" in r.stderr and "top_k should be >= 0" in r.stderr
+        assert "run the same command again" in r.stderr
+        data = json.loads(r.stdout)  # the result is still printed, the failures counted and scored 0
+        assert data["strategies"]["naive"]["errors"] == 0 and data["strategies"]["naive"]["f1"] == 1.0
+        assert data["strategies"]["naive+check"]["errors"] == 5 and data["strategies"]["naive+check"]["f1"] == 0.0
+        fake.reject = None  # the cause fixed: the remedy, followed
+        calls = len(fake.chats())
+        r = runner.invoke(app, argv)
+        assert r.exit_code == 0, r.output
+        asked = fake.chats()[calls:]
+    assert sum(c["messages"][0]["content"] == CHECK_SYSTEM for c in asked) == 5  # only the failed ones, again
+    assert len(asked) == 5 + 3  # the checks, then the answer calls for the 3 answerable questions
+    assert "naive+check" in r.stdout and "failed" not in r.output
 
 
 def test_demo_question_set_quotes_and_answers_are_in_the_example_notes() -> None:

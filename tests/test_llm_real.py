@@ -111,12 +111,15 @@ def test_answers_evaluation_against_the_real_server(tiny_server: str, multilingu
            "KB_LLM_MODEL": TINY_ALIAS, "KB_LLM_CONTEXT_LENGTH": "8192"}
     questions = EXAMPLES.parent / "questions.jsonl"
     results = tmp_path / "results.jsonl"
-    r = run_kb("eval", str(questions), "--corpus", str(EXAMPLES), "--answers", "--modes", "auto,max", "--limit",
-               "2", "--results", str(results), "--json", env=env)
+    r = run_kb("eval", str(questions), "--corpus", str(EXAMPLES), "--answers", "--modes", "auto,max,auto+check",
+               "--limit", "2", "--results", str(results), "--json", env=env)
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
     rows = [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines()[1:]]
-    assert len(rows) == 4 and data["max_model_len"] == 8192
+    assert len(rows) == 6 and data["max_model_len"] == 8192
+    assert [x["error"] for x in rows] == [None] * 6  # the server took every request (evidence check included)
+    checked = [x for x in rows if x["strategy"] == "auto+check" and x["context_tokens"]]
+    assert checked and all(x["check_tokens"] > 0 and x["check_s"] > 0 for x in checked)
     for name in ("auto", "max"):
         mine = [x for x in rows if x["strategy"] == name]
         s = data["strategies"][name]

@@ -304,6 +304,7 @@ def summarise(rows: dict[tuple[str, str], dict[str, Any]], questions: list[dict[
             "total_s_p50": round(percentile(total, 0.5), 3) if total else None,
             "total_s_mean": _mean(total),
             "errors": sum(1 for r in got if r.get("error")),
+            "first_error": next((r["error"] for r in got if r.get("error")), None),
             "usage_sources": sorted({r.get("usage_source") for r in got if r.get("usage_source")}),
         }
     base = strategies[0]

@@ -70,7 +70,8 @@ def check_evidence(llm: LLM, ctx: Context, counter: TokenCounter) -> EvidenceChe
     """Ask the model which of ``ctx``'s passages answer its question (one thinking-off call)."""
     msgs = [{"role": "system", "content": CHECK_SYSTEM},
             {"role": "user", "content": f"{ctx.notes_block()}\n\nQuestion: {ctx.question}\n\nJSON:"}]
-    params = GenParams(max_tokens=32 + 4 * len(ctx.passages), thinking=False, temperature=0.0, top_p=1.0, top_k=-1)
+    # greedy: temperature 0 with top_k 1, which every server accepts (llama.cpp rejects vLLM's "-1 = off")
+    params = GenParams(max_tokens=32 + 4 * len(ctx.passages), thinking=False, temperature=0.0, top_p=1.0, top_k=1)
     t0 = time.perf_counter()
     done = llm.complete(msgs, params)
     usage = done.usage

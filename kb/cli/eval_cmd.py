@@ -72,6 +72,22 @@ def eval_(
         _print_answers(result)
     else:
         _print_recall(result, misses)
+    if answers:
+        with handled():
+            _fail_on_errors(result)
+
+
+def _fail_on_errors(result: dict[str, Any]) -> None:
+    """Answers the server failed on are scored 0 above, which skews the comparison: say so and exit non-zero."""
+    from kb.errors import LLMError
+
+    failed = {n: s for n, s in result["strategies"].items() if s["errors"]}
+    if failed:
+        name, first = next(iter(failed.items()))
+        counts = ", ".join(f"{n} {s['errors']}/{s['questions']}" for n, s in failed.items())
+        raise LLMError(f"the server failed on some requests ({counts}; scored 0 above), e.g. {name}: "
+                       f"{first['first_error']}", "fix the cause and run the same command again: stored answers "
+                       "are reused and only the failed requests are asked again")
 
 
 def _answers(qs, corpus: Path, names: list[str], results: Path | None, say) -> dict[str, Any]:
@@ -145,9 +161,6 @@ def _print_answers(result: dict[str, Any]) -> None:
             out.print(f"{escape(p['against'])} vs {escape(name)}: F1all {p['diff']:+.3f} per question (95% CI "
                       f"{lo:+.3f} … {hi:+.3f}: {verdict}); higher on {p['wins']}, lower on {p['losses']}, "
                       f"equal on {p['ties']}", highlight=False)
-    errors = {n: s["errors"] for n, s in result["strategies"].items() if s["errors"]}
-    if errors:
-        err.print(f"[yellow]note:[/] questions the server failed on (scored 0): {errors}; see the results file")
     out.print(f"results: {escape(result['results_file'])}", highlight=False)
     if result.get("plot"):
         out.print(f"plot: {escape(result['plot'])}", highlight=False)
