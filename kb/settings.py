@@ -180,7 +180,8 @@ class ModeSettings(BaseModel):
     max_output_tokens: int = Field(1024, ge=16, description="max_tokens for the answer (thinking included).")
     temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature.")
     top_p: float = Field(0.8, gt=0, le=1, description="Nucleus sampling.")
-    top_k: int = Field(20, ge=-1, description="Top-k sampling (vLLM extra).")
+    top_k: int = Field(20, ge=-1, description="Top-k sampling (vLLM extra); -1 turns it off on vLLM, 0 on "
+                       "llama.cpp (whose server refuses -1).")
     min_p: float = Field(0.0, ge=0, le=1, description="Min-p sampling (vLLM extra).")
     presence_penalty: float = Field(0.0, ge=-2, le=2, description="Presence penalty (quantized models: 1.5).")
 
