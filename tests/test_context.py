@@ -269,6 +269,30 @@ def test_term_coverage_counts_only_between_texts_in_the_same_script() -> None:
     assert r.relevance(en) == pytest.approx(0.375)
 
 
+def test_a_passage_in_another_script_is_judged_on_the_question_terms_it_could_share() -> None:
+    """A Russian question's numbers and Latin names can occur in an English passage: they count as words do,
+    weighted by their share of the question; the Russian words, which it can't hold, don't count against it."""
+    from kb.focus.retrieve import cross_coverage, writable
+
+    assert writable("restic", latin=True) and writable("2019", latin=True) and writable("2019", latin=False)
+    assert not writable("бэкап", latin=True) and writable("бэкап", latin=False) and not writable("restic", False)
+    idf = {"restic": 2.0, "2019": 2.0, "запуска": 1.0, "бэкап": 3.0}
+    assert cross_coverage(idf, {"restic", "2019"}, latin=True) == pytest.approx((0.5, 1.0))
+    assert cross_coverage(idf, {"restic"}, latin=True) == pytest.approx((0.5, 0.5))
+    assert cross_coverage(idf, {"бэкап"}, latin=False) == pytest.approx((0.75, 0.5))  # Cyrillic words, numbers
+    assert cross_coverage({"бэкап": 1.0}, set(), latin=True) == (0.0, 0.0)  # nothing it could share
+
+    holds = Candidate("e", "r", "a.md", 0, "h", 1, 1, None, "restic runs nightly since 2019.", z=4.0,
+                      cross=cross_coverage(idf, {"restic", "2019"}, latin=True))
+    lacks = Candidate("f", "r", "b.md", 0, "h", 1, 1, None, "The backup job runs every night.", z=4.0,
+                      cross=cross_coverage(idf, set(), latin=True))
+    r = Retrieval("Когда restic запускает бэкап в 2019?", [holds, lacks], list(idf), idf, 1.0, (0, 1), 0.0, 1.0,
+                  4.0, query_script=0.7)
+    # dense (4 - 1) / 4 = 0.75 for both; lexical weight 0.5 (the writable share), whatever the global weight
+    assert r.relevance(holds) == pytest.approx(2 / 3 * 0.75 + 1 / 3 * 1.0)
+    assert r.relevance(lacks) == pytest.approx(2 / 3 * 0.75)
+
+
 def test_z_baseline_uses_background_in_the_questions_script() -> None:
     import numpy as np
 

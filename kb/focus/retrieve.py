@@ -63,6 +63,7 @@ class Candidate:
     fused: float = 0.0
     relevance: float = 0.0
     reranked: float | None = None
+    cross: tuple[float, float] = (0.0, 0.0)  # the query terms writable in this script: (idf share, coverage)
     notes: list[str] = field(default_factory=list)
 
     @cached_property
@@ -104,10 +105,33 @@ class Retrieval:
             return 1.0 / (1.0 + math.exp(-c.reranked))
         d = 0.0 if c.z is None else min(1.0, max(0.0, (c.z - self.z_floor) / self.z_span))
         lexical = self.lexical_weight
-        if lexical and self.query_script is not None and abs(self.query_script - c.script) > 0.5:
-            lexical = 0.0  # words can't be shared across scripts: a passage in another script is judged by meaning
+        coverage = c.coverage
+        if self.query_script is not None and abs(self.query_script - c.script) > 0.5:
+            # a passage in another script can share only the question's numbers and the words written in its
+            # script (names, commands): they are judged as words are, weighted by their share of the question;
+            # a question with none of them leaves the passage to meaning alone
+            lexical, coverage = c.cross
         wd = self.dense_weight / (self.dense_weight + lexical)
-        return wd * d + (1.0 - wd) * c.coverage
+        return wd * d + (1.0 - wd) * coverage
+
+
+def writable(term: str, latin: bool) -> bool:
+    """Can the query term ``term`` occur in a passage of this script (Latin when ``latin``, else Cyrillic and the
+    like)? Numbers occur in any."""
+    letters = [ch for ch in term if ch.isalpha()]
+    if not letters:
+        return True  # numbers
+    return all(ord(ch) <= 0x24F for ch in letters) == latin
+
+
+def cross_coverage(idf: dict[str, float], have: set[str], latin: bool) -> tuple[float, float]:
+    """For a passage in another script than the question: the idf share of the question's terms that can occur
+    in the passage's script (numbers; names and commands in its alphabet), and the idf share of those it holds."""
+    wr = {t: w for t, w in idf.items() if writable(t, latin)}
+    wsum = sum(wr.values())
+    if not wsum:
+        return 0.0, 0.0
+    return wsum / (sum(idf.values()) or 1.0), sum(w for t, w in wr.items() if t in have) / wsum
 
 
 def dense_peak(cands: list[Candidate]) -> float | None:
@@ -230,6 +254,7 @@ class Retriever:
             if have is None:
                 have = set(terms(lexical_fields(c.path, c.heading, c.text)))
             c.coverage = sum(w for t, w in idf.items() if t in have) / total_idf
+            c.cross = cross_coverage(idf, have, latin=c.script < 0.5)
         out = sorted(cands.values(), key=lambda c: c.fused, reverse=True)
         if self.reranker is not None and out:
             out = self.reranker.rerank(query, out)
