@@ -83,6 +83,9 @@ class ChromaSettings(BaseModel):
     database: str = Field("default_database", description="Chroma database. Homes sharing one server are kept "
                           "apart by their collection names (KB_HOME/home-id); a database each separates them further.")
     timeout_s: float = Field(30.0, gt=0, description="Seconds to wait for the Chroma server on one request.")
+    ef_search: int = Field(400, ge=50, description="HNSW search breadth (Chroma's default is 100). At 100 the 40 "
+                           "nearest chunks kb asks for came back in a different order from one process to the next "
+                           "(Chroma rebuilds part of the graph on load); at 400 they are the same every run.")
 
 
 class WatchSettings(BaseModel):

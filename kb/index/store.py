@@ -92,13 +92,16 @@ class VectorStore:
                 self.scope = ""
                 self.client = chromadb.PersistentClient(path=str(path), settings=opts)
             self.name = collection_name(model_id, self.scope)
+            ef = (server or _default_chroma()).ef_search
             with self._faults():
                 self.collection = self.client.get_or_create_collection(
                     self.name,
-                    configuration={"hnsw": {"space": "cosine"}},
+                    configuration={"hnsw": {"space": "cosine", "ef_search": ef}},
                     metadata={"model_id": model_id, "kb_home": f"{socket.gethostname()}:{path.parent}"},
                     embedding_function=None,
                 )
+                if self.ef_search != ef:  # a store made before the setting (or with another value): adopt it
+                    self.collection.modify(configuration={"hnsw": {"ef_search": ef}})
                 self.max_batch = int(self.client.get_max_batch_size())
         except StoreError:
             raise
@@ -124,6 +127,12 @@ class VectorStore:
                 "re-embeds your notes from their files",
             ) from None
         self.model_id = model_id
+
+    @property
+    def ef_search(self) -> int | None:
+        """The collection's HNSW search breadth, as Chroma reports it."""
+        hnsw = (self.collection.configuration or {}).get("hnsw") or {}
+        return hnsw.get("ef_search")
 
     @property
     def where(self) -> str:
@@ -250,6 +259,12 @@ def damaged(exc: BaseException) -> StoreDamagedError:
         "run `kb ingest` (or restart `kb watch`): kb moves the damaged store aside and re-embeds your notes "
         "from their files",
     )
+
+
+def _default_chroma() -> ChromaSettings:
+    from kb.settings import ChromaSettings
+
+    return ChromaSettings()
 
 
 def _http_client(url: str, server: ChromaSettings, opts: Any) -> Any:
