@@ -26,6 +26,7 @@ class FakeVLLM(LocalHTTPServer):
         self.requests: list[dict[str, Any]] = []
         self.responder: Callable[[dict[str, Any]], str] | None = None  # body → reply (a scripted, reading server)
         self.reject: Callable[[dict[str, Any]], str | None] | None = None  # body → a validation error (HTTP 500)
+        self.like_llamacpp = False  # no max_model_len in /v1/models; a too-long prompt gets an empty event stream
         self.reject_next_as_too_long = 0
         # fault injection: models500 | models_junk | chat500 | chat_junk | midstream_junk | hang | busy_once
         self.fault: str | None = None
@@ -71,8 +72,9 @@ class FakeVLLM(LocalHTTPServer):
                 if self._fault("models"):
                     return
                 if self.path == "/v1/models":
-                    card = {"id": fake.model, "object": "model", "owned_by": "vllm",
-                            "max_model_len": fake.max_model_len}
+                    card = {"id": fake.model, "object": "model", "owned_by": "vllm"}
+                    if not fake.like_llamacpp:
+                        card["max_model_len"] = fake.max_model_len
                     self._json(200, {"object": "list", "data": [card]})
                 else:
                     self._json(404, {"error": "not found"})
@@ -100,6 +102,11 @@ class FakeVLLM(LocalHTTPServer):
                                      "type": "NotFoundError", "code": 404})
                     return
                 prompt = sum(fake.counter.count(m["content"]) + 5 for m in body["messages"])
+                if fake.like_llamacpp and prompt + body.get("max_tokens", 0) > fake.max_model_len:
+                    self.send_response(200)  # llama-cpp-python: the error is raised inside the stream, which ends
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.end_headers()
+                    return
                 if fake.reject_next_as_too_long or prompt + body.get("max_tokens", 0) > fake.max_model_len:
                     fake.reject_next_as_too_long = max(0, fake.reject_next_as_too_long - 1)
                     self._json(400, {"object": "error", "type": "BadRequestError", "code": 400, "message":

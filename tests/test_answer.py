@@ -253,6 +253,41 @@ def test_every_server_fault_is_one_line_exit_9(indexed: Path, monkeypatch: pytes
             assert len(fake.chats()) == 1 if fault == "midstream_stall" else fake.connections == 1
 
 
+def test_a_prompt_too_long_for_a_llamacpp_server_names_the_setting_that_fixes_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """llama.cpp reports no context window and ends the stream without a chunk when the prompt overflows it:
+    kb says which setting fixes that, and with it set the same context is cut to fit and answered."""
+    from kb.answers.answer import llm_from_settings, respond
+    from kb.errors import LLMError
+    from kb.focus.budget import Context, Passage, render_notes
+    from kb.focus.tokens import vocab_counter
+    from kb.settings import ModesSettings, load_settings
+
+    counter = vocab_counter()
+
+    def context() -> Context:
+        ps = [Passage([f"c{i}"], "r", f"host{i}.md", "Logs", 1, 9, None, 1.0 - i / 100,
+                      f"Host {i} rotates the jellyfin logs daily. " * 30 + "Seven copies are kept.", n=i + 1)
+              for i in range(8)]
+        for p in ps:
+            p.tokens = counter.count(p.text)
+        ctx = Context("How many jellyfin log copies are kept?", "think", "asked", 20000, ps)
+        ctx.tokens = counter.count(render_notes(ps))
+        return ctx
+
+    with FakeVLLM(max_model_len=1400) as fake:
+        fake.like_llamacpp = True
+        monkeypatch.setenv("KB_LLM_BASE_URL", fake.url)
+        monkeypatch.setenv("KB_LLM_MODEL", fake.model)
+        with pytest.raises(LLMError) as exc:
+            respond(context(), llm_from_settings(load_settings()), counter, ModesSettings().get("think"))
+        assert "not a single chunk" in exc.value.message and "KB_LLM_CONTEXT_LENGTH" in (exc.value.remedy or "")
+        monkeypatch.setenv("KB_LLM_CONTEXT_LENGTH", "1400")  # the remedy, followed
+        ans = respond(context(), llm_from_settings(load_settings()), counter, ModesSettings().get("think"))
+    assert ans.text.startswith("The logs") and ans.context.passages and ans.request["max_model_len"] == 1400
+    assert len(ans.context.passages) < 8  # cut to fit
+
+
 def test_busy_server_is_retried(indexed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with FakeVLLM() as fake:
         fake.fault = "busy_once"

@@ -218,6 +218,37 @@ def test_evidence_check_keeps_only_answering_passages_and_is_counted(vault: Path
     assert s["check_tokens_mean"] > 0 and s["f1"] == 1.0 and s["abstain_unanswerable"] == 1.0
 
 
+def test_the_evidence_check_sees_only_notes_that_fit_the_server() -> None:
+    """A context larger than the server's window is cut to fit before the evidence check, not only before the
+    answer: the check once sent all of a `think` context (11,761 tokens to an 8,192-token llama.cpp server)."""
+    from kb.answers.answer import respond
+    from kb.answers.llm import OpenAICompatLLM
+    from kb.focus.budget import Context, Passage, render_notes
+    from kb.focus.tokens import vocab_counter
+    from kb.settings import ModesSettings
+
+    counter = vocab_counter()
+    passages = [Passage([f"c{i}"], "r", f"host{i}.md", "Logs", 1, 9, None, 1.0 - i / 100,
+                        f"Host {i} rotates the jellyfin logs daily. " * 40 + f"Seven copies are kept on host {i}.",
+                        n=i + 1) for i in range(12)]
+    for p in passages:
+        p.tokens = counter.count(p.text)
+    ctx = Context("How many copies of the jellyfin logs are kept?", "think", "asked", 20000, passages)
+    ctx.tokens = counter.count(render_notes(passages))
+    limit = 2048
+    assert ctx.tokens > limit  # the context as built does not fit the server
+    with FakeVLLM(max_model_len=limit) as fake:
+        fake.responder = lambda body: ('{"relevant": [1]}' if body["messages"][0]["content"] == CHECK_SYSTEM
+                                       else "Seven copies [1]")
+        ans = respond(ctx, OpenAICompatLLM(fake.url, fake.model), counter, ModesSettings().get("think"),
+                      evidence_check=True)
+        sent = fake.chats()
+    assert [c["messages"][0]["content"] == CHECK_SYSTEM for c in sent] == [True, False]  # refused: none
+    for c in sent:  # as the fake counts a request: within the server's window, with the reply's room
+        assert sum(fake.counter.count(m["content"]) + 5 for m in c["messages"]) + c["max_tokens"] <= limit
+    assert ans.check["keep"] == [1] and len(ans.context.passages) == 1 and ans.text.startswith("Seven copies")
+
+
 def test_an_interrupted_run_continues_where_it_stopped(vault: Path, tmp_path: Path) -> None:
     reader = Reader(QUESTIONS)
     results = tmp_path / "r.jsonl"

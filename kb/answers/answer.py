@@ -161,11 +161,6 @@ def respond(ctx: Context, llm: LLM, counter: TokenCounter, mset: ModeSettings, *
         return abstain("nothing in your notes is relevant (empty context): the model was not asked")
     if isinstance(llm, OpenAICompatLLM):
         llm.check_model()
-    if mset.evidence_check if evidence_check is None else evidence_check:
-        check = check_evidence(llm, ctx, counter)
-        apply_check(ctx, check, counter)
-        if not ctx.passages:
-            return abstain("the evidence check found no passage that answers the question")
     limit = llm.max_model_len or DEFAULT_CONTEXT_LEN
 
     def fit() -> tuple[list[dict[str, str]], GenParams]:
@@ -183,6 +178,13 @@ def respond(ctx: Context, llm: LLM, counter: TokenCounter, mset: ModeSettings, *
         return msgs, params
 
     msgs, params = fit()
+    if mset.evidence_check if evidence_check is None else evidence_check:
+        # after fit(): the check shows the model the notes the answer would get, so they fit the server too
+        check = check_evidence(llm, ctx, counter)
+        apply_check(ctx, check, counter)
+        if not ctx.passages:
+            return abstain("the evidence check found no passage that answers the question")
+        msgs, params = fit()
     try:
         done = llm.complete(msgs, params, on_delta)
     except PromptTooLongError:

@@ -272,7 +272,11 @@ class OpenAICompatLLM(LLM):
                     if delta.content or reasoning:
                         yield Delta(text=delta.content or "", reasoning=reasoning)
             if not received:
-                raise ValueError("the reply held no streamed chunks")
+                raise LLMError(f"{self.base_url} sent a malformed reply while answering: not a single chunk",
+                               "llama.cpp's server ends the reply so when the prompt does not fit its context "
+                               "window (--n_ctx): set KB_LLM_CONTEXT_LENGTH to that window and kb cuts the notes to "
+                               "fit; otherwise check that KB_LLM_BASE_URL is an OpenAI-compatible server, and its "
+                               "log")
 
 
 def _connect_phase(exc: BaseException) -> bool:
