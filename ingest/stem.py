@@ -100,9 +100,12 @@ def match_expr(qterms: list[str]) -> str:
     return " OR ".join('"' + t.replace('"', '""') + '"' for t in qterms)
 
 
+LATIN_LAST = 0x24F  # the last Latin letter (Latin Extended-B); letters above it are another script
+
+
 def non_latin_share(text: str) -> float:
     """Share of the letters of ``text`` outside the Latin script (0 English, about 1 Russian; 0 with no letters)."""
     letters = [c for c in text if c.isalpha()]
     if not letters:
         return 0.0
-    return sum(1 for c in letters if ord(c) > 0x24F) / len(letters)
+    return sum(1 for c in letters if ord(c) > LATIN_LAST) / len(letters)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ingest.stem import lexical_fields, match_expr, match_query, non_latin_share, terms
+from ingest.stem import LATIN_LAST, lexical_fields, match_expr, match_query, non_latin_share, terms
 from kb.settings import RetrievalSettings
 
 if TYPE_CHECKING:
@@ -63,13 +63,18 @@ class Candidate:
     fused: float = 0.0
     relevance: float = 0.0
     reranked: float | None = None
-    cross: tuple[float, float] = (0.0, 0.0)  # the query terms writable in this script: (idf share, coverage)
+    cross: tuple[float, float] = (0.0, 0.0)  # in another script than the query: `cross_coverage`
     notes: list[str] = field(default_factory=list)
 
     @cached_property
     def script(self) -> float:
         """Share of non-Latin letters in the passage (0 English, about 1 Russian)."""
         return non_latin_share(self.text)
+
+    def other_script_than(self, query_script: float | None) -> bool:
+        """Is the passage in another script than a question of this `non_latin_share` (None: no per-passage
+        script rule, as with an English-only embedder)?"""
+        return query_script is not None and abs(query_script - self.script) > 0.5
 
 
 @dataclass
@@ -106,7 +111,7 @@ class Retrieval:
         d = 0.0 if c.z is None else min(1.0, max(0.0, (c.z - self.z_floor) / self.z_span))
         lexical = self.lexical_weight
         coverage = c.coverage
-        if self.query_script is not None and abs(self.query_script - c.script) > 0.5:
+        if c.other_script_than(self.query_script):
             # a passage in another script can share only the question's numbers and the words written in its
             # script (names, commands): they are judged as words are, weighted by their share of the question;
             # a question with none of them leaves the passage to meaning alone
@@ -121,7 +126,7 @@ def writable(term: str, latin: bool) -> bool:
     letters = [ch for ch in term if ch.isalpha()]
     if not letters:
         return True  # numbers
-    return all(ord(ch) <= 0x24F for ch in letters) == latin
+    return all(ord(ch) <= LATIN_LAST for ch in letters) == latin
 
 
 def cross_coverage(idf: dict[str, float], have: set[str], latin: bool) -> tuple[float, float]:
@@ -249,12 +254,14 @@ class Retriever:
             self._expand(cands, qvec, mu, sd)
         total_idf = sum(idf.values()) or 1.0
         indexed = self.manifest.stems_by_id(list(cands)) if idf else {}  # stemmed once, at index time
+        per_script = None if self.english_only else qscript  # the script rule `Retrieval.relevance` applies
         for c in cands.values():
             have = indexed.get(c.id)
             if have is None:
                 have = set(terms(lexical_fields(c.path, c.heading, c.text)))
             c.coverage = sum(w for t, w in idf.items() if t in have) / total_idf
-            c.cross = cross_coverage(idf, have, latin=c.script < 0.5)
+            if c.other_script_than(per_script):
+                c.cross = cross_coverage(idf, have, latin=c.script < 0.5)
         out = sorted(cands.values(), key=lambda c: c.fused, reverse=True)
         if self.reranker is not None and out:
             out = self.reranker.rerank(query, out)
@@ -267,8 +274,8 @@ class Retriever:
                 and other_script(qscript, out[:10])):
             lexical_weight = 0.0
         return Retrieval(query, out, qterms, idf, dense_weight, (mu, sd), lexical_weight,
-                         cal.dense_z_floor, cal.dense_z_span, dense_peak(out),
-                         None if self.english_only else qscript, cal.flat_peak, cal.flat_relevance)
+                         cal.dense_z_floor, cal.dense_z_span, dense_peak(out), per_script, cal.flat_peak,
+                         cal.flat_relevance)
 
     def _expand(self, cands: dict[str, Candidate], qvec: np.ndarray, mu: float, sd: float) -> None:
         """Add the other chunks of the best notes, each with its own cosine: the chunk that surfaced a note is

