@@ -83,9 +83,8 @@ class ChromaSettings(BaseModel):
     database: str = Field("default_database", description="Chroma database. Homes sharing one server are kept "
                           "apart by their collection names (KB_HOME/home-id); a database each separates them further.")
     timeout_s: float = Field(30.0, gt=0, description="Seconds to wait for the Chroma server on one request.")
-    ef_search: int = Field(400, ge=50, description="HNSW search breadth (Chroma's default is 100). At 100 the 40 "
-                           "nearest chunks kb asks for came back in a different order from one process to the next "
-                           "(Chroma rebuilds part of the graph on load); at 400 they are the same every run.")
+    ef_search: int = Field(400, ge=50, description="HNSW search breadth; at Chroma's default (100) the nearest "
+                           "chunks came back in another order from one run to the next, at 400 the same.")
 
 
 class WatchSettings(BaseModel):
@@ -118,9 +117,8 @@ class RetrievalSettings(BaseModel):
 
     k: int = Field(8, ge=1, le=200, description="Default number of hits for `kb search`.")
     candidates: int = Field(40, ge=5, le=500, description="Candidates fetched from each side (dense, BM25).")
-    rerank: Literal["auto", "on", "off"] = Field(
-        "auto", description="Cross-encoder reranking: auto = on with a GPU, off on CPU."
-    )
+    rerank: Literal["auto", "on", "off"] = Field("auto", description="Cross-encoder reranking: auto = on with a "
+                                                 "GPU, off on CPU.")
     reranker_model: str = Field("BAAI/bge-reranker-v2-m3", description="sentence-transformers CrossEncoder.")
     dense_z_floor: float = Field(
         1.0, description="Dense evidence starts at this z-score of a passage's cosine against a background sample "
@@ -183,8 +181,7 @@ class ModeSettings(BaseModel):
     max_output_tokens: int = Field(1024, ge=16, description="max_tokens for the answer (thinking included).")
     temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature.")
     top_p: float = Field(0.8, gt=0, le=1, description="Nucleus sampling.")
-    top_k: int = Field(20, ge=-1, description="Top-k sampling (vLLM extra); -1 turns it off on vLLM, 0 on "
-                       "llama.cpp (whose server refuses -1).")
+    top_k: int = Field(20, ge=-1, description="Top-k sampling; off: -1 on vLLM, 0 on llama.cpp (refuses -1).")
     min_p: float = Field(0.0, ge=0, le=1, description="Min-p sampling (vLLM extra).")
     presence_penalty: float = Field(0.0, ge=-2, le=2, description="Presence penalty (quantized models: 1.5).")
 
