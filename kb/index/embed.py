@@ -87,9 +87,14 @@ class Embedder(ABC):
                 progress(len(batch))
         return np.vstack(out)
 
+    def query_vectors(self, texts: list[str]) -> np.ndarray:
+        """Raw vectors of queries that already carry the query prefix; `embed_batch` unless the embedder embeds
+        queries another way (a remote server is told they are queries)."""
+        return np.asarray(self.embed_batch(texts), dtype=np.float32)
+
     def embed_query(self, text: str) -> np.ndarray:
         """Embed one search query (with the model's query prefix)."""
-        return _normalise(np.asarray(self.embed_batch([self.query_prefix + text]), dtype=np.float32))[0]
+        return _normalise(self.query_vectors([self.query_prefix + text]))[0]
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Embed many search queries at once (an evaluation's questions): a (len(texts), dim) array, row ``i``
@@ -97,9 +102,8 @@ class Embedder(ABC):
         overrides this too."""
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
-        return np.vstack([_normalise(np.asarray(self.embed_batch([self.query_prefix + t for t in
-                                                                  texts[i : i + self.batch_size]]), dtype=np.float32))
-                          for i in range(0, len(texts), self.batch_size)])
+        batches = (texts[i : i + self.batch_size] for i in range(0, len(texts), self.batch_size))
+        return np.vstack([_normalise(self.query_vectors([self.query_prefix + t for t in b])) for b in batches])
 
 
 def _normalise(v: np.ndarray) -> np.ndarray:

@@ -159,14 +159,8 @@ class RemoteEmbedder(Embedder):
                 progress(len(batch))
         return np.vstack(out)
 
-    def embed_query(self, text: str) -> np.ndarray:
-        return _normalise(self._embed([self.query_prefix + text], "query"))[0]
-
-    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, 0), dtype=np.float32)
-        return np.vstack([_normalise(self._embed([self.query_prefix + t for t in texts[i : i + self.batch_size]],
-                                                 "query")) for i in range(0, len(texts), self.batch_size)])
+    def query_vectors(self, texts: list[str]) -> np.ndarray:
+        return self._embed(texts, "query")
 
     # ------------------------------------------------------------------ HTTP
     def _probe(self) -> None:
