@@ -61,3 +61,14 @@ def test_parse_evidence_check_reply() -> None:
     assert parse_ids('Sure: [1, 1, 3]', {1, 2, 3}) == [1, 3]
     assert parse_ids('{"relevant": []}', {1, 2}) == []
     assert parse_ids("None of them.", {1, 2}) is None
+
+
+def test_plot_labels_step_aside_from_a_neighbouring_point() -> None:
+    """xquad-en's 150: auto (569 tokens) and auto+check (1,082) sit close; auto's label goes below left."""
+    from kb.cli.plot import crowded
+
+    points = [("auto", 569, 0.073), ("naive", 3107, 0.033), ("max", 6923, 0.034), ("auto+check", 1082, 0.078)]
+    assert crowded(points, log=False) == {"auto"}
+    assert crowded([("auto", 569, 0.073), ("naive", 3107, 0.033), ("max", 6923, 0.034)], log=False) == set()
+    assert crowded([("a", 10, 0.5), ("b", 40, 0.5), ("c", 10_000, 0.1)], log=True) == set()  # far apart on log x
+    assert crowded([("a", 10, 0.5), ("b", 12, 0.52), ("c", 10_000, 0.1)], log=True) == {"a"}
