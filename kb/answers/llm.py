@@ -134,15 +134,14 @@ def _partial_suffix(s: str, tag: str) -> int:
 class OpenAICompatLLM(LLM):
     def __init__(self, base_url: str, model: str, timeout: float = 120.0, retries: int = 3,
                  api_key: str = "EMPTY", connect_timeout: float = 5.0, context_length: int | None = None) -> None:
-        import httpx
-        from openai import OpenAI
+        from openai import OpenAI, Timeout
 
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.timeout = timeout  # the longest silence: before the first byte, and between streamed chunks
         self.connect_timeout = connect_timeout
         self.retries = retries
-        bounds = httpx.Timeout(timeout, connect=connect_timeout)
+        bounds = Timeout(timeout, connect=connect_timeout)  # its HTTP library's own (httpx or httpx2)
         self.client = OpenAI(base_url=self.base_url, api_key=api_key, timeout=bounds, max_retries=0)
         self._served: list[dict[str, Any]] | None = None
         self.context_length = context_length  # used when the server does not report its own
@@ -202,7 +201,6 @@ class OpenAICompatLLM(LLM):
     @contextmanager
     def _faults(self, doing: str) -> Iterator[None]:
         """Every way a server can fail, as one `LLMError` with its cause and a fix."""
-        import httpx
         import openai
 
         try:
@@ -240,7 +238,7 @@ class OpenAICompatLLM(LLM):
             raise LLMError(f"{self.base_url} sent a malformed response while {doing} ({type(exc).__name__}: "
                            f"{str(exc)[:160]})", "is KB_LLM_BASE_URL an OpenAI-compatible server (vLLM, "
                            "llama.cpp)? check its log") from None
-        except httpx.HTTPError as exc:  # mid-stream: the connection broke or the server sent garbage
+        except _transport("HTTPError") as exc:  # mid-stream: the connection broke or the server sent garbage
             raise LLMError(f"{self.base_url} broke off while {doing} ({type(exc).__name__}: {str(exc)[:160]})",
                            "check the LLM server's log; run the command again once it is healthy") from None
 
@@ -281,10 +279,22 @@ class OpenAICompatLLM(LLM):
 
 def _connect_phase(exc: BaseException) -> bool:
     """True when a timeout happened while connecting (nobody there), not while waiting for an answer."""
-    import httpx
-
     cause = exc.__cause__ or exc.__context__
-    return isinstance(cause, httpx.ConnectTimeout | httpx.PoolTimeout)
+    return isinstance(cause, _transport("ConnectTimeout") + _transport("PoolTimeout"))
+
+
+def _transport(name: str) -> tuple[type[BaseException], ...]:
+    """The exception class `name` of each HTTP library the openai client may be built on: httpx (openai < 3) and
+    httpx2 (openai >= 3, whose errors are not httpx's). Looked up only when something failed."""
+    import importlib
+
+    found = []
+    for lib in ("httpx", "httpx2"):
+        try:
+            found.append(getattr(importlib.import_module(lib), name))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
 
 
 def _short(exc: BaseException) -> str:
