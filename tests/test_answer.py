@@ -295,3 +295,19 @@ def test_busy_server_is_retried(indexed: Path, monkeypatch: pytest.MonkeyPatch) 
         r = runner.invoke(app, ["ask", "how many jellyfin log copies are kept", "--json"])
         assert r.exit_code == 0, r.output
         assert len(fake.chats()) == 2
+
+
+@pytest.mark.parametrize("lib", ["httpx", "httpx2"])
+def test_a_connect_timeout_is_told_from_a_stalled_answer_whichever_http_library_openai_uses(lib: str) -> None:
+    """openai < 3 is built on httpx, openai >= 3 on httpx2: a connect timeout (nobody there: retried, "no server
+    answers") must be told from a read timeout (a stalled answer: never repeated) with either."""
+    import openai
+
+    from kb.answers.llm import _connect_phase
+
+    http = pytest.importorskip(lib)
+    for cause, connecting in ((http.ConnectTimeout("connect"), True), (http.PoolTimeout("pool"), True),
+                              (http.ReadTimeout("read"), False)):
+        exc = openai.APITimeoutError(request=http.Request("POST", "http://127.0.0.1:9/v1/chat/completions"))
+        exc.__cause__ = cause
+        assert _connect_phase(exc) is connecting, cause
