@@ -200,7 +200,7 @@ def test_an_interrupted_run_continues_where_it_stopped(vault: Path, tmp_path: Pa
     reader = Reader(QUESTIONS)
     results = tmp_path / "r.jsonl"
 
-    def stop_after_four(done: int, total: int) -> None:
+    def stop_after_four(done: int, total: int, asked: int) -> None:
         if done == 4:
             raise KeyboardInterrupt
 
@@ -213,15 +213,35 @@ def test_an_interrupted_run_continues_where_it_stopped(vault: Path, tmp_path: Pa
         with results.open("a", encoding="utf-8") as f:
             f.write('{"qid": "q5", "strat')  # a line torn by a kill mid-write
         calls_before = len(fake.chats())
-        result = _run(vault, fake, ["naive", "max"], results)
+        ticks: list[tuple[int, int, int]] = []
+        result = _run(vault, fake, ["naive", "max"], results, tick=lambda *t: ticks.append(t))
         rows = _rows(results)
         new_calls = len(fake.chats()) - calls_before
     assert len(result["answers"]) == len(QUESTIONS) * 2
     assert len(rows) == len({r["key"] for r in rows}) == len({a["key"] for a in result["answers"]})
     assert rows[:len(first)] == first  # nothing redone
     assert new_calls == sum(1 for r in rows[len(first):] if not r["kb_abstained"])
+    done, total, asked = ticks[-1]
+    assert done == total == len(QUESTIONS) * 2 and asked == len(rows) - len(first)  # the read-back are not "asked"
     assert result["strategies"]["max"]["questions"] == len(QUESTIONS)
     assert oct(results.stat().st_mode & 0o777) == "0o600"
+
+
+def test_the_eta_of_a_resumed_run_comes_from_answers_asked_not_read_back() -> None:
+    from kb.cli.eval_cmd import _LogTicks
+
+    now = [0.0]
+    lines: list[str] = []
+    ticks = _LogTicks(lines.append, clock=lambda: now[0])
+    for done in range(0, 61):  # 60 answers read back from the results file, in a blink
+        ticks(done, 100, 0)
+        now[0] += 0.001
+    for asked in range(1, 41):  # then 40 asked, 10 s each
+        now[0] += 10
+        ticks(60 + asked, 100, asked)
+    assert lines[-1] == "answered 100/100 (60 read back)"
+    assert "answered 70/100 (60 read back), ETA 5m00s" in lines  # 30 left at 10 s each, not "0m00s"
+    assert all("ETA" not in line for line in lines if line.startswith(("answered 0/", "answered 60/")))
 
 
 def test_results_of_another_run_are_refused_with_a_remedy_that_works(vault: Path, tmp_path: Path,

@@ -33,7 +33,7 @@ from kb.errors import KbError, LLMError, LLMTimeoutError, LLMUnavailableError, M
 
 BASES = ("auto", "code", "dialog", "think", "naive", "max")
 CHECK = "+check"
-Tick = Callable[[int, int], None]
+Tick = Callable[[int, int, int], None]  # (done, total, asked): asked excludes answers read back
 
 
 def parse_strategies(names: list[str]) -> list[str]:
@@ -188,7 +188,7 @@ def evaluate_answers(questions: list[dict[str, Any]], corpus: Path, strategies: 
             qvecs = dict(zip((q["id"] for q in questions),
                              base.embedder().embed_queries([q["question"] for q in questions]), strict=True))
             if tick:
-                tick(0, total)
+                tick(0, total, 0)
             for done, (q, strategy) in enumerate(pairs, 1):
                 t0 = time.perf_counter()
                 ctx, mset = _context(builder, llm, q, strategy, qvecs[q["id"]])
@@ -200,7 +200,7 @@ def evaluate_answers(questions: list[dict[str, Any]], corpus: Path, strategies: 
                     asked += 1
                 current[(q["id"], strategy)] = {**row, "qid": q["id"], "strategy": strategy}
                 if tick:
-                    tick(done, total)
+                    tick(done, total, asked)
             if asked < total:
                 say(f"{total - asked} of {total} answers read back from {path}, {asked} asked")
             summary = summarise(current, questions, strategies)

@@ -103,32 +103,34 @@ def _answers(qs, corpus: Path, names: list[str], results: Path | None, say) -> d
                   TimeRemainingColumn(), console=err, transient=True) as bar:
         task = bar.add_task("answers", total=None)
 
-        def tick(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+        def tick(done: int, total: int, asked: int) -> None:  # answers read back are not work: off the bar
+            bar.update(task, completed=asked, total=total - (done - asked))
 
         return evaluate_answers(qs, corpus, names, results_dir, results=results, progress=say, tick=tick)
 
 
 class _LogTicks:
-    def __init__(self, say) -> None:
+    """A progress line at every tenth of the run; the ETA comes from answers asked, not those read back."""
+
+    def __init__(self, say, clock=None) -> None:
         import time
 
-        self.say, self.clock = say, time.monotonic
+        self.say, self.clock = say, clock or time.monotonic
         self.start: tuple[float, int] | None = None
         self.next = 0
 
-    def __call__(self, done: int, total: int) -> None:
-        if self.start is None:
-            self.start = (self.clock(), done)
-            self.next = done
+    def __call__(self, done: int, total: int, asked: int) -> None:
+        if self.start is None or (asked == 0 and done):  # the clock starts at the first answer really asked
+            self.start = (self.clock(), asked)
         if done < self.next and done != total:
             return
         self.next = done + max(1, total // 10)
-        t0, d0 = self.start
-        rate = (done - d0) / max(1e-9, self.clock() - t0)
-        eta = f", ETA {int((total - done) / rate) // 60}m{int((total - done) / rate) % 60:02d}s" if rate and \
-            done < total else ""
-        self.say(f"answered {done}/{total}{eta}")
+        t0, a0 = self.start
+        rate = (asked - a0) / max(1e-9, self.clock() - t0)
+        left = (total - done) / rate if rate else 0
+        eta = f", ETA {int(left) // 60}m{int(left) % 60:02d}s" if rate and done < total else ""
+        back = f" ({done - asked} read back)" if done > asked else ""
+        self.say(f"answered {done}/{total}{back}{eta}")
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
