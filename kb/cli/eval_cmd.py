@@ -127,8 +127,10 @@ class _LogTicks:
         self.next = done + max(1, total // 10)
         t0, a0 = self.start
         rate = (asked - a0) / max(1e-9, self.clock() - t0)
-        left = (total - done) / rate if rate else 0
-        eta = f", ETA {int(left) // 60}m{int(left) % 60:02d}s" if rate and done < total else ""
+        eta = ""
+        if rate and done < total:
+            left = int((total - done) / rate)
+            eta = f", ETA {left // 60}m{left % 60:02d}s"
         back = f" ({done - asked} read back)" if done > asked else ""
         self.say(f"answered {done}/{total}{back}{eta}")
 
