@@ -25,8 +25,12 @@ SHARED = ROOT.parent / "shared" / "eval"
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--corpus", type=Path, default=SHARED / "corpora" / "dendron" / "vault")
-    ap.add_argument("--questions", type=Path, default=SHARED / "questions" / "xquad-en.jsonl",
-                    help="only the question texts are used")
+    ap.add_argument(
+        "--questions",
+        type=Path,
+        default=SHARED / "questions" / "xquad-en.jsonl",
+        help="only the question texts are used",
+    )
     ap.add_argument("--chunk-tokens", type=int, default=128)
     ap.add_argument("--home", type=Path, default=None)
     ap.add_argument("--limit", type=int, default=400)
@@ -38,8 +42,9 @@ def main() -> int:
     from kb.knowledge import KnowledgeBase
 
     home = args.home or Path(tempfile.mkdtemp(prefix="kb-ctx-bench-"))
-    with KnowledgeBase(home=home, embed_model=str(offline_model_path()),
-                       ingest={"chunk_tokens": args.chunk_tokens}) as base:
+    with KnowledgeBase(
+        home=home, embed_model=str(offline_model_path()), ingest={"chunk_tokens": args.chunk_tokens}
+    ) as base:
         base.ingest([args.corpus])
         chunks = base.manifest.chunk_count()
         qs = [q["question"] for q in load_questions(args.questions)][: args.limit]
@@ -58,12 +63,21 @@ def main() -> int:
             t0 = time.perf_counter()
             cb.naive(q, qvec=v)
             naive.append((time.perf_counter() - t0) * 1000)
-    print(json.dumps({
-        "corpus": str(args.corpus), "chunks": chunks, "questions": len(qs),
-        "query_embed_ms_mean": round(embed_ms, 2),
-        "retrieval_budget_ms_p50": round(pct(lat, 0.5), 2), "retrieval_budget_ms_p95": round(pct(lat, 0.95), 2),
-        "naive_top10_ms_p50": round(pct(naive, 0.5), 2), "context_tokens_mean": round(statistics.fmean(tokens), 1),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "corpus": str(args.corpus),
+                "chunks": chunks,
+                "questions": len(qs),
+                "query_embed_ms_mean": round(embed_ms, 2),
+                "retrieval_budget_ms_p50": round(pct(lat, 0.5), 2),
+                "retrieval_budget_ms_p95": round(pct(lat, 0.95), 2),
+                "naive_top10_ms_p50": round(pct(naive, 0.5), 2),
+                "context_tokens_mean": round(statistics.fmean(tokens), 1),
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

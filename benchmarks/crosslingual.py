@@ -23,12 +23,29 @@ EVAL = ROOT.parent / "shared" / "eval"
 
 
 def paired(question_lang: str, evidence_lang: str) -> list[dict]:
-    qs = {q["id"].split("-", 2)[2]: q for q in map(json.loads, (EVAL / "questions" / f"xquad-{question_lang}.jsonl")
-                                                   .read_text(encoding="utf-8").splitlines())}
-    ev = {q["id"].split("-", 2)[2]: q for q in map(json.loads, (EVAL / "questions" / f"xquad-{evidence_lang}.jsonl")
-                                                   .read_text(encoding="utf-8").splitlines())}
-    return [{**qs[k], "id": f"x-{question_lang}-{evidence_lang}-{k}", "evidence": ev[k]["evidence"]}
-            for k in sorted(qs) if k in ev]
+    qs = {
+        q["id"].split("-", 2)[2]: q
+        for q in map(
+            json.loads,
+            (EVAL / "questions" / f"xquad-{question_lang}.jsonl")
+            .read_text(encoding="utf-8")
+            .splitlines(),
+        )
+    }
+    ev = {
+        q["id"].split("-", 2)[2]: q
+        for q in map(
+            json.loads,
+            (EVAL / "questions" / f"xquad-{evidence_lang}.jsonl")
+            .read_text(encoding="utf-8")
+            .splitlines(),
+        )
+    }
+    return [
+        {**qs[k], "id": f"x-{question_lang}-{evidence_lang}-{k}", "evidence": ev[k]["evidence"]}
+        for k in sorted(qs)
+        if k in ev
+    ]
 
 
 def main() -> int:
@@ -45,11 +62,18 @@ def main() -> int:
         questions = paired(q_lang, e_lang)[: args.limit or None]
         with tempfile.TemporaryDirectory() as tmp:
             home = args.homes / f"xquad-{e_lang}" if args.homes else Path(tmp)
-            r = evaluate(questions, EVAL / "corpora" / f"xquad-{e_lang}", args.modes.split(","), home=home,
-                         progress=lambda m: print(m, file=sys.stderr))
+            r = evaluate(
+                questions,
+                EVAL / "corpora" / f"xquad-{e_lang}",
+                args.modes.split(","),
+                home=home,
+                progress=lambda m: print(m, file=sys.stderr),
+            )
         out[f"xquad {q_lang} questions → {e_lang} notes"] = r
         for mode, m in r["modes"].items():
-            print(f"{q_lang}→{e_lang} {mode}: recall {m['evidence_recall']}, tokens {m['context_tokens_mean']}")
+            print(
+                f"{q_lang}→{e_lang} {mode}: recall {m['evidence_recall']}, tokens {m['context_tokens_mean']}"
+            )
     if args.json:
         args.json.write_text(json.dumps(out, indent=2, ensure_ascii=False))
     return 0

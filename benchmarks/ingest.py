@@ -34,8 +34,14 @@ sys.path.insert(0, str(ROOT))
 DEFAULT_CORPUS = ROOT.parent / "shared" / "eval" / "corpora" / "dendron" / "vault"
 
 
-def naive_llama_index(corpus: Path, st_model: Any, workdir: Path, name: str = "naive",
-                      chunk_tokens: int | None = None, count: Any = None) -> tuple[float, int, list[str]]:
+def naive_llama_index(
+    corpus: Path,
+    st_model: Any,
+    workdir: Path,
+    name: str = "naive",
+    chunk_tokens: int | None = None,
+    count: Any = None,
+) -> tuple[float, int, list[str]]:
     import chromadb
     from llama_index.core import Settings, SimpleDirectoryReader, StorageContext, VectorStoreIndex
     from llama_index.core.embeddings import BaseEmbedding
@@ -65,16 +71,22 @@ def naive_llama_index(corpus: Path, st_model: Any, workdir: Path, name: str = "n
     t0 = time.perf_counter()
     docs = SimpleDirectoryReader(str(corpus), recursive=True, required_exts=[".md"]).load_data()
     client = chromadb.PersistentClient(path=str(workdir / f"{name}-chroma"))
-    coll = client.get_or_create_collection(name, configuration={"hnsw": {"space": "cosine"}},
-                                           embedding_function=None)
+    coll = client.get_or_create_collection(
+        name, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
+    )
     storage = StorageContext.from_defaults(vector_store=ChromaVectorStore(chroma_collection=coll))
     kwargs: dict[str, Any] = {}
     if chunk_tokens:  # sized by the embedder's tokenizer, so nothing is truncated
         from llama_index.core.node_parser import SentenceSplitter
 
-        kwargs["transformations"] = [SentenceSplitter(chunk_size=chunk_tokens, chunk_overlap=20,
-                                                      tokenizer=lambda t: ["x"] * count([t])[0])]
-    VectorStoreIndex.from_documents(docs, storage_context=storage, embed_model=STEmbedding(st_model), **kwargs)
+        kwargs["transformations"] = [
+            SentenceSplitter(
+                chunk_size=chunk_tokens, chunk_overlap=20, tokenizer=lambda t: ["x"] * count([t])[0]
+            )
+        ]
+    VectorStoreIndex.from_documents(
+        docs, storage_context=storage, embed_model=STEmbedding(st_model), **kwargs
+    )
     elapsed = time.perf_counter() - t0
     return elapsed, coll.count(), coll.get(include=["documents"])["documents"]
 
@@ -106,28 +118,42 @@ def main() -> int:
 
     emb.embed_documents = recording  # type: ignore[method-assign]
     emb._model.encode(["warm up"] * 8)
-    fig: dict[str, Any] = {"corpus": str(args.corpus), "model": emb.model_id, "cpu_threads": os.cpu_count()}
+    fig: dict[str, Any] = {
+        "corpus": str(args.corpus),
+        "model": emb.model_id,
+        "cpu_threads": os.cpu_count(),
+    }
 
     with KnowledgeBase(embedder=emb) as base:
         t0 = time.perf_counter()
         first = base.ingest([corpus])
         t_kb = time.perf_counter() - t0
-        fig.update(files=first.added, chunks=first.chunks, embedded=first.embedded, kb_seconds=round(t_kb, 2))
+        fig.update(
+            files=first.added,
+            chunks=first.chunks,
+            embedded=first.embedded,
+            kb_seconds=round(t_kb, 2),
+        )
 
         texts = [emb.passage_prefix + t for t in captured]
         t0 = time.perf_counter()
         emb._model.encode(texts, batch_size=emb.batch_size, normalize_embeddings=True)
         t_raw = time.perf_counter() - t0
-        fig.update(raw_encode_seconds=round(t_raw, 2),
-                   raw_encode_chunks_per_s=round(len(texts) / t_raw, 1),
-                   kb_chunks_per_s=round(first.embedded / t_kb, 1),
-                   pipeline_efficiency=round(t_raw / t_kb, 3))
+        fig.update(
+            raw_encode_seconds=round(t_raw, 2),
+            raw_encode_chunks_per_s=round(len(texts) / t_raw, 1),
+            kb_chunks_per_s=round(first.embedded / t_kb, 1),
+            pipeline_efficiency=round(t_raw / t_kb, 3),
+        )
 
         t0 = time.perf_counter()
         noop = base.ingest([corpus])
         t_noop = time.perf_counter() - t0
-        fig.update(noop_seconds=round(t_noop, 3), noop_embedded=noop.embedded,
-                   noop_fraction=round(t_noop / t_kb, 4))
+        fig.update(
+            noop_seconds=round(t_noop, 3),
+            noop_embedded=noop.embedded,
+            noop_fraction=round(t_noop / t_kb, 4),
+        )
 
         rkey = str(corpus.resolve())
         rows = base.manifest.files(rkey)
@@ -136,13 +162,22 @@ def main() -> int:
         note = corpus / multi
         text = note.read_text(encoding="utf-8")
         lines = text.split("\n")
-        idx = max(i for i, ln in enumerate(lines) if len(ln.split()) > 6 and not ln.startswith(("#", "|", "-")))
+        idx = max(
+            i
+            for i, ln in enumerate(lines)
+            if len(ln.split()) > 6 and not ln.startswith(("#", "|", "-"))
+        )
         lines[idx] = lines[idx] + " This sentence was added by the benchmark."
         note.write_text("\n".join(lines), encoding="utf-8")
         edit = base.ingest([corpus])
         after = {c.hash for c in base.manifest.chunks_of(rkey, multi)}
-        fig.update(edit_note=multi, edit_note_chunks=len(after), edit_changed_chunks=len(after - before),
-                   edit_embedded=edit.embedded, edit_updated=edit.updated)
+        fig.update(
+            edit_note=multi,
+            edit_note_chunks=len(after),
+            edit_changed_chunks=len(after - before),
+            edit_embedded=edit.embedded,
+            edit_updated=edit.updated,
+        )
 
         src = corpus / multi
         src.rename(src.with_name("renamed-by-benchmark.md"))
@@ -154,12 +189,21 @@ def main() -> int:
         t_naive, n_naive, texts_naive = naive_llama_index(args.corpus, emb._model, work)
         toks = emb.count_tokens(texts_naive)
         cap = emb.max_text_tokens
-        fig.update(naive_seconds=round(t_naive, 2), naive_chunks=n_naive, kb_speedup_vs_naive=round(t_naive / t_kb, 2),
-                   naive_text_embedded_share=round(sum(min(n, cap) for n in toks) / max(1, sum(toks)), 3),
-                   naive_chunks_truncated=sum(1 for n in toks if n > cap))
-        t_fair, n_fair, _ = naive_llama_index(args.corpus, emb._model, work, "fair", cap, emb.count_tokens)
-        fig.update(fair_llama_index_seconds=round(t_fair, 2), fair_llama_index_chunks=n_fair,
-                   kb_speedup_vs_fair_llama_index=round(t_fair / t_kb, 2))
+        fig.update(
+            naive_seconds=round(t_naive, 2),
+            naive_chunks=n_naive,
+            kb_speedup_vs_naive=round(t_naive / t_kb, 2),
+            naive_text_embedded_share=round(sum(min(n, cap) for n in toks) / max(1, sum(toks)), 3),
+            naive_chunks_truncated=sum(1 for n in toks if n > cap),
+        )
+        t_fair, n_fair, _ = naive_llama_index(
+            args.corpus, emb._model, work, "fair", cap, emb.count_tokens
+        )
+        fig.update(
+            fair_llama_index_seconds=round(t_fair, 2),
+            fair_llama_index_chunks=n_fair,
+            kb_speedup_vs_fair_llama_index=round(t_fair / t_kb, 2),
+        )
 
     shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(fig, indent=2))

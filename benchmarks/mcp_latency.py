@@ -43,7 +43,9 @@ async def timed_calls(env: dict[str, str], qs: list[str]) -> dict[str, list[floa
     from mcp import Client
     from mcp.client.stdio import StdioServerParameters
 
-    params = StdioServerParameters(command=sys.executable, args=["-m", "kb.cli.main", "mcp"], env=env)
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "kb.cli.main", "mcp"], env=env
+    )
     out: dict[str, list[float]] = {"search": [], "context": [], "start_to_first_search": []}
     t_start = time.perf_counter()
     async with Client(params, read_timeout_seconds=600) as client:
@@ -65,13 +67,21 @@ async def timed_calls(env: dict[str, str], qs: list[str]) -> dict[str, list[floa
 def summary(ms: list[float]) -> dict[str, float]:
     from kb.answers.evaluate import percentile as pct
 
-    return {"p50_ms": round(statistics.median(ms), 1), "p95_ms": round(pct(ms, 0.95), 1), "n": len(ms)}
+    return {
+        "p50_ms": round(statistics.median(ms), 1),
+        "p95_ms": round(pct(ms, 0.95), 1),
+        "n": len(ms),
+    }
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--corpus", type=Path, nargs="*",
-                    default=[EVAL / "corpora" / "xquad-en", EVAL / "corpora" / "xquad-ru"])
+    ap.add_argument(
+        "--corpus",
+        type=Path,
+        nargs="*",
+        default=[EVAL / "corpora" / "xquad-en", EVAL / "corpora" / "xquad-ru"],
+    )
     ap.add_argument("--calls", type=int, default=50)
     ap.add_argument("--home", type=Path)
     ap.add_argument("--json", type=Path)
@@ -83,8 +93,13 @@ def main() -> int:
     subprocess.run([*kb, "ingest", *map(str, args.corpus)], env=env, check=True)
     qs = questions(args.calls)
 
-    watch = subprocess.Popen([*kb, "watch", *map(str, args.corpus)], env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True)
+    watch = subprocess.Popen(
+        [*kb, "watch", *map(str, args.corpus)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         from kb.daemon.client import connect
 
@@ -100,12 +115,15 @@ def main() -> int:
     cold = asyncio.run(timed_calls(env, qs))  # no daemon: kb mcp reads the index itself
 
     result: dict[str, Any] = {
-        "corpora": [str(c) for c in args.corpus], "model": os.environ.get("KB_EMBED_MODEL", "(default)"),
+        "corpora": [str(c) for c in args.corpus],
+        "model": os.environ.get("KB_EMBED_MODEL", "(default)"),
         "with_daemon": {t: summary(v) for t, v in warm.items()},
         "without_daemon": {t: summary(v) for t, v in cold.items()},
     }
-    result["first_search_ms"] = {"with_daemon": warm["start_to_first_search"][0],
-                                 "without_daemon": cold["start_to_first_search"][0]}
+    result["first_search_ms"] = {
+        "with_daemon": warm["start_to_first_search"][0],
+        "without_daemon": cold["start_to_first_search"][0],
+    }
     for k in ("with_daemon", "without_daemon"):
         result[k].pop("start_to_first_search")
     for tool in ("search", "context"):

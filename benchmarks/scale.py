@@ -41,8 +41,32 @@ NOTES_PER_FOLDER = 100
 
 
 def vocabulary(n: int, rng: random.Random) -> list[str]:
-    syll = ["ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "dre", "pla", "ston", "ker", "mun", "zel", "bor",
-            "fin", "gra", "hul", "jor", "qua", "wex", "yon", "cli", "spa"]
+    syll = [
+        "ka",
+        "lo",
+        "mi",
+        "ne",
+        "ru",
+        "sa",
+        "to",
+        "vi",
+        "dre",
+        "pla",
+        "ston",
+        "ker",
+        "mun",
+        "zel",
+        "bor",
+        "fin",
+        "gra",
+        "hul",
+        "jor",
+        "qua",
+        "wex",
+        "yon",
+        "cli",
+        "spa",
+    ]
     words: set[str] = set()
     while len(words) < n:
         words.add("".join(rng.choice(syll) for _ in range(rng.randint(2, 4))))
@@ -64,7 +88,7 @@ def make_vault(vault: Path, notes: int, seed: int = 0) -> list[str]:
         words = rng.choices(vocab, weights, k=CHUNKS_PER_NOTE * WORDS_PER_SECTION)
         parts = [f"# Note {i}\n"]
         for s in range(CHUNKS_PER_NOTE):
-            body = " ".join(words[s * WORDS_PER_SECTION:(s + 1) * WORDS_PER_SECTION])
+            body = " ".join(words[s * WORDS_PER_SECTION : (s + 1) * WORDS_PER_SECTION])
             parts.append(f"\n## Section {s}\n\n{body}.\n")
         (folder / f"n{i:06d}.md").write_text("".join(parts), encoding="utf-8")
     (vault / ".complete").write_text(str(notes))
@@ -106,11 +130,15 @@ def dir_bytes(path: Path) -> int:
 
 def queries(vocab: list[str], n: int, rng: random.Random) -> list[str]:
     # mixed: one common word and two from the long tail, like a person's question's content words
-    return [" ".join([rng.choice(vocab[:200]), rng.choice(vocab[200:5000]), rng.choice(vocab[5000:])])
-            for _ in range(n)]
+    return [
+        " ".join([rng.choice(vocab[:200]), rng.choice(vocab[200:5000]), rng.choice(vocab[5000:])])
+        for _ in range(n)
+    ]
 
 
-def measure(notes: int, work: Path, dim: int, nq: int, reuse: dict[str, Any] | None = None) -> dict[str, Any]:
+def measure(
+    notes: int, work: Path, dim: int, nq: int, reuse: dict[str, Any] | None = None
+) -> dict[str, Any]:
     from kb.daemon.client import connect
     from kb.knowledge import KnowledgeBase
 
@@ -118,7 +146,9 @@ def measure(notes: int, work: Path, dim: int, nq: int, reuse: dict[str, Any] | N
     vault = work / f"vault-{notes}"
     home = work / f"home-{notes}"
     t0 = time.perf_counter()
-    if reuse is not None:  # the vault and index of an earlier run (the daemon phase synced its edits)
+    if (
+        reuse is not None
+    ):  # the vault and index of an earlier run (the daemon phase synced its edits)
         vocab = vocabulary(20000, random.Random(0))
     else:
         vocab = make_vault(vault, notes)
@@ -135,18 +165,30 @@ def measure(notes: int, work: Path, dim: int, nq: int, reuse: dict[str, Any] | N
         rep = base.ingest([vault])
         total = time.perf_counter() - t0
         if reuse is not None:
-            row.update({k: reuse[k] for k in ("ingest_s", "embed_s", "ingest_ms_per_note_excl_embed", "added")
-                        if k in reuse}, reused_index=True)
+            row.update(
+                {
+                    k: reuse[k]
+                    for k in ("ingest_s", "embed_s", "ingest_ms_per_note_excl_embed", "added")
+                    if k in reuse
+                },
+                reused_index=True,
+            )
         else:
-            row.update(ingest_s=round(total, 1), embed_s=round(emb.seconds, 1),
-                       ingest_ms_per_note_excl_embed=round((total - emb.seconds) / notes * 1000, 3), added=rep.added)
+            row.update(
+                ingest_s=round(total, 1),
+                embed_s=round(emb.seconds, 1),
+                ingest_ms_per_note_excl_embed=round((total - emb.seconds) / notes * 1000, 3),
+                added=rep.added,
+            )
         row["chunks"] = base.manifest.chunk_count()
         t0 = time.perf_counter()
         rep = base.ingest([vault])
         row["noop_resync_s"] = round(time.perf_counter() - t0, 3)
         assert rep.unchanged >= notes and rep.embedded == 0, rep.as_dict()
         target = vault / "f0000" / "n000000.md"
-        target.write_text(target.read_text(encoding="utf-8") + "\nedited once more\n", encoding="utf-8")
+        target.write_text(
+            target.read_text(encoding="utf-8") + "\nedited once more\n", encoding="utf-8"
+        )
         t0 = time.perf_counter()
         rep = base.ingest([vault])
         row["one_edit_sync_s"] = round(time.perf_counter() - t0, 3)
@@ -162,14 +204,21 @@ def measure(notes: int, work: Path, dim: int, nq: int, reuse: dict[str, Any] | N
 
     env = {**os.environ, "KB_HOME": str(home), "KB_EMBED_MODEL": f"hash-{dim}"}
     log = (work / f"watch-{notes}.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "kb.cli.main", "watch", str(vault)], stdout=log,
-                            stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kb.cli.main", "watch", str(vault)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
     try:
         t0 = time.perf_counter()
         client = None
         while client is None or client.state.get("pid") != proc.pid:
             if proc.poll() is not None:
-                raise SystemExit(f"kb watch exited: {(work / f'watch-{notes}.log').read_text()[-2000:]}")
+                raise SystemExit(
+                    f"kb watch exited: {(work / f'watch-{notes}.log').read_text()[-2000:]}"
+                )
             time.sleep(0.2)
             client = connect(home)
         while True:
@@ -183,7 +232,9 @@ def measure(notes: int, work: Path, dim: int, nq: int, reuse: dict[str, Any] | N
             t0 = time.perf_counter()
             client.request("search", {"query": q, "k": 8}, timeout=60)
             lat.append((time.perf_counter() - t0) * 1000)
-        row.update(daemon_search_ms_p50=round(pct(lat, 50), 1), daemon_search_ms_p95=round(pct(lat, 95), 1))
+        row.update(
+            daemon_search_ms_p50=round(pct(lat, 50), 1), daemon_search_ms_p95=round(pct(lat, 95), 1)
+        )
         fresh = []
         for e in range(10):
             word = f"zqfresh{time.time_ns()}x{e}"  # never in the index before (reruns reuse it)
@@ -199,43 +250,69 @@ def measure(notes: int, work: Path, dim: int, nq: int, reuse: dict[str, Any] | N
                 time.sleep(0.02)
             fresh.append(time.perf_counter() - t0)
             time.sleep(0.3)
-        row.update(edit_searchable_s_p50=round(pct(fresh, 50), 2), edit_searchable_s_max=round(max(fresh), 2))
+        row.update(
+            edit_searchable_s_p50=round(pct(fresh, 50), 2),
+            edit_searchable_s_max=round(max(fresh), 2),
+        )
         status = Path(f"/proc/{proc.pid}/status").read_text()
         hwm = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM"))
         row["daemon_peak_rss_mb"] = round(hwm / 1024)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(120)
-    (vault / ".complete").unlink(missing_ok=True)  # the edits changed the vault: a fresh run rewrites it
+    (vault / ".complete").unlink(
+        missing_ok=True
+    )  # the edits changed the vault: a fresh run rewrites it
     row["kb_home_mb"] = round(dir_bytes(home) / 2**20)
     row["vault_mb"] = round(dir_bytes(vault) / 2**20)
     return row
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--sizes", default="1000,10000,100000")
     ap.add_argument("--dim", type=int, default=64, help="hash embedder dimension")
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
-    ap.add_argument("--reuse", action="store_true", help="measure again on the vaults and indexes of an earlier run "
-                    "with the same --work (first-ingest figures are taken from its --json)")
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="measure again on the vaults and indexes of an earlier run "
+        "with the same --work (first-ingest figures are taken from its --json)",
+    )
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="kb-scale-"))
     work.mkdir(parents=True, exist_ok=True)
     rows = []
-    earlier = {r["notes"]: r for r in json.loads(args.json.read_text())} if args.reuse and args.json \
-        and args.json.exists() else {}
+    earlier = (
+        {r["notes"]: r for r in json.loads(args.json.read_text())}
+        if args.reuse and args.json and args.json.exists()
+        else {}
+    )
     for n in (int(x) for x in args.sizes.split(",")):
         row = measure(n, work, args.dim, args.queries, earlier.get(n, {}) if args.reuse else None)
         rows.append(row)
         print(json.dumps(row), flush=True)
         if args.json:
             args.json.write_text(json.dumps(rows, indent=1))
-    keys = ["notes", "chunks", "ingest_ms_per_note_excl_embed", "noop_resync_s", "one_edit_sync_s",
-            "search_ms_p50", "search_ms_p95", "daemon_search_ms_p50", "daemon_search_ms_p95",
-            "edit_searchable_s_p50", "edit_searchable_s_max", "daemon_peak_rss_mb", "kb_home_mb"]
+    keys = [
+        "notes",
+        "chunks",
+        "ingest_ms_per_note_excl_embed",
+        "noop_resync_s",
+        "one_edit_sync_s",
+        "search_ms_p50",
+        "search_ms_p95",
+        "daemon_search_ms_p50",
+        "daemon_search_ms_p95",
+        "edit_searchable_s_p50",
+        "edit_searchable_s_max",
+        "daemon_peak_rss_mb",
+        "kb_home_mb",
+    ]
     print("| " + " | ".join(keys) + " |")
     print("|" + "---|" * len(keys))
     for r in rows:

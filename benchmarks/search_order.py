@@ -19,7 +19,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.append(str(ROOT / "benchmarks"))  # after the repo: benchmarks/ingest.py must not shadow ingest/
+sys.path.append(
+    str(ROOT / "benchmarks")
+)  # after the repo: benchmarks/ingest.py must not shadow ingest/
 EVAL = ROOT.parent / "shared" / "eval"
 
 SETS = {  # name: (questions, corpus)
@@ -60,19 +62,28 @@ def measure(name: str, homes: Path | None) -> dict:
     top = {"fused": [0, 0], "relevance": [0, 0]}
     with indexed(EVAL / "corpora" / corpus, lambda m: print(m, file=sys.stderr), settings) as base:
         builder = ContextBuilder(base)
-        vectors = base.embedder().embed_queries([q["question"] for q in qs])  # batched; both orders use them
+        vectors = base.embedder().embed_queries(
+            [q["question"] for q in qs]
+        )  # batched; both orders use them
         for q, qvec in zip(qs, vectors, strict=True):
             ev = q["evidence"]
-            fused = builder.retriever().retrieve(q["question"], k=base.settings.retrieval.candidates,
-                                                 qvec=qvec).candidates
+            fused = (
+                builder.retriever()
+                .retrieve(q["question"], k=base.settings.retrieval.candidates, qvec=qvec)
+                .candidates
+            )
             shipped = search(builder, q["question"], 3, qvec=qvec)
-            for order, hits in (("fused", [hit(c.path, c.text, ev) for c in fused[:3]]),
-                                ("relevance", [hit(h.rel, h.text, ev) for h in shipped])):
+            for order, hits in (
+                ("fused", [hit(c.path, c.text, ev) for c in fused[:3]]),
+                ("relevance", [hit(h.rel, h.text, ev) for h in shipped]),
+            ):
                 top[order][0] += bool(hits[:1] and hits[0])
                 top[order][1] += any(hits)
     n = len(qs)
-    return {"questions": n, **{f"{o} top-{k}": round(v[i] / n, 3) for o, v in top.items()
-                               for i, k in ((0, 1), (1, 3))}}
+    return {
+        "questions": n,
+        **{f"{o} top-{k}": round(v[i] / n, 3) for o, v in top.items() for i, k in ((0, 1), (1, 3))},
+    }
 
 
 def main() -> int:
@@ -82,11 +93,16 @@ def main() -> int:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     out = {}
-    print("| set | questions | top-1 fused → relevance | top-3 fused → relevance |\n|---|---|---|---|")
+    print(
+        "| set | questions | top-1 fused → relevance | top-3 fused → relevance |\n|---|---|---|---|"
+    )
     for name in args.sets.split(","):
         r = out[name] = measure(name, args.homes)
-        print(f"| {name} | {r['questions']} | {r['fused top-1']} → **{r['relevance top-1']}** | "
-              f"{r['fused top-3']} → **{r['relevance top-3']}** |", flush=True)
+        print(
+            f"| {name} | {r['questions']} | {r['fused top-1']} → **{r['relevance top-1']}** | "
+            f"{r['fused top-3']} → **{r['relevance top-3']}** |",
+            flush=True,
+        )
     if args.json:
         args.json.write_text(json.dumps(out, indent=2, ensure_ascii=False))
     return 0

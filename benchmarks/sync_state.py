@@ -31,9 +31,11 @@ def main() -> int:
     rc = pytest.main(["-q", "-p", "no:cacheprovider", str(ROOT / "tests" / "test_sync_state.py")])
     from tests.test_sync_state import TOTALS
 
-    print(f"stateful sync test: {args.examples} examples × up to {args.steps} steps → {TOTALS['steps']} steps, "
-          f"{TOTALS['syncs']} completed syncs, {TOTALS['crashes']} injected crashes, "
-          f"{time.perf_counter() - t0:.0f} s; result: {'no failure found' if rc == 0 else 'FAILED (see above)'}")
+    print(
+        f"stateful sync test: {args.examples} examples × up to {args.steps} steps → {TOTALS['steps']} steps, "
+        f"{TOTALS['syncs']} completed syncs, {TOTALS['crashes']} injected crashes, "
+        f"{time.perf_counter() - t0:.0f} s; result: {'no failure found' if rc == 0 else 'FAILED (see above)'}"
+    )
     return int(rc)
 
 

@@ -32,8 +32,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
 DEFAULT_CORPUS = ROOT.parent / "shared" / "eval" / "corpora" / "dendron" / "vault"
-QUERIES = ["keyboard shortcut to delete a note", "how do I publish my vault", "what is a schema",
-           "rename a note and update links", "lookup bar", "workspace configuration", "backlinks"]
+QUERIES = [
+    "keyboard shortcut to delete a note",
+    "how do I publish my vault",
+    "what is a schema",
+    "rename a note and update links",
+    "lookup bar",
+    "workspace configuration",
+    "backlinks",
+]
 
 
 def kb_cmd(*args: str) -> list[str]:
@@ -43,7 +50,9 @@ def kb_cmd(*args: str) -> list[str]:
 
 def timed_cli(query: str, env: dict[str, str]) -> float:
     t0 = time.perf_counter()
-    r = subprocess.run(kb_cmd("search", query, "--json", "-k", "5"), capture_output=True, text=True, env=env)
+    r = subprocess.run(
+        kb_cmd("search", query, "--json", "-k", "5"), capture_output=True, text=True, env=env
+    )
     dt = time.perf_counter() - t0
     if r.returncode != 0:
         raise SystemExit(f"kb search failed: {r.stderr}")
@@ -51,13 +60,19 @@ def timed_cli(query: str, env: dict[str, str]) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
-    ap.add_argument("--model", default=None, help="embedding model (default: the offline MiniLM package)")
+    ap.add_argument(
+        "--model", default=None, help="embedding model (default: the offline MiniLM package)"
+    )
     ap.add_argument("--edits", type=int, default=100)
     ap.add_argument("--cli-runs", type=int, default=20)
     ap.add_argument("--cold-runs", type=int, default=5)
-    ap.add_argument("--home", type=Path, default=None, help="KB_HOME to (re)use; the vault copy lives inside it")
+    ap.add_argument(
+        "--home", type=Path, default=None, help="KB_HOME to (re)use; the vault copy lives inside it"
+    )
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
@@ -76,11 +91,16 @@ def main() -> None:
     env.update(KB_HOME=str(home), KB_EMBED_MODEL=model, HF_HUB_OFFLINE="1")
 
     t0 = time.perf_counter()
-    r = subprocess.run(kb_cmd("ingest", str(vault), "--json"), capture_output=True, text=True, env=env)
+    r = subprocess.run(
+        kb_cmd("ingest", str(vault), "--json"), capture_output=True, text=True, env=env
+    )
     if r.returncode != 0:
         raise SystemExit(r.stderr)
-    print(f"setup ingest (not measured): {json.loads(r.stdout)['embedded']} embedded in "
-          f"{time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    print(
+        f"setup ingest (not measured): {json.loads(r.stdout)['embedded']} embedded in "
+        f"{time.perf_counter() - t0:.1f}s",
+        file=sys.stderr,
+    )
 
     log = (home / "watch-bench.out").open("wb")
     proc = subprocess.Popen(kb_cmd("watch"), stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -124,13 +144,25 @@ def main() -> None:
     cold = [timed_cli(QUERIES[i % len(QUERIES)], env) for i in range(args.cold_runs)]
 
     res: dict[str, Any] = {
-        "corpus": str(args.corpus), "model": model, "edits": len(lat), "files": len(notes),
-        "save_to_searchable_s": {"p50": round(pct(lat, 0.5), 3), "p95": round(pct(lat, 0.95), 3),
-                                 "max": round(max(lat), 3), "mean": round(statistics.mean(lat), 3)},
-        "cli_search_s": {"warm_p50": round(pct(warm, 0.5), 3), "warm_p95": round(pct(warm, 0.95), 3),
-                         "no_daemon_p50": round(pct(cold, 0.5), 3),
-                         "speedup": round(pct(cold, 0.5) / pct(warm, 0.5), 1)},
-        "debounce_s": 0.5, "daemon_exit_code": code, "daemon_events": status["events"],
+        "corpus": str(args.corpus),
+        "model": model,
+        "edits": len(lat),
+        "files": len(notes),
+        "save_to_searchable_s": {
+            "p50": round(pct(lat, 0.5), 3),
+            "p95": round(pct(lat, 0.95), 3),
+            "max": round(max(lat), 3),
+            "mean": round(statistics.mean(lat), 3),
+        },
+        "cli_search_s": {
+            "warm_p50": round(pct(warm, 0.5), 3),
+            "warm_p95": round(pct(warm, 0.95), 3),
+            "no_daemon_p50": round(pct(cold, 0.5), 3),
+            "speedup": round(pct(cold, 0.5) / pct(warm, 0.5), 1),
+        },
+        "debounce_s": 0.5,
+        "daemon_exit_code": code,
+        "daemon_events": status["events"],
         "machine": f"{os.cpu_count()} cores, {sys.platform}",
     }
     print(json.dumps(res, indent=2))

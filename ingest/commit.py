@@ -44,7 +44,9 @@ class _Work:
 class VectorSink(Protocol):
     """The vector store as the writer uses it (kb.index.store.VectorStore is one)."""
 
-    def add(self, ids: Sequence[str], vectors: np.ndarray, metadatas: Sequence[dict[str, Any]]) -> None: ...
+    def add(
+        self, ids: Sequence[str], vectors: np.ndarray, metadatas: Sequence[dict[str, Any]]
+    ) -> None: ...
 
     def update_metadata(self, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None: ...
 
@@ -58,8 +60,9 @@ class VectorSink(Protocol):
 class PassageEmbedder(Protocol):
     """The embedder as the writer uses it (kb.index.embed.Embedder is one)."""
 
-    def embed_documents(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
-        ...
+    def embed_documents(
+        self, texts: Sequence[str], progress: Callable[[int], None] | None = None
+    ) -> np.ndarray: ...
 
 
 class GroupWriter:
@@ -127,7 +130,9 @@ class GroupWriter:
                         raise
                     self.repair()
                     report.failed += 1
-                    report.problems.append({"path": _show(rkey, w.cand.rel), "reason": w.row.reason or ""})
+                    report.problems.append(
+                        {"path": _show(rkey, w.cand.rel), "reason": w.row.reason or ""}
+                    )
 
     def _write(self, rkey: str, group: list[_Work], report: SyncReport) -> None:
         texts = self._embed_texts
@@ -181,10 +186,14 @@ class GroupWriter:
             report.chunks += len(w.chunks)
             if row.status == SKIPPED:
                 report.skipped += 1
-                report.problems.append({"path": _show(rkey, w.cand.rel), "reason": row.reason or ""})
+                report.problems.append(
+                    {"path": _show(rkey, w.cand.rel), "reason": row.reason or ""}
+                )
             elif row.status == FAILED:
                 report.failed += 1
-                report.problems.append({"path": _show(rkey, w.cand.rel), "reason": row.reason or ""})
+                report.problems.append(
+                    {"path": _show(rkey, w.cand.rel), "reason": row.reason or ""}
+                )
             elif w.moved_from:
                 report.moved += 1
             elif w.old is None:
@@ -194,8 +203,15 @@ class GroupWriter:
         report.embedded += len(embed)
         report.reused += copied
 
-    def _commit(self, rkey: str, group: list[_Work], need: list[ChunkRow], existing: dict[str, ChunkRow],
-                vectors: dict[str, Any], store: VectorSink | None) -> None:
+    def _commit(
+        self,
+        rkey: str,
+        group: list[_Work],
+        need: list[ChunkRow],
+        existing: dict[str, ChunkRow],
+        vectors: dict[str, Any],
+        store: VectorSink | None,
+    ) -> None:
         """The crash-ordered write of one group (see the module docstring)."""
         new_rows = [c for w in group for c in w.chunks]
         self.manifest.journal_add([(rkey, w.cand.rel, "write") for w in group])
@@ -206,7 +222,11 @@ class GroupWriter:
             metas = [_meta(rows[i], _row_of(group, rows[i].path)) for i in ids]
             store.add(ids, np.vstack([vectors[i] for i in ids]), metas)
         for w in group:  # kept chunks of a file whose tags/date changed: refresh filter metadata
-            if w.old is not None and w.row.status == INDEXED and (w.old.tags, w.old.date) != (w.row.tags, w.row.date):
+            if (
+                w.old is not None
+                and w.row.status == INDEXED
+                and (w.old.tags, w.old.date) != (w.row.tags, w.row.date)
+            ):
                 kept = [c for c in w.chunks if c.id in existing]
                 if kept:
                     store.update_metadata([c.id for c in kept], [_meta(c, w.row) for c in kept])

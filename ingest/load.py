@@ -34,7 +34,9 @@ class Document:
     date: str | None = None  # ISO date from frontmatter, if any
     encoding: str = "utf-8"
     page_lines: list[int] = field(default_factory=list)  # pdf: text line where each page starts
-    warning: str | None = None  # recorded in the file's status (e.g. decoded with replacement characters)
+    warning: str | None = (
+        None  # recorded in the file's status (e.g. decoded with replacement characters)
+    )
 
     def page_at(self, line: int) -> int | None:
         """1-based PDF page holding a text line (None for non-PDF)."""
@@ -103,7 +105,9 @@ def decode(data: bytes) -> tuple[str, str]:
             pass
         lenient = line.decode("utf-8", errors="replace")
         bad = lenient.count("\ufffd")
-        if sum(1 for ch in lenient if ord(ch) > 0x7F) - bad >= bad:  # mostly real UTF-8: a damaged line
+        if (
+            sum(1 for ch in lenient if ord(ch) > 0x7F) - bad >= bad
+        ):  # mostly real UTF-8: a damaged line
             out.append(lenient)
             replaced = True
         else:
@@ -127,7 +131,10 @@ def decode(data: bytes) -> tuple[str, str]:
         if readable - bad < 0.7 * len(text):  # mostly broken bytes: not a text file kb can read
             raise LoadError("not UTF-8 and no legacy encoding fits; convert the file to UTF-8")
         return text, "utf-8" + REPLACED
-    return text, f"utf-8+{enc}"  # UTF-8 lines and lines in one legacy encoding, each decoded as written
+    return (
+        text,
+        f"utf-8+{enc}",
+    )  # UTF-8 lines and lines in one legacy encoding, each decoded as written
 
 
 def _legacy_encoding(data: bytes) -> str | None:
@@ -139,8 +146,11 @@ def _legacy_encoding(data: bytes) -> str | None:
     if best is None or best.encoding is None or best.chaos > 0.1:
         return None
     text = str(best)
-    rivals = [r for r in results[1:6]
-              if r.chaos <= best.chaos + 0.15 and str(r) != text and plausible(str(r), strict=True)]
+    rivals = [
+        r
+        for r in results[1:6]
+        if r.chaos <= best.chaos + 0.15 and str(r) != text and plausible(str(r), strict=True)
+    ]
     if rivals or not plausible(text):  # not confident: a near-equal reading says something else
         return None
     return best.encoding
@@ -181,8 +191,11 @@ def render_wikilinks(text: str) -> tuple[str, list[str]]:
 
     def _link(mm: re.Match[str]) -> str:
         first, second = mm.group(2).strip(), (mm.group(3) or "").strip()
-        if first and _DENDRON_TARGET.match(second) and (second.startswith("dendron://")
-                                                        or not _DENDRON_TARGET.match(first)):
+        if (
+            first
+            and _DENDRON_TARGET.match(second)
+            and (second.startswith("dendron://") or not _DENDRON_TARGET.match(first))
+        ):
             target = second.split("#", 1)[0].rsplit("/", 1)[-1]
             links.append(target)
             return first
@@ -329,5 +342,8 @@ def _load_pdf(data: bytes, path: Path) -> Document:
         text_parts.append(chunk)
         line += chunk.count("\n")
     return Document(
-        text="".join(text_parts), kind="pdf", title=str(meta_title).strip() or path.stem, page_lines=page_lines
+        text="".join(text_parts),
+        kind="pdf",
+        title=str(meta_title).strip() or path.stem,
+        page_lines=page_lines,
     )

@@ -20,7 +20,9 @@ from pathlib import Path
 from ingest.stem import index_text, lexical_fields
 
 SCHEMA_VERSION = "1"
-LEXICAL_FIELDS = "path+heading+text/1"  # what the FTS5 rows hold; a change rebuilds them (no re-embedding)
+LEXICAL_FIELDS = (
+    "path+heading+text/1"  # what the FTS5 rows hold; a change rebuilds them (no re-embedding)
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -94,9 +96,7 @@ class ChunkRow:
     text: str
 
 
-_FILE_COLS = (
-    "root, path, size, mtime_ns, sha256, status, reason, model_id, chunker, title, tags, date, kind, updated_at"
-)
+_FILE_COLS = "root, path, size, mtime_ns, sha256, status, reason, model_id, chunker, title, tags, date, kind, updated_at"
 _CHUNK_COLS = "id, root, path, position, hash, heading, start_line, end_line, page, text"
 
 
@@ -116,9 +116,13 @@ class Manifest:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.readonly = False
-        self._count_cache: tuple[tuple[int, int], int] | None = None  # ((data_version, own changes), count)
+        self._count_cache: tuple[tuple[int, int], int] | None = (
+            None  # ((data_version, own changes), count)
+        )
         try:
-            self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+            self.db = sqlite3.connect(
+                path, timeout=30, isolation_level=None, check_same_thread=False
+            )
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
@@ -126,8 +130,12 @@ class Manifest:
             if not (path.exists() and read_only_place(path.parent)):
                 raise
             # a read-only KB_HOME (a read-only mount, a backup): nothing can write it, so read it as immutable
-            self.db = sqlite3.connect(f"{path.as_uri()}?immutable=1", uri=True, isolation_level=None,
-                                      check_same_thread=False)
+            self.db = sqlite3.connect(
+                f"{path.as_uri()}?immutable=1",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+            )
             self.readonly = True
             return
         if self.get_meta("schema") is None:
@@ -135,7 +143,10 @@ class Manifest:
             if not self.chunk_count():
                 self.set_meta("lexical", LEXICAL_FIELDS)
         stale = self.get_meta("lexical") != LEXICAL_FIELDS
-        if stale or (self.db.execute("SELECT count(*) FROM chunks_fts").fetchone()[0] == 0 and self.chunk_count()):
+        if stale or (
+            self.db.execute("SELECT count(*) FROM chunks_fts").fetchone()[0] == 0
+            and self.chunk_count()
+        ):
             self.rebuild_lexical()
 
     def rebuild_lexical(self) -> None:
@@ -143,8 +154,10 @@ class Manifest:
         with self.transaction():
             self.db.execute("DELETE FROM chunks_fts")
             rows = self.db.execute("SELECT rowid, path, heading, text FROM chunks").fetchall()
-            self.db.executemany("INSERT INTO chunks_fts(rowid, stems) VALUES(?, ?)",
-                                [(r, index_text(lexical_fields(p, h, t))) for r, p, h, t in rows])
+            self.db.executemany(
+                "INSERT INTO chunks_fts(rowid, stems) VALUES(?, ?)",
+                [(r, index_text(lexical_fields(p, h, t))) for r, p, h, t in rows],
+            )
             self.set_meta("lexical", LEXICAL_FIELDS)
 
     def close(self) -> None:
@@ -170,7 +183,9 @@ class Manifest:
 
     # -- roots
     def add_root(self, root: str) -> None:
-        self.db.execute("INSERT OR IGNORE INTO roots(root, added_at) VALUES(?, ?)", (root, time.time()))
+        self.db.execute(
+            "INSERT OR IGNORE INTO roots(root, added_at) VALUES(?, ?)", (root, time.time())
+        )
 
     def roots(self) -> list[tuple[str, float | None]]:
         return list(self.db.execute("SELECT root, last_sync FROM roots ORDER BY root"))
@@ -196,19 +211,36 @@ class Manifest:
         return {(r[0], r[1]): _file(r) for r in rows}
 
     def file(self, root: str, path: str) -> FileRow | None:
-        r = self.db.execute(f"SELECT {_FILE_COLS} FROM files WHERE root=? AND path=?", (root, path)).fetchone()
+        r = self.db.execute(
+            f"SELECT {_FILE_COLS} FROM files WHERE root=? AND path=?", (root, path)
+        ).fetchone()
         return _file(r) if r else None
 
     def put_file(self, f: FileRow) -> None:
         self.db.execute(
             f"INSERT OR REPLACE INTO files({_FILE_COLS}) VALUES({','.join('?' * 14)})",
-            (f.root, f.path, f.size, f.mtime_ns, f.sha256, f.status, f.reason, f.model_id, f.chunker,
-             f.title, json.dumps(f.tags, ensure_ascii=False), f.date, f.kind, time.time()),
+            (
+                f.root,
+                f.path,
+                f.size,
+                f.mtime_ns,
+                f.sha256,
+                f.status,
+                f.reason,
+                f.model_id,
+                f.chunker,
+                f.title,
+                json.dumps(f.tags, ensure_ascii=False),
+                f.date,
+                f.kind,
+                time.time(),
+            ),
         )
 
     def touch_file(self, root: str, path: str, size: int, mtime_ns: int) -> None:
         self.db.execute(
-            "UPDATE files SET size=?, mtime_ns=? WHERE root=? AND path=?", (size, mtime_ns, root, path)
+            "UPDATE files SET size=?, mtime_ns=? WHERE root=? AND path=?",
+            (size, mtime_ns, root, path),
         )
 
     def delete_file(self, root: str, path: str) -> None:
@@ -216,11 +248,16 @@ class Manifest:
         self.db.execute("DELETE FROM chunks WHERE root=? AND path=?", (root, path))
 
     def status_counts(self) -> dict[str, int]:
-        return dict(self.db.execute("SELECT status, COUNT(*) FROM files GROUP BY status").fetchall())
+        return dict(
+            self.db.execute("SELECT status, COUNT(*) FROM files GROUP BY status").fetchall()
+        )
 
     def problems(self) -> list[FileRow]:
-        rows = self.db.execute(f"SELECT {_FILE_COLS} FROM files WHERE status != ? OR reason IS NOT NULL "
-                               "ORDER BY root, path", (INDEXED,))
+        rows = self.db.execute(
+            f"SELECT {_FILE_COLS} FROM files WHERE status != ? OR reason IS NOT NULL "
+            "ORDER BY root, path",
+            (INDEXED,),
+        )
         return [_file(r) for r in rows]
 
     # -- chunks
@@ -231,11 +268,26 @@ class Manifest:
     def replace_chunks(self, root: str, path: str, chunks: Iterable[ChunkRow]) -> None:
         """Replace a file's chunk rows and their lexical (FTS5) rows; call inside a transaction."""
         chunks = list(chunks)
-        self.db.execute("DELETE FROM chunks WHERE root=? AND path=?", (root, path))  # trigger clears FTS rows
+        self.db.execute(
+            "DELETE FROM chunks WHERE root=? AND path=?", (root, path)
+        )  # trigger clears FTS rows
         self.db.executemany(
             f"INSERT INTO chunks({_CHUNK_COLS}) VALUES({','.join('?' * 10)})",
-            [(c.id, c.root, c.path, c.position, c.hash, c.heading, c.start_line, c.end_line, c.page, c.text)
-             for c in chunks],
+            [
+                (
+                    c.id,
+                    c.root,
+                    c.path,
+                    c.position,
+                    c.hash,
+                    c.heading,
+                    c.start_line,
+                    c.end_line,
+                    c.page,
+                    c.text,
+                )
+                for c in chunks
+            ],
         )
         self.db.executemany(
             "INSERT INTO chunks_fts(rowid, stems) VALUES((SELECT rowid FROM chunks WHERE id=?), ?)",
@@ -255,8 +307,10 @@ class Manifest:
         out: dict[str, set[str]] = {}
         for i in range(0, len(ids), 500):
             part = ids[i : i + 500]
-            q = (f"SELECT c.id, f.stems FROM chunks c JOIN chunks_fts f ON f.rowid = c.rowid "
-                 f"WHERE c.id IN ({','.join('?' * len(part))})")
+            q = (
+                f"SELECT c.id, f.stems FROM chunks c JOIN chunks_fts f ON f.rowid = c.rowid "
+                f"WHERE c.id IN ({','.join('?' * len(part))})"
+            )
             out.update({cid: set(stems.split()) for cid, stems in self.db.execute(q, part)})
         return out
 
@@ -289,7 +343,11 @@ class Manifest:
         for i in range(0, len(ids), 500):
             part = ids[i : i + 500]
             marks = ",".join("?" * len(part))
-            files.update(self.db.execute(f"SELECT DISTINCT root, path FROM chunks WHERE id IN ({marks})", part))
+            files.update(
+                self.db.execute(
+                    f"SELECT DISTINCT root, path FROM chunks WHERE id IN ({marks})", part
+                )
+            )
             self.db.execute(f"DELETE FROM chunks WHERE id IN ({marks})", part)
         for root, path in files:
             self.db.execute("UPDATE files SET sha256='' WHERE root=? AND path=?", (root, path))
@@ -299,7 +357,8 @@ class Manifest:
     def journal_add(self, items: Iterable[tuple[str, str, str]]) -> None:
         now = time.time()
         self.db.executemany(
-            "INSERT INTO journal(root, path, op, started) VALUES(?, ?, ?, ?)", [(*i, now) for i in items]
+            "INSERT INTO journal(root, path, op, started) VALUES(?, ?, ?, ?)",
+            [(*i, now) for i in items],
         )
 
     def journal_clear(self) -> None:

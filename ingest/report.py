@@ -40,8 +40,18 @@ class SyncReport:
     interrupted: bool = False  # stopped early (shutdown); the next sync finishes the job
 
     def merge(self, other: SyncReport) -> None:
-        for name in ("added", "updated", "unchanged", "moved", "deleted", "skipped", "failed", "embedded",
-                     "reused", "chunks"):
+        for name in (
+            "added",
+            "updated",
+            "unchanged",
+            "moved",
+            "deleted",
+            "skipped",
+            "failed",
+            "embedded",
+            "reused",
+            "chunks",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.problems += other.problems
         self.notices += other.notices
@@ -49,9 +59,23 @@ class SyncReport:
         self.interrupted = self.interrupted or other.interrupted
 
     def as_dict(self) -> dict[str, Any]:
-        keys = ("added", "updated", "unchanged", "moved", "deleted", "skipped", "failed", "embedded")
+        keys = (
+            "added",
+            "updated",
+            "unchanged",
+            "moved",
+            "deleted",
+            "skipped",
+            "failed",
+            "embedded",
+        )
         out: dict[str, Any] = {k: getattr(self, k) for k in keys}
-        out.update(reused=self.reused, chunks=self.chunks, seconds=round(self.seconds, 3),
-                   problems=self.problems, notices=self.notices,
-                   interrupted=self.interrupted)
+        out.update(
+            reused=self.reused,
+            chunks=self.chunks,
+            seconds=round(self.seconds, 3),
+            problems=self.problems,
+            notices=self.notices,
+            interrupted=self.interrupted,
+        )
         return out

@@ -47,7 +47,11 @@ class Scanner:
     symlinks are followed only when they resolve inside the root, and each real folder is visited once."""
 
     def __init__(
-        self, root: Path, extensions: list[str], ignore_dirs: list[str], max_bytes: int,
+        self,
+        root: Path,
+        extensions: list[str],
+        ignore_dirs: list[str],
+        max_bytes: int,
         excludes: list[str] | None = None,
     ) -> None:
         self.root = root.resolve()
@@ -86,7 +90,9 @@ class Scanner:
         except (ValueError, OSError, RuntimeError):  # RuntimeError: a symlink loop (Python 3.11)
             return False
 
-    def candidate(self, path: Path | str, rel: str, entry: os.DirEntry[str] | None = None) -> Candidate | None:
+    def candidate(
+        self, path: Path | str, rel: str, entry: os.DirEntry[str] | None = None
+    ) -> Candidate | None:
         """Stat one file; None when it vanished or should be ignored. Never raises for one file's sake:
         whatever goes wrong becomes the candidate's skip reason. ``entry`` (from a folder scan) saves the
         lstat and, for a regular file, reuses the scan's stat."""
@@ -95,7 +101,9 @@ class Scanner:
         except Exception as exc:  # one odd file must not stop a scan
             return Candidate(safe_rel(rel), path, 0, 0, f"unreadable: {describe(exc)}")
 
-    def _candidate(self, path: Path | str, rel: str, entry: os.DirEntry[str] | None = None) -> Candidate | None:
+    def _candidate(
+        self, path: Path | str, rel: str, entry: os.DirEntry[str] | None = None
+    ) -> Candidate | None:
         if self._file_ignored(rel) if entry is not None else self.is_ignored(rel):
             return None
         srel = safe_rel(rel)
@@ -108,7 +116,9 @@ class Scanner:
                 return Candidate(srel, path, 0, 0, "symlink loop: the link points back at itself")
             except OSError as exc:
                 if exc.errno == errno.ELOOP:
-                    return Candidate(srel, path, 0, 0, "symlink loop: the link points back at itself")
+                    return Candidate(
+                        srel, path, 0, 0, "symlink loop: the link points back at itself"
+                    )
                 return None  # a dangling link is not a note
             if not self.inside(path):
                 return None
@@ -124,7 +134,11 @@ class Scanner:
         if st.st_size > self.max_bytes:
             mb = self.max_bytes / 2**20
             return Candidate(
-                rel, path, st.st_size, st.st_mtime_ns, f"too large: {st.st_size / 2**20:.1f} MiB > {mb:g} MiB"
+                rel,
+                path,
+                st.st_size,
+                st.st_mtime_ns,
+                f"too large: {st.st_size / 2**20:.1f} MiB > {mb:g} MiB",
             )
         return Candidate(rel, path, st.st_size, st.st_mtime_ns)
 
@@ -157,7 +171,9 @@ class Scanner:
                         continue
                     stack.append((path, rel + "/"))
                 elif is_file or entry.is_symlink():
-                    cand = self.candidate(entry.path, rel, entry)  # a dangling link gives None, a loop a skip reason
+                    cand = self.candidate(
+                        entry.path, rel, entry
+                    )  # a dangling link gives None, a loop a skip reason
                     if cand is not None:
                         yield cand
 

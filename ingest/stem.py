@@ -18,24 +18,24 @@ _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 
 STOP_EN = frozenset(
     (
-    "a about after all also an and any are as at be been before being both but by can could did do does "
-    "don down each few for from had has have he her here him his how i if in into is it its just may me "
-    "might more most must my no not of off on only or other our out over own s same shall she should so "
-    "some such t than that the their them then there these they this those to too up very was we were "
-    "what when where which who whom whose why will with would you your "
+        "a about after all also an and any are as at be been before being both but by can could did do does "
+        "don down each few for from had has have he her here him his how i if in into is it its just may me "
+        "might more most must my no not of off on only or other our out over own s same shall she should so "
+        "some such t than that the their them then there these they this those to too up very was we were "
+        "what when where which who whom whose why will with would you your "
     ).split()
 )
 STOP_RU = frozenset(
     (
-    "where а без более больше будет будто бы был была были было быть в вам вас вдруг ведь во вот впрочем "
-    "все всегда всего всех всю вы где да даже два для до другой его ее ей ему если есть еще ещё её ж же "
-    "за зачем здесь и из или им иногда их к как какая какие каким каких каков какова каковы какого какое "
-    "какой каком какому какую кем когда кого кому конечно которая которого которой котором которые "
-    "который которых кто куда ли лучше между меня мне много может можно мой моя мы на над надо наконец "
-    "нас не него нее ней нельзя нет ни нибудь никогда ним них ничего но ну о об один он она они опять от "
-    "перед по под после потом потому почти при про раз разве с сам свою себе себя сейчас скольких сколько "
-    "со совсем так такой там тебя тем теперь то тогда того тоже только том тот три тут ты у уж уже хорошо "
-    "хоть чего чей чем чему через что чтоб чтобы чуть чье чья чьё эти это этого этой этом этот эту я "
+        "where а без более больше будет будто бы был была были было быть в вам вас вдруг ведь во вот впрочем "
+        "все всегда всего всех всю вы где да даже два для до другой его ее ей ему если есть еще ещё её ж же "
+        "за зачем здесь и из или им иногда их к как какая какие каким каких каков какова каковы какого какое "
+        "какой каком какому какую кем когда кого кому конечно которая которого которой котором которые "
+        "который которых кто куда ли лучше между меня мне много может можно мой моя мы на над надо наконец "
+        "нас не него нее ней нельзя нет ни нибудь никогда ним них ничего но ну о об один он она они опять от "
+        "перед по под после потом потому почти при про раз разве с сам свою себе себя сейчас скольких сколько "
+        "со совсем так такой там тебя тем теперь то тогда того тоже только том тот три тут ты у уж уже хорошо "
+        "хоть чего чей чем чему через что чтоб чтобы чуть чье чья чьё эти это этого этой этом этот эту я "
     ).split()
 )
 
@@ -58,7 +58,9 @@ def terms(text: str, drop_stopwords: bool = False) -> list[str]:
     for w in _WORD.findall(text.lower()):
         if _CJK.search(w):
             chars = [c for c in w if not c.isspace()]
-            out.extend(chars[i] + chars[i + 1] for i in range(len(chars) - 1)) if len(chars) > 1 else out.extend(chars)
+            out.extend(chars[i] + chars[i + 1] for i in range(len(chars) - 1)) if len(
+                chars
+            ) > 1 else out.extend(chars)
             continue
         if drop_stopwords and (w in STOP_EN or w in STOP_RU):
             continue

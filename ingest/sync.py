@@ -63,9 +63,15 @@ class Syncer(GroupWriter):
         self.progress = progress or (lambda e: None)
         self.crash_hook = crash_hook
         self.group_chunks = group_chunks
-        self.should_stop = should_stop or (lambda: False)  # checked between write groups (graceful shutdown)
-        self.guard = guard or nullcontext  # held exclusively around each commit (readers hold it shared)
-        self._embed_texts: dict[str, str] = {}  # chunk id → text to embed, for prepared, unwritten chunks
+        self.should_stop = should_stop or (
+            lambda: False
+        )  # checked between write groups (graceful shutdown)
+        self.guard = (
+            guard or nullcontext
+        )  # held exclusively around each commit (readers hold it shared)
+        self._embed_texts: dict[
+            str, str
+        ] = {}  # chunk id → text to embed, for prepared, unwritten chunks
         self._files_done = self._files_total = 0  # for progress events
 
     def _crash(self, point: str) -> None:  # tests inject crashes between write steps
@@ -73,8 +79,13 @@ class Syncer(GroupWriter):
             self.crash_hook(point)
 
     def scanner(self, root: Path) -> Scanner:
-        return Scanner(root, self.extensions, self.ignore_dirs, self.max_bytes,
-                       excludes=self.manifest.excludes(str(root.resolve())))
+        return Scanner(
+            root,
+            self.extensions,
+            self.ignore_dirs,
+            self.max_bytes,
+            excludes=self.manifest.excludes(str(root.resolve())),
+        )
 
     # ------------------------------------------------------------------ public
     def sync_root(self, root: Path, only: set[str] | None = None) -> SyncReport:
@@ -102,11 +113,16 @@ class Syncer(GroupWriter):
                     if c is not None and exact_name(root / rel, listings):
                         disk[c.rel] = c
                 except Exception as exc:  # never let one path stop the others
-                    disk[safe_rel(rel)] = Candidate(safe_rel(rel), root / rel, 0, 0,
-                                                    f"unreadable: {describe(exc)}")
-            wanted = {safe_rel(r) for r in only}  # their rows only: an edit costs the same in 100 or 100k notes
+                    disk[safe_rel(rel)] = Candidate(
+                        safe_rel(rel), root / rel, 0, 0, f"unreadable: {describe(exc)}"
+                    )
+            wanted = {
+                safe_rel(r) for r in only
+            }  # their rows only: an edit costs the same in 100 or 100k notes
             known = {p: f for p in wanted if (f := self.manifest.file(rkey, p)) is not None}
-        self.progress(SyncEvent("scan", files_total=len(disk), message=f"{len(disk)} files in {root}"))
+        self.progress(
+            SyncEvent("scan", files_total=len(disk), message=f"{len(disk)} files in {root}")
+        )
 
         work: list[_Work] = []
         stale_model = 0
@@ -120,11 +136,20 @@ class Syncer(GroupWriter):
                 else:
                     work.append(_Work(cand, "", old, problem=cand.skip_reason))
                 continue
-            current = old is not None and old.model_id == self.model_id and old.chunker == self.chunker_version
+            current = (
+                old is not None
+                and old.model_id == self.model_id
+                and old.chunker == self.chunker_version
+            )
             if old is not None and not current and old.status == INDEXED:
                 stale_model += 1
-            if (current and old.status in (INDEXED, SKIPPED) and old.size == cand.size
-                    and old.mtime_ns == cand.mtime_ns and old.sha256):
+            if (
+                current
+                and old.status in (INDEXED, SKIPPED)
+                and old.size == cand.size
+                and old.mtime_ns == cand.mtime_ns
+                and old.sha256
+            ):
                 report.unchanged += 1
                 if old.status == SKIPPED:
                     report.skipped += 1
@@ -147,8 +172,10 @@ class Syncer(GroupWriter):
                 continue
             work.append(_Work(cand, sha, old, data=data))
         if stale_model:
-            msg = (f"{stale_model} files were indexed with another model or chunker; re-chunking them "
-                   f"(vectors are reused where the text is unchanged)")
+            msg = (
+                f"{stale_model} files were indexed with another model or chunker; re-chunking them "
+                f"(vectors are reused where the text is unchanged)"
+            )
             report.notices.append(msg)
             self.progress(SyncEvent("notice", message=msg))
 
@@ -177,7 +204,9 @@ class Syncer(GroupWriter):
     def forget(self, root: str, paths: list[str] | None = None) -> int:
         """Remove files (all of a root when ``paths`` is None) from the index. Returns files removed."""
         known = self.manifest.files(root)
-        targets = [p for (_, p) in known] if paths is None else [p for p in paths if (root, p) in known]
+        targets = (
+            [p for (_, p) in known] if paths is None else [p for p in paths if (root, p) in known]
+        )
         self._delete(root, targets)
         if paths is None:
             self.manifest.remove_root(root)
@@ -212,8 +241,15 @@ class Syncer(GroupWriter):
 
     def _prepare(self, rkey: str, w: _Work) -> None:
         rel, cand = w.cand.rel, w.cand
-        base = dict(root=rkey, path=rel, size=cand.size, mtime_ns=cand.mtime_ns, sha256=w.sha,
-                    model_id=self.model_id, chunker=self.chunker_version)
+        base = dict(
+            root=rkey,
+            path=rel,
+            size=cand.size,
+            mtime_ns=cand.mtime_ns,
+            sha256=w.sha,
+            model_id=self.model_id,
+            chunker=self.chunker_version,
+        )
         if w.problem is not None:
             w.row = FileRow(status=SKIPPED, reason=w.problem, **base)
             return
@@ -221,9 +257,21 @@ class Syncer(GroupWriter):
             doc = load(cand.path, w.data)
             doc.title = safe_rel(doc.title)
             chunks = self._chunk(doc, cand.path)
-            rows = [ChunkRow(chunk_id(rkey, rel, c.hash, occ), rkey, rel, c.position, c.hash, c.heading,
-                             c.start_line, c.end_line, doc.page_at(c.start_line - doc.first_line + 1), c.text)
-                    for c, occ in zip(chunks, _occurrences(chunks), strict=True)]
+            rows = [
+                ChunkRow(
+                    chunk_id(rkey, rel, c.hash, occ),
+                    rkey,
+                    rel,
+                    c.position,
+                    c.hash,
+                    c.heading,
+                    c.start_line,
+                    c.end_line,
+                    doc.page_at(c.start_line - doc.first_line + 1),
+                    c.text,
+                )
+                for c, occ in zip(chunks, _occurrences(chunks), strict=True)
+            ]
         except LoadError as exc:
             w.row = FileRow(status=SKIPPED, reason=str(exc), **base)
             return
@@ -234,15 +282,24 @@ class Syncer(GroupWriter):
             return
         finally:
             w.data = None
-        w.row = FileRow(status=INDEXED, reason=doc.warning, title=doc.title, tags=doc.tags, date=doc.date,
-                        kind=doc.kind, **base)
+        w.row = FileRow(
+            status=INDEXED,
+            reason=doc.warning,
+            title=doc.title,
+            tags=doc.tags,
+            date=doc.date,
+            kind=doc.kind,
+            **base,
+        )
         w.chunks = rows
         for c, row in zip(chunks, rows, strict=True):
             self._embed_texts[row.id] = c.embed_text
 
     def _chunk(self, doc: Document, path: Path):
         title_from_content = doc.title != safe_rel(path.stem)
-        return self._chunker().chunk(doc.text, doc.title, doc.first_line, doc.kind != "text", title_from_content)
+        return self._chunker().chunk(
+            doc.text, doc.title, doc.first_line, doc.kind != "text", title_from_content
+        )
 
 
 def _occurrences(chunks: list) -> list[int]:
@@ -253,5 +310,3 @@ def _occurrences(chunks: list) -> list[int]:
         out.append(seen.get(c.hash, 0))
         seen[c.hash] = out[-1] + 1
     return out
-
-

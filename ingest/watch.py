@@ -32,7 +32,9 @@ class Change:
     rel: str  # POSIX path relative to the root ('' = the root itself)
     is_dir: bool
     last: float  # monotonic time of the last event for this path
-    kind: str = "modified"  # last event type: created | modified | deleted | moved | closed | expanded
+    kind: str = (
+        "modified"  # last event type: created | modified | deleted | moved | closed | expanded
+    )
 
 
 class ChangeQueue:
@@ -41,19 +43,25 @@ class ChangeQueue:
     def __init__(self, debounce: float) -> None:
         self.debounce = debounce
         self._items: dict[tuple[str, str], Change] = {}
-        self._partners: dict[tuple[str, str], tuple[str, str]] = {}  # the two ends of a move leave together
+        self._partners: dict[
+            tuple[str, str], tuple[str, str]
+        ] = {}  # the two ends of a move leave together
         self._cv = threading.Condition()
         self.events = 0
         self.last_event: dict[str, object] | None = None
 
-    def add(self, root: str, rel: str, is_dir: bool, kind: str = "modified", due_now: bool = False) -> None:
+    def add(
+        self, root: str, rel: str, is_dir: bool, kind: str = "modified", due_now: bool = False
+    ) -> None:
         now = time.monotonic() - (self.debounce if due_now else 0.0)
         with self._cv:
             key = (root, rel)
             old = self._items.get(key)
             if old is not None and old.kind == "moved":
                 kind = "moved"  # stays one change with its partner
-            self._items[key] = Change(root, rel, is_dir or (old.is_dir if old else False), now, kind)
+            self._items[key] = Change(
+                root, rel, is_dir or (old.is_dir if old else False), now, kind
+            )
             self.events += 1
             self.last_event = {"time": time.time(), "kind": kind, "path": os.path.join(root, rel)}
             self._cv.notify_all()
@@ -85,7 +93,9 @@ class ChangeQueue:
         with self._cv:
             if not self._items:
                 return None
-            return max(0.0, min(c.last for c in self._items.values()) + self.debounce - time.monotonic())
+            return max(
+                0.0, min(c.last for c in self._items.values()) + self.debounce - time.monotonic()
+            )
 
     def ready(self, limit: int | None = None) -> list[Change]:
         """Pop up to ``limit`` paths that have been quiet for the debounce time and whose file is not being
@@ -109,7 +119,9 @@ class ChangeQueue:
                 due.sort(key=lambda c: (crowd[(c.root, _parent(c.rel))], c.last))
                 due = due[:limit]
             out = [self._items.pop((c.root, c.rel)) for c in due]
-            for c in list(out):  # a rename is one change: its other end goes now too, debounced or not
+            for c in list(
+                out
+            ):  # a rename is one change: its other end goes now too, debounced or not
                 partner = self._partners.pop((c.root, c.rel), None)
                 if partner is not None:
                     self._partners.pop(partner, None)
@@ -175,7 +187,9 @@ def expand(root: Path, rel: str, known: set[str], is_ignored) -> set[str]:
     return out
 
 
-def start_observer(root: Path, handler: RootHandler, poll_interval: float, force_polling: bool = False):
+def start_observer(
+    root: Path, handler: RootHandler, poll_interval: float, force_polling: bool = False
+):
     """Watch ``root`` with the native observer; when the OS watch limit is exhausted, fall back to polling.
 
     Returns ``(observer, warning)``; ``warning`` is None unless the fallback was taken."""
@@ -193,8 +207,10 @@ def start_observer(root: Path, handler: RootHandler, poll_interval: float, force
             if exc.errno not in WATCH_LIMIT_ERRNOS:
                 raise
             _stop_quietly(obs)
-            warning = (f"the OS watch limit is exhausted ({os.strerror(exc.errno)}) for {root}: polling it every "
-                       f"{poll_interval:g}s instead (raise it with `sudo sysctl fs.inotify.max_user_watches=524288`)")
+            warning = (
+                f"the OS watch limit is exhausted ({os.strerror(exc.errno)}) for {root}: polling it every "
+                f"{poll_interval:g}s instead (raise it with `sudo sysctl fs.inotify.max_user_watches=524288`)"
+            )
             log.warning(warning)
     obs = PollingObserver(timeout=poll_interval)
     obs.schedule(handler, str(root), recursive=True)

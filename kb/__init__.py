@@ -22,8 +22,21 @@ if TYPE_CHECKING:
     from kb.knowledge import Hit, KnowledgeBase
     from kb.settings import Settings
 
-__all__ = ["Answer", "Chat", "Context", "Filters", "Hit", "KbError", "KnowledgeBase", "Settings", "SyncReport",
-           "ask", "ingest", "route", "search"]
+__all__ = [
+    "Answer",
+    "Chat",
+    "Context",
+    "Filters",
+    "Hit",
+    "KbError",
+    "KnowledgeBase",
+    "Settings",
+    "SyncReport",
+    "ask",
+    "ingest",
+    "route",
+    "search",
+]
 __version__ = "0.1.0"
 
 logging.getLogger("kb").addHandler(logging.NullHandler())
@@ -61,9 +74,14 @@ def route(question: str) -> tuple[str, str]:
 
 
 _LAZY = {  # public name → module that defines it (imported on first use: heavy dependencies stay lazy)
-    "Answer": "kb.answers.answer", "Chat": "kb.answers.answer", "Context": "kb.focus.budget",
-    "Filters": "kb.focus.retrieve", "KnowledgeBase": "kb.knowledge", "Hit": "kb.focus.search",
-    "Settings": "kb.settings", "SyncReport": "ingest.report",
+    "Answer": "kb.answers.answer",
+    "Chat": "kb.answers.answer",
+    "Context": "kb.focus.budget",
+    "Filters": "kb.focus.retrieve",
+    "KnowledgeBase": "kb.knowledge",
+    "Hit": "kb.focus.search",
+    "Settings": "kb.settings",
+    "SyncReport": "ingest.report",
 }
 
 

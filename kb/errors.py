@@ -129,12 +129,16 @@ def environment_error(exc: BaseException, where: str = "KB_HOME") -> KbError | N
     text = f"{type(exc).__name__}: {exc}".lower()
     code = getattr(exc, "errno", None)
     if code in (errno.ENOSPC, errno.EDQUOT) or any(m in text for m in _FULL):
-        return DiskFullError(f"the disk holding {where} is full ({str(exc)[:120]})",
-                             "free space on that disk; a running `kb watch` resumes by itself, "
-                             "otherwise run the command again")
+        return DiskFullError(
+            f"the disk holding {where} is full ({str(exc)[:120]})",
+            "free space on that disk; a running `kb watch` resumes by itself, "
+            "otherwise run the command again",
+        )
     if code == errno.EROFS or any(m in text for m in _READONLY):
-        return DiskFullError(f"{where} is read-only ({str(exc)[:120]})",
-                             f"make {where} writable (or point KB_HOME at a writable folder)")
+        return DiskFullError(
+            f"{where} is read-only ({str(exc)[:120]})",
+            f"make {where} writable (or point KB_HOME at a writable folder)",
+        )
     return None
 
 

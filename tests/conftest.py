@@ -83,10 +83,17 @@ def notes(tmp_path: Path) -> Path:
     return root
 
 
-def run_kb(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def run_kb(
+    *args: str, env: dict[str, str], timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     """The `kb` CLI in a fresh process: this process's environment plus ``env``."""
-    return subprocess.run([sys.executable, "-m", "kb.cli.main", *args], capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "kb.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=timeout,
+    )
 
 
 def write(path: Path, text: str) -> Path:

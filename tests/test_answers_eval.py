@@ -27,13 +27,30 @@ ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
 
 QUESTIONS = [
-    {"id": "q1", "question": "How many copies of the jellyfin logs are kept?", "answer": "seven copies",
-     "evidence": [{"path": "server.md", "quote": "seven copies are kept"}]},
-    {"id": "q2", "question": "When did we drive to the lake?", "answer": "in May",
-     "evidence": [{"path": "trip.md", "quote": "We drove to the lake in May"}]},
-    {"id": "q3", "question": "Какой пароль от роутера на даче?", "answer": "сова42",
-     "evidence": [{"path": "дача.md", "quote": "Пароль от роутера на даче: сова42."}]},
-    {"id": "q4", "question": "Which Kubernetes version runs on the office cluster?", "answer": None, "evidence": []},
+    {
+        "id": "q1",
+        "question": "How many copies of the jellyfin logs are kept?",
+        "answer": "seven copies",
+        "evidence": [{"path": "server.md", "quote": "seven copies are kept"}],
+    },
+    {
+        "id": "q2",
+        "question": "When did we drive to the lake?",
+        "answer": "in May",
+        "evidence": [{"path": "trip.md", "quote": "We drove to the lake in May"}],
+    },
+    {
+        "id": "q3",
+        "question": "Какой пароль от роутера на даче?",
+        "answer": "сова42",
+        "evidence": [{"path": "дача.md", "quote": "Пароль от роутера на даче: сова42."}],
+    },
+    {
+        "id": "q4",
+        "question": "Which Kubernetes version runs on the office cluster?",
+        "answer": None,
+        "evidence": [],
+    },
     {"id": "q5", "question": "Какой номер паспорта у Маши?", "answer": None, "evidence": []},
 ]
 
@@ -56,7 +73,9 @@ class Reader:
 
     def __init__(self, questions: list[dict[str, Any]]) -> None:
         self.gold = {q["question"]: q["answer"] for q in questions}
-        self.answered: list[tuple[str, bool]] = []  # (question, gold was in the notes) per answer call
+        self.answered: list[
+            tuple[str, bool]
+        ] = []  # (question, gold was in the notes) per answer call
 
     def __call__(self, body: dict[str, Any]) -> str:
         user = body["messages"][-1]["content"]
@@ -78,15 +97,26 @@ def test_empty_context_abstains_without_calling_the_model(make_kb, vault: Path) 
         ans = answer(base, "Какой номер паспорта у Маши?", mode, llm=llm)
         assert ans.abstained and ans.text == ABSTAIN["ru"] and "not asked" in ans.abstain_reason
         assert llm.requests == [] and not ans.context.passages and ans.usage.source == "none"
-    said = answer(base, "How many jellyfin log copies are kept?", "dialog", llm=ScriptedLLM([ABSTAIN["en"]]))
+    said = answer(
+        base, "How many jellyfin log copies are kept?", "dialog", llm=ScriptedLLM([ABSTAIN["en"]])
+    )
     assert said.abstained and said.abstain_reason == "the model found no answer in the notes"
 
 
-def _run(vault: Path, fake: FakeVLLM, strategies: list[str], results: Path, **kw: Any) -> dict[str, Any]:
+def _run(
+    vault: Path, fake: FakeVLLM, strategies: list[str], results: Path, **kw: Any
+) -> dict[str, Any]:
     from kb.answers.llm import OpenAICompatLLM
 
-    return evaluate_answers(QUESTIONS, vault, strategies, results.parent, results=results,
-                            llm=OpenAICompatLLM(fake.url, fake.model), **kw)
+    return evaluate_answers(
+        QUESTIONS,
+        vault,
+        strategies,
+        results.parent,
+        results=results,
+        llm=OpenAICompatLLM(fake.url, fake.model),
+        **kw,
+    )
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:
@@ -98,10 +128,14 @@ def test_scores_reflect_exactly_what_the_context_held(vault: Path, tmp_path: Pat
     with FakeVLLM() as fake:
         fake.responder = reader
         result = _run(vault, fake, ["auto", "naive", "max"], tmp_path / "r.jsonl")
-    rows = _rows(tmp_path / "r.jsonl")  # one line per request asked: strategies sending the same one share it
+    rows = _rows(
+        tmp_path / "r.jsonl"
+    )  # one line per request asked: strategies sending the same one share it
     assert len(rows) == len({r["key"] for r in rows}) <= len(QUESTIONS) * 3
     by_key = {r["key"]: r for r in rows}
-    assert len(result["answers"]) == len(QUESTIONS) * 3 and {a["key"] for a in result["answers"]} == set(by_key)
+    assert len(result["answers"]) == len(QUESTIONS) * 3 and {
+        a["key"] for a in result["answers"]
+    } == set(by_key)
     asked = iter(reader.answered)
     for row in rows:  # question-major order; a row kb abstained on without a call has no request
         if row["kb_abstained"]:
@@ -116,17 +150,27 @@ def test_scores_reflect_exactly_what_the_context_held(vault: Path, tmp_path: Pat
         else:
             assert row["abstained"] and row["f1"] is None
     assert next(asked, None) is None  # every request is accounted for
-    everything = result["strategies"]["max"]  # the whole (tiny) vault fits: every answer is in the context
+    everything = result["strategies"][
+        "max"
+    ]  # the whole (tiny) vault fits: every answer is in the context
     assert everything["f1"] == everything["em"] == everything["citation_precision"] == 1.0
     assert everything["abstain_unanswerable"] == 1.0 and everything["false_abstain"] == 0.0
-    assert everything["f1_overall"] == 1.0 and everything["questions"] == 5 and everything["answerable"] == 3
+    assert (
+        everything["f1_overall"] == 1.0
+        and everything["questions"] == 5
+        and everything["answerable"] == 3
+    )
     for name, s in result["strategies"].items():  # the summary is the mean of the rows
         mine = [by_key[a["key"]] for a in result["answers"] if a["strategy"] == name]
         f1s = [r["f1"] for r in mine if r["answerable"]]
         assert s["f1"] == pytest.approx(sum(f1s) / len(f1s), abs=1e-4)
-        assert s["prompt_tokens_mean"] == pytest.approx(sum(r["prompt_tokens"] for r in mine) / len(mine), abs=1e-3)
+        assert s["prompt_tokens_mean"] == pytest.approx(
+            sum(r["prompt_tokens"] for r in mine) / len(mine), abs=1e-3
+        )
     assert result["strategies"]["auto"]["context_tokens_mean"] < everything["context_tokens_mean"]
-    assert "paired" not in result["strategies"]["auto"]  # the first strategy is what the others are paired with
+    assert (
+        "paired" not in result["strategies"]["auto"]
+    )  # the first strategy is what the others are paired with
     for name in ("naive", "max"):  # per question: auto's overall F1 against this strategy's
         p = result["strategies"][name]["paired"]
         mine = {a["qid"]: by_key[a["key"]] for a in result["answers"] if a["strategy"] == name}
@@ -142,7 +186,9 @@ def test_scores_reflect_exactly_what_the_context_held(vault: Path, tmp_path: Pat
         assert p["ci95"][0] <= p["diff"] <= p["ci95"][1]
 
 
-def test_evidence_check_keeps_only_answering_passages_and_is_counted(vault: Path, tmp_path: Path) -> None:
+def test_evidence_check_keeps_only_answering_passages_and_is_counted(
+    vault: Path, tmp_path: Path
+) -> None:
     reader = Reader(QUESTIONS)
     with FakeVLLM() as fake:
         fake.responder = reader
@@ -150,13 +196,20 @@ def test_evidence_check_keeps_only_answering_passages_and_is_counted(vault: Path
         checks = [r for r in fake.chats() if r["messages"][0]["content"] == CHECK_SYSTEM]
     rows = {(r["qid"], r["strategy"]): r for r in _rows(tmp_path / "r.jsonl")}
     assert len(checks) == len(QUESTIONS)  # one check per question, thinking off, short
-    assert all(c["chat_template_kwargs"] == {"enable_thinking": False} and c["max_tokens"] <= 64 for c in checks)
-    assert all(c["temperature"] == 0 and c["top_k"] >= 0 for c in checks)  # greedy, in llama.cpp's bounds too
+    assert all(
+        c["chat_template_kwargs"] == {"enable_thinking": False} and c["max_tokens"] <= 64
+        for c in checks
+    )
+    assert all(
+        c["temperature"] == 0 and c["top_k"] >= 0 for c in checks
+    )  # greedy, in llama.cpp's bounds too
     for q in QUESTIONS:
         plain, checked = rows[(q["id"], "max")], rows[(q["id"], "max+check")]
         assert checked["check_tokens"] > 0 and checked["check_s"] is not None
         if q["answer"] is None:  # the check found nothing: kb abstains without an answer call
-            assert checked["abstained"] and checked["kb_abstained"] and checked["context_tokens"] == 0
+            assert (
+                checked["abstained"] and checked["kb_abstained"] and checked["context_tokens"] == 0
+            )
         else:
             assert checked["f1"] == 1.0 and checked["passages"] == 1
             assert checked["context_tokens"] < plain["context_tokens"]
@@ -175,25 +228,60 @@ def test_the_evidence_check_sees_only_notes_that_fit_the_server() -> None:
     from kb.settings import ModesSettings
 
     counter = vocab_counter()
-    passages = [Passage([f"c{i}"], "r", f"host{i}.md", "Logs", 1, 9, None, 1.0 - i / 100,
-                        f"Host {i} rotates the jellyfin logs daily. " * 40 + f"Seven copies are kept on host {i}.",
-                        n=i + 1) for i in range(12)]
+    passages = [
+        Passage(
+            [f"c{i}"],
+            "r",
+            f"host{i}.md",
+            "Logs",
+            1,
+            9,
+            None,
+            1.0 - i / 100,
+            f"Host {i} rotates the jellyfin logs daily. " * 40
+            + f"Seven copies are kept on host {i}.",
+            n=i + 1,
+        )
+        for i in range(12)
+    ]
     for p in passages:
         p.tokens = counter.count(p.text)
-    ctx = Context("How many copies of the jellyfin logs are kept?", "think", "asked", 20000, passages)
+    ctx = Context(
+        "How many copies of the jellyfin logs are kept?", "think", "asked", 20000, passages
+    )
     ctx.tokens = counter.count(render_notes(passages))
     limit = 2048
     assert ctx.tokens > limit  # the context as built does not fit the server
     with FakeVLLM(max_model_len=limit) as fake:
-        fake.responder = lambda body: ('{"relevant": [1]}' if body["messages"][0]["content"] == CHECK_SYSTEM
-                                       else "Seven copies [1]")
-        ans = respond(ctx, OpenAICompatLLM(fake.url, fake.model), counter, ModesSettings().get("think"),
-                      evidence_check=True)
+        fake.responder = lambda body: (
+            '{"relevant": [1]}'
+            if body["messages"][0]["content"] == CHECK_SYSTEM
+            else "Seven copies [1]"
+        )
+        ans = respond(
+            ctx,
+            OpenAICompatLLM(fake.url, fake.model),
+            counter,
+            ModesSettings().get("think"),
+            evidence_check=True,
+        )
         sent = fake.chats()
-    assert [c["messages"][0]["content"] == CHECK_SYSTEM for c in sent] == [True, False]  # refused: none
-    for c in sent:  # as the fake counts a request: within the server's window, with the reply's room
-        assert sum(fake.counter.count(m["content"]) + 5 for m in c["messages"]) + c["max_tokens"] <= limit
-    assert ans.check["keep"] == [1] and len(ans.context.passages) == 1 and ans.text.startswith("Seven copies")
+    assert [c["messages"][0]["content"] == CHECK_SYSTEM for c in sent] == [
+        True,
+        False,
+    ]  # refused: none
+    for (
+        c
+    ) in sent:  # as the fake counts a request: within the server's window, with the reply's room
+        assert (
+            sum(fake.counter.count(m["content"]) + 5 for m in c["messages"]) + c["max_tokens"]
+            <= limit
+        )
+    assert (
+        ans.check["keep"] == [1]
+        and len(ans.context.passages) == 1
+        and ans.text.startswith("Seven copies")
+    )
 
 
 def test_an_interrupted_run_continues_where_it_stopped(vault: Path, tmp_path: Path) -> None:
@@ -219,10 +307,12 @@ def test_an_interrupted_run_continues_where_it_stopped(vault: Path, tmp_path: Pa
         new_calls = len(fake.chats()) - calls_before
     assert len(result["answers"]) == len(QUESTIONS) * 2
     assert len(rows) == len({r["key"] for r in rows}) == len({a["key"] for a in result["answers"]})
-    assert rows[:len(first)] == first  # nothing redone
-    assert new_calls == sum(1 for r in rows[len(first):] if not r["kb_abstained"])
+    assert rows[: len(first)] == first  # nothing redone
+    assert new_calls == sum(1 for r in rows[len(first) :] if not r["kb_abstained"])
     done, total, asked = ticks[-1]
-    assert done == total == len(QUESTIONS) * 2 and asked == len(rows) - len(first)  # the read-back are not "asked"
+    assert done == total == len(QUESTIONS) * 2 and asked == len(rows) - len(
+        first
+    )  # the read-back are not "asked"
     assert result["strategies"]["max"]["questions"] == len(QUESTIONS)
     assert oct(results.stat().st_mode & 0o777) == "0o600"
 
@@ -241,11 +331,14 @@ def test_the_eta_of_a_resumed_run_comes_from_answers_asked_not_read_back() -> No
         ticks(60 + asked, 100, asked)
     assert lines[-1] == "answered 100/100 (60 read back)"
     assert "answered 70/100 (60 read back), ETA 5m00s" in lines  # 30 left at 10 s each, not "0m00s"
-    assert all("ETA" not in line for line in lines if line.startswith(("answered 0/", "answered 60/")))
+    assert all(
+        "ETA" not in line for line in lines if line.startswith(("answered 0/", "answered 60/"))
+    )
 
 
-def test_results_of_another_run_are_refused_with_a_remedy_that_works(vault: Path, tmp_path: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_results_of_another_run_are_refused_with_a_remedy_that_works(
+    vault: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     results = tmp_path / "r.jsonl"
     with FakeVLLM() as fake:
         fake.responder = Reader(QUESTIONS)
@@ -253,13 +346,16 @@ def test_results_of_another_run_are_refused_with_a_remedy_that_works(vault: Path
         monkeypatch.setenv("KB_EMBED_MODEL", "hash-32")  # another embedding model: another run
         with pytest.raises(KbError) as exc:
             _run(vault, fake, ["naive"], results)
-        assert "another run" in exc.value.message and "--results a new file" in (exc.value.remedy or "")
+        assert "another run" in exc.value.message and "--results a new file" in (
+            exc.value.remedy or ""
+        )
         fresh = _run(vault, fake, ["naive"], tmp_path / "new.jsonl")  # following the remedy
     assert fresh["strategies"]["naive"]["questions"] == len(QUESTIONS)
 
 
-def test_a_focus_change_asks_again_only_the_requests_it_changed(vault: Path, tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_focus_change_asks_again_only_the_requests_it_changed(
+    vault: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     results = tmp_path / "r.jsonl"
     with FakeVLLM() as fake:
         fake.responder = Reader(QUESTIONS)
@@ -271,77 +367,147 @@ def test_a_focus_change_asks_again_only_the_requests_it_changed(vault: Path, tmp
             monkeypatch.setenv(f"KB_MODES__{mode}__ORDER", "document")
         calls = len(fake.chats())
         after = _run(vault, fake, ["auto", "naive", "max"], results)
-        new = _rows(results)[len(saved):]
+        new = _rows(results)[len(saved) :]
         asked = len(fake.chats()) - calls
     keys = {(a["qid"], a["strategy"]): a["key"] for a in before["answers"]}
     changed = [a for a in after["answers"] if a["key"] != keys[(a["qid"], a["strategy"])]]
     assert {a["strategy"] for a in changed} == {"auto"} and len(changed) == len(QUESTIONS)
-    assert new and {r["strategy"] for r in new} == {"auto"}  # naive and max were read back, not asked
+    assert new and {r["strategy"] for r in new} == {
+        "auto"
+    }  # naive and max were read back, not asked
     assert {r["key"] for r in new} == {a["key"] for a in changed} - saved
-    assert asked == sum(1 for r in new if not r["kb_abstained"]) and all(r["passages"] > 1 for r in new)
-    for s in ("naive", "max"):  # their own answers are unchanged (their pairing with auto is auto's news)
-        assert {**after["strategies"][s], "paired": None} == {**before["strategies"][s], "paired": None}
+    assert asked == sum(1 for r in new if not r["kb_abstained"]) and all(
+        r["passages"] > 1 for r in new
+    )
+    for s in (
+        "naive",
+        "max",
+    ):  # their own answers are unchanged (their pairing with auto is auto's news)
+        assert {**after["strategies"][s], "paired": None} == {
+            **before["strategies"][s],
+            "paired": None,
+        }
     assert after["strategies"]["auto"]["questions"] == len(QUESTIONS)
 
 
-def test_cli_answers_table_json_and_plot(vault: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_answers_table_json_and_plot(
+    vault: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     qfile = tmp_path / "q.jsonl"
-    qfile.write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in QUESTIONS), encoding="utf-8")
+    qfile.write_text(
+        "".join(json.dumps(q, ensure_ascii=False) + "\n" for q in QUESTIONS), encoding="utf-8"
+    )
     png = tmp_path / "plot.png"
     with FakeVLLM() as fake:
         fake.responder = Reader(QUESTIONS)
         monkeypatch.setenv("KB_LLM_BASE_URL", fake.url)
         monkeypatch.setenv("KB_LLM_MODEL", fake.model)
-        r = runner.invoke(app, ["eval", str(qfile), "--corpus", str(vault), "--answers", "--json", "--plot", str(png)])
+        r = runner.invoke(
+            app,
+            ["eval", str(qfile), "--corpus", str(vault), "--answers", "--json", "--plot", str(png)],
+        )
         assert r.exit_code == 0, r.output
         data = json.loads(r.stdout)
         assert "answered 15/15" in r.output  # progress, as log lines when stderr is not a terminal
-        assert list(data["strategies"]) == ["auto", "naive", "max"] and data["max_model_len"] == fake.max_model_len
+        assert (
+            list(data["strategies"]) == ["auto", "naive", "max"]
+            and data["max_model_len"] == fake.max_model_len
+        )
         for s in data["strategies"].values():
-            assert {"f1", "em", "abstain_unanswerable", "false_abstain", "prompt_tokens_mean", "ttft_s_p50",
-                    "total_s_p50", "citation_precision"} <= set(s)
+            assert {
+                "f1",
+                "em",
+                "abstain_unanswerable",
+                "false_abstain",
+                "prompt_tokens_mean",
+                "ttft_s_p50",
+                "total_s_p50",
+                "citation_precision",
+            } <= set(s)
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
-        assert Path(data["results_file"]).parent.name == "eval"  # one results file per run, under KB_HOME
-        r = runner.invoke(app, ["eval", str(qfile), "--corpus", str(vault), "--answers", "--sample", "2",
-                                "--seed", "3"])
+        assert (
+            Path(data["results_file"]).parent.name == "eval"
+        )  # one results file per run, under KB_HOME
+        r = runner.invoke(
+            app,
+            [
+                "eval",
+                str(qfile),
+                "--corpus",
+                str(vault),
+                "--answers",
+                "--sample",
+                "2",
+                "--seed",
+                "3",
+            ],
+        )
         assert r.exit_code == 0, r.output
         assert "resuming" in r.output and "strategy" in r.stdout and "max" in r.stdout
         assert "auto vs max: F1all" in r.stdout and "95% CI" in r.stdout
-    r = runner.invoke(app, ["eval", str(qfile), "--corpus", str(vault), "--answers"])  # the server is gone
+    r = runner.invoke(
+        app, ["eval", str(qfile), "--corpus", str(vault), "--answers"]
+    )  # the server is gone
     assert r.exit_code == 9 and "no LLM server answers" in r.output and "Traceback" not in r.output
-    r = runner.invoke(app, ["eval", str(qfile), "--corpus", str(vault), "--modes", "auto,everything", "--answers"])
+    r = runner.invoke(
+        app, ["eval", str(qfile), "--corpus", str(vault), "--modes", "auto,everything", "--answers"]
+    )
     assert r.exit_code != 0 and "unknown strategy" in r.output
 
 
-def test_requests_the_server_refuses_fail_the_run_with_a_remedy_that_works(vault: Path, tmp_path: Path,
-                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_requests_the_server_refuses_fail_the_run_with_a_remedy_that_works(
+    vault: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A server that refuses some requests (here: the evidence check's, as llama.cpp refused top_k -1): the
     run still scores and prints everything, names the failure and exits non-zero; once the cause is gone, the
     same command asks only the failed requests and succeeds."""
     qfile = tmp_path / "q.jsonl"
-    qfile.write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in QUESTIONS), encoding="utf-8")
+    qfile.write_text(
+        "".join(json.dumps(q, ensure_ascii=False) + "\n" for q in QUESTIONS), encoding="utf-8"
+    )
     results = tmp_path / "r.jsonl"
-    argv = ["eval", str(qfile), "--corpus", str(vault), "--answers", "--modes", "naive,naive+check", "--results",
-            str(results)]
+    argv = [
+        "eval",
+        str(qfile),
+        "--corpus",
+        str(vault),
+        "--answers",
+        "--modes",
+        "naive,naive+check",
+        "--results",
+        str(results),
+    ]
     with FakeVLLM() as fake:
         fake.responder = Reader(QUESTIONS)
-        fake.reject = lambda body: ("1 validation error: top_k should be >= 0" if body["messages"][0]["content"]
-                                    == CHECK_SYSTEM else None)
+        fake.reject = lambda body: (
+            "1 validation error: top_k should be >= 0"
+            if body["messages"][0]["content"] == CHECK_SYSTEM
+            else None
+        )
         monkeypatch.setenv("KB_LLM_BASE_URL", fake.url)
         monkeypatch.setenv("KB_LLM_MODEL", fake.model)
         r = runner.invoke(app, [*argv, "--json"])
         assert r.exit_code == 9 and "Traceback" not in r.output
         assert "naive+check 5/5" in r.stderr and "top_k should be >= 0" in r.stderr
         assert "run the same command again" in r.stderr
-        data = json.loads(r.stdout)  # the result is still printed, the failures counted and scored 0
-        assert data["strategies"]["naive"]["errors"] == 0 and data["strategies"]["naive"]["f1"] == 1.0
-        assert data["strategies"]["naive+check"]["errors"] == 5 and data["strategies"]["naive+check"]["f1"] == 0.0
+        data = json.loads(
+            r.stdout
+        )  # the result is still printed, the failures counted and scored 0
+        assert (
+            data["strategies"]["naive"]["errors"] == 0 and data["strategies"]["naive"]["f1"] == 1.0
+        )
+        assert (
+            data["strategies"]["naive+check"]["errors"] == 5
+            and data["strategies"]["naive+check"]["f1"] == 0.0
+        )
         fake.reject = None  # the cause fixed: the remedy, followed
         calls = len(fake.chats())
         r = runner.invoke(app, argv)
         assert r.exit_code == 0, r.output
         asked = fake.chats()[calls:]
-    assert sum(c["messages"][0]["content"] == CHECK_SYSTEM for c in asked) == 5  # only the failed ones, again
+    assert (
+        sum(c["messages"][0]["content"] == CHECK_SYSTEM for c in asked) == 5
+    )  # only the failed ones, again
     assert len(asked) == 5 + 3  # the checks, then the answer calls for the 3 answerable questions
     assert "naive+check" in r.stdout and "failed" not in r.output
 
@@ -376,7 +542,15 @@ def test_cli_ask_says_not_in_your_notes_without_a_server(vault: Path) -> None:
     assert runner.invoke(app, ["ingest", str(vault)]).exit_code == 0
     r = runner.invoke(app, ["ask", "Какой номер паспорта у Маши?"])  # no LLM server runs at all
     assert r.exit_code == 0, r.output
-    assert ABSTAIN["ru"] in r.stdout and "abstained:" in r.output and "the model was not asked" in r.output
+    assert (
+        ABSTAIN["ru"] in r.stdout
+        and "abstained:" in r.output
+        and "the model was not asked" in r.output
+    )
     r = runner.invoke(app, ["ask", "Какой номер паспорта у Маши?", "--json"])
     data = json.loads(r.stdout)
-    assert data["abstained"] is True and data["answer"] == ABSTAIN["ru"] and data["usage"]["source"] == "none"
+    assert (
+        data["abstained"] is True
+        and data["answer"] == ABSTAIN["ru"]
+        and data["usage"]["source"] == "none"
+    )

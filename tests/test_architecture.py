@@ -63,8 +63,13 @@ def imports(name: str, path: Path) -> set[str]:
                 base = ".".join([*anchor, base] if base else anchor)
             subs = {f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in known}
             found.update(subs or {base})  # `from kb import paths` depends on kb.paths, not on kb
-        elif isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "import_module" and node.args \
-                and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", None) == "import_module"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
             found.add(node.args[0].value)
     return {m for m in found if layer(m) is not None and m != name}
 
@@ -103,7 +108,7 @@ def test_no_import_circles() -> None:
         state[n] = 1
         for t in sorted(graph.get(n, ())):
             if state.get(t) == 1:
-                cycles.append([*stack[stack.index(t):], t])
+                cycles.append([*stack[stack.index(t) :], t])
             elif t not in state:
                 visit(t, [*stack, t])
         state[n] = 2
@@ -120,4 +125,7 @@ def test_the_checker_catches_a_wrong_way_import(tmp_path: Path) -> None:
     bad.write_text("from kb.knowledge import KnowledgeBase\nfrom kb.focus import budget\n")
     got = imports("kb.index.core", bad)
     assert {"kb.knowledge", "kb.focus.budget"} <= got
-    assert layer("kb.knowledge") not in ALLOWED["index"] and layer("kb.focus.budget") not in ALLOWED["index"]
+    assert (
+        layer("kb.knowledge") not in ALLOWED["index"]
+        and layer("kb.focus.budget") not in ALLOWED["index"]
+    )

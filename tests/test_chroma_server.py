@@ -44,7 +44,9 @@ def verified(env: dict[str, str]) -> dict:
     return info
 
 
-def test_ingest_rename_delete_and_verify_on_a_server(chroma, kb_home: Path, tmp_path: Path, monkeypatch) -> None:
+def test_ingest_rename_delete_and_verify_on_a_server(
+    chroma, kb_home: Path, tmp_path: Path, monkeypatch
+) -> None:
     from kb.knowledge import KnowledgeBase
 
     _, url = chroma
@@ -87,36 +89,56 @@ def test_two_homes_share_one_server_without_clashing(chroma, tmp_path: Path) -> 
     assert r.returncode == 0, r.stderr
     assert "switched the index" in r.stdout + r.stderr
     r = kb("search", "fan", "notes", "--json", env=envs[1])
-    assert r.returncode == 0 and [Path(h["path"]).name for h in json.loads(r.stdout)] == ["desktop.md"]
+    assert r.returncode == 0 and [Path(h["path"]).name for h in json.loads(r.stdout)] == [
+        "desktop.md"
+    ]
     verified(envs[1])
     verified({**envs[0], "KB_EMBED_MODEL": "hash-32"})
 
 
 def bulk(vault: Path, n: int, tag: str) -> None:
     for i in range(n):
-        write(vault / tag / f"{i // 100:02d}" / f"{tag}{i:04d}.md", f"# {tag} {i}\n\n{tag} note number {i}. " * 3)
+        write(
+            vault / tag / f"{i // 100:02d}" / f"{tag}{i:04d}.md",
+            f"# {tag} {i}\n\n{tag} note number {i}. " * 3,
+        )
 
 
 def indexed(home: Path, tag: str) -> int:
     try:
         with sqlite3.connect(home / "manifest.sqlite3", timeout=30) as db:
-            return db.execute("SELECT COUNT(*) FROM files WHERE status='indexed' AND path LIKE ?",
-                              (f"{tag}/%",)).fetchone()[0]
+            return db.execute(
+                "SELECT COUNT(*) FROM files WHERE status='indexed' AND path LIKE ?", (f"{tag}/%",)
+            ).fetchone()[0]
     except sqlite3.OperationalError:  # not created yet
         return 0
 
 
-def ingest_until(env: dict[str, str], vault: Path, home: Path, tag: str, total: int) -> subprocess.Popen[str]:
+def ingest_until(
+    env: dict[str, str], vault: Path, home: Path, tag: str, total: int
+) -> subprocess.Popen[str]:
     """Start `kb ingest` and return once part (not all) of ``tag``'s files are committed."""
-    run = subprocess.Popen([sys.executable, "-m", "kb.cli.main", "ingest", str(vault)], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True, env={**os.environ, **env})
-    wait_for(lambda: run.poll() is not None or 0 < indexed(home, tag) < total, 300, f"part of {tag} committed")
-    assert run.poll() is None, "the ingest finished before it could be interrupted: make the vault larger"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "kb.cli.main", "ingest", str(vault)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env},
+    )
+    wait_for(
+        lambda: run.poll() is not None or 0 < indexed(home, tag) < total,
+        300,
+        f"part of {tag} committed",
+    )
+    assert run.poll() is None, (
+        "the ingest finished before it could be interrupted: make the vault larger"
+    )
     return run
 
 
-def test_kill9_of_the_writer_and_a_server_restart_mid_ingest_are_repaired(chroma, kb_home: Path,
-                                                                         tmp_path: Path) -> None:
+def test_kill9_of_the_writer_and_a_server_restart_mid_ingest_are_repaired(
+    chroma, kb_home: Path, tmp_path: Path
+) -> None:
     proc, url = chroma
     vault = tmp_path / "vault"
     env = {**HASH, "KB_HOME": str(kb_home), "KB_CHROMA__URL": url}
@@ -142,15 +164,18 @@ def test_kill9_of_the_writer_and_a_server_restart_mid_ingest_are_repaired(chroma
     assert len(lines) == 2 and "Traceback" not in stderr
     assert lines[0].startswith(f"error: the Chroma server at {url} did not answer")
     assert "kb repairs the index on the next sync" in lines[1]
-    r = kb("ingest", str(vault), "--json", env=env)  # the remedy: server back, run the command again
+    r = kb(
+        "ingest", str(vault), "--json", env=env
+    )  # the remedy: server back, run the command again
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["failed"] == 0
     info = verified(env)
     assert info["files"] == {"indexed": 6000}
 
 
-def test_kb_watch_on_a_server_follows_edits_and_survives_a_server_restart(chroma, kb_home: Path,
-                                                                           tmp_path: Path) -> None:
+def test_kb_watch_on_a_server_follows_edits_and_survives_a_server_restart(
+    chroma, kb_home: Path, tmp_path: Path
+) -> None:
     proc, url = chroma
     vault = tmp_path / "vault"
     write(vault / "first.md", "# First\n\nthe first note about herons\n")
@@ -165,10 +190,17 @@ def test_kb_watch_on_a_server_follows_edits_and_survives_a_server_restart(chroma
         wait_for(lambda: not found(w.search("herons"), "first.md"), 120, "first.md gone")
         proc.stop()
         write(vault / "third.md", "# Third\n\nthe third note about cormorants\n")
-        wait_for(lambda: (w.status().get("last_error") or {}).get("message", "").find("Chroma server") >= 0,
-                 120, "the daemon to report the server")
+        wait_for(
+            lambda: (
+                (w.status().get("last_error") or {}).get("message", "").find("Chroma server") >= 0
+            ),
+            120,
+            "the daemon to report the server",
+        )
         proc.start()
-        wait_for(lambda: found(w.search("cormorants"), "third.md"), 180, "third.md after the restart")
+        wait_for(
+            lambda: found(w.search("cormorants"), "third.md"), 180, "third.md after the restart"
+        )
         err = w.status()["last_error"]
         assert err["resolved"] is not None
         v = w.verify()

@@ -88,7 +88,9 @@ def test_real_tokenizer_limits(minilm: str) -> None:
     assert e.max_seq_length == 256
     c = Chunker(e.count_tokens, e.max_text_tokens, target_tokens=384, overlap=32)
     assert c.limit == 254  # 256 minus [CLS] and [SEP]
-    text = "# Длинная заметка\n\n" + " ".join(["Разнообразные русские слова и english words, 東京."] * 400)
+    text = "# Длинная заметка\n\n" + " ".join(
+        ["Разнообразные русские слова и english words, 東京."] * 400
+    )
     chunks = c.chunk(text, "Длинная заметка")
     assert len(chunks) > 5
     ids = e._tokenizer([ch.embed_text for ch in chunks], add_special_tokens=True)["input_ids"]

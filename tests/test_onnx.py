@@ -15,9 +15,13 @@ from tests.conftest import run_kb, write
 
 pytest.importorskip("onnxruntime", reason="pip install 'kb-notes[onnx]'")
 
-TEXTS = ["The backup runs every night at 02:00 via cron.", "How do I rotate the nginx logs?",
-         "A much longer passage about the home server, its disks, the RAID layout and the monthly scrub. " * 4,
-         "short"]
+TEXTS = [
+    "The backup runs every night at 02:00 via cron.",
+    "How do I rotate the nginx logs?",
+    "A much longer passage about the home server, its disks, the RAID layout and the monthly scrub. "
+    * 4,
+    "short",
+]
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +56,9 @@ def test_int8_export_agrees_with_fp32_and_is_cached_private(exported, minilm: st
     assert files[0].stat().st_mtime_ns == stamp and list(cache.rglob("*.onnx")) == files
 
 
-def test_kb_ingest_and_search_on_the_int8_path_and_back(minilm: str, kb_home: Path, tmp_path: Path) -> None:
+def test_kb_ingest_and_search_on_the_int8_path_and_back(
+    minilm: str, kb_home: Path, tmp_path: Path
+) -> None:
     vault = tmp_path / "vault"
     write(vault / "backup.md", "# Backup\n\nThe backup runs every night at 02:00 via cron.\n")
     write(vault / "logs.md", "# Logs\n\nRotate nginx logs with logrotate weekly.\n")
@@ -65,25 +71,36 @@ def test_kb_ingest_and_search_on_the_int8_path_and_back(minilm: str, kb_home: Pa
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["embedded"] == 2
     assert (kb_home / "models").is_dir()
-    r = kb("search", "backup", KB_EMBED__BACKEND="torch")  # same model, other vectors: refused, remedy named
+    r = kb(
+        "search", "backup", KB_EMBED__BACKEND="torch"
+    )  # same model, other vectors: refused, remedy named
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert "set KB_EMBED__BACKEND=onnx-int8 again" in r.stderr, r.stderr
-    r = kb("search", "when", "does", "the", "backup", "run", "--json")  # the remedy followed (env has int8)
+    r = kb(
+        "search", "when", "does", "the", "backup", "run", "--json"
+    )  # the remedy followed (env has int8)
     assert r.returncode == 0, r.stderr
     assert Path(json.loads(r.stdout)[0]["path"]).name == "backup.md"
-    r = kb("ingest", str(vault), "--json", KB_EMBED__BACKEND="torch")  # fp32 vectors: a new index, swapped in
+    r = kb(
+        "ingest", str(vault), "--json", KB_EMBED__BACKEND="torch"
+    )  # fp32 vectors: a new index, swapped in
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["embedded"] == 2
     assert "switched the index" in r.stderr + r.stdout
-    r = kb("search", "backup")  # the index is fp32 now: the int8 setting is refused the other way round
+    r = kb(
+        "search", "backup"
+    )  # the index is fp32 now: the int8 setting is refused the other way round
     assert r.returncode != 0 and "set KB_EMBED__BACKEND=torch again" in r.stderr, r.stderr
-    r = kb("search", "when", "does", "the", "backup", "run", "--json", KB_EMBED__BACKEND="torch")  # followed
+    r = kb(
+        "search", "when", "does", "the", "backup", "run", "--json", KB_EMBED__BACKEND="torch"
+    )  # followed
     assert r.returncode == 0, r.stderr
     assert Path(json.loads(r.stdout)[0]["path"]).name == "backup.md"
 
 
-def test_missing_onnxruntime_and_a_model_not_on_this_machine_are_clear(monkeypatch, tmp_path: Path,
-                                                                       minilm: str) -> None:
+def test_missing_onnxruntime_and_a_model_not_on_this_machine_are_clear(
+    monkeypatch, tmp_path: Path, minilm: str
+) -> None:
     from kb.index.onnx import OnnxEmbedder
 
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
@@ -92,6 +109,9 @@ def test_missing_onnxruntime_and_a_model_not_on_this_machine_are_clear(monkeypat
     assert "kb-notes[onnx]" in (err.value.remedy or "")
     monkeypatch.delitem(sys.modules, "onnxruntime")
     with pytest.raises(EmbedderError) as err2:
-        OnnxEmbedder("BAAI/bge-large-en-v1.5", tmp_path)  # not in the HF cache here, and HF_HUB_OFFLINE=1
+        OnnxEmbedder(
+            "BAAI/bge-large-en-v1.5", tmp_path
+        )  # not in the HF cache here, and HF_HUB_OFFLINE=1
     assert "not on this machine" in err2.value.message and "local sentence-transformers folder" in (
-        err2.value.remedy or "")
+        err2.value.remedy or ""
+    )

@@ -38,14 +38,25 @@ def test_home_and_files_are_private_under_umask_022(tmp_path: Path) -> None:
     root = write(tmp_path / "v" / "a.md", "# A\n\nowls at night\n").parent
     home = tmp_path / "fresh-home"  # does not exist yet: kb creates it
     env = {**os.environ, "KB_HOME": str(home), "KB_EMBED_MODEL": "hash-64"}
-    r = subprocess.run([sys.executable, "-c", LIBRARY, str(root)], env=env, capture_output=True, text=True,
-                       timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", LIBRARY, str(root)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     assert loose(home) == []
     home2 = tmp_path / "cli-home"
     env2 = {**env, "KB_HOME": str(home2)}
-    subprocess.run(f"umask 022; {shlex.quote(sys.executable)} -m kb.cli.main ingest {shlex.quote(str(root))}",
-                   shell=True, env=env2, check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        f"umask 022; {shlex.quote(sys.executable)} -m kb.cli.main ingest {shlex.quote(str(root))}",
+        shell=True,
+        env=env2,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     w = WatchProcess(home2, [root], env={"KB_EMBED_MODEL": "hash-64"})
     try:
         w.client()
@@ -57,20 +68,32 @@ def test_home_and_files_are_private_under_umask_022(tmp_path: Path) -> None:
         w.close()
 
 
-def test_status_warns_about_a_readable_home_and_its_fix_works(tmp_path: Path, kb_home: Path) -> None:
+def test_status_warns_about_a_readable_home_and_its_fix_works(
+    tmp_path: Path, kb_home: Path
+) -> None:
     root = write(tmp_path / "v" / "a.md", "# A\n\nowls\n").parent
     env = {**os.environ, "KB_EMBED_MODEL": "hash-64"}
     run = [sys.executable, "-m", "kb.cli.main"]
-    subprocess.run([*run, "ingest", str(root)], env=env, check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [*run, "ingest", str(root)], env=env, check=True, capture_output=True, timeout=300
+    )
     os.chmod(kb_home, 0o755)
     (kb_home / "manifest.sqlite3").chmod(0o644)
-    st = json.loads(subprocess.run([*run, "status", "--json"], env=env, capture_output=True, text=True,
-                                   timeout=120).stdout)
+    st = json.loads(
+        subprocess.run(
+            [*run, "status", "--json"], env=env, capture_output=True, text=True, timeout=120
+        ).stdout
+    )
     assert len(st["warnings"]) == 1
     fix = st["warnings"][0]["remedy"]
-    human = subprocess.run([*run, "status"], env=env, capture_output=True, text=True, timeout=120).stdout
+    human = subprocess.run(
+        [*run, "status"], env=env, capture_output=True, text=True, timeout=120
+    ).stdout
     assert fix in human.replace("\n", "")
     subprocess.run(fix, shell=True, check=True)  # follow the remedy exactly as printed
-    st = json.loads(subprocess.run([*run, "status", "--json"], env=env, capture_output=True, text=True,
-                                   timeout=120).stdout)
+    st = json.loads(
+        subprocess.run(
+            [*run, "status", "--json"], env=env, capture_output=True, text=True, timeout=120
+        ).stdout
+    )
     assert st["warnings"] == [] and loose(kb_home) == []

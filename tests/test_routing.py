@@ -24,7 +24,9 @@ def test_route_is_public_and_says_why() -> None:
     assert kb.route("Какой командой посмотреть логи systemd-сервиса?")[0] == "code"
     mode, why = kb.route("When does my passport expire?")
     assert mode == "dialog" and why
-    assert kb.route("Should I water the orchids every week?")[0] == "dialog"  # simple advice is not analysis
+    assert (
+        kb.route("Should I water the orchids every week?")[0] == "dialog"
+    )  # simple advice is not analysis
 
 
 def test_lookups_in_real_vaults_rarely_pay_for_think() -> None:

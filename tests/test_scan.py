@@ -10,12 +10,27 @@ from tests.conftest import write
 
 def scan(root: Path, max_bytes: int = 10**6) -> dict[str, str | None]:
     ing = load_settings().ingest
-    return {c.rel: c.skip_reason for c in Scanner(root, ing.extensions, ing.ignore_dirs, max_bytes).walk()}
+    return {
+        c.rel: c.skip_reason
+        for c in Scanner(root, ing.extensions, ing.ignore_dirs, max_bytes).walk()
+    }
 
 
 def test_ignores_tool_and_hidden_folders_and_kbignore(tmp_path: Path) -> None:
-    for rel in ["a.md", ".git/x.md", ".obsidian/w.md", ".trash/t.md", "node_modules/m.md", ".hidden/h.md",
-                "sub/.dot.md", "drafts/d.md", "sub/keep.md", "sub/x.tmp.md", "image.png", "notes.txt"]:
+    for rel in [
+        "a.md",
+        ".git/x.md",
+        ".obsidian/w.md",
+        ".trash/t.md",
+        "node_modules/m.md",
+        ".hidden/h.md",
+        "sub/.dot.md",
+        "drafts/d.md",
+        "sub/keep.md",
+        "sub/x.tmp.md",
+        "image.png",
+        "notes.txt",
+    ]:
         write(tmp_path / rel, "x")
     write(tmp_path / ".kbignore", "drafts/\n*.tmp.md\n")
     assert set(scan(tmp_path)) == {"a.md", "sub/keep.md", "notes.txt"}
@@ -57,15 +72,41 @@ def test_unreadable_file_recorded(tmp_path: Path) -> None:
 
 def test_walk_ignores_exactly_what_is_ignored_says(tmp_path: Path) -> None:
     """The walk's fast per-file check (folders already checked on the way down) agrees with `is_ignored`."""
-    names = ["a.md", "UPPER.MD", "a.b.md", "file.", "noext", ".dot.md", "x.tmp.md", "sub/y.tmp.md", "sub/ok.txt",
-             "sub/.hid.txt", "page.html", "page.htm", "doc.pdf", "arc.md.bak", "excl/e.md", "keep/excl.md"]
+    names = [
+        "a.md",
+        "UPPER.MD",
+        "a.b.md",
+        "file.",
+        "noext",
+        ".dot.md",
+        "x.tmp.md",
+        "sub/y.tmp.md",
+        "sub/ok.txt",
+        "sub/.hid.txt",
+        "page.html",
+        "page.htm",
+        "doc.pdf",
+        "arc.md.bak",
+        "excl/e.md",
+        "keep/excl.md",
+    ]
     for rel in names:
         write(tmp_path / rel, "x")
     write(tmp_path / ".kbignore", "*.tmp.md\n")
     ing = load_settings().ingest
-    scanner = Scanner(tmp_path, ing.extensions, ing.ignore_dirs, 10**6, excludes=["excl", "keep/excl.md"])
+    scanner = Scanner(
+        tmp_path, ing.extensions, ing.ignore_dirs, 10**6, excludes=["excl", "keep/excl.md"]
+    )
     walked = {c.rel for c in scanner.walk()}
     expected = {rel for rel in names if not scanner.is_ignored(rel)}
     assert walked == expected
     assert {"a.md", "UPPER.MD", "a.b.md", "sub/ok.txt", "page.html", "doc.pdf"} <= walked
-    assert not walked & {"file.", "noext", ".dot.md", "x.tmp.md", "sub/.hid.txt", "excl/e.md", "keep/excl.md"}
+    assert not walked & {
+        "file.",
+        "noext",
+        ".dot.md",
+        "x.tmp.md",
+        "sub/.hid.txt",
+        "excl/e.md",
+        "keep/excl.md",
+    }

@@ -28,7 +28,9 @@ def test_systemd_unit_text(kb_home: Path, tmp_path: Path) -> None:
 
 
 def test_unit_command_runs_this_kb() -> None:
-    r = subprocess.run([*service.kb_command(), "--help"], capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [*service.kb_command(), "--help"], capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 0 and "watch" in r.stdout
 
 
@@ -43,11 +45,15 @@ def test_launchd_plist_is_valid(tmp_path: Path) -> None:
 def test_install_and_uninstall_write_and_remove_the_unit(kb_home: Path) -> None:
     env = {**os.environ, "PATH": "/nonexistent"}  # no systemctl: the unit is written, not started
     cmd = [sys.executable, "-m", "kb.cli.main", "service"]
-    r = subprocess.run([*cmd, "install", "--no-start"], capture_output=True, text=True, env=env, timeout=60)
+    r = subprocess.run(
+        [*cmd, "install", "--no-start"], capture_output=True, text=True, env=env, timeout=60
+    )
     assert r.returncode == 0, r.stderr
     unit = Path(os.environ["XDG_CONFIG_HOME"]) / "systemd" / "user" / "kb-watch.service"
     assert unit.read_text() == service.systemd_unit()
-    r = subprocess.run([*cmd, "status", "--json"], capture_output=True, text=True, env=env, timeout=60)
+    r = subprocess.run(
+        [*cmd, "status", "--json"], capture_output=True, text=True, env=env, timeout=60
+    )
     assert r.returncode == 0 and '"installed": true' in r.stdout and '"running": false' in r.stdout
     r = subprocess.run([*cmd, "uninstall"], capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 0 and not unit.exists()

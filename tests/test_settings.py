@@ -17,7 +17,9 @@ def test_defaults(kb_home: Path) -> None:
     assert s.ingest.max_file_mb == 20
 
 
-def test_precedence_argument_env_file_default(kb_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_precedence_argument_env_file_default(
+    kb_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (kb_home / "config.toml").write_text(
         'embed_model = "from-file"\nllm_model = "file-llm"\nllm_base_url = "http://file/v1"\n'
         "[ingest]\nmax_file_mb = 5\n",
@@ -98,8 +100,9 @@ def test_docs_give_settings_examples() -> None:
 
 
 @pytest.mark.parametrize(("doc", "var", "value"), _doc_examples())
-def test_every_env_example_in_the_docs_works(doc: str, var: str, value: str,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_env_example_in_the_docs_works(
+    doc: str, var: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from kb.settings import explain, load_settings
 
     monkeypatch.setenv(var, value)
@@ -114,7 +117,9 @@ def test_every_env_example_in_the_docs_works(doc: str, var: str, value: str,
         assert str(got) == value
 
 
-def test_one_nested_field_keeps_the_rest_env_and_toml(monkeypatch: pytest.MonkeyPatch, kb_home: Path) -> None:
+def test_one_nested_field_keeps_the_rest_env_and_toml(
+    monkeypatch: pytest.MonkeyPatch, kb_home: Path
+) -> None:
     from kb.settings import load_settings
 
     default = load_settings().modes.dialog
@@ -122,10 +127,18 @@ def test_one_nested_field_keeps_the_rest_env_and_toml(monkeypatch: pytest.Monkey
     s = load_settings()
     assert s.modes.dialog.budget == 1500 and s.modes.dialog.max_passages == default.max_passages
     assert s.modes.think.thinking is True and s.modes.think.order == "edges"
-    (kb_home / "config.toml").write_text("[modes.think]\nbudget = 9000\n[ingest]\nchunk_overlap = 16\n")
+    (kb_home / "config.toml").write_text(
+        "[modes.think]\nbudget = 9000\n[ingest]\nchunk_overlap = 16\n"
+    )
     s = load_settings()
-    assert s.modes.think.budget == 9000 and s.modes.think.thinking and s.modes.think.max_passages == 24
-    assert s.modes.dialog.budget == 1500 and s.ingest.chunk_tokens == 384 and s.ingest.chunk_overlap == 16
+    assert (
+        s.modes.think.budget == 9000 and s.modes.think.thinking and s.modes.think.max_passages == 24
+    )
+    assert (
+        s.modes.dialog.budget == 1500
+        and s.ingest.chunk_tokens == 384
+        and s.ingest.chunk_overlap == 16
+    )
 
 
 def test_a_bad_value_names_the_variable_and_the_value(monkeypatch: pytest.MonkeyPatch) -> None:

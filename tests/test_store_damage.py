@@ -18,7 +18,9 @@ NOTES = 300  # × 4 sections: over Chroma's 1,000-vector threshold, so its HNSW 
 
 def make_vault(root: Path) -> Path:
     for i in range(NOTES):
-        body = "\n\n".join(f"## Part {j}\n\nNote {i} part {j} is about topic{i}x{j}." for j in range(4))
+        body = "\n\n".join(
+            f"## Part {j}\n\nNote {i} part {j} is about topic{i}x{j}." for j in range(4)
+        )
         write(root / f"d{i // 50}" / f"n{i:03d}.md", f"# Note {i}\n\n{body}\n")
     return root
 
@@ -48,13 +50,21 @@ def verify_clean(env: dict[str, str]) -> dict:
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     info = json.loads(r.stdout)
     v = info["verify"]
-    assert (v["ok"], v["missing"], v["orphans"], v["duplicates"], v["stale"]) == (True, 0, 0, [], [])
+    assert (v["ok"], v["missing"], v["orphans"], v["duplicates"], v["stale"]) == (
+        True,
+        0,
+        0,
+        [],
+        [],
+    )
     assert info["files"] == {"indexed": NOTES}
     assert v["chunks"] == v["vectors"] >= NOTES * 4
     return info
 
 
-def test_damaged_store_search_says_so_and_kb_ingest_rebuilds_it(kb_home: Path, tmp_path: Path) -> None:
+def test_damaged_store_search_says_so_and_kb_ingest_rebuilds_it(
+    kb_home: Path, tmp_path: Path
+) -> None:
     vault = make_vault(tmp_path / "vault")
     env = {**HASH, "KB_HOME": str(kb_home)}
     assert run_kb("ingest", str(vault), env=env).returncode == 0
@@ -97,7 +107,9 @@ def test_probe_finds_a_store_that_crashes_its_reader(kb_home: Path, tmp_path: Pa
     assert problem is not None and ("signal" in problem or "embedding" in problem.lower()), problem
 
 
-def test_kb_watch_rebuilds_a_store_damaged_when_it_was_killed(kb_home: Path, tmp_path: Path) -> None:
+def test_kb_watch_rebuilds_a_store_damaged_when_it_was_killed(
+    kb_home: Path, tmp_path: Path
+) -> None:
     vault = make_vault(tmp_path / "vault")
     w = WatchProcess(kb_home, [vault], env=HASH)
     try:
@@ -105,7 +117,9 @@ def test_kb_watch_rebuilds_a_store_damaged_when_it_was_killed(kb_home: Path, tmp
         w.idle(timeout=300)
     finally:
         w.kill9()  # dies holding the writer lock: the next writer checks the store in a child process
-    scramble_vectors(kb_home)  # what a kill in the middle of Chroma's write can leave: a reader would crash
+    scramble_vectors(
+        kb_home
+    )  # what a kill in the middle of Chroma's write can leave: a reader would crash
     write(vault / "new.md", "# New\n\nWritten while kb watch was down: zebracorn.\n")
     w = WatchProcess(kb_home, [vault], env=HASH)
     try:

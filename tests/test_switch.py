@@ -17,10 +17,17 @@ from kb.errors import EmbedderError
 from tests.conftest import write
 
 
-def kb_cli(*args: str, model: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+def kb_cli(
+    *args: str, model: str, check: bool = True, timeout: float = 600
+) -> subprocess.CompletedProcess:
     env = {**os.environ, "KB_EMBED_MODEL": model}
-    p = subprocess.run([sys.executable, "-m", "kb.cli.main", *args], env=env, capture_output=True, text=True,
-                       timeout=timeout)
+    p = subprocess.run(
+        [sys.executable, "-m", "kb.cli.main", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if check:
         assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
     return p
@@ -55,15 +62,24 @@ def test_a_switch_builds_beside_and_swaps(make_kb, notes: Path, kb_home: Path) -
         assert new.store().other_collections() == []
 
 
-def test_kill9_during_a_switch_keeps_the_old_index_searchable(tmp_path: Path, kb_home: Path) -> None:
+def test_kill9_during_a_switch_keeps_the_old_index_searchable(
+    tmp_path: Path, kb_home: Path
+) -> None:
     root = tmp_path / "v"
     for i in range(3000):
-        write(root / f"d{i // 100}" / f"n{i}.md", f"# Note {i}\n\nword{i} shared text about the garden {i}.\n")
+        write(
+            root / f"d{i // 100}" / f"n{i}.md",
+            f"# Note {i}\n\nword{i} shared text about the garden {i}.\n",
+        )
     kb_cli("ingest", str(root), model="hash-64")
     before = json.loads(kb_cli("search", "word17 garden", "--json", model="hash-64").stdout)
     env = {**os.environ, "KB_EMBED_MODEL": "hash-32"}
-    proc = subprocess.Popen([sys.executable, "-m", "kb.cli.main", "ingest", str(root)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kb.cli.main", "ingest", str(root)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     staging = list(kb_home.glob("manifest.*.sqlite3"))
     deadline = time.monotonic() + 300
     written = 0
@@ -78,7 +94,9 @@ def test_kill9_during_a_switch_keeps_the_old_index_searchable(tmp_path: Path, kb
             if written >= 500:
                 break
         time.sleep(0.05)
-    assert proc.poll() is None, "the switch finished before it could be killed: make the vault bigger"
+    assert proc.poll() is None, (
+        "the switch finished before it could be killed: make the vault bigger"
+    )
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert 0 < written < 3000

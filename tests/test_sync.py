@@ -12,7 +12,9 @@ from kb.index.embed import HashEmbedder
 from tests.conftest import write
 from tests.pdfgen import make_pdf
 
-LONG = "\n\n".join(f"Paragraph {i} talks about topic{i} and nothing else of note here." for i in range(12))
+LONG = "\n\n".join(
+    f"Paragraph {i} talks about topic{i} and nothing else of note here." for i in range(12)
+)
 
 
 def clean(base) -> None:
@@ -44,12 +46,16 @@ def test_touch_without_change_is_unchanged(make_kb, notes: Path) -> None:
 
 def test_edit_embeds_only_changed_chunks(make_kb, tmp_path: Path, embedder: HashEmbedder) -> None:
     root = tmp_path / "v"
-    sections = "\n\n".join(f"## Part {i}\n\nBody of part {i} with words w{i}a w{i}b." for i in range(8))
+    sections = "\n\n".join(
+        f"## Part {i}\n\nBody of part {i} with words w{i}a w{i}b." for i in range(8)
+    )
     note = write(root / "n.md", f"# N\n\n{sections}\n")
     base = make_kb()
     first = base.ingest([root])
     assert first.embedded == 8
-    note.write_text(note.read_text().replace("Body of part 3", "Changed body of part 3"), encoding="utf-8")
+    note.write_text(
+        note.read_text().replace("Body of part 3", "Changed body of part 3"), encoding="utf-8"
+    )
     r = base.ingest([root])
     assert r.updated == 1 and r.embedded == 1
     hits = base.search("changed body part 3", k=1)
@@ -110,7 +116,9 @@ def test_bad_files_are_skipped_with_reasons(make_kb, tmp_path: Path, kb_home: Pa
     (root / "broken.pdf").write_bytes(b"%PDF-1.4 garbage")
     write(root / "big.txt", "x" * 3 * 2**20)
     make_pdf(root / "ok.pdf", ["a real pdf page"])
-    (root / "undecodable.txt").write_bytes(bytes([0x81, 0x8D, 0x8F, 0x90, 0x9D]) * 50 + b"\xff\xfe\xfd" * 40)
+    (root / "undecodable.txt").write_bytes(
+        bytes([0x81, 0x8D, 0x8F, 0x90, 0x9D]) * 50 + b"\xff\xfe\xfd" * 40
+    )
     base = make_kb(ingest={"max_file_mb": 1})
     r = base.ingest([root])
     reasons = {Path(p["path"]).name: p["reason"] for p in r.problems}
@@ -145,7 +153,9 @@ def test_failed_file_isolated(make_kb, tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(sync, "load", flaky)
     r = make_kb().ingest([root])
     assert r.added == 1 and r.failed == 1
-    assert r.problems == [{"path": str(root.resolve() / "boom.md"), "reason": "RuntimeError: parser exploded"}]
+    assert r.problems == [
+        {"path": str(root.resolve() / "boom.md"), "reason": "RuntimeError: parser exploded"}
+    ]
 
 
 def test_chunker_change_reembeds_only_changed_text(make_kb, tmp_path: Path) -> None:
@@ -221,8 +231,15 @@ def test_verify_detects_orphans_missing_and_drift(make_kb, notes: Path) -> None:
     assert not rep.ok
 
 
-CRASH_POINTS = ["after_journal", "after_vectors", "after_manifest", "after_delete",
-                "delete_after_journal", "delete_after_manifest", "delete_after_vectors"]
+CRASH_POINTS = [
+    "after_journal",
+    "after_vectors",
+    "after_manifest",
+    "after_delete",
+    "delete_after_journal",
+    "delete_after_manifest",
+    "delete_after_vectors",
+]
 
 
 class Crash(BaseException):
@@ -239,7 +256,9 @@ def test_crash_between_write_steps_is_repaired(make_kb, tmp_path: Path, point: s
     base = make_kb()
     base.ingest([root])
     # one sync doing every kind of write
-    (root / "edit.md").write_text(f"# Edit\n\n{LONG.replace('topic5', 'CHANGED')}\n", encoding="utf-8")
+    (root / "edit.md").write_text(
+        f"# Edit\n\n{LONG.replace('topic5', 'CHANGED')}\n", encoding="utf-8"
+    )
     (root / "gone.md").unlink()
     (root / "mv.md").rename(root / "moved.md")
     write(root / "added.md", "# Added\n\nfresh\n")
@@ -256,8 +275,12 @@ def test_crash_between_write_steps_is_repaired(make_kb, tmp_path: Path, point: s
     fresh = make_kb()
     fresh.ingest([root])
     clean(fresh)
-    assert {h.rel for h in fresh.search("CHANGED fresh renamed", k=50)} == {"keep.md", "edit.md", "moved.md",
-                                                                            "added.md"}
+    assert {h.rel for h in fresh.search("CHANGED fresh renamed", k=50)} == {
+        "keep.md",
+        "edit.md",
+        "moved.md",
+        "added.md",
+    }
     ids = fresh.manifest.all_chunk_ids()
     assert len(ids) == len(set(ids)) == fresh.store().count()
 
@@ -270,5 +293,7 @@ def test_progress_counts_files_as_they_are_done(make_kb, tmp_path: Path) -> None
     make_kb().ingest([root], progress=events.append)
     files = [e.files_done for e in events if e.stage == "embed"]
     assert all(e.files_total == 300 for e in events if e.stage == "embed")
-    assert files == sorted(files) and len({f for f in files if 0 < f < 300}) >= 3  # moves while embedding
+    assert (
+        files == sorted(files) and len({f for f in files if 0 < f < 300}) >= 3
+    )  # moves while embedding
     assert [e for e in events if e.stage == "done"][-1].files_done == 300

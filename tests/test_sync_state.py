@@ -29,11 +29,43 @@ from kb.index.embed import HashEmbedder
 
 EXAMPLES = int(os.environ.get("KB_STATE_EXAMPLES", "12"))
 STEPS = int(os.environ.get("KB_STATE_STEPS", "30"))
-POINTS = ["after_journal", "after_vectors", "after_manifest", "after_delete",
-          "delete_after_journal", "delete_after_manifest", "delete_after_vectors"]
-WORDS = ["apple", "river", "stone", "cloud", "garden", "lamp", "tiger", "window", "violin", "harbor",
-         "яблоко", "река", "камень", "облако", "сад"]
-NAMES = ["a.md", "b.md", "c.txt", "d.md", "notes.md", "sub/e.md", "sub/f.md", "deep/x/g.md", "h.html"]
+POINTS = [
+    "after_journal",
+    "after_vectors",
+    "after_manifest",
+    "after_delete",
+    "delete_after_journal",
+    "delete_after_manifest",
+    "delete_after_vectors",
+]
+WORDS = [
+    "apple",
+    "river",
+    "stone",
+    "cloud",
+    "garden",
+    "lamp",
+    "tiger",
+    "window",
+    "violin",
+    "harbor",
+    "яблоко",
+    "река",
+    "камень",
+    "облако",
+    "сад",
+]
+NAMES = [
+    "a.md",
+    "b.md",
+    "c.txt",
+    "d.md",
+    "notes.md",
+    "sub/e.md",
+    "sub/f.md",
+    "deep/x/g.md",
+    "h.html",
+]
 
 
 class Crash(BaseException):
@@ -54,8 +86,9 @@ def paragraph(draw_words: list[str]) -> str:
     return " ".join(draw_words).capitalize() + "."
 
 
-texts = st.lists(st.lists(st.sampled_from(WORDS), min_size=3, max_size=12).map(paragraph), min_size=1,
-                 max_size=6).map(lambda ps: "\n\n".join(ps))
+texts = st.lists(
+    st.lists(st.sampled_from(WORDS), min_size=3, max_size=12).map(paragraph), min_size=1, max_size=6
+).map(lambda ps: "\n\n".join(ps))
 
 
 class SyncMachine(RuleBasedStateMachine):
@@ -66,9 +99,15 @@ class SyncMachine(RuleBasedStateMachine):
         self.root.mkdir()
         self.home = self.tmp / "home"
         self.embedder = RecordingEmbedder()
-        self.model: dict[str, bytes | None] = {}  # rel → bytes (None: a bad file that must be skipped)
-        self.changed: set[str] = set()  # paths touched since the last completed sync (the daemon's events)
-        self.crashed = False  # the last sync died: the next one may legitimately redo some embedding
+        self.model: dict[
+            str, bytes | None
+        ] = {}  # rel → bytes (None: a bad file that must be skipped)
+        self.changed: set[str] = (
+            set()
+        )  # paths touched since the last completed sync (the daemon's events)
+        self.crashed = (
+            False  # the last sync died: the next one may legitimately redo some embedding
+        )
         self.syncs = 0
         self.base = self._open()
 
@@ -169,7 +208,11 @@ class SyncMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def change_encoding(self, data: st.DataObject) -> None:
         rel = data.draw(st.sampled_from([r for r in self._good() if r.endswith((".md", ".txt"))]))
-        text = "# Заметка\n\n" + "Съешь же ещё этих мягких французских булок, да выпей чаю. " * 3 + "\n"
+        text = (
+            "# Заметка\n\n"
+            + "Съешь же ещё этих мягких французских булок, да выпей чаю. " * 3
+            + "\n"
+        )
         self._write(rel, text.encode("cp1251"))
 
     @rule(kind=st.sampled_from(["binary", "loop"]), n=st.integers(0, 2))
@@ -196,10 +239,14 @@ class SyncMachine(RuleBasedStateMachine):
 
         self.base.crash_hook = hook
         try:
-            if daemon and self.syncs:  # the daemon's path: just the changed paths, under its held lock
+            if (
+                daemon and self.syncs
+            ):  # the daemon's path: just the changed paths, under its held lock
                 self.base.lock.acquire(timeout=10)
                 try:
-                    self.base.sync_locked([self.root.resolve()], only={self.root.resolve(): set(self.changed)})
+                    self.base.sync_locked(
+                        [self.root.resolve()], only={self.root.resolve(): set(self.changed)}
+                    )
                 finally:
                     self.base.lock.release()
             else:
@@ -235,7 +282,9 @@ class SyncMachine(RuleBasedStateMachine):
             if rel.endswith(".html"):
                 continue
             current = decode(data)[0]  # kb's decoding (tested on its own in test_load.py)
-            stale = {w.strip(".,#") for w in words} - {w.strip(".,#") for w in current.split()} - {""}
+            stale = (
+                {w.strip(".,#") for w in words} - {w.strip(".,#") for w in current.split()} - {""}
+            )
             assert not stale, f"{rel}: chunk words not in the current text: {sorted(stale)[:5]}"
         rep = self.base.verify_locked() if self.base.lock.held else self.base.verify()
         assert not (rep.missing or rep.orphans or rep.duplicates), rep.as_dict()
@@ -251,8 +300,14 @@ TOTALS = {"steps": 0, "syncs": 0, "crashes": 0}  # read by benchmarks/sync_state
 
 
 SyncMachine.TestCase.settings = settings(
-    max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
+    max_examples=EXAMPLES,
+    stateful_step_count=STEPS,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+        HealthCheck.data_too_large,
+    ],
 )
 
 

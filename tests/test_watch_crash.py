@@ -19,14 +19,18 @@ from tests.daemon_proc import WatchProcess, found, wait_for
 HASH = {"KB_EMBED_MODEL": "hash", "KB_WATCH__GROUP_CHUNKS": "16"}
 
 
-def bulk_copy(dest: Path, n: int, stop: threading.Event, per_step: int = 25, pause: float = 0.05) -> threading.Thread:
+def bulk_copy(
+    dest: Path, n: int, stop: threading.Event, per_step: int = 25, pause: float = 0.05
+) -> threading.Thread:
     def run() -> None:
         for i in range(n):
             if stop.is_set():
                 return
             d = dest / f"batch{i // 100:02d}"
             d.mkdir(parents=True, exist_ok=True)
-            body = "\n\n".join(f"## Part {j}\n\nBulk note {i} part {j} mentions term{i}q{j}." for j in range(4))
+            body = "\n\n".join(
+                f"## Part {j}\n\nBulk note {i} part {j} mentions term{i}q{j}." for j in range(4)
+            )
             (d / f"bulk{i:04d}.md").write_text(f"# Bulk {i}\n\n{body}\n", encoding="utf-8")
             if i % per_step == 0:
                 time.sleep(pause)
@@ -46,11 +50,15 @@ def journal_pending(home: Path) -> int:
         m.close()
 
 
-def test_kill9_loop_during_bulk_copy_leaves_a_verifiable_index(kb_home: Path, tmp_path: Path) -> None:
+def test_kill9_loop_during_bulk_copy_leaves_a_verifiable_index(
+    kb_home: Path, tmp_path: Path
+) -> None:
     vault = tmp_path / "vault"
     vault.mkdir()
     stop = threading.Event()
-    copier = bulk_copy(vault, 1500, stop, per_step=10, pause=0.25)  # ~40 s: the copy spans every kill
+    copier = bulk_copy(
+        vault, 1500, stop, per_step=10, pause=0.25
+    )  # ~40 s: the copy spans every kill
     rng = random.Random(7)
     kills = mid_write = 0
     try:
@@ -70,8 +78,13 @@ def test_kill9_loop_during_bulk_copy_leaves_a_verifiable_index(kb_home: Path, tm
         w.client()
         w.idle(timeout=300)
         env = {**os.environ, **HASH, "KB_HOME": str(kb_home)}
-        r = subprocess.run([sys.executable, "-m", "kb.cli.main", "status", "--verify", "--json"],
-                           capture_output=True, text=True, env=env, timeout=600)
+        r = subprocess.run(
+            [sys.executable, "-m", "kb.cli.main", "status", "--verify", "--json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+        )
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr
         info = json.loads(r.stdout)
         v = info["verify"]
@@ -80,8 +93,12 @@ def test_kill9_loop_during_bulk_copy_leaves_a_verifiable_index(kb_home: Path, tm
         assert v["chunks"] == v["vectors"] > 1500
         log = (kb_home / "logs" / "watch.log").read_text()
         recovered = log.count("recovered from an interrupted write")
-        print(f"{kills} kills, {mid_write} of them mid-write (journal pending); recoveries on restart: {recovered}")
-        assert 1 <= recovered <= mid_write  # the loop really interrupted writes, and every restart repaired them
+        print(
+            f"{kills} kills, {mid_write} of them mid-write (journal pending); recoveries on restart: {recovered}"
+        )
+        assert (
+            1 <= recovered <= mid_write
+        )  # the loop really interrupted writes, and every restart repaired them
     finally:
         w.close()
 
@@ -122,13 +139,20 @@ def test_reader_process_sees_new_notes_and_never_errors(kb_home: Path, tmp_path:
         w.idle()
         words = [f"readerword{i}x" for i in range(15)]
         env = {**os.environ, **HASH, "KB_HOME": str(kb_home)}
-        reader = subprocess.Popen([sys.executable, "-c", READER, ",".join(words), "120"], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True, env=env)
+        reader = subprocess.Popen(
+            [sys.executable, "-c", READER, ",".join(words), "120"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         copier = bulk_copy(vault / "bulk", 600, stop)  # the daemon is busy writing the whole time
         written = {}
         for word in words:
             time.sleep(0.3)
-            (vault / f"{word}.md").write_text(f"# New\n\nThis note introduces {word}.\n", encoding="utf-8")
+            (vault / f"{word}.md").write_text(
+                f"# New\n\nThis note introduces {word}.\n", encoding="utf-8"
+            )
             written[word] = time.time()
         out, err = reader.communicate(timeout=180)
         copier.join(60)
@@ -137,8 +161,10 @@ def test_reader_process_sees_new_notes_and_never_errors(kb_home: Path, tmp_path:
         assert result["errors"] == []
         assert set(result["seen"]) == set(words), f"never seen: {set(words) - set(result['seen'])}"
         lat = sorted(result["seen"][x] - written[x] for x in words)
-        print(f"save→visible in another process: p50 {lat[len(lat) // 2]:.2f}s, max {lat[-1]:.2f}s, "
-              f"{result['queries']} queries")  # latency is measured in benchmarks/watch_latency.py, not here
+        print(
+            f"save→visible in another process: p50 {lat[len(lat) // 2]:.2f}s, max {lat[-1]:.2f}s, "
+            f"{result['queries']} queries"
+        )  # latency is measured in benchmarks/watch_latency.py, not here
     finally:
         stop.set()
         w.close()
@@ -148,16 +174,29 @@ def test_reader_process_sees_new_notes_and_never_errors(kb_home: Path, tmp_path:
 def test_daemon_with_the_real_model(kb_home: Path, tmp_path: Path, multilingual: str) -> None:
     vault = tmp_path / "vault"
     vault.mkdir()
-    (vault / "a.md").write_text("# Sourdough\n\nFeed the starter with flour and water every day.\n", encoding="utf-8")
+    (vault / "a.md").write_text(
+        "# Sourdough\n\nFeed the starter with flour and water every day.\n", encoding="utf-8"
+    )
     w = WatchProcess(kb_home, [vault], env={"KB_EMBED_MODEL": multilingual})
     try:
         w.client(timeout=120)
         w.idle()
-        (vault / "b.md").write_text("# Bicycle\n\nPump the tyres to four bar before a long ride.\n", encoding="utf-8")
-        wait_for(lambda: found(w.search("how hard should I inflate bike tires", k=1), "b.md"), 20, "a new note")
+        (vault / "b.md").write_text(
+            "# Bicycle\n\nPump the tyres to four bar before a long ride.\n", encoding="utf-8"
+        )
+        wait_for(
+            lambda: found(w.search("how hard should I inflate bike tires", k=1), "b.md"),
+            20,
+            "a new note",
+        )
         env = {**os.environ, "KB_EMBED_MODEL": multilingual, "KB_HOME": str(kb_home)}
-        r = subprocess.run([sys.executable, "-m", "kb.cli.fast", "search", "bread starter", "--json", "-k", "1"],
-                           capture_output=True, text=True, env=env, timeout=60)
+        r = subprocess.run(
+            [sys.executable, "-m", "kb.cli.fast", "search", "bread starter", "--json", "-k", "1"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
         assert r.returncode == 0, r.stderr
         assert Path(json.loads(r.stdout)[0]["path"]).name == "a.md"
         assert w.term() == 0
@@ -165,7 +204,9 @@ def test_daemon_with_the_real_model(kb_home: Path, tmp_path: Path, multilingual:
         w.close()
 
 
-def test_reader_without_daemon_sees_another_process_writes(kb_home: Path, tmp_path: Path, make_kb) -> None:
+def test_reader_without_daemon_sees_another_process_writes(
+    kb_home: Path, tmp_path: Path, make_kb
+) -> None:
     """No daemon: a long-lived reader (a notebook) must not keep a stale Chroma view after `kb ingest` elsewhere."""
     vault = tmp_path / "vault"
     vault.mkdir()
@@ -185,21 +226,37 @@ def test_reader_without_daemon_sees_another_process_writes(kb_home: Path, tmp_pa
     assert found([h.as_dict() for h in base.search("badgers")], "b.md")
 
 
-def test_reads_never_fail_across_daemon_start_reconcile_and_bulk_writes(kb_home: Path, tmp_path: Path) -> None:
+def test_reads_never_fail_across_daemon_start_reconcile_and_bulk_writes(
+    kb_home: Path, tmp_path: Path
+) -> None:
     """A reader in another process searching all the time: before the daemon exists, while it starts and
     catches up on 800 unindexed notes, and while it writes a bulk copy. Not one read may fail."""
     vault = tmp_path / "vault"
     vault.mkdir()
     (vault / "seed.md").write_text("# Seed\n\nseed note about lighthouses\n", encoding="utf-8")
     env = {**os.environ, **HASH, "KB_HOME": str(kb_home)}
-    subprocess.run([sys.executable, "-m", "kb.cli.main", "ingest", str(vault)], env=env, check=True,
-                   capture_output=True, timeout=120)
-    for i in range(800):  # written while no daemon runs: the start-up reconcile has to catch up on them
+    subprocess.run(
+        [sys.executable, "-m", "kb.cli.main", "ingest", str(vault)],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    for i in range(
+        800
+    ):  # written while no daemon runs: the start-up reconcile has to catch up on them
         (vault / "backlog" / f"b{i}.md").parent.mkdir(exist_ok=True)
-        (vault / "backlog" / f"b{i}.md").write_text(f"# B{i}\n\nbacklog note {i} catchword{i}x\n", encoding="utf-8")
+        (vault / "backlog" / f"b{i}.md").write_text(
+            f"# B{i}\n\nbacklog note {i} catchword{i}x\n", encoding="utf-8"
+        )
     words = ["catchword799x", "bulkword0x"]
-    reader = subprocess.Popen([sys.executable, "-c", READER, ",".join(words), "240"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=env)
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, ",".join(words), "240"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     stop = threading.Event()
     w = WatchProcess(kb_home, [vault], env=HASH)
     try:
@@ -246,12 +303,25 @@ def test_readers_read_alongside_kb_ingest_without_a_daemon(kb_home: Path, tmp_pa
         d.mkdir(parents=True, exist_ok=True)
         (d / f"n{i:04d}.md").write_text(f"# N{i}\n\nnote {i} alongword{i}x\n", encoding="utf-8")
     paused, go = tmp_path / "paused", tmp_path / "go"
-    env = {**os.environ, **HASH, "KB_HOME": str(kb_home), "KB_TEST_PAUSED": str(paused), "KB_TEST_GO": str(go),
-           "KB_WATCH__READER_LOCK_WAIT_S": "5"}
-    ingest = subprocess.Popen([sys.executable, "-c", PAUSE_AFTER_TWO_GROUPS, str(vault)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        **HASH,
+        "KB_HOME": str(kb_home),
+        "KB_TEST_PAUSED": str(paused),
+        "KB_TEST_GO": str(go),
+        "KB_WATCH__READER_LOCK_WAIT_S": "5",
+    }
+    ingest = subprocess.Popen(
+        [sys.executable, "-c", PAUSE_AFTER_TWO_GROUPS, str(vault)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        wait_for(lambda: paused.exists() or ingest.poll() is not None, 300, "the ingest to pause mid-way")
+        wait_for(
+            lambda: paused.exists() or ingest.poll() is not None, 300, "the ingest to pause mid-way"
+        )
         assert ingest.poll() is None, ingest.stderr.read() if ingest.stderr else ""
         from ingest.manifest import Manifest
         from kb.index.switch import live_manifest
@@ -263,8 +333,13 @@ def test_readers_read_alongside_kb_ingest_without_a_daemon(kb_home: Path, tmp_pa
             m.close()
         assert 0 < len(committed) < 1500
         word = "alongword" + Path(committed[0]).stem[1:].lstrip("0") + "x"
-        r = subprocess.run([sys.executable, "-m", "kb.cli.main", "search", word, "--json", "-k", "3"], env=env,
-                           capture_output=True, text=True, timeout=120)
+        r = subprocess.run(
+            [sys.executable, "-m", "kb.cli.main", "search", word, "--json", "-k", "3"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert r.returncode == 0, r.stderr  # the old design waited for the writer lock, then failed
         assert any(Path(h["path"]).name == Path(committed[0]).name for h in json.loads(r.stdout))
         assert ingest.poll() is None  # it really was read *during* the ingest

@@ -19,8 +19,13 @@ HASH = {"KB_EMBED_MODEL": "hash-64"}
 
 def problems(w: WatchProcess) -> dict[str, str]:
     env = {**os.environ, **HASH, "KB_HOME": str(w.home)}
-    r = subprocess.run([sys.executable, "-m", "kb.cli.main", "status", "--json"], env=env, capture_output=True,
-                       text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "kb.cli.main", "status", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
     assert data["daemon"]["running"]  # the daemon's state can be read (it used to fail to encode)
@@ -37,12 +42,23 @@ def test_hostile_files_under_watch(kb_home: Path, tmp_path: Path) -> None:
         w.idle()
         hostile_vault(root)
         wait_for(lambda: found(w.search("topic9 gardens", k=3), "good9.md"), 60, "the good notes")
-        wait_for(lambda: found(w.search("zeppelins legacy archive", k=3), "bad\\xffname.md"), 60, "the odd name")
-        p = wait_for(lambda: (lambda d: d if "loop.md" in d and "damaged.md" in d else None)(problems(w)), 60,
-                     "the problems to be reported")
+        wait_for(
+            lambda: found(w.search("zeppelins legacy archive", k=3), "bad\\xffname.md"),
+            60,
+            "the odd name",
+        )
+        p = wait_for(
+            lambda: (lambda d: d if "loop.md" in d and "damaged.md" in d else None)(problems(w)),
+            60,
+            "the problems to be reported",
+        )
         assert "symlink loop" in p["loop.md"] and "replacement" in p["damaged.md"]
-        (root / "late.md").write_text("# Late\n\nwritten after the bad files: quokka\n", encoding="utf-8")
-        wait_for(lambda: found(w.search("quokka", k=3), "late.md"), 60, "a later note (nothing is stuck)")
+        (root / "late.md").write_text(
+            "# Late\n\nwritten after the bad files: quokka\n", encoding="utf-8"
+        )
+        wait_for(
+            lambda: found(w.search("quokka", k=3), "late.md"), 60, "a later note (nothing is stuck)"
+        )
         (root / "loop.md").unlink()
         wait_for(lambda: "loop.md" not in problems(w), 60, "the removed loop to leave the problems")
         v = w.verify()
@@ -69,7 +85,9 @@ s.load, s.Syncer._write = load, _w
 """
 
 
-def test_unanticipated_exceptions_under_watch_stop_only_their_file(kb_home: Path, tmp_path: Path) -> None:
+def test_unanticipated_exceptions_under_watch_stop_only_their_file(
+    kb_home: Path, tmp_path: Path
+) -> None:
     root = tmp_path / "v"
     root.mkdir()
     w = WatchProcess(kb_home, [root], env=HASH, prelude=FAULTS)
@@ -79,10 +97,19 @@ def test_unanticipated_exceptions_under_watch_stop_only_their_file(kb_home: Path
         w.idle()
         for name in ("poison.md", "venom.md", "ok1.md", "ok2.md"):
             (root / name).write_text(f"# {name}\n\nbody of {name} wombat\n", encoding="utf-8")
-        wait_for(lambda: found(w.search("ok2 wombat", k=5), "ok2.md") and found(w.search("ok1 wombat", k=5),
-                                                                              "ok1.md"), 60, "the healthy files")
-        p = wait_for(lambda: (lambda d: d if {"poison.md", "venom.md"} <= set(d) else None)(problems(w)), 60,
-                     "the failures to be recorded")
+        wait_for(
+            lambda: (
+                found(w.search("ok2 wombat", k=5), "ok2.md")
+                and found(w.search("ok1 wombat", k=5), "ok1.md")
+            ),
+            60,
+            "the healthy files",
+        )
+        p = wait_for(
+            lambda: (lambda d: d if {"poison.md", "venom.md"} <= set(d) else None)(problems(w)),
+            60,
+            "the failures to be recorded",
+        )
         assert "Unanticipated" in p["poison.md"] and "Unanticipated" in p["venom.md"]
         w.idle()  # and it is idle: nothing retries forever
         assert w.term() == 0
@@ -93,14 +120,18 @@ def test_unanticipated_exceptions_under_watch_stop_only_their_file(kb_home: Path
 def bulk_notes(folder: Path, n: int) -> None:
     """``n`` notes of ~60 distinct words each: enough to fill a 4 MB disk."""
     for i in range(n):
-        (folder / f"b{i}.md").write_text(f"# B{i}\n\n" + " ".join(f"w{i}x{j}" for j in range(60)) + "\n")
+        (folder / f"b{i}.md").write_text(
+            f"# B{i}\n\n" + " ".join(f"w{i}x{j}" for j in range(60)) + "\n"
+        )
 
 
 @pytest.fixture
 def small_disk(tmp_path: Path):
     mnt = tmp_path / "disk"
     mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(mnt)], capture_output=True)
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(mnt)], capture_output=True
+    )
     if r.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here (needs root): {r.stderr.decode().strip()}")
     try:
@@ -109,15 +140,22 @@ def small_disk(tmp_path: Path):
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
-def test_full_disk_is_reported_served_stoppable_and_resumed(small_disk: Path, tmp_path: Path) -> None:
+def test_full_disk_is_reported_served_stoppable_and_resumed(
+    small_disk: Path, tmp_path: Path
+) -> None:
     home = small_disk / "home"
     root = tmp_path / "v"
     root.mkdir()
     for i in range(5):
         (root / f"n{i}.md").write_text(f"# N{i}\n\nnote {i} about owls\n", encoding="utf-8")
     env = {**os.environ, **HASH, "KB_HOME": str(home)}
-    subprocess.run([sys.executable, "-m", "kb.cli.main", "ingest", str(root)], env=env, check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "kb.cli.main", "ingest", str(root)],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     w = WatchProcess(home, [root], env=HASH)
     try:
         w.client()
@@ -125,15 +163,27 @@ def test_full_disk_is_reported_served_stoppable_and_resumed(small_disk: Path, tm
         bulk = root / "bulk"
         bulk.mkdir()
         bulk_notes(bulk, 3000)
-        st = wait_for(lambda: (lambda s: s if (s["last_error"] or {}).get("remedy") else None)(w.status()), 240,
-                      "the full disk to be reported")
+        st = wait_for(
+            lambda: (lambda s: s if (s["last_error"] or {}).get("remedy") else None)(w.status()),
+            240,
+            "the full disk to be reported",
+        )
         assert "full" in st["last_error"]["message"] and "free space" in st["last_error"]["remedy"]
         assert found(w.search("owls", k=3), "n1.md")  # still answering reads
-        out = subprocess.run([sys.executable, "-m", "kb.cli.main", "status"], env=env, capture_output=True,
-                             text=True, timeout=60).stdout
+        out = subprocess.run(
+            [sys.executable, "-m", "kb.cli.main", "status"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
         assert "free space" in out
-        subprocess.run(["mount", "-o", "remount,size=128m", str(small_disk)], check=True)  # space is freed
-        wait_for(lambda: w.status()["last_error"]["resolved"], 240, "the daemon to resume by itself")
+        subprocess.run(
+            ["mount", "-o", "remount,size=128m", str(small_disk)], check=True
+        )  # space is freed
+        wait_for(
+            lambda: w.status()["last_error"]["resolved"], 240, "the daemon to resume by itself"
+        )
         w.idle(timeout=300)
         v = w.verify()
         assert (v["missing"], v["orphans"], v["duplicates"], v["stale"]) == ([], [], [], [])
@@ -149,15 +199,30 @@ def test_ingest_on_a_full_disk_is_one_line_and_nonzero(small_disk: Path, tmp_pat
     root.mkdir()
     bulk_notes(root, 2000)
     env = {**os.environ, **HASH, "KB_HOME": str(home)}
-    r = subprocess.run([sys.executable, "-m", "kb.cli.main", "ingest", str(root)], env=env, capture_output=True,
-                       text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-m", "kb.cli.main", "ingest", str(root)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 4, (r.stdout, r.stderr)
     assert "Traceback" not in r.stderr and "full" in r.stderr and "free space" in r.stderr
     subprocess.run(["mount", "-o", "remount,size=128m", str(small_disk)], check=True)
-    subprocess.run([sys.executable, "-m", "kb.cli.main", "ingest", str(root)], env=env, check=True,
-                   capture_output=True, timeout=600)
-    v = subprocess.run([sys.executable, "-m", "kb.cli.main", "status", "--verify"], env=env, capture_output=True,
-                       text=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "kb.cli.main", "ingest", str(root)],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    v = subprocess.run(
+        [sys.executable, "-m", "kb.cli.main", "status", "--verify"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert v.returncode == 0, v.stdout + v.stderr
 
 
@@ -171,8 +236,11 @@ def test_the_endpoint_validates_paths_like_the_cli(kb_home: Path, tmp_path: Path
     try:
         c = w.client()
         w.idle()
-        for bad, why in (("relative/dir", "not an absolute path"), ("/etc/hostname", "is a file"),
-                         (str(tmp_path / "nope"), "no such folder")):
+        for bad, why in (
+            ("relative/dir", "not an absolute path"),
+            ("/etc/hostname", "is a file"),
+            (str(tmp_path / "nope"), "no such folder"),
+        ):
             with pytest.raises(PathNotFoundError, match=why) as info:
                 c.request("ingest", {"paths": [bad]}, timeout=30)
             assert info.value.exit_code == 3 and info.value.remedy
@@ -186,7 +254,9 @@ def test_the_endpoint_validates_paths_like_the_cli(kb_home: Path, tmp_path: Path
         w.close()
 
 
-def test_read_only_home_is_one_line_that_does_not_point_at_ingest(small_disk: Path, tmp_path: Path) -> None:
+def test_read_only_home_is_one_line_that_does_not_point_at_ingest(
+    small_disk: Path, tmp_path: Path
+) -> None:
     import shutil
 
     home = small_disk / "home"
@@ -195,17 +265,32 @@ def test_read_only_home_is_one_line_that_does_not_point_at_ingest(small_disk: Pa
     (root / "a.md").write_text("# A\n\nowls at night\n", encoding="utf-8")
     env = {**os.environ, **HASH, "KB_HOME": str(home)}
     run = [sys.executable, "-m", "kb.cli.main"]
-    subprocess.run([*run, "ingest", str(root)], env=env, check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [*run, "ingest", str(root)], env=env, check=True, capture_output=True, timeout=120
+    )
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
-    r = subprocess.run([*run, "search", "owls"], env=env, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [*run, "search", "owls"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 4 and "Traceback" not in r.stderr and "read-only" in r.stderr
     assert "kb ingest" not in r.stderr
-    st = subprocess.run([*run, "status", "--json"], env=env, capture_output=True, text=True, timeout=120)
+    st = subprocess.run(
+        [*run, "status", "--json"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert st.returncode == 0 and json.loads(st.stdout)["chunks"] == 1
-    w = subprocess.run([*run, "ingest", str(root)], env=env, capture_output=True, text=True, timeout=120)
+    w = subprocess.run(
+        [*run, "ingest", str(root)], env=env, capture_output=True, text=True, timeout=120
+    )
     assert w.returncode == 4 and "read-only" in w.stderr and "Traceback" not in w.stderr
-    copy = tmp_path / "home-copy"  # the remedy: copy it to a writable folder and point KB_HOME there
+    copy = (
+        tmp_path / "home-copy"
+    )  # the remedy: copy it to a writable folder and point KB_HOME there
     shutil.copytree(home, copy)
-    r = subprocess.run([*run, "search", "owls", "--json"], env={**env, "KB_HOME": str(copy)}, capture_output=True,
-                       text=True, timeout=120)
+    r = subprocess.run(
+        [*run, "search", "owls", "--json"],
+        env={**env, "KB_HOME": str(copy)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0 and json.loads(r.stdout)[0]["path"].endswith("a.md")

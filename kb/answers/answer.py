@@ -31,9 +31,13 @@ class ContextSource(Protocol):
 
     settings: Settings
 
-    def context(self, question: str, mode: str = "auto", filters: Filters | None = None) -> Context: ...
+    def context(
+        self, question: str, mode: str = "auto", filters: Filters | None = None
+    ) -> Context: ...
 
     def contexts(self) -> ContextBuilder: ...
+
+
 _CITE = re.compile(r"\[(\d{1,3})\]")
 
 
@@ -60,9 +64,13 @@ class Answer:
     usage: Usage = field(default_factory=Usage)
     timings: dict[str, float | None] = field(default_factory=dict)
     request: dict[str, Any] = field(default_factory=dict)
-    abstained: bool = False  # "not in your notes": said by kb (empty context, evidence check) or by the model
+    abstained: bool = (
+        False  # "not in your notes": said by kb (empty context, evidence check) or by the model
+    )
     abstain_reason: str = ""
-    check: dict[str, Any] = field(default_factory=dict)  # the evidence check, when it ran (see kb.answers.check)
+    check: dict[str, Any] = field(
+        default_factory=dict
+    )  # the evidence check, when it ran (see kb.answers.check)
 
     @property
     def by_kb(self) -> bool:
@@ -71,11 +79,20 @@ class Answer:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "question": self.question, "answer": self.text, "mode": self.mode, "mode_reason": self.mode_reason,
-            "citations": [c.__dict__ for c in self.citations], "invalid_citations": self.invalid_citations,
-            "usage": self.usage.as_dict(), "timings": self.timings, "reasoning": self.reasoning,
-            "context": self.context.as_dict(), "request": self.request, "abstained": self.abstained,
-            "abstain_reason": self.abstain_reason, "evidence_check": self.check,
+            "question": self.question,
+            "answer": self.text,
+            "mode": self.mode,
+            "mode_reason": self.mode_reason,
+            "citations": [c.__dict__ for c in self.citations],
+            "invalid_citations": self.invalid_citations,
+            "usage": self.usage.as_dict(),
+            "timings": self.timings,
+            "reasoning": self.reasoning,
+            "context": self.context.as_dict(),
+            "request": self.request,
+            "abstained": self.abstained,
+            "abstain_reason": self.abstain_reason,
+            "evidence_check": self.check,
         }
 
 
@@ -85,8 +102,13 @@ def default_llm(base: ContextSource) -> OpenAICompatLLM:
 
 def llm_from_settings(s: Settings) -> OpenAICompatLLM:
     """The configured LLM server (KB_LLM_BASE_URL, KB_LLM_MODEL, timeouts)."""
-    return OpenAICompatLLM(s.llm_base_url, s.llm_model, timeout=s.llm_timeout,
-                           connect_timeout=s.llm_connect_timeout, context_length=s.llm_context_length)
+    return OpenAICompatLLM(
+        s.llm_base_url,
+        s.llm_model,
+        timeout=s.llm_timeout,
+        connect_timeout=s.llm_connect_timeout,
+        context_length=s.llm_context_length,
+    )
 
 
 def obsidian_link(root: str, rel: str) -> str | None:
@@ -106,8 +128,16 @@ def cite(text: str, ctx: Context) -> tuple[list[Citation], list[int]]:
         if p is None:
             bad.append(n)
         else:
-            out.append(Citation(n, str(Path(p.root) / p.path), p.heading, p.start_line, p.end_line,
-                                obsidian_link(p.root, p.path)))
+            out.append(
+                Citation(
+                    n,
+                    str(Path(p.root) / p.path),
+                    p.heading,
+                    p.start_line,
+                    p.end_line,
+                    obsidian_link(p.root, p.path),
+                )
+            )
     return out, bad
 
 
@@ -118,27 +148,59 @@ def _shrink(ctx: Context, counter, target: int) -> None:
     while ctx.passages and counter.count(render_notes(ctx.passages)) > target:
         weakest = min(ctx.passages, key=lambda p: p.score)
         ctx.passages.remove(weakest)
-        ctx.dropped.append(Dropped(weakest.path, weakest.heading, weakest.start_line, weakest.end_line,
-                                   weakest.score, "over the model's context length", weakest.tokens))
+        ctx.dropped.append(
+            Dropped(
+                weakest.path,
+                weakest.heading,
+                weakest.start_line,
+                weakest.end_line,
+                weakest.score,
+                "over the model's context length",
+                weakest.tokens,
+            )
+        )
     for i, p in enumerate(ctx.passages, 1):
         p.n = i
     ctx.tokens = counter.count(render_notes(ctx.passages)) if ctx.passages else 0
 
 
-def answer(base: ContextSource, question: str, mode: str = "auto", *, llm: LLM | None = None,
-           filters: Filters | None = None, on_delta: Callable[[Delta], None] | None = None,
-           history: list[dict[str, str]] | None = None, retrieval_query: str | None = None) -> Answer:
+def answer(
+    base: ContextSource,
+    question: str,
+    mode: str = "auto",
+    *,
+    llm: LLM | None = None,
+    filters: Filters | None = None,
+    on_delta: Callable[[Delta], None] | None = None,
+    history: list[dict[str, str]] | None = None,
+    retrieval_query: str | None = None,
+) -> Answer:
     t0 = time.perf_counter()
     ctx = base.context(retrieval_query or question, mode, filters)
     ctx.question = question
     mset = base.settings.modes.get(ctx.mode)
-    return respond(ctx, llm or default_llm(base), base.contexts().counter, mset, on_delta=on_delta,
-                   history=history, started=t0)
+    return respond(
+        ctx,
+        llm or default_llm(base),
+        base.contexts().counter,
+        mset,
+        on_delta=on_delta,
+        history=history,
+        started=t0,
+    )
 
 
-def respond(ctx: Context, llm: LLM, counter: TokenCounter, mset: ModeSettings, *,
-            on_delta: Callable[[Delta], None] | None = None, history: list[dict[str, str]] | None = None,
-            evidence_check: bool | None = None, started: float | None = None) -> Answer:
+def respond(
+    ctx: Context,
+    llm: LLM,
+    counter: TokenCounter,
+    mset: ModeSettings,
+    *,
+    on_delta: Callable[[Delta], None] | None = None,
+    history: list[dict[str, str]] | None = None,
+    evidence_check: bool | None = None,
+    started: float | None = None,
+) -> Answer:
     """Answer from a given context with a mode's generation settings. An empty context (or an evidence check
     that finds no answering passage) abstains without asking the model for an answer."""
     t0 = started if started is not None else time.perf_counter()
@@ -146,16 +208,28 @@ def respond(ctx: Context, llm: LLM, counter: TokenCounter, mset: ModeSettings, *
     check: EvidenceCheck | None = None
 
     def timings(ttft: float | None) -> dict[str, float | None]:
-        out = {"retrieval_s": round(t_retrieval, 4), "ttft_s": ttft and round(ttft, 4),
-               "total_s": round(time.perf_counter() - t0, 4)}
+        out = {
+            "retrieval_s": round(t_retrieval, 4),
+            "ttft_s": ttft and round(ttft, 4),
+            "total_s": round(time.perf_counter() - t0, 4),
+        }
         if check is not None:
             out["check_s"] = round(check.seconds, 4)
         return out
 
     def abstain(reason: str) -> Answer:
-        return Answer(ctx.question, abstention(ctx.question), ctx.mode, ctx.mode_reason, ctx,
-                      usage=Usage(source="none"), timings=timings(None), abstained=True, abstain_reason=reason,
-                      check=check.as_dict() if check else {})
+        return Answer(
+            ctx.question,
+            abstention(ctx.question),
+            ctx.mode,
+            ctx.mode_reason,
+            ctx,
+            usage=Usage(source="none"),
+            timings=timings(None),
+            abstained=True,
+            abstain_reason=reason,
+            check=check.as_dict() if check else {},
+        )
 
     if not ctx.passages:
         return abstain("nothing in your notes is relevant (empty context): the model was not asked")
@@ -172,9 +246,15 @@ def respond(ctx: Context, llm: LLM, counter: TokenCounter, mset: ModeSettings, *
             msgs = build_messages(ctx, history)
             prompt = counter.chat_tokens(msgs, thinking=mset.thinking)
             room = limit - prompt - 32
-        params = GenParams(max_tokens=max(16, min(mset.max_output_tokens, room)), thinking=mset.thinking,
-                           temperature=mset.temperature, top_p=mset.top_p, top_k=mset.top_k, min_p=mset.min_p,
-                           presence_penalty=mset.presence_penalty)
+        params = GenParams(
+            max_tokens=max(16, min(mset.max_output_tokens, room)),
+            thinking=mset.thinking,
+            temperature=mset.temperature,
+            top_p=mset.top_p,
+            top_k=mset.top_k,
+            min_p=mset.min_p,
+            presence_penalty=mset.presence_penalty,
+        )
         return msgs, params
 
     msgs, params = fit()
@@ -193,32 +273,62 @@ def respond(ctx: Context, llm: LLM, counter: TokenCounter, mset: ModeSettings, *
         msgs, params = fit()
         done = llm.complete(msgs, params, on_delta)
     if done.usage.source == "counted" or not done.usage.prompt_tokens:
-        done.usage = Usage(counter.chat_tokens(msgs, params.thinking), counter.count(done.text + done.reasoning),
-                           counter.count(done.reasoning), source="counted")
+        done.usage = Usage(
+            counter.chat_tokens(msgs, params.thinking),
+            counter.count(done.text + done.reasoning),
+            counter.count(done.reasoning),
+            source="counted",
+        )
     elif not done.usage.reasoning_tokens and done.reasoning:
         done.usage.reasoning_tokens = counter.count(done.reasoning)
     citations, bad = cite(done.text, ctx)
-    request = {"model": getattr(llm, "model", ""), "max_tokens": params.max_tokens,
-               "enable_thinking": params.thinking, "temperature": params.temperature, "top_p": params.top_p,
-               "top_k": params.top_k, "prompt_tokens_counted": counter.chat_tokens(msgs, params.thinking),
-               "max_model_len": limit, "messages": msgs}
+    request = {
+        "model": getattr(llm, "model", ""),
+        "max_tokens": params.max_tokens,
+        "enable_thinking": params.thinking,
+        "temperature": params.temperature,
+        "top_p": params.top_p,
+        "top_k": params.top_k,
+        "prompt_tokens_counted": counter.chat_tokens(msgs, params.thinking),
+        "max_model_len": limit,
+        "messages": msgs,
+    }
     said = is_abstention(done.text)
-    return Answer(ctx.question, done.text, ctx.mode, ctx.mode_reason, ctx, citations, bad, done.reasoning,
-                  done.usage, timings(done.ttft_s), request, abstained=said,
-                  abstain_reason="the model found no answer in the notes" if said else "",
-                  check=check.as_dict() if check else {})
+    return Answer(
+        ctx.question,
+        done.text,
+        ctx.mode,
+        ctx.mode_reason,
+        ctx,
+        citations,
+        bad,
+        done.reasoning,
+        done.usage,
+        timings(done.ttft_s),
+        request,
+        abstained=said,
+        abstain_reason="the model found no answer in the notes" if said else "",
+        check=check.as_dict() if check else {},
+    )
 
 
-REWRITE = ("Rewrite the user's last question as one standalone search query for their notes, resolving pronouns and "
-           "references from the conversation. Reply with the query only, in the language of the question.")
+REWRITE = (
+    "Rewrite the user's last question as one standalone search query for their notes, resolving pronouns and "
+    "references from the conversation. Reply with the query only, in the language of the question."
+)
 
 
 class Chat:
     """A conversation over your notes. History is trimmed to its own token budget; thinking text is never
     kept; follow-ups are rewritten into standalone queries (thinking off) before retrieval."""
 
-    def __init__(self, base: ContextSource, llm: LLM | None = None, mode: str = "auto",
-                 history_budget: int = 2000) -> None:
+    def __init__(
+        self,
+        base: ContextSource,
+        llm: LLM | None = None,
+        mode: str = "auto",
+        history_budget: int = 2000,
+    ) -> None:
         self.base = base
         self.llm = llm or default_llm(base)
         self.mode = mode
@@ -229,22 +339,39 @@ class Chat:
         if not self.history:
             return question
         convo = "\n".join(f"{m['role']}: {m['content'][:500]}" for m in self.history[-6:])
-        msgs = [{"role": "system", "content": REWRITE},
-                {"role": "user", "content": f"Conversation:\n{convo}\n\nLast question: {question}"}]
-        done = self.llm.complete(msgs, GenParams(max_tokens=96, thinking=False, temperature=0.2, top_p=0.8))
+        msgs = [
+            {"role": "system", "content": REWRITE},
+            {"role": "user", "content": f"Conversation:\n{convo}\n\nLast question: {question}"},
+        ]
+        done = self.llm.complete(
+            msgs, GenParams(max_tokens=96, thinking=False, temperature=0.2, top_p=0.8)
+        )
         query = done.text.strip().strip('"').splitlines()[0] if done.text.strip() else ""
         return query or question
 
     def ask(self, question: str, on_delta: Callable[[Delta], None] | None = None) -> Answer:
         query = self.standalone(question)
-        ans = answer(self.base, question, self.mode, llm=self.llm, on_delta=on_delta,
-                     history=self.history, retrieval_query=query)
+        ans = answer(
+            self.base,
+            question,
+            self.mode,
+            llm=self.llm,
+            on_delta=on_delta,
+            history=self.history,
+            retrieval_query=query,
+        )
         ans.timings["rewritten_query"] = query  # type: ignore[assignment]
-        self.history += [{"role": "user", "content": question}, {"role": "assistant", "content": ans.text}]
+        self.history += [
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": ans.text},
+        ]
         self._trim()
         return ans
 
     def _trim(self) -> None:
         counter = self.base.contexts().counter
-        while self.history and sum(counter.count(m["content"]) for m in self.history) > self.history_budget:
+        while (
+            self.history
+            and sum(counter.count(m["content"]) for m in self.history) > self.history_budget
+        ):
             self.history = self.history[2:]

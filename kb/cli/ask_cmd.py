@@ -20,8 +20,9 @@ def register(app: typer.Typer) -> None:
 
 def chat(
     mode: Annotated[str, typer.Option("--mode", "-m", help=MODE_HELP, metavar="MODE")] = "auto",
-    show_thinking: Annotated[bool, typer.Option("--show-thinking", help="Stream the model's reasoning too.")]
-    = False,
+    show_thinking: Annotated[
+        bool, typer.Option("--show-thinking", help="Stream the model's reasoning too.")
+    ] = False,
 ) -> None:
     """Talk with your notes (follow-ups are understood; empty line or Ctrl-D to quit)."""
     from kb.answers.answer import Chat
@@ -56,21 +57,41 @@ def _filters(folder: str | None, tag: str | None, since: str | None, until: str 
 
 
 def ask(
-    question: Annotated[list[str], typer.Argument(help="Your question, in your own words (Russian or English; "
-                                                  "quotes optional).", metavar="QUESTION", show_default=False)],
+    question: Annotated[
+        list[str],
+        typer.Argument(
+            help="Your question, in your own words (Russian or English; quotes optional).",
+            metavar="QUESTION",
+            show_default=False,
+        ),
+    ],
     mode: Annotated[str, typer.Option("--mode", "-m", help=MODE_HELP, metavar="MODE")] = "auto",
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the context and messages; don't call the LLM.")]
-    = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the context and messages; don't call the LLM.")
+    ] = False,
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    show_thinking: Annotated[bool, typer.Option("--show-thinking", help="Stream the model's reasoning too.")]
-    = False,
-    folder: Annotated[str | None, typer.Option(help="Only notes under this folder (relative to a root).",
-                                               metavar="FOLDER")] = None,
-    tag: Annotated[str | None, typer.Option(help="Only notes with this tag.", metavar="TAG")] = None,
-    since: Annotated[str | None, typer.Option(help="Only notes dated on/after YYYY-MM-DD.", metavar="DATE")] = None,
-    until: Annotated[str | None, typer.Option(help="Only notes dated on/before YYYY-MM-DD.", metavar="DATE")] = None,
-    all_: Annotated[bool, typer.Option("--all", help="With --dry-run: list every dropped candidate, not just the "
-                                                     "best few.")] = False,
+    show_thinking: Annotated[
+        bool, typer.Option("--show-thinking", help="Stream the model's reasoning too.")
+    ] = False,
+    folder: Annotated[
+        str | None,
+        typer.Option(help="Only notes under this folder (relative to a root).", metavar="FOLDER"),
+    ] = None,
+    tag: Annotated[
+        str | None, typer.Option(help="Only notes with this tag.", metavar="TAG")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only notes dated on/after YYYY-MM-DD.", metavar="DATE")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Only notes dated on/before YYYY-MM-DD.", metavar="DATE")
+    ] = None,
+    all_: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="With --dry-run: list every dropped candidate, not just the best few."
+        ),
+    ] = False,
 ) -> None:
     """Answer a question from your notes (`--dry-run` shows exactly what would be sent)."""
     from kb.errors import KbError
@@ -87,7 +108,9 @@ def ask(
             return
         ctx = base.context(question, mode, filters)
         msgs = messages(ctx)
-        total = base.contexts().counter.chat_tokens(msgs, thinking=base.settings.modes.get(ctx.mode).thinking)
+        total = base.contexts().counter.chat_tokens(
+            msgs, thinking=base.settings.modes.get(ctx.mode).thinking
+        )
     if json_:
         print_json({**ctx.as_dict(), "prompt_tokens": total, "messages": msgs})
         return
@@ -126,18 +149,22 @@ def _answer(base, question: str, mode: str, filters, json_: bool, show_thinking:
 
 
 def render_abstention(ans) -> None:
-    """"Not in your notes" stands apart from an answer: kb's own (no model call) or the model's."""
+    """ "Not in your notes" stands apart from an answer: kb's own (no model call) or the model's."""
     if not ans.abstained:
         return
     if ans.by_kb:  # kb abstained itself: nothing was streamed
         out.print(f"[bold yellow]{escape(ans.text)}[/]", highlight=False)
     err.print(f"[yellow]abstained:[/] {escape(ans.abstain_reason)}", highlight=False)
     if ans.check and ans.check.get("keep") == []:
-        err.print("[dim]tip: the evidence check is a mode setting (KB_MODES__<MODE>__EVIDENCE_CHECK=false turns "
-                  "it off); `kb ask --dry-run` shows what was retrieved[/]")
+        err.print(
+            "[dim]tip: the evidence check is a mode setting (KB_MODES__<MODE>__EVIDENCE_CHECK=false turns "
+            "it off); `kb ask --dry-run` shows what was retrieved[/]"
+        )
     elif not ans.context.passages:
-        err.print("[dim]tip: `kb ask --dry-run` shows the candidates and why each was dropped; `kb search` shows "
-                  "the nearest passages regardless of relevance[/]")
+        err.print(
+            "[dim]tip: `kb ask --dry-run` shows the candidates and why each was dropped; `kb search` shows "
+            "the nearest passages regardless of relevance[/]"
+        )
 
 
 def render_sources(ans) -> None:
@@ -145,48 +172,82 @@ def render_sources(ans) -> None:
     if ans.by_kb:
         return
     u = ans.usage
-    err.print(f"[dim]mode {ans.mode} ({escape(ans.mode_reason)}) · context {ans.context.tokens} tokens in "
-              f"{len(ans.context.passages)} passages · prompt {u.prompt_tokens}, completion {u.completion_tokens}"
-              f"{f', reasoning {u.reasoning_tokens}' if u.reasoning_tokens else ''} tokens ({u.source}) · "
-              f"first token {ans.timings.get('ttft_s')}s, total {ans.timings.get('total_s')}s[/]", highlight=False)
+    err.print(
+        f"[dim]mode {ans.mode} ({escape(ans.mode_reason)}) · context {ans.context.tokens} tokens in "
+        f"{len(ans.context.passages)} passages · prompt {u.prompt_tokens}, completion {u.completion_tokens}"
+        f"{f', reasoning {u.reasoning_tokens}' if u.reasoning_tokens else ''} tokens ({u.source}) · "
+        f"first token {ans.timings.get('ttft_s')}s, total {ans.timings.get('total_s')}s[/]",
+        highlight=False,
+    )
     if ans.check:
         c = ans.check
         kept = c["keep"] if c["keep"] is not None else "all (its reply was not readable)"
-        err.print(f"[dim]evidence check: kept passages {kept} · {c['usage']['prompt_tokens']} + "
-                  f"{c['usage']['completion_tokens']} tokens · {c['seconds']}s[/]", highlight=False)
+        err.print(
+            f"[dim]evidence check: kept passages {kept} · {c['usage']['prompt_tokens']} + "
+            f"{c['usage']['completion_tokens']} tokens · {c['seconds']}s[/]",
+            highlight=False,
+        )
     if ans.citations:
         out.print("[bold]sources[/]")
         for c in ans.citations:
             link = f"  {c.link}" if c.link else ""
-            out.print(f"  [{c.n}] {c.path}:{c.start_line}  {c.heading}{link}", markup=False, highlight=False)
+            out.print(
+                f"  [{c.n}] {c.path}:{c.start_line}  {c.heading}{link}",
+                markup=False,
+                highlight=False,
+            )
     elif ans.context.passages:
         out.print("[bold]context used[/] (the answer cites none)")
         for p in ans.context.passages:
-            out.print(f"  [{p.n}] {p.root}/{p.path}:{p.start_line}  {p.heading}", markup=False, highlight=False)
+            out.print(
+                f"  [{p.n}] {p.root}/{p.path}:{p.start_line}  {p.heading}",
+                markup=False,
+                highlight=False,
+            )
     if ans.invalid_citations:
-        err.print(f"[yellow]note:[/] the answer cites {ans.invalid_citations}, which were not in the context")
+        err.print(
+            f"[yellow]note:[/] the answer cites {ans.invalid_citations}, which were not in the context"
+        )
 
 
 def render_context(ctx, prompt_tokens: int, show_all: bool = False, best_dropped: int = 5) -> None:
     """Kept passages, then the few best dropped candidates with their reason (``show_all``: every one)."""
     out.print(f"[bold]mode[/] {ctx.mode} — {escape(ctx.mode_reason)}", highlight=False)
-    out.print(f"[bold]context[/] {ctx.tokens} / {ctx.budget} tokens ({ctx.counter}) in {len(ctx.passages)} "
-              f"passages · prompt {prompt_tokens} tokens", highlight=False)
+    out.print(
+        f"[bold]context[/] {ctx.tokens} / {ctx.budget} tokens ({ctx.counter}) in {len(ctx.passages)} "
+        f"passages · prompt {prompt_tokens} tokens",
+        highlight=False,
+    )
     if not ctx.passages:
         out.print("[yellow]nothing in your notes looks relevant: the context is empty[/]")
     table = Table("", "note", "lines", "score", "tokens", "decision", box=None)
     for p in ctx.passages:
-        table.add_row(f"\\[{p.n}]", escape(f"{p.path} › {p.heading}"), f"{p.start_line}-{p.end_line}",
-                      f"{p.score:.2f}", str(p.tokens),
-                      "[green]kept[/]" + (f" (−{p.pruned_tokens} pruned)" if p.pruned_tokens else ""))
-    dropped = sorted((d for d in ctx.dropped if not d.reason.startswith("sentences pruned")),
-                     key=lambda d: -d.score)
+        table.add_row(
+            f"\\[{p.n}]",
+            escape(f"{p.path} › {p.heading}"),
+            f"{p.start_line}-{p.end_line}",
+            f"{p.score:.2f}",
+            str(p.tokens),
+            "[green]kept[/]" + (f" (−{p.pruned_tokens} pruned)" if p.pruned_tokens else ""),
+        )
+    dropped = sorted(
+        (d for d in ctx.dropped if not d.reason.startswith("sentences pruned")),
+        key=lambda d: -d.score,
+    )
     shown = dropped if show_all else dropped[:best_dropped]
     for d in shown:
-        table.add_row("", escape(f"{d.path} › {d.heading}"), f"{d.start_line}-{d.end_line}", f"{d.score:.2f}",
-                      str(d.tokens or ""), f"[dim]dropped: {escape(d.reason)}[/]")
+        table.add_row(
+            "",
+            escape(f"{d.path} › {d.heading}"),
+            f"{d.start_line}-{d.end_line}",
+            f"{d.score:.2f}",
+            str(d.tokens or ""),
+            f"[dim]dropped: {escape(d.reason)}[/]",
+        )
     out.print(table)
     if len(dropped) > len(shown):
-        out.print(f"[dim]… and {len(dropped) - len(shown)} more dropped candidates (--all lists them)[/]")
+        out.print(
+            f"[dim]… and {len(dropped) - len(shown)} more dropped candidates (--all lists them)[/]"
+        )
     if not ctx.passages and ctx.dropped:
         err.print("[dim]tip: `kb search` shows the nearest passages regardless of relevance[/]")

@@ -42,7 +42,9 @@ def join_query(words: list[str] | str) -> str:
 
     text = " ".join(words if isinstance(words, list) else [words]).strip()
     if not text:
-        raise UsageError("the query is empty", 'say what to look for, e.g. `kb search "rotate the logs"`')
+        raise UsageError(
+            "the query is empty", 'say what to look for, e.g. `kb search "rotate the logs"`'
+        )
     return text
 
 
@@ -68,8 +70,10 @@ class ProgressRenderer:
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("files · {task.fields[chunks]} chunks · {task.fields[embedded]} embedded · "
-                       "{task.fields[rate]:.0f}/s"),
+            TextColumn(
+                "files · {task.fields[chunks]} chunks · {task.fields[embedded]} embedded · "
+                "{task.fields[rate]:.0f}/s"
+            ),
             TimeElapsedColumn(),
             console=err,
             transient=True,
@@ -96,12 +100,16 @@ class ProgressRenderer:
             err.print(f"[cyan]note:[/] {escape(event.message)}", highlight=False)
             return
         if self.task is None:
-            self.task = self.progress.add_task("indexing", total=None, chunks=0, embedded=0, rate=0.0)
+            self.task = self.progress.add_task(
+                "indexing", total=None, chunks=0, embedded=0, rate=0.0
+            )
         fields: dict[str, Any] = {}
         if event.stage == "scan":
             self._offset = int(self.progress.tasks[0].total or 0)
             self.progress.update(self.task, total=self._offset + event.files_total)
-            self.progress.update(self.task, description=event.message.split(" in ")[-1][-40:] or "indexing")
+            self.progress.update(
+                self.task, description=event.message.split(" in ")[-1][-40:] or "indexing"
+            )
             return
         if event.stage in ("write", "done") or (event.stage == "embed" and event.files_total):
             self.progress.update(self.task, completed=self._offset + event.files_done)

@@ -19,26 +19,64 @@ def register(app: typer.Typer) -> None:
 
 
 def eval_(
-    questions: Annotated[Path, typer.Argument(help="Questions, one JSON object per line (shared/eval format).")],
-    corpus: Annotated[Path, typer.Option("--corpus", help="The notes folder the evidence paths refer to.")],
-    modes: Annotated[str | None, typer.Option(help="Comma-separated: auto,code,dialog,think,naive (and with "
-                                              "--answers: max, and NAME+check). Default: auto,naive "
-                                              "(--answers: auto,naive,max).")] = None,
+    questions: Annotated[
+        Path, typer.Argument(help="Questions, one JSON object per line (shared/eval format).")
+    ],
+    corpus: Annotated[
+        Path, typer.Option("--corpus", help="The notes folder the evidence paths refer to.")
+    ],
+    modes: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated: auto,code,dialog,think,naive (and with "
+            "--answers: max, and NAME+check). Default: auto,naive "
+            "(--answers: auto,naive,max)."
+        ),
+    ] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-    limit: Annotated[int | None, typer.Option(help="Only the first N questions (after --sample).")] = None,
-    sample: Annotated[int | None, typer.Option(help="A random sample of N questions (see --seed).")] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="Only the first N questions (after --sample).")
+    ] = None,
+    sample: Annotated[
+        int | None, typer.Option(help="A random sample of N questions (see --seed).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of --sample.")] = 0,
-    misses: Annotated[Path | None, typer.Option("--misses", help="Write each missed question (JSON lines): what "
-                                                "was kept, and where each missing quote's chunk went.",
-                                                metavar="FILE")] = None,
-    answers: Annotated[bool, typer.Option("--answers", help="Ask the configured LLM (KB_LLM_*) with each "
-                                          "strategy and score its answers.")] = False,
-    results: Annotated[Path | None, typer.Option("--results", help="With --answers: the run's results file "
-                                                 "(default: one per corpus and model under KB_HOME/eval/); answers "
-                                                 "are kept by request, so an interrupted or re-tuned run asks only "
-                                                 "what is new.", metavar="FILE")] = None,
-    plot: Annotated[Path | None, typer.Option("--plot", help="With --answers: write answer F1 against prompt "
-                                              "tokens as a PNG (needs kb-notes[plot]).", metavar="FILE")] = None,
+    misses: Annotated[
+        Path | None,
+        typer.Option(
+            "--misses",
+            help="Write each missed question (JSON lines): what "
+            "was kept, and where each missing quote's chunk went.",
+            metavar="FILE",
+        ),
+    ] = None,
+    answers: Annotated[
+        bool,
+        typer.Option(
+            "--answers",
+            help="Ask the configured LLM (KB_LLM_*) with each strategy and score its answers.",
+        ),
+    ] = False,
+    results: Annotated[
+        Path | None,
+        typer.Option(
+            "--results",
+            help="With --answers: the run's results file "
+            "(default: one per corpus and model under KB_HOME/eval/); answers "
+            "are kept by request, so an interrupted or re-tuned run asks only "
+            "what is new.",
+            metavar="FILE",
+        ),
+    ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot",
+            help="With --answers: write answer F1 against prompt "
+            "tokens as a PNG (needs kb-notes[plot]).",
+            metavar="FILE",
+        ),
+    ] = None,
 ) -> None:
     """Index a corpus (into a temporary KB_HOME unless one is set) and measure each mode."""
     from kb.answers.evaluate import evaluate, load_questions
@@ -50,12 +88,18 @@ def eval_(
     with handled():
         qs = load_questions(questions)
         if sample is not None:
-            qs = [qs[i] for i in sorted(random.Random(seed).sample(range(len(qs)), min(sample, len(qs))))]
+            qs = [
+                qs[i]
+                for i in sorted(random.Random(seed).sample(range(len(qs)), min(sample, len(qs))))
+            ]
         qs = qs[:limit]
         if not answers and (results or plot):
             raise UsageError("--results and --plot go with --answers", "add --answers")
-        names = [m.strip() for m in (modes or ("auto,naive,max" if answers else "auto,naive")).split(",")
-                 if m.strip()]
+        names = [
+            m.strip()
+            for m in (modes or ("auto,naive,max" if answers else "auto,naive")).split(",")
+            if m.strip()
+        ]
         if answers:
             from kb.cli.plot import plot_answers, require_matplotlib
 
@@ -85,28 +129,50 @@ def _fail_on_errors(result: dict[str, Any]) -> None:
     if failed:
         name, first = next(iter(failed.items()))
         counts = ", ".join(f"{n} {s['errors']}/{s['questions']}" for n, s in failed.items())
-        raise LLMError(f"the server failed on some requests ({counts}; scored 0 above), e.g. {name}: "
-                       f"{first['first_error']}", "fix the cause and run the same command again: stored answers "
-                       "are reused and only the failed requests are asked again")
+        raise LLMError(
+            f"the server failed on some requests ({counts}; scored 0 above), e.g. {name}: "
+            f"{first['first_error']}",
+            "fix the cause and run the same command again: stored answers "
+            "are reused and only the failed requests are asked again",
+        )
 
 
 def _answers(qs, corpus: Path, names: list[str], results: Path | None, say) -> dict[str, Any]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     from kb.answers.answer_eval import evaluate_answers
     from kb.settings import load_settings
 
     results_dir = load_settings().data_dir() / "eval"
     if not err.is_terminal:  # a log, not a screen: a line at every tenth, with the ETA
-        return evaluate_answers(qs, corpus, names, results_dir, results=results, progress=say, tick=_LogTicks(say))
-    with Progress(TextColumn("answering"), BarColumn(), MofNCompleteColumn(), TextColumn("ETA"),
-                  TimeRemainingColumn(), console=err, transient=True) as bar:
+        return evaluate_answers(
+            qs, corpus, names, results_dir, results=results, progress=say, tick=_LogTicks(say)
+        )
+    with Progress(
+        TextColumn("answering"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
         task = bar.add_task("answers", total=None)
 
-        def tick(done: int, total: int, asked: int) -> None:  # answers read back are not work: off the bar
+        def tick(
+            done: int, total: int, asked: int
+        ) -> None:  # answers read back are not work: off the bar
             bar.update(task, completed=asked, total=total - (done - asked))
 
-        return evaluate_answers(qs, corpus, names, results_dir, results=results, progress=say, tick=tick)
+        return evaluate_answers(
+            qs, corpus, names, results_dir, results=results, progress=say, tick=tick
+        )
 
 
 class _LogTicks:
@@ -120,7 +186,9 @@ class _LogTicks:
         self.next = 0
 
     def __call__(self, done: int, total: int, asked: int) -> None:
-        if self.start is None or (asked == 0 and done):  # the clock starts at the first answer really asked
+        if self.start is None or (
+            asked == 0 and done
+        ):  # the clock starts at the first answer really asked
             self.start = (self.clock(), asked)
         if done < self.next and done != total:
             return
@@ -142,49 +210,105 @@ def _fmt(v: Any, digits: int = 3) -> str:
 
 
 def _print_answers(result: dict[str, Any]) -> None:
-    table = Table("strategy", "F1", "EM", "abst✓", "abst✗", "F1all", "cite", "tokens", "ttft", "total", box=None,
-                  padding=(0, 1))
+    table = Table(
+        "strategy",
+        "F1",
+        "EM",
+        "abst✓",
+        "abst✗",
+        "F1all",
+        "cite",
+        "tokens",
+        "ttft",
+        "total",
+        box=None,
+        padding=(0, 1),
+    )
     for name, s in result["strategies"].items():
-        table.add_row(name, _fmt(s["f1"]), _fmt(s["em"]), _fmt(s["abstain_unanswerable"], 2),
-                      _fmt(s["false_abstain"], 2), _fmt(s["f1_overall"]), _fmt(s["citation_precision"], 2),
-                      _fmt(s["prompt_tokens_mean"], 0), _fmt(s["ttft_s_p50"], 2), _fmt(s["total_s_p50"], 2))
+        table.add_row(
+            name,
+            _fmt(s["f1"]),
+            _fmt(s["em"]),
+            _fmt(s["abstain_unanswerable"], 2),
+            _fmt(s["false_abstain"], 2),
+            _fmt(s["f1_overall"]),
+            _fmt(s["citation_precision"], 2),
+            _fmt(s["prompt_tokens_mean"], 0),
+            _fmt(s["ttft_s_p50"], 2),
+            _fmt(s["total_s_p50"], 2),
+        )
     first = next(iter(result["strategies"].values()), {})
-    out.print(f"{result['questions']} questions ({first.get('answerable', 0)} answerable, "
-              f"{first.get('unanswerable', 0)} unanswerable) · {escape(str(result['model']))} · context length "
-              f"{result['max_model_len']}", highlight=False)
+    out.print(
+        f"{result['questions']} questions ({first.get('answerable', 0)} answerable, "
+        f"{first.get('unanswerable', 0)} unanswerable) · {escape(str(result['model']))} · context length "
+        f"{result['max_model_len']}",
+        highlight=False,
+    )
     out.print(table)
-    out.print("[dim]F1, EM: answerable questions · abst✓: unanswerable ones answered \"not in your notes\" · abst✗: "
-              "answerable ones wrongly abstained on · F1all: unanswerable scores 1 when it abstains · cite: citation "
-              "precision · tokens: prompt tokens per question (server usage; evidence check included) · ttft, "
-              "total: p50 seconds[/]")
+    out.print(
+        '[dim]F1, EM: answerable questions · abst✓: unanswerable ones answered "not in your notes" · abst✗: '
+        "answerable ones wrongly abstained on · F1all: unanswerable scores 1 when it abstains · cite: citation "
+        "precision · tokens: prompt tokens per question (server usage; evidence check included) · ttft, "
+        "total: p50 seconds[/]"
+    )
     for name, s in result["strategies"].items():
         p = s.get("paired")
-        if p and p["diff"] is not None:  # per question, F1all: is the first strategy better beyond chance?
+        if (
+            p and p["diff"] is not None
+        ):  # per question, F1all: is the first strategy better beyond chance?
             lo, hi = p["ci95"]
             verdict = "better" if lo > 0 else "worse" if hi < 0 else "not separable on this sample"
-            out.print(f"{escape(p['against'])} vs {escape(name)}: F1all {p['diff']:+.3f} per question (95% CI "
-                      f"{lo:+.3f} … {hi:+.3f}: {verdict}); higher on {p['wins']}, lower on {p['losses']}, "
-                      f"equal on {p['ties']}", highlight=False)
+            out.print(
+                f"{escape(p['against'])} vs {escape(name)}: F1all {p['diff']:+.3f} per question (95% CI "
+                f"{lo:+.3f} … {hi:+.3f}: {verdict}); higher on {p['wins']}, lower on {p['losses']}, "
+                f"equal on {p['ties']}",
+                highlight=False,
+            )
     out.print(f"results: {escape(result['results_file'])}", highlight=False)
     if result.get("plot"):
         out.print(f"plot: {escape(result['plot'])}", highlight=False)
 
 
 def _print_recall(result: dict[str, Any], misses: Path | None) -> None:
-    table = Table("mode", "recall", "tokens mean", "tokens p90", "unanswerable ≤300", "p50 ms", "p95 ms", box=None)
+    table = Table(
+        "mode",
+        "recall",
+        "tokens mean",
+        "tokens p90",
+        "unanswerable ≤300",
+        "p50 ms",
+        "p95 ms",
+        box=None,
+    )
     for name, m in result["modes"].items():
-        table.add_row(name, str(m["evidence_recall"]), str(m["context_tokens_mean"]), str(m["context_tokens_p90"]),
-                      str(m["unanswerable_small_share"]), str(m["latency_ms_p50"]), str(m["latency_ms_p95"]))
-    out.print(f"{result['questions']} questions · {result['chunks']} chunks · query embedding "
-              f"{result['query_embed_ms_mean']} ms each (not in latency)")
+        table.add_row(
+            name,
+            str(m["evidence_recall"]),
+            str(m["context_tokens_mean"]),
+            str(m["context_tokens_p90"]),
+            str(m["unanswerable_small_share"]),
+            str(m["latency_ms_p50"]),
+            str(m["latency_ms_p95"]),
+        )
+    out.print(
+        f"{result['questions']} questions · {result['chunks']} chunks · query embedding "
+        f"{result['query_embed_ms_mean']} ms each (not in latency)"
+    )
     out.print(table)
     cats = sorted({c for m in result["modes"].values() for c in m["by_category"]} - {"-"})
     if cats:  # per-category recall (and tokens) when the question set labels categories
         per = Table("mode", *cats, box=None, title="recall / tokens by category")
         for name, m in result["modes"].items():
             cells = [m["by_category"].get(c, {}) for c in cats]
-            per.add_row(name, *(f"{c.get('evidence_recall', '–')} / {c.get('context_tokens_mean', '–')}" if c
-                                 else "–" for c in cells))
+            per.add_row(
+                name,
+                *(
+                    f"{c.get('evidence_recall', '–')} / {c.get('context_tokens_mean', '–')}"
+                    if c
+                    else "–"
+                    for c in cells
+                ),
+            )
         out.print(per)
     if misses is not None:
         out.print(f"{result['misses']} misses written to {escape(str(misses))}")

@@ -56,7 +56,11 @@ def try_search(argv: list[str]) -> int | None:
     if client is None:
         return None
     env_model = os.environ.get("KB_EMBED_MODEL")
-    same = env_model == client.state.get("embed_model") if env_model else client.state.get("default_model")
+    same = (
+        env_model == client.state.get("embed_model")
+        if env_model
+        else client.state.get("default_model")
+    )
     if not same:
         return None
     query, k, as_json = parsed
@@ -64,25 +68,32 @@ def try_search(argv: list[str]) -> int | None:
         hits = client.request("search", {"query": query, "k": k, "filters": None}, timeout=120)
     except DaemonUnavailable:
         return None
-    except Exception as exc:  # a KbError from the daemon: same rendering as the full CLI, no traceback
+    except (
+        Exception
+    ) as exc:  # a KbError from the daemon: same rendering as the full CLI, no traceback
         print(f"error: {getattr(exc, 'message', exc)}", file=sys.stderr)
         if getattr(exc, "remedy", None):
             print(f"  fix: {exc.remedy}", file=sys.stderr)
         return int(getattr(exc, "exit_code", 1))
     if as_json:
         keys = ("path", "heading", "start_line", "end_line", "score", "relevance", "text")
-        sys.stdout.write(json.dumps([{key: h[key] for key in keys} for h in hits], ensure_ascii=False, indent=2)
-                         + "\n")
+        sys.stdout.write(
+            json.dumps([{key: h[key] for key in keys} for h in hits], ensure_ascii=False, indent=2)
+            + "\n"
+        )
         return 0
     if not hits:
         print("no results (is anything indexed? see `kb status`)")
         return 0
     tty = sys.stdout.isatty()
-    bold, dim, cyan, green, off = (("\x1b[1m", "\x1b[2m", "\x1b[1;36m", "\x1b[32m", "\x1b[0m") if tty
-                                   else ("",) * 5)
+    bold, dim, cyan, green, off = (
+        ("\x1b[1m", "\x1b[2m", "\x1b[1;36m", "\x1b[32m", "\x1b[0m") if tty else ("",) * 5
+    )
     for i, h in enumerate(hits, 1):
-        print(f"{cyan}{i}.{off} {bold}{h['path']}:{h['start_line']}{off}  {dim}{h['heading']}{off}  "
-              f"{green}relevance {h['relevance']:.2f}{off}")
+        print(
+            f"{cyan}{i}.{off} {bold}{h['path']}:{h['start_line']}{off}  {dim}{h['heading']}{off}  "
+            f"{green}relevance {h['relevance']:.2f}{off}"
+        )
         snippet = " ".join(h["text"].split())
         print(f"   {snippet[:240]}{'…' if len(snippet) > 240 else ''}")
     return 0

@@ -22,15 +22,24 @@ def register(app: typer.Typer) -> None:
 
 def ingest(
     paths: Annotated[
-        list[Path] | None, typer.Argument(help="Note folders. Default: every folder indexed before.")
+        list[Path] | None,
+        typer.Argument(help="Note folders. Default: every folder indexed before."),
     ] = None,
-    json_: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
-    embed_model: Annotated[str | None, typer.Option(help="Embedding model (overrides KB_EMBED_MODEL).")] = None,
+    json_: Annotated[
+        bool, typer.Option("--json", help="Print the summary as one JSON object.")
+    ] = False,
+    embed_model: Annotated[
+        str | None, typer.Option(help="Embedding model (overrides KB_EMBED_MODEL).")
+    ] = None,
 ) -> None:
     """Index note folders incrementally: only new or changed text is embedded."""
     from kb.knowledge import KnowledgeBase
 
-    with handled(), KnowledgeBase(embed_model=embed_model) as base, ProgressRenderer(enabled=True) as bar:
+    with (
+        handled(),
+        KnowledgeBase(embed_model=embed_model) as base,
+        ProgressRenderer(enabled=True) as bar,
+    ):
         report = base.ingest([str(p) for p in paths] if paths else None, progress=bar)
     if json_:
         print_json(report.as_dict())
@@ -42,7 +51,9 @@ def ingest(
         highlight=False,
     )
     for p in report.problems:
-        err.print(f"[yellow]skipped:[/] {escape(p['path'])}: {escape(p['reason'])}", highlight=False)
+        err.print(
+            f"[yellow]skipped:[/] {escape(p['path'])}: {escape(p['reason'])}", highlight=False
+        )
 
 
 def _ago(ts: float | None) -> str:
@@ -53,15 +64,25 @@ def _ago(ts: float | None) -> str:
 
 def status(
     json_: Annotated[bool, typer.Option("--json", help="Print status as JSON.")] = False,
-    verify: Annotated[bool, typer.Option("--verify", help="Compare index and disk; exit non-zero on any "
-                                         "missing, orphan or duplicate chunk or unsynced file.")] = False,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Compare index and disk; exit non-zero on any "
+            "missing, orphan or duplicate chunk or unsynced file.",
+        ),
+    ] = False,
 ) -> None:
     """Show what is indexed: folders, files by status, chunks, model, store size, problems."""
     from kb.daemon.client import daemon_status
     from kb.knowledge import KnowledgeBase
 
     with handled(), KnowledgeBase() as base:
-        report = base.verify(lambda m: err.print(f"[cyan]note:[/] {escape(m)}", highlight=False)) if verify else None
+        report = (
+            base.verify(lambda m: err.print(f"[cyan]note:[/] {escape(m)}", highlight=False))
+            if verify
+            else None
+        )
         info = base.status()  # after verify: it may have waited for the daemon to finish writing
         info["daemon"] = daemon_status(base.home)
         if json_:
@@ -82,15 +103,23 @@ def status(
 
 def _render_status(info: dict) -> None:
     out.print(f"[bold]home[/]   {escape(info['home'])}", highlight=False)
-    out.print(f"[bold]model[/]  {escape(info['model'])}"
-              + (f"  [dim](embedded by {escape(info['embed_url'])})[/]" if info.get("embed_url") else ""),
-              highlight=False)
+    out.print(
+        f"[bold]model[/]  {escape(info['model'])}"
+        + (f"  [dim](embedded by {escape(info['embed_url'])})[/]" if info.get("embed_url") else ""),
+        highlight=False,
+    )
     if info.get("vector_store", "").startswith(("http://", "https://")):
-        out.print(f"[bold]vectors[/]  Chroma server {escape(info['vector_store'])} (manifest and BM25 in "
-                  f"{escape(info['home'])})", highlight=False)
+        out.print(
+            f"[bold]vectors[/]  Chroma server {escape(info['vector_store'])} (manifest and BM25 in "
+            f"{escape(info['home'])})",
+            highlight=False,
+        )
     if info["model"] != info["configured_model"]:
-        out.print(f"[yellow]configured model differs:[/] {escape(info['configured_model'])} "
-                  "(run `kb ingest` to re-embed)", highlight=False)
+        out.print(
+            f"[yellow]configured model differs:[/] {escape(info['configured_model'])} "
+            "(run `kb ingest` to re-embed)",
+            highlight=False,
+        )
     files = info["files"]
     out.print(
         f"[bold]files[/]  {files.get('indexed', 0)} indexed, {files.get('skipped', 0)} skipped, "
@@ -103,18 +132,31 @@ def _render_status(info: dict) -> None:
         for r in info["roots"]:
             f = r["files"]
             name = escape(r["root"]) + ("" if r["exists"] else "  [red](missing)[/]")
-            table.add_row(name, str(f.get("indexed", 0)), str(f.get("skipped", 0)), str(f.get("failed", 0)),
-                          _ago(r["last_sync"]))
+            table.add_row(
+                name,
+                str(f.get("indexed", 0)),
+                str(f.get("skipped", 0)),
+                str(f.get("failed", 0)),
+                _ago(r["last_sync"]),
+            )
         out.print(table)
     else:
         out.print("no folders indexed yet — run `kb ingest PATH`")
     _render_daemon(info["daemon"])
     if info["interrupted_writes"]:
-        out.print("[yellow]an interrupted write is pending repair; the next `kb ingest` fixes it[/]")
+        out.print(
+            "[yellow]an interrupted write is pending repair; the next `kb ingest` fixes it[/]"
+        )
     for p in info["problems"]:
-        out.print(f"[yellow]{p['status']}:[/] {escape(p['path'])}: {escape(p['reason'] or '')}", highlight=False)
+        out.print(
+            f"[yellow]{p['status']}:[/] {escape(p['path'])}: {escape(p['reason'] or '')}",
+            highlight=False,
+        )
     for w in info.get("warnings", []):
-        out.print(f"[yellow]warning:[/] {escape(w['message'])} — fix: {escape(w['remedy'])}", highlight=False)
+        out.print(
+            f"[yellow]warning:[/] {escape(w['message'])} — fix: {escape(w['remedy'])}",
+            highlight=False,
+        )
 
 
 def _render_daemon(d: dict) -> None:
@@ -122,29 +164,44 @@ def _render_daemon(d: dict) -> None:
         out.print(f"[bold]daemon[/] down — {escape(d.get('note', ''))}", highlight=False)
         return
     ev = d.get("last_event") or {}
-    last = escape(f"{ev.get('kind')} {ev.get('path')} at {_ago(ev.get('time'))}") if ev else "none yet"
+    last = (
+        escape(f"{ev.get('kind')} {ev.get('path')} at {_ago(ev.get('time'))}") if ev else "none yet"
+    )
     kinds = ", ".join(f"{k} ({v})" for k, v in d["roots"].items())
-    out.print(f"[bold]daemon[/] [green]up[/] pid {d['pid']} on {d['endpoint']} · queue {d['queue']}"
-              f"{' · busy: ' + escape(d['busy']) if d.get('busy') else ''} · last event: {last}", highlight=False)
+    out.print(
+        f"[bold]daemon[/] [green]up[/] pid {d['pid']} on {d['endpoint']} · queue {d['queue']}"
+        f"{' · busy: ' + escape(d['busy']) if d.get('busy') else ''} · last event: {last}",
+        highlight=False,
+    )
     out.print(f"       watching {escape(kinds)} · log {escape(d['log'])}", highlight=False)
     err = d.get("last_error")
     if err:
-        tail = (f" [green](resolved {_ago(err['resolved'])})[/]" if err.get("resolved")
-                else (f" — fix: {escape(err['remedy'])}" if err.get("remedy") else ""))
-        out.print(f"[red]       last error[/] {_ago(err['time'])}: {escape(err['message'])}{tail}", highlight=False)
+        tail = (
+            f" [green](resolved {_ago(err['resolved'])})[/]"
+            if err.get("resolved")
+            else (f" — fix: {escape(err['remedy'])}" if err.get("remedy") else "")
+        )
+        out.print(
+            f"[red]       last error[/] {_ago(err['time'])}: {escape(err['message'])}{tail}",
+            highlight=False,
+        )
     for w in d.get("warnings", []):
         out.print(f"[yellow]       warning:[/] {escape(w)}", highlight=False)
 
 
 def _render_verify(rep) -> None:
     state = "[green]ok[/]" if rep.ok else "[red]problems found[/]"
-    out.print(f"[bold]verify[/] {state}: {rep.chunks} chunks, {rep.vectors} vectors, {len(rep.missing)} missing, "
-              f"{len(rep.orphans)} orphan, {len(rep.duplicates)} duplicate, {len(rep.stale)} unsynced")
+    out.print(
+        f"[bold]verify[/] {state}: {rep.chunks} chunks, {rep.vectors} vectors, {len(rep.missing)} missing, "
+        f"{len(rep.orphans)} orphan, {len(rep.duplicates)} duplicate, {len(rep.stale)} unsynced"
+    )
     for s in rep.stale[:20]:
         out.print(f"  {s['problem']}: {escape(s['path'])}", highlight=False)
 
 
-def forget(path: Annotated[Path, typer.Argument(help="A folder or file to remove from the index.")]) -> None:
+def forget(
+    path: Annotated[Path, typer.Argument(help="A folder or file to remove from the index.")],
+) -> None:
     """Remove a folder or file from the index (the files on disk are not touched)."""
     from kb.knowledge import KnowledgeBase
 

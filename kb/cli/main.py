@@ -55,14 +55,22 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    verbose: Annotated[int, typer.Option("-v", "--verbose", count=True, help="-v info, -vv debug logging.")] = 0,
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", is_eager=True,
-                                          callback=_version)] = False,
+    verbose: Annotated[
+        int, typer.Option("-v", "--verbose", count=True, help="-v info, -vv debug logging.")
+    ] = 0,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", is_eager=True, callback=_version
+        ),
+    ] = False,
 ) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "openai", "chromadb", "sentence_transformers", "urllib3"):
-        logging.getLogger(noisy).setLevel(max(level, logging.WARNING if verbose < 2 else logging.DEBUG))
+        logging.getLogger(noisy).setLevel(
+            max(level, logging.WARNING if verbose < 2 else logging.DEBUG)
+        )
 
 
 index_cmd.register(app)

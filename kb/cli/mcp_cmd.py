@@ -16,10 +16,21 @@ def register(app: typer.Typer) -> None:
 
 
 def mcp(
-    http: Annotated[bool, typer.Option("--http", help="Serve streamable HTTP on 127.0.0.1 (bearer token) instead "
-                                       "of stdio.")] = False,
-    port: Annotated[int | None, typer.Option(help="Port for --http (default: KB_MCP__PORT, 8765; 0 = any free "
-                                             "port).", min=0, max=65535, metavar="N")] = None,
+    http: Annotated[
+        bool,
+        typer.Option(
+            "--http", help="Serve streamable HTTP on 127.0.0.1 (bearer token) instead of stdio."
+        ),
+    ] = False,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            help="Port for --http (default: KB_MCP__PORT, 8765; 0 = any free port).",
+            min=0,
+            max=65535,
+            metavar="N",
+        ),
+    ] = None,
 ) -> None:
     """Serve your notes to assistants over MCP: tools search, context, ask, status; notes as kb:// resources.
 
@@ -32,15 +43,20 @@ def mcp(
         try:
             import mcp as _sdk  # noqa: F401
         except ImportError:
-            raise DependencyMissingError("`kb mcp` needs the MCP SDK, which is not installed",
-                                         "pip install 'kb-notes[mcp]'  (or: pip install mcp)") from None
+            raise DependencyMissingError(
+                "`kb mcp` needs the MCP SDK, which is not installed",
+                "pip install 'kb-notes[mcp]'  (or: pip install mcp)",
+            ) from None
         from kb.cli.mcp_server import build_server
 
         with KnowledgeBase() as base:
             base.check_readable()  # a model mismatch is told now, not on the first tool call
             server = build_server(base, base.settings.mcp.max_tokens)
             if not http:
-                err.print("[dim]kb mcp: serving on stdio (Ctrl-D or close the client to stop)[/]", highlight=False)
+                err.print(
+                    "[dim]kb mcp: serving on stdio (Ctrl-D or close the client to stop)[/]",
+                    highlight=False,
+                )
                 server.run("stdio")
                 return
             _serve_http(server, base, base.settings.mcp.port if port is None else port)
@@ -62,12 +78,17 @@ def _serve_http(server, base, port: int) -> None:
     except OSError as exc:
         from kb.errors import KbError
 
-        raise KbError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}",
-                      "pass a free port with --port N (or --port 0 for any free port)") from None
+        raise KbError(
+            f"cannot listen on 127.0.0.1:{port}: {exc.strerror}",
+            "pass a free port with --port N (or --port 0 for any free port)",
+        ) from None
     sock.listen(128)  # accept (queue) connections from the moment the address is announced
     bound = sock.getsockname()[1]
-    err.print(f"kb mcp: http://127.0.0.1:{bound}/mcp  (header Authorization: Bearer <token in "
-              f"{escape(str(base.home / 'mcp.token'))}>)", highlight=False)
+    err.print(
+        f"kb mcp: http://127.0.0.1:{bound}/mcp  (header Authorization: Bearer <token in "
+        f"{escape(str(base.home / 'mcp.token'))}>)",
+        highlight=False,
+    )
     sys.stderr.flush()
     config = uvicorn.Config(app, log_level="warning", lifespan="on")
     uvicorn.Server(config).run(sockets=[sock])

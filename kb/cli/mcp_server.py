@@ -67,15 +67,20 @@ class NoteResolver:
 
     def notes(self) -> list[tuple[str, Any]]:
         names, uri = self.names(), self.uri_for()
-        return [(uri(f.root, f.path), f) for f in self.base.manifest.files().values()
-                if f.status == "indexed" and f.root in names]
+        return [
+            (uri(f.root, f.path), f)
+            for f in self.base.manifest.files().values()
+            if f.status == "indexed" and f.root in names
+        ]
 
     def read(self, name: str, rel: str) -> str:
         """The note's text, only when it is an indexed file inside its root (symlinks resolved)."""
         from ingest.load import load
 
         root = self.roots().get(name)
-        refuse = KbError(f"kb://{name}/{rel} is not an indexed note", "list the resources, or use `search`")
+        refuse = KbError(
+            f"kb://{name}/{rel} is not an indexed note", "list the resources, or use `search`"
+        )
         if root is None:
             raise refuse
         root_path = Path(root).resolve()
@@ -97,7 +102,9 @@ class TokenBound:
         self.budget = budget
         self.counter = vocab_counter()
 
-    def take(self, items: list[dict[str, Any]], text_key: str = "text") -> tuple[list[dict[str, Any]], int]:
+    def take(
+        self, items: list[dict[str, Any]], text_key: str = "text"
+    ) -> tuple[list[dict[str, Any]], int]:
         """The leading items that fit; the last one is cut at a line if it alone is over. Returns (items, left out)."""
         kept: list[dict[str, Any]] = []
         used = 0
@@ -139,33 +146,57 @@ def build_server(base: KnowledgeBase, max_tokens: int = 4000) -> MCPServer:
 
     notes = NoteResolver(base)
     bound = TokenBound(max_tokens)
-    lock = threading.Lock()  # one index handle: calls are serialised (a daemon answers each in milliseconds)
+    lock = (
+        threading.Lock()
+    )  # one index handle: calls are serialised (a daemon answers each in milliseconds)
     read_only = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
 
     class KbServer(MCPServer):
         async def list_resources(self) -> list[Resource]:
             with lock:
                 listed = notes.notes()
-            return [*await super().list_resources(),
-                    *(Resource(uri=uri, name=f.path, title=f.title or f.path, mime_type=_mime(f.kind),
-                               description=f"note in {Path(f.root).name}" + (f", tags {', '.join(f.tags)}"
-                                                                             if f.tags else ""))
-                      for uri, f in listed)]
+            return [
+                *await super().list_resources(),
+                *(
+                    Resource(
+                        uri=uri,
+                        name=f.path,
+                        title=f.title or f.path,
+                        mime_type=_mime(f.kind),
+                        description=f"note in {Path(f.root).name}"
+                        + (f", tags {', '.join(f.tags)}" if f.tags else ""),
+                    )
+                    for uri, f in listed
+                ),
+            ]
 
-    server = KbServer(name="kb", title="kb — your notes", instructions=INSTRUCTIONS, version=_version())
+    server = KbServer(
+        name="kb", title="kb — your notes", instructions=INSTRUCTIONS, version=_version()
+    )
 
     def fail(exc: KbError) -> ToolError:
         return ToolError(one_line(exc))  # "what went wrong — the remedy", one line
 
     @server.tool(annotations=read_only)
     def search(
-        query: Annotated[str, Field(description="What to look for, in the user's words (Russian or English).")],
+        query: Annotated[
+            str, Field(description="What to look for, in the user's words (Russian or English).")
+        ],
         k: Annotated[int, Field(description="How many passages to return.", ge=1, le=50)] = 8,
-        folder: Annotated[str | None, Field(description="Only notes under this folder, relative to a notes root, "
-                                            "e.g. 'projects' or 'journal/2025'.")] = None,
-        tag: Annotated[str | None, Field(description="Only notes with this tag (frontmatter or #tag).")] = None,
-        since: Annotated[str | None, Field(description="Only notes dated on or after this ISO date (YYYY-MM-DD).")]
-        = None,
+        folder: Annotated[
+            str | None,
+            Field(
+                description="Only notes under this folder, relative to a notes root, "
+                "e.g. 'projects' or 'journal/2025'."
+            ),
+        ] = None,
+        tag: Annotated[
+            str | None, Field(description="Only notes with this tag (frontmatter or #tag).")
+        ] = None,
+        since: Annotated[
+            str | None,
+            Field(description="Only notes dated on or after this ISO date (YYYY-MM-DD)."),
+        ] = None,
     ) -> dict[str, Any]:
         """Hybrid search (meaning + keywords) over the user's notes. Returns the best passages, best first, each
         with its note's `kb://` resource uri, heading, line range, relevance (0..1, calibrated: below ~0.3 means
@@ -174,9 +205,17 @@ def build_server(base: KnowledgeBase, max_tokens: int = 4000) -> MCPServer:
             try:
                 hits = base.search(query, k=k, filters=Filters(folder=folder, tag=tag, since=since))
                 uri = notes.uri_for()
-                items = [{"uri": uri(h.root, h.rel), "path": h.path, "heading": h.heading,
-                          "lines": [h.start_line, h.end_line], "relevance": h.relevance, "text": h.text}
-                         for h in hits]
+                items = [
+                    {
+                        "uri": uri(h.root, h.rel),
+                        "path": h.path,
+                        "heading": h.heading,
+                        "lines": [h.start_line, h.end_line],
+                        "relevance": h.relevance,
+                        "text": h.text,
+                    }
+                    for h in hits
+                ]
             except KbError as exc:
                 raise fail(exc) from None
         kept, left = bound.take(items)
@@ -185,9 +224,13 @@ def build_server(base: KnowledgeBase, max_tokens: int = 4000) -> MCPServer:
     @server.tool(annotations=read_only)
     def context(
         question: Annotated[str, Field(description="The question to answer from the notes.")],
-        mode: Annotated[str, Field(description="auto (kb picks and says why), code (commands, config, code), "
-                                   "dialog (a direct question) or think (compare, plan, analyse: more context).")]
-        = "auto",
+        mode: Annotated[
+            str,
+            Field(
+                description="auto (kb picks and says why), code (commands, config, code), "
+                "dialog (a direct question) or think (compare, plan, analyse: more context)."
+            ),
+        ] = "auto",
     ) -> dict[str, Any]:
         """The focused context kb would send to its own model for this question: the passages that hold the
         evidence (only those above kb's relevance cutoff, sized to the task's token budget), with the mode chosen
@@ -197,23 +240,41 @@ def build_server(base: KnowledgeBase, max_tokens: int = 4000) -> MCPServer:
             try:
                 ctx = base.context(question, mode=mode)
                 uri = notes.uri_for()
-                passages = [{"n": p.n, "uri": uri(p.root, p.path), "heading": p.heading,
-                             "lines": [p.start_line, p.end_line], "relevance": round(p.score, 3), "text": p.text}
-                            for p in ctx.passages]
+                passages = [
+                    {
+                        "n": p.n,
+                        "uri": uri(p.root, p.path),
+                        "heading": p.heading,
+                        "lines": [p.start_line, p.end_line],
+                        "relevance": round(p.score, 3),
+                        "text": p.text,
+                    }
+                    for p in ctx.passages
+                ]
             except KbError as exc:
                 raise fail(exc) from None
             except ValueError as exc:  # an unknown mode
                 raise ToolError(str(exc)) from None
         kept, left = bound.take(passages)
-        return {"mode": ctx.mode, "mode_reason": ctx.mode_reason, "tokens": ctx.tokens, "budget": ctx.budget,
-                "passages": kept, "left_out_over_token_limit": left,
-                "dropped": [{"path": d.path, "lines": [d.start_line, d.end_line], "reason": d.reason}
-                            for d in ctx.dropped[:20]]}
+        return {
+            "mode": ctx.mode,
+            "mode_reason": ctx.mode_reason,
+            "tokens": ctx.tokens,
+            "budget": ctx.budget,
+            "passages": kept,
+            "left_out_over_token_limit": left,
+            "dropped": [
+                {"path": d.path, "lines": [d.start_line, d.end_line], "reason": d.reason}
+                for d in ctx.dropped[:20]
+            ],
+        }
 
     @server.tool(annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))
     def ask(
         question: Annotated[str, Field(description="The question to answer from the notes.")],
-        mode: Annotated[str, Field(description="auto, code, dialog or think (see `context`).")] = "auto",
+        mode: Annotated[
+            str, Field(description="auto, code, dialog or think (see `context`).")
+        ] = "auto",
     ) -> dict[str, Any]:
         """An answer from the user's own local LLM (configured in kb), grounded in the notes, with citations
         (`kb://` uris of the notes it used). Only works when that LLM server is running; otherwise it says so."""
@@ -223,9 +284,22 @@ def build_server(base: KnowledgeBase, max_tokens: int = 4000) -> MCPServer:
             except KbError as exc:
                 raise fail(exc) from None
             by_n, uri = {p.n: p for p in a.context.passages}, notes.uri_for()
-            cites = [{"n": c.n, "uri": uri(by_n[c.n].root, by_n[c.n].path), "heading": c.heading,
-                      "lines": [c.start_line, c.end_line]} for c in a.citations if c.n in by_n]
-        return {"answer": a.text, "abstained": a.abstained, "mode": a.context.mode, "citations": cites}
+            cites = [
+                {
+                    "n": c.n,
+                    "uri": uri(by_n[c.n].root, by_n[c.n].path),
+                    "heading": c.heading,
+                    "lines": [c.start_line, c.end_line],
+                }
+                for c in a.citations
+                if c.n in by_n
+            ]
+        return {
+            "answer": a.text,
+            "abstained": a.abstained,
+            "mode": a.context.mode,
+            "citations": cites,
+        }
 
     @server.tool(annotations=read_only)
     def status() -> dict[str, Any]:
@@ -237,12 +311,18 @@ def build_server(base: KnowledgeBase, max_tokens: int = 4000) -> MCPServer:
             info = base.status()
             info["daemon"] = daemon_status(base.home)
             names = notes.names()
-            info["roots"] = [{**r, "name": names[r["root"]]} for r in info["roots"] if r["root"] in names]
+            info["roots"] = [
+                {**r, "name": names[r["root"]]} for r in info["roots"] if r["root"] in names
+            ]
         info["problems"] = info["problems"][:50]
         return info
 
-    @server.resource(f"{SCHEME}://{{root}}/{{+path}}", name="note", mime_type="text/markdown",
-                     description="An indexed note, by its notes folder's name and its path inside it.")
+    @server.resource(
+        f"{SCHEME}://{{root}}/{{+path}}",
+        name="note",
+        mime_type="text/markdown",
+        description="An indexed note, by its notes folder's name and its path inside it.",
+    )
     def note(root: str, path: str) -> str:
         with lock:
             try:
@@ -263,7 +343,9 @@ def _version() -> str:
 
 
 def _mime(kind: str | None) -> str:
-    return {"markdown": "text/markdown", "html": "text/markdown", "pdf": "text/plain"}.get(kind or "", "text/plain")
+    return {"markdown": "text/markdown", "html": "text/markdown", "pdf": "text/plain"}.get(
+        kind or "", "text/plain"
+    )
 
 
 def http_token(home: Path) -> str:
@@ -295,8 +377,16 @@ class BearerGate:
             given = dict(scope.get("headers") or []).get(b"authorization", b"")
             if not hmac.compare_digest(given, self.expected):
                 body = b'{"error": "unauthorized: send Authorization: Bearer <token from KB_HOME/mcp.token>"}'
-                await send({"type": "http.response.start", "status": 401,
-                            "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 401,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"www-authenticate", b"Bearer"),
+                        ],
+                    }
+                )
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)

@@ -15,9 +15,17 @@ def register(app: typer.Typer) -> None:
 
 
 def search(
-    query: Annotated[list[str], typer.Argument(help="What to look for, in your own words (quotes optional).",
-                                               metavar="QUERY", show_default=False)],
-    k: Annotated[int, typer.Option("-k", help="Number of results.", min=1, max=200, metavar="N")] = 8,
+    query: Annotated[
+        list[str],
+        typer.Argument(
+            help="What to look for, in your own words (quotes optional).",
+            metavar="QUERY",
+            show_default=False,
+        ),
+    ],
+    k: Annotated[
+        int, typer.Option("-k", help="Number of results.", min=1, max=200, metavar="N")
+    ] = 8,
     json_: Annotated[bool, typer.Option("--json", help="Print hits as a JSON list.")] = False,
 ) -> None:
     """Search your notes."""
@@ -28,14 +36,29 @@ def search(
         with KnowledgeBase() as base:
             hits = base.search(text, k=k)
     if json_:
-        print_json([{"path": h.path, "heading": h.heading, "start_line": h.start_line, "end_line": h.end_line,
-                     "score": h.score, "relevance": h.relevance, "text": h.text} for h in hits])
+        print_json(
+            [
+                {
+                    "path": h.path,
+                    "heading": h.heading,
+                    "start_line": h.start_line,
+                    "end_line": h.end_line,
+                    "score": h.score,
+                    "relevance": h.relevance,
+                    "text": h.text,
+                }
+                for h in hits
+            ]
+        )
         return
     if not hits:
         out.print("no results (is anything indexed? see `kb status`)")
         return
     for i, h in enumerate(hits, 1):
-        out.print(f"[bold cyan]{i}.[/] [bold]{escape(h.path)}:{h.start_line}[/]  [dim]{escape(h.heading)}[/]  "
-                  f"[green]relevance {h.relevance:.2f}[/]", highlight=False)
+        out.print(
+            f"[bold cyan]{i}.[/] [bold]{escape(h.path)}:{h.start_line}[/]  [dim]{escape(h.heading)}[/]  "
+            f"[green]relevance {h.relevance:.2f}[/]",
+            highlight=False,
+        )
         snippet = " ".join(h.text.split())
         out.print(f"   {escape(snippet[:240])}{'…' if len(snippet) > 240 else ''}", highlight=False)

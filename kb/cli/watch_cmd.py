@@ -19,9 +19,12 @@ def register(app: typer.Typer) -> None:
 
 def watch(
     paths: Annotated[
-        list[Path] | None, typer.Argument(help="Folders to watch. Default: every folder indexed before.")
+        list[Path] | None,
+        typer.Argument(help="Folders to watch. Default: every folder indexed before."),
     ] = None,
-    polling: Annotated[bool, typer.Option("--polling", help="Poll instead of OS events (network drives).")] = False,
+    polling: Annotated[
+        bool, typer.Option("--polling", help="Poll instead of OS events (network drives).")
+    ] = False,
 ) -> None:
     """Keep the index in sync in the foreground: watch the folders, serve searches, exit on Ctrl-C/SIGTERM."""
     import logging
@@ -32,7 +35,9 @@ def watch(
     console.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
     kb_log = logging.getLogger("kb")
     kb_log.addHandler(console)
-    kb_log.propagate = False  # one line per event on the terminal (the root handler would repeat it)
+    kb_log.propagate = (
+        False  # one line per event on the terminal (the root handler would repeat it)
+    )
     with handled():
         daemon = Daemon(paths=[str(p) for p in paths] if paths else None, force_polling=polling)
         err.print("[dim]kb watch: loading the model and catching up; Ctrl-C to stop[/]")
@@ -40,15 +45,23 @@ def watch(
     raise typer.Exit(code)
 
 
-service_app = typer.Typer(help="Run `kb watch` in the background (systemd user unit; launchd on macOS).",
-                          no_args_is_help=True)
+service_app = typer.Typer(
+    help="Run `kb watch` in the background (systemd user unit; launchd on macOS).",
+    no_args_is_help=True,
+)
 
 
 @service_app.command("install")
 def service_install(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Folders to watch. Default: every indexed one.")] = None,
-    print_only: Annotated[bool, typer.Option("--print", help="Print the unit instead of installing it.")] = False,
-    no_start: Annotated[bool, typer.Option("--no-start", help="Write the unit but do not start it.")] = False,
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Folders to watch. Default: every indexed one.")
+    ] = None,
+    print_only: Annotated[
+        bool, typer.Option("--print", help="Print the unit instead of installing it.")
+    ] = False,
+    no_start: Annotated[
+        bool, typer.Option("--no-start", help="Write the unit but do not start it.")
+    ] = False,
 ) -> None:
     """Install and start the background service."""
     from kb.daemon import service
@@ -77,7 +90,9 @@ def service_uninstall() -> None:
 
 
 @service_app.command("status")
-def service_status(json_: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False) -> None:
+def service_status(
+    json_: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
     """Is the service installed and active, and what is the daemon doing?"""
     from kb.daemon import service
     from kb.daemon.client import daemon_status
@@ -88,8 +103,16 @@ def service_status(json_: Annotated[bool, typer.Option("--json", help="Print as 
     if json_:
         print_json(info)
         return
-    out.print(escape(f"unit    {info['unit']} ({'installed' if info['installed'] else 'not installed'}, "
-                     f"{info['active']})"), highlight=False)
+    out.print(
+        escape(
+            f"unit    {info['unit']} ({'installed' if info['installed'] else 'not installed'}, "
+            f"{info['active']})"
+        ),
+        highlight=False,
+    )
     d = info["daemon"]
-    out.print(f"daemon  {'up, pid ' + str(d['pid']) if d.get('running') else 'down'}"
-              f"{'' if d.get('running') else ' — ' + escape(d.get('note', ''))}", highlight=False)
+    out.print(
+        f"daemon  {'up, pid ' + str(d['pid']) if d.get('running') else 'down'}"
+        f"{'' if d.get('running') else ' — ' + escape(d.get('note', ''))}",
+        highlight=False,
+    )

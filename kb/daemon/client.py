@@ -63,8 +63,14 @@ class DaemonClient:
         self.address = (state.get("host", "127.0.0.1"), int(state["port"]))
         self.token = state["token"]
 
-    def request(self, op: str, args: dict[str, Any] | None = None, *, timeout: float | None = 600.0,
-                on_event: Callable[[dict[str, Any]], None] | None = None) -> Any:
+    def request(
+        self,
+        op: str,
+        args: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = 600.0,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+    ) -> Any:
         """Send one request and return its result; raises `DaemonUnavailable` when nobody answers, and the
         daemon's `KbError` (same class, message and remedy) when the request failed there."""
         try:
@@ -73,7 +79,9 @@ class DaemonClient:
             raise DaemonUnavailable(str(exc)) from None
         with sock:
             sock.settimeout(timeout)
-            line = json.dumps({"token": self.token, "op": op, "args": args or {}}, ensure_ascii=False)
+            line = json.dumps(
+                {"token": self.token, "op": op, "args": args or {}}, ensure_ascii=False
+            )
             try:
                 sock.sendall(line.encode("utf-8") + b"\n")
                 reader = sock.makefile("rb")
@@ -108,11 +116,19 @@ def daemon_status(home: Path) -> dict[str, Any]:
     client = connect(home)
     if client is None:
         stale = state_path(home).exists()
-        return {"running": False, "note": "last run ended without cleaning up (crash or kill -9); the next start "
-                "repairs the index" if stale else "not running (start it with `kb watch`)",
-                "log": str(home / "logs" / "watch.log")}
+        return {
+            "running": False,
+            "note": "last run ended without cleaning up (crash or kill -9); the next start "
+            "repairs the index"
+            if stale
+            else "not running (start it with `kb watch`)",
+            "log": str(home / "logs" / "watch.log"),
+        }
     try:
         return client.request("status", timeout=10)
     except DaemonUnavailable as exc:
-        return {"running": False, "note": f"state file names pid {client.state.get('pid')} but it does not "
-                f"answer: {exc}", "log": str(home / "logs" / "watch.log")}
+        return {
+            "running": False,
+            "note": f"state file names pid {client.state.get('pid')} but it does not answer: {exc}",
+            "log": str(home / "logs" / "watch.log"),
+        }

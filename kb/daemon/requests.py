@@ -29,11 +29,12 @@ class _Job:
     queued: float = field(default_factory=time.monotonic)
 
 
-
 class Requests:
     """Mixin for `Daemon` (uses its settings, reader, focus, jobs, changes, stop_event, busy, observers...)."""
 
-    def dispatch(self, op: str, args: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> Any:
+    def dispatch(
+        self, op: str, args: dict[str, Any], emit: Callable[[dict[str, Any]], None]
+    ) -> Any:
         if op == "ping":
             return {"pid": os.getpid()}
         if op == "status":
@@ -47,7 +48,9 @@ class Requests:
         if op == "context":
             with self._read_lock:
                 self.reader.check_readable()
-                ctx = self.focus.build(args["question"], args.get("mode", "auto"), _filters(args.get("filters")))
+                ctx = self.focus.build(
+                    args["question"], args.get("mode", "auto"), _filters(args.get("filters"))
+                )
             return ctx.as_dict()
         if op in ("ingest", "forget", "verify"):
             job = _Job(op, _validated(op, args), emit)
@@ -59,19 +62,31 @@ class Requests:
             if job.error is not None:
                 raise job.error
             return job.result
-        raise KbError(f"unknown request {op!r}", "use the same kb version for the CLI and `kb watch`")
+        raise KbError(
+            f"unknown request {op!r}", "use the same kb version for the CLI and `kb watch`"
+        )
 
     def snapshot(self) -> dict[str, Any]:
         """What `kb status` shows about the daemon."""
         return {
-            "running": True, "pid": os.getpid(), "started": self.started,
+            "running": True,
+            "pid": os.getpid(),
+            "started": self.started,
             "uptime_s": round(time.time() - self.started, 1),
             "endpoint": f"127.0.0.1:{self._endpoint.port}" if self._endpoint else None,
-            "roots": {str(r): type(self.observers[str(r)]).__name__ if str(r) in self.observers
-                      else "not watched (folder missing)" for r in self.roots},
+            "roots": {
+                str(r): type(self.observers[str(r)]).__name__
+                if str(r) in self.observers
+                else "not watched (folder missing)"
+                for r in self.roots
+            },
             "queue": len(self.changes) + self.jobs.qsize(),
-            "busy": self.busy, "events": self.changes.events, "last_event": self.changes.last_event,
-            "last_sync": self.last_sync, "last_error": self.last_error, "warnings": self.warnings,
+            "busy": self.busy,
+            "events": self.changes.events,
+            "last_event": self.changes.last_event,
+            "last_sync": self.last_sync,
+            "last_error": self.last_error,
+            "warnings": self.warnings,
             "log": str(self.home / "logs" / "watch.log"),
         }
 
@@ -81,12 +96,14 @@ def _validated(op: str, args: dict[str, Any]) -> dict[str, Any]:
     if op == "ingest":
         paths = args.get("paths")
         if not isinstance(paths, list) or not paths or not all(isinstance(p, str) for p in paths):
-            raise KbError("ingest needs a list of folder paths", "send {\"paths\": [\"/abs/folder\"]}")
+            raise KbError("ingest needs a list of folder paths", 'send {"paths": ["/abs/folder"]}')
         return {"paths": [str(folder_arg(p, absolute=True)) for p in paths]}
     if op == "forget":
         path = args.get("path")
         if not isinstance(path, str) or not Path(path).is_absolute():
-            raise PathNotFoundError(f"{path!r} is not an absolute path", "give the absolute path to forget")
+            raise PathNotFoundError(
+                f"{path!r} is not an absolute path", "give the absolute path to forget"
+            )
         return {"path": path}
     return args
 

@@ -21,8 +21,12 @@ class Roots:
         key = str(root)
         if key in self.observers or not root.is_dir():
             return
-        obs, warning = start_observer(root, RootHandler(root, self.changes), self.settings.watch.poll_interval_s,
-                                      self.force_polling)
+        obs, warning = start_observer(
+            root,
+            RootHandler(root, self.changes),
+            self.settings.watch.poll_interval_s,
+            self.force_polling,
+        )
         self.observers[key] = obs
         self._root_ino[key] = root.stat().st_ino
         if warning:
@@ -44,8 +48,12 @@ class Roots:
             except OSError:
                 ino = None
             obs = self.observers.get(key)
-            healthy = (obs is not None and obs.is_alive() and all(e.is_alive() for e in obs.emitters)
-                       and self._root_ino.get(key) == ino)
+            healthy = (
+                obs is not None
+                and obs.is_alive()
+                and all(e.is_alive() for e in obs.emitters)
+                and self._root_ino.get(key) == ino
+            )
             if ino is None and obs is not None:
                 self._unwatch(key)
                 log.warning("%s is gone: not watching it until it is back", root)
@@ -54,4 +62,3 @@ class Roots:
                 self._watch(root)
                 log.info("%s is back: watching it again and catching up", root)
                 self.jobs.put(_Job("reconcile", {"why": "root back"}))
-

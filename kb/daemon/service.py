@@ -63,8 +63,11 @@ def unit_path() -> Path:
 def launchd_plist(paths: list[str] | None = None) -> str:
     args = [*kb_command(), "watch", *(str(Path(p).expanduser().resolve()) for p in paths or [])]
     arg_xml = "\n".join(f"    <string>{a}</string>" for a in args)
-    env = "\n".join(f"    <key>{k}</key><string>{os.environ[k]}</string>"
-                    for k in sorted(os.environ) if k.startswith("KB_"))
+    env = "\n".join(
+        f"    <key>{k}</key><string>{os.environ[k]}</string>"
+        for k in sorted(os.environ)
+        if k.startswith("KB_")
+    )
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
 <plist version="1.0">
@@ -87,15 +90,19 @@ def launchd_plist(paths: list[str] | None = None) -> str:
 
 def launchd_instructions(paths: list[str] | None = None) -> str:
     target = f"~/Library/LaunchAgents/{LAUNCHD_LABEL}.plist"
-    return (f"Save this as {target}, then run:\n  launchctl load -w {target}\n"
-            f"(stop and remove: launchctl unload -w {target} && rm {target})\n\n{launchd_plist(paths)}")
+    return (
+        f"Save this as {target}, then run:\n  launchctl load -w {target}\n"
+        f"(stop and remove: launchctl unload -w {target} && rm {target})\n\n{launchd_plist(paths)}"
+    )
 
 
 def systemctl(*args: str) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("systemctl")
     if exe is None:
-        raise DependencyMissingError("systemctl is not available on this machine",
-                                     "run `kb watch` in a terminal (or under your own supervisor) instead")
+        raise DependencyMissingError(
+            "systemctl is not available on this machine",
+            "run `kb watch` in a terminal (or under your own supervisor) instead",
+        )
     return subprocess.run([exe, "--user", *args], capture_output=True, text=True, timeout=30)
 
 
@@ -111,11 +118,15 @@ def install(paths: list[str] | None = None, start: bool = True) -> tuple[Path, l
         for args in (("daemon-reload",), ("enable", "--now", UNIT_NAME)):
             r = systemctl(*args)
             if r.returncode != 0:
-                notes.append(f"`systemctl --user {' '.join(args)}` failed: {r.stderr.strip() or r.stdout.strip()}")
+                notes.append(
+                    f"`systemctl --user {' '.join(args)}` failed: {r.stderr.strip() or r.stdout.strip()}"
+                )
                 notes.append(f"start it later with: systemctl --user enable --now {UNIT_NAME}")
                 return path, notes
-        notes.append(f"enabled and started {UNIT_NAME} (logs: journalctl --user -u {UNIT_NAME}, "
-                     "and KB_HOME/logs/watch.log)")
+        notes.append(
+            f"enabled and started {UNIT_NAME} (logs: journalctl --user -u {UNIT_NAME}, "
+            "and KB_HOME/logs/watch.log)"
+        )
     except DependencyMissingError as exc:
         notes.append(f"{exc.message}; the unit is written but not started")
     return path, notes

@@ -47,8 +47,14 @@ VERIFY_IDLE_WAIT = 120.0  # verify waits this long for pending changes to be wri
 
 
 class Daemon(Roots, Requests):
-    def __init__(self, settings: Settings | None = None, paths: list[str | os.PathLike[str]] | None = None, *,
-                 embedder: Embedder | None = None, force_polling: bool = False) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        paths: list[str | os.PathLike[str]] | None = None,
+        *,
+        embedder: Embedder | None = None,
+        force_polling: bool = False,
+    ) -> None:
         self.settings = settings or load_settings()
         self.writer = Index(self.settings, embedder=embedder)
         self.home = self.writer.home
@@ -91,8 +97,12 @@ class Daemon(Roots, Requests):
                 pass
             worker.join(self.settings.watch.stop_timeout_s)
             if worker.is_alive():
-                log.error("the writer is stuck (%s) and did not stop within %gs: exiting without it; the next "
-                          "start repairs anything half-written", self.busy, self.settings.watch.stop_timeout_s)
+                log.error(
+                    "the writer is stuck (%s) and did not stop within %gs: exiting without it; the next "
+                    "start repairs anything half-written",
+                    self.busy,
+                    self.settings.watch.stop_timeout_s,
+                )
                 self._remove_state()
                 logging.shutdown()
                 os._exit(0)
@@ -121,14 +131,21 @@ class Daemon(Roots, Requests):
         self.changes.wake()
 
     def _on_signal(self, signum: int, _frame: object) -> None:
-        log.info("received %s: finishing the current write group, then exiting", signal.Signals(signum).name)
+        log.info(
+            "received %s: finishing the current write group, then exiting",
+            signal.Signals(signum).name,
+        )
         self.stop()
 
     def _setup_logging(self) -> logging.Handler:
         logs = self.home / "logs"
         logs.mkdir(mode=0o700, exist_ok=True)
-        handler = RotatingFileHandler(logs / "watch.log", maxBytes=int(self.settings.watch.log_mb * 2**20),
-                                      backupCount=3, encoding="utf-8")
+        handler = RotatingFileHandler(
+            logs / "watch.log",
+            maxBytes=int(self.settings.watch.log_mb * 2**20),
+            backupCount=3,
+            encoding="utf-8",
+        )
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         make_private(logs)
         root = logging.getLogger("kb")
@@ -140,7 +157,9 @@ class Daemon(Roots, Requests):
     def _start(self) -> None:
         w = self.writer
         told = False
-        while not w.lock.held:  # another writer (`kb ingest`) may be finishing: wait for it, stoppably
+        while (
+            not w.lock.held
+        ):  # another writer (`kb ingest`) may be finishing: wait for it, stoppably
             if self.stop_event.is_set():
                 raise KbError("stopped while waiting for the writer lock")
             try:
@@ -152,7 +171,9 @@ class Daemon(Roots, Requests):
         self.roots = w._roots_for(self.paths) if (self.paths or w.manifest.roots()) else []
         if not self.roots:
             raise KbError("no folders to watch", "run `kb watch PATH` (or `kb ingest PATH` first)")
-        for notice in w.check_store():  # before anything opens the store: a damaged one is rebuilt first
+        for (
+            notice
+        ) in w.check_store():  # before anything opens the store: a damaged one is rebuilt first
             log.warning("%s", notice)
         emb = w.embedder()  # warm: the first search must not pay for loading the model
         self.reader = Index(self.settings, embedder=emb)
@@ -166,9 +187,15 @@ class Daemon(Roots, Requests):
         for root in self.roots:
             self._watch(root)
         self._write_state()
-        log.info("kb watch (pid %d) serving on 127.0.0.1:%d; watching %s", os.getpid(), self._endpoint.port,
-                 ", ".join(str(r) for r in self.roots))
-        self.jobs.put(_Job("reconcile", {"why": "start"}))  # catch up on what changed while we were down
+        log.info(
+            "kb watch (pid %d) serving on 127.0.0.1:%d; watching %s",
+            os.getpid(),
+            self._endpoint.port,
+            ", ".join(str(r) for r in self.roots),
+        )
+        self.jobs.put(
+            _Job("reconcile", {"why": "start"})
+        )  # catch up on what changed while we were down
         self._schedule_reconcile()
 
     def _shutdown(self) -> None:
@@ -196,12 +223,20 @@ class Daemon(Roots, Requests):
 
     def _write_state(self) -> None:
         assert self._endpoint is not None
-        state = {"pid": os.getpid(), "host": "127.0.0.1", "port": self._endpoint.port, "token": self._token,
-                 "model_id": self.writer.model_id, "embed_model": self.settings.embed_model,
-                 "embed_setting": setting_value(self.settings.embed_model),
-                 "default_model": self.settings.embed_model == Settings.model_fields["embed_model"].default,
-                 "home": str(self.home), "started": self.started,
-                 "roots": [str(r) for r in self.roots]}
+        state = {
+            "pid": os.getpid(),
+            "host": "127.0.0.1",
+            "port": self._endpoint.port,
+            "token": self._token,
+            "model_id": self.writer.model_id,
+            "embed_model": self.settings.embed_model,
+            "embed_setting": setting_value(self.settings.embed_model),
+            "default_model": self.settings.embed_model
+            == Settings.model_fields["embed_model"].default,
+            "home": str(self.home),
+            "started": self.started,
+            "roots": [str(r) for r in self.roots],
+        }
         path = state_path(self.home)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -238,7 +273,11 @@ class Daemon(Roots, Requests):
             job = self.jobs.get_nowait()
         except queue.Empty:
             return None
-        if job.kind == "verify" and len(self.changes) and time.monotonic() - job.queued < VERIFY_IDLE_WAIT:
+        if (
+            job.kind == "verify"
+            and len(self.changes)
+            and time.monotonic() - job.queued < VERIFY_IDLE_WAIT
+        ):
             self.jobs.put(job)  # let pending changes land first, so verify judges a settled index
             return None
         return job
@@ -265,7 +304,9 @@ class Daemon(Roots, Requests):
                 job.result = self.writer.verify_locked().full()
         except Exception as exc:  # reported to the client (and the log), never fatal to the daemon
             job.error = exc
-            if job.kind == "reconcile" and isinstance(exc, KbError):  # e.g. a full disk: try again soon
+            if job.kind == "reconcile" and isinstance(
+                exc, KbError
+            ):  # e.g. a full disk: try again soon
                 self._retry_s = min(30.0, max(2.0, self._retry_s * 2))
                 self._next_reconcile = time.monotonic() + self._retry_s
             if job.kind in ("forget", "verify") and not isinstance(exc, KbError):
@@ -297,7 +338,9 @@ class Daemon(Roots, Requests):
         try:
             self._sync(list(only), only, f"{n} changed paths")
             self._retry_s = 0.0
-        except KbError:  # the machine's fault (full disk, store): keep the paths, retry with backoff
+        except (
+            KbError
+        ):  # the machine's fault (full disk, store): keep the paths, retry with backoff
             for c in ready:
                 self.changes.add(c.root, c.rel, c.is_dir, "retry")
             self._retry_s = min(30.0, max(2.0, self._retry_s * 2))
@@ -312,8 +355,13 @@ class Daemon(Roots, Requests):
                     with contextlib.suppress(Exception):
                         self._sync([root], {root: {rel}}, f"1 changed path ({safe_rel(rel)})")
 
-    def _sync(self, roots: list[Path], only: dict[Path, set[str]] | None, what: str,
-              emit: Callable[[dict[str, Any]], None] | None = None) -> SyncReport:
+    def _sync(
+        self,
+        roots: list[Path],
+        only: dict[Path, set[str]] | None,
+        what: str,
+        emit: Callable[[dict[str, Any]], None] | None = None,
+    ) -> SyncReport:
         self.busy = what
 
         def progress(e: SyncEvent) -> None:
@@ -339,11 +387,23 @@ class Daemon(Roots, Requests):
             self.last_error["resolved"] = time.time()
             log.info("writing again: the last error (%s) is resolved", self.last_error["message"])
         summary = report.as_dict()
-        changed = {k: summary[k] for k in ("added", "updated", "moved", "deleted", "skipped", "failed", "embedded")}
-        self.last_sync = {"time": time.time(), "what": what, **changed, "seconds": summary["seconds"]}
+        changed = {
+            k: summary[k]
+            for k in ("added", "updated", "moved", "deleted", "skipped", "failed", "embedded")
+        }
+        self.last_sync = {
+            "time": time.time(),
+            "what": what,
+            **changed,
+            "seconds": summary["seconds"],
+        }
         if any(changed.values()) or only is None:
-            log.info("synced %s: %s in %.2fs", what, ", ".join(f"{k} {v}" for k, v in changed.items() if v) or
-                     "no changes", report.seconds)
+            log.info(
+                "synced %s: %s in %.2fs",
+                what,
+                ", ".join(f"{k} {v}" for k, v in changed.items() if v) or "no changes",
+                report.seconds,
+            )
         for p in report.problems:
             log.info("skipped %s: %s", p["path"], p["reason"])
         return report
@@ -375,4 +435,9 @@ class Daemon(Roots, Requests):
 
     def _record_error(self, message: str, remedy: str | None = None) -> None:
         log.error("%s%s", message, f" — {remedy}" if remedy else "")
-        self.last_error = {"time": time.time(), "message": message, "remedy": remedy, "resolved": None}
+        self.last_error = {
+            "time": time.time(),
+            "message": message,
+            "remedy": remedy,
+            "resolved": None,
+        }

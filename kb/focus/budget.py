@@ -75,17 +75,29 @@ class Context:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "question": self.question, "mode": self.mode, "mode_reason": self.mode_reason, "budget": self.budget,
-            "tokens": self.tokens, "counter": self.counter,
-            "kept": [asdict(p) for p in self.passages], "dropped": [asdict(d) for d in self.dropped],
+            "question": self.question,
+            "mode": self.mode,
+            "mode_reason": self.mode_reason,
+            "budget": self.budget,
+            "tokens": self.tokens,
+            "counter": self.counter,
+            "kept": [asdict(p) for p in self.passages],
+            "dropped": [asdict(d) for d in self.dropped],
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Context:
         """Inverse of `as_dict` (contexts built by the daemon travel as JSON)."""
-        return cls(d["question"], d["mode"], d["mode_reason"], d["budget"],
-                   [Passage(**p) for p in d["kept"]], [Dropped(**x) for x in d["dropped"]],
-                   d["tokens"], d["counter"])
+        return cls(
+            d["question"],
+            d["mode"],
+            d["mode_reason"],
+            d["budget"],
+            [Passage(**p) for p in d["kept"]],
+            [Dropped(**x) for x in d["dropped"]],
+            d["tokens"],
+            d["counter"],
+        )
 
 
 _SPECIAL = re.compile(r"<\|([a-z_]+)\|>|<(/?)(think|notes?|tool_call|tool_response)\b", re.I)
@@ -93,14 +105,19 @@ _SPECIAL = re.compile(r"<\|([a-z_]+)\|>|<(/?)(think|notes?|tool_call|tool_respon
 
 def neutralise(text: str) -> str:
     """Notes are data: special-token look-alikes (<|im_end|>, <think>) and our own delimiters are defused."""
-    return _SPECIAL.sub(lambda m: f"<\u200b|{m.group(1)}|>" if m.group(1) else f"<\u200b{m.group(2)}{m.group(3)}", text)
+    return _SPECIAL.sub(
+        lambda m: f"<\u200b|{m.group(1)}|>" if m.group(1) else f"<\u200b{m.group(2)}{m.group(3)}",
+        text,
+    )
 
 
 def render_notes(passages: list[Passage]) -> str:
     if not passages:
         return "<notes>\n(no relevant notes found)\n</notes>"
-    parts = [f'<note id="{p.n}" source="{neutralise(p.header()[len(f"[{p.n}] "):])}">\n{neutralise(p.text)}\n</note>'
-             for p in passages]
+    parts = [
+        f'<note id="{p.n}" source="{neutralise(p.header()[len(f"[{p.n}] ") :])}">\n{neutralise(p.text)}\n</note>'
+        for p in passages
+    ]
     return "<notes>\n" + "\n".join(parts) + "\n</notes>"
 
 
@@ -116,7 +133,9 @@ class Budgeter:
         cands = r.candidates
         for c in cands:
             c.relevance = r.relevance(c)
-        evidence = max((c.relevance for c in cands), default=0.0)  # before any preference: is anything relevant?
+        evidence = max(
+            (c.relevance for c in cands), default=0.0
+        )  # before any preference: is anything relevant?
         for c in cands:
             if mode.code_bonus and c.relevance > 0 and has_code(c.text):
                 c.relevance = min(1.0, c.relevance + mode.code_bonus)
@@ -132,13 +151,22 @@ class Budgeter:
         kept: list[Candidate] = []
         for c in cands:
             if evidence < floor:
-                ctx.dropped.append(_drop(c, f"below cutoff: nothing relevant (best {evidence:.2f} < floor "
-                                            f"{floor:.2f})"))
+                ctx.dropped.append(
+                    _drop(
+                        c,
+                        f"below cutoff: nothing relevant (best {evidence:.2f} < floor {floor:.2f})",
+                    )
+                )
             elif flat:
                 ctx.dropped.append(_drop(c, f"below cutoff: {flat}"))
             elif c.relevance < keep_from:
-                ctx.dropped.append(_drop(c, f"below cutoff (relevance {c.relevance:.2f} < {keep_from:.2f}: "
-                                            f"best {best:.2f}, gap {mode.cutoff_gap:.2f})"))
+                ctx.dropped.append(
+                    _drop(
+                        c,
+                        f"below cutoff (relevance {c.relevance:.2f} < {keep_from:.2f}: "
+                        f"best {best:.2f}, gap {mode.cutoff_gap:.2f})",
+                    )
+                )
             else:
                 kept.append(c)
         passages = self._merge(kept)
@@ -197,11 +225,25 @@ class Budgeter:
         out: list[tuple[Passage, set[str]]] = []
         for p in passages:
             shingles = set(terms(p.text))
-            dup = next((q for q, s in out if shingles and len(shingles & s) / len(shingles | s) >= DUPLICATE_JACCARD),
-                       None)
+            dup = next(
+                (
+                    q
+                    for q, s in out
+                    if shingles and len(shingles & s) / len(shingles | s) >= DUPLICATE_JACCARD
+                ),
+                None,
+            )
             if dup is not None:
-                ctx.dropped.append(Dropped(p.path, p.heading, p.start_line, p.end_line, p.score,
-                                           f"duplicate of {dup.path}:{dup.start_line}"))
+                ctx.dropped.append(
+                    Dropped(
+                        p.path,
+                        p.heading,
+                        p.start_line,
+                        p.end_line,
+                        p.score,
+                        f"duplicate of {dup.path}:{dup.start_line}",
+                    )
+                )
             else:
                 out.append((p, shingles))
         return [p for p, _ in out]
@@ -213,7 +255,9 @@ class Budgeter:
             if len(chosen) >= mode.max_passages:
                 ctx.dropped.append(_pdrop(p, f"over the passage limit ({mode.max_passages})"))
             elif self.counter.count(trial) > mode.budget:
-                ctx.dropped.append(_pdrop(p, f"over budget ({p.tokens} tokens; budget {mode.budget})"))
+                ctx.dropped.append(
+                    _pdrop(p, f"over budget ({p.tokens} tokens; budget {mode.budget})")
+                )
             else:
                 chosen.append(p)
         chosen.sort(key=lambda p: p.score, reverse=True)  # chosen for diversity, shown best first
@@ -225,14 +269,25 @@ class Budgeter:
         for i, p in enumerate(chosen, 1):
             p.n = i
             if p.pruned_tokens:
-                ctx.dropped.append(Dropped(p.path, p.heading, p.start_line, p.end_line, p.score,
-                                           f"sentences pruned inside kept passage [{i}]", p.pruned_tokens))
+                ctx.dropped.append(
+                    Dropped(
+                        p.path,
+                        p.heading,
+                        p.start_line,
+                        p.end_line,
+                        p.score,
+                        f"sentences pruned inside kept passage [{i}]",
+                        p.pruned_tokens,
+                    )
+                )
         ctx.passages = chosen
         ctx.tokens = self.counter.count(render_notes(chosen)) if chosen else 0
         ctx.counter = self.counter.name
 
 
-_CODE = re.compile(r"^\s*(?:```|~~~)|^ {0,6}[\w.\-\[\]]+:(?:\s|$)(?!.*[.!?]\s*$)|^\s*[$>] \S|^(?: {4}|\t)\S", re.M)
+_CODE = re.compile(
+    r"^\s*(?:```|~~~)|^ {0,6}[\w.\-\[\]]+:(?:\s|$)(?!.*[.!?]\s*$)|^\s*[$>] \S|^(?: {4}|\t)\S", re.M
+)
 
 
 def has_code(text: str) -> bool:
@@ -256,9 +311,18 @@ def _passage(run: list[Candidate]) -> Passage:
     text = run[0].text
     for prev, c in itertools.pairwise(run):
         text = join_chunks(text, c.text, same_paragraph=c.start_line <= prev.end_line)
-    return Passage([c.id for c in run], run[0].root, run[0].path, run[0].heading, run[0].start_line,
-                   run[-1].end_line, run[0].page, max(c.relevance for c in run), text,
-                   positions=[c.position for c in run])
+    return Passage(
+        [c.id for c in run],
+        run[0].root,
+        run[0].path,
+        run[0].heading,
+        run[0].start_line,
+        run[-1].end_line,
+        run[0].page,
+        max(c.relevance for c in run),
+        text,
+        positions=[c.position for c in run],
+    )
 
 
 def _ends_sentence(text: str) -> bool:
@@ -322,7 +386,9 @@ def _prose_units(text: str, start: int, end: int) -> list[tuple[int, int, bool]]
             continue
         if line.lstrip().startswith("|"):  # a table: atomic
             j = i
-            while j + 1 < len(block_lines) and text[slice(*block_lines[j + 1])].lstrip().startswith("|"):
+            while j + 1 < len(block_lines) and text[slice(*block_lines[j + 1])].lstrip().startswith(
+                "|"
+            ):
                 j += 1
             out.append((s, block_lines[j][1], True))
             i = j + 1
@@ -356,13 +422,17 @@ def prune(text: str, idf: dict[str, float], keep_share: float, neighbours: int =
     total = sum(idf.values()) or 1.0
     scores = []
     for s, e, _atomic in spans:
-        have = set(terms(_SPEAKER.sub("", text[s:e], count=1)))  # a chat turn's label isn't its content
+        have = set(
+            terms(_SPEAKER.sub("", text[s:e], count=1))
+        )  # a chat turn's label isn't its content
         scores.append(sum(w for t, w in idf.items() if t in have) / total)
     top = max(scores)
     if top <= 0:
         return text  # no lexical anchor (passage kept on meaning alone): don't guess, keep it whole
     keep = {i for i, sc in enumerate(scores) if sc >= keep_share * top}
-    keep |= {j for i in keep for j in range(i - neighbours, i + neighbours + 1) if 0 <= j < len(spans)}
+    keep |= {
+        j for i in keep for j in range(i - neighbours, i + neighbours + 1) if 0 <= j < len(spans)
+    }
     runs: list[list[int]] = []  # [first, last] unit index of each run of kept units
     for i in sorted(keep):
         if runs and i == runs[-1][1] + 1:

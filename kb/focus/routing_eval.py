@@ -13,17 +13,25 @@ from kb.focus.route import EXAMPLES
 
 
 def measure(path: Path, leave_one_out: bool = False, examples: bool = True) -> dict[str, Any]:
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
     matrix: Counter[tuple[str, str]] = Counter()
     misses = []
     for i, r in enumerate(rows):
         got = choose_mode(r["question"], examples=examples, exclude=i if leave_one_out else None)
         matrix[(r["mode"], got.mode)] += 1
         if got.mode != r["mode"]:
-            misses.append({"question": r["question"], "want": r["mode"], "got": got.mode, "why": got.reason})
+            misses.append(
+                {"question": r["question"], "want": r["mode"], "got": got.mode, "why": got.reason}
+            )
     right = sum(v for (a, b), v in matrix.items() if a == b)
-    return {"questions": len(rows), "accuracy": round(right / max(1, len(rows)), 3),
-            "matrix": {want: {got: matrix[(want, got)] for got in MODES} for want in MODES}, "misses": misses}
+    return {
+        "questions": len(rows),
+        "accuracy": round(right / max(1, len(rows)), 3),
+        "matrix": {want: {got: matrix[(want, got)] for got in MODES} for want in MODES},
+        "misses": misses,
+    }
 
 
 def report(heldout: Path, dev_sets: tuple[Path, ...] = ()) -> dict[str, Any]:

@@ -33,8 +33,13 @@ class Hit:
         return asdict(self)
 
 
-def search(builder: ContextBuilder, query: str, k: int, filters: Filters | None = None,
-           qvec: np.ndarray | None = None) -> list[Hit]:
+def search(
+    builder: ContextBuilder,
+    query: str,
+    k: int,
+    filters: Filters | None = None,
+    qvec: np.ndarray | None = None,
+) -> list[Hit]:
     """Hybrid search (dense + BM25) through ``builder``'s retriever, best first by the calibrated ``relevance``
     the budgeter keeps passages by — so `kb search` shows what `kb ask` would send first. ``score`` is the
     reciprocal-rank fusion of the dense and BM25 ranks that gathered the candidates, kept for inspection: it
@@ -45,9 +50,25 @@ def search(builder: ContextBuilder, query: str, k: int, filters: Filters | None 
     the index."""
     if builder.index.manifest.chunk_count() == 0:
         return []
-    r = builder.retriever().retrieve(query, k=max(k, builder.index.settings.retrieval.candidates), filters=filters,
-                                     qvec=qvec)
-    ranked = sorted(((round(r.relevance(c), 3), c) for c in r.candidates), key=lambda t: t[0], reverse=True)
-    return [Hit(c.id, str(Path(c.root) / c.path), c.root, c.path, c.heading, c.start_line, c.end_line,
-                round(c.fused, 5), c.text, c.page, rel)
-            for rel, c in ranked[:k]]
+    r = builder.retriever().retrieve(
+        query, k=max(k, builder.index.settings.retrieval.candidates), filters=filters, qvec=qvec
+    )
+    ranked = sorted(
+        ((round(r.relevance(c), 3), c) for c in r.candidates), key=lambda t: t[0], reverse=True
+    )
+    return [
+        Hit(
+            c.id,
+            str(Path(c.root) / c.path),
+            c.root,
+            c.path,
+            c.heading,
+            c.start_line,
+            c.end_line,
+            round(c.fused, 5),
+            c.text,
+            c.page,
+            rel,
+        )
+        for rel, c in ranked[:k]
+    ]

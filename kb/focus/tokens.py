@@ -17,7 +17,9 @@ from functools import lru_cache
 log = logging.getLogger(__name__)
 
 
-EMPTY_THINK_TOKENS = 4  # <think> "\n\n" </think> "\n\n" (verified against the Qwen3 vocabulary in tests)
+EMPTY_THINK_TOKENS = (
+    4  # <think> "\n\n" </think> "\n\n" (verified against the Qwen3 vocabulary in tests)
+)
 
 
 class TokenCounter(ABC):
@@ -72,7 +74,9 @@ class ServerCounter(TokenCounter):
 
     name = "server"
 
-    def __init__(self, base_url: str, model: str, fallback: TokenCounter, timeout: float = 2.0) -> None:
+    def __init__(
+        self, base_url: str, model: str, fallback: TokenCounter, timeout: float = 2.0
+    ) -> None:
         root = base_url.rstrip("/")
         self.url = (root[:-3] if root.endswith("/v1") else root) + "/tokenize"
         self.model = model
@@ -85,12 +89,18 @@ class ServerCounter(TokenCounter):
             return 0
         if self.ok:
             try:
-                body = json.dumps({"model": self.model, "prompt": text, "add_special_tokens": False}).encode()
+                body = json.dumps(
+                    {"model": self.model, "prompt": text, "add_special_tokens": False}
+                ).encode()
                 req = urllib.request.Request(self.url, body, {"Content-Type": "application/json"})
                 with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                     return int(json.loads(resp.read())["count"])
             except Exception as exc:  # unreachable or not vLLM: use the vocabulary from now on
-                log.info("token counting via %s unavailable (%s); using the bundled Qwen3 vocabulary", self.url, exc)
+                log.info(
+                    "token counting via %s unavailable (%s); using the bundled Qwen3 vocabulary",
+                    self.url,
+                    exc,
+                )
                 self.ok = False
         return self.fallback.count(text)
 
@@ -105,7 +115,9 @@ def vocab_counter() -> QwenVocabCounter:
     return QwenVocabCounter()
 
 
-def counter_for(base_url: str | None = None, model: str | None = None, use_server: bool = False) -> TokenCounter:
+def counter_for(
+    base_url: str | None = None, model: str | None = None, use_server: bool = False
+) -> TokenCounter:
     """The counter the budgeter uses: the server's tokenizer when asked and reachable, else Qwen3's vocabulary."""
     if use_server and base_url and model:
         return ServerCounter(base_url, model, vocab_counter())

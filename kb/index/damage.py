@@ -50,8 +50,13 @@ def probe(path: Path, collection: str, timeout: float = PROBE_TIMEOUT_S) -> str 
     if not path.exists():
         return None
     try:
-        r = subprocess.run([sys.executable, "-c", _PROBE, str(path), collection], capture_output=True, text=True,
-                           timeout=timeout, env={**os.environ, "ANONYMIZED_TELEMETRY": "False"})
+        r = subprocess.run(
+            [sys.executable, "-c", _PROBE, str(path), collection],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
+        )
     except subprocess.TimeoutExpired:
         return f"reading it did not finish within {timeout:g}s"
     if r.returncode == 0 and "kb-probe-ok" in r.stdout:
@@ -62,8 +67,11 @@ def probe(path: Path, collection: str, timeout: float = PROBE_TIMEOUT_S) -> str 
     last = lines[-1] if lines else ""
     if last.startswith("chromadb.errors.InternalError") and damage_words(last):
         return last.split(":", 1)[-1].strip()[:300]
-    log.warning("checking the vector store in a child process failed for another reason (exit %d): %s",
-                r.returncode, last[:300])
+    log.warning(
+        "checking the vector store in a child process failed for another reason (exit %d): %s",
+        r.returncode,
+        last[:300],
+    )
     return None  # not a damaged segment (a broken install, say): the store itself will say what is wrong
 
 

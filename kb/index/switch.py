@@ -75,15 +75,25 @@ def probe(base: IndexParts) -> None:
     except KbError:
         raise
     except Exception as exc:
-        raise EmbedderError(f"the embedding model {base.model_id} failed on a test text: {type(exc).__name__}: "
-                            f"{exc}", "check KB_EMBED_MODEL; the existing index was not touched") from None
+        raise EmbedderError(
+            f"the embedding model {base.model_id} failed on a test text: {type(exc).__name__}: "
+            f"{exc}",
+            "check KB_EMBED_MODEL; the existing index was not touched",
+        ) from None
     if vec.shape[0] != 1 or not vec.shape[1]:
-        raise EmbedderError(f"the embedding model {base.model_id} returned no vector for a test text",
-                            "check KB_EMBED_MODEL; the existing index was not touched")
+        raise EmbedderError(
+            f"the embedding model {base.model_id} returned no vector for a test text",
+            "check KB_EMBED_MODEL; the existing index was not touched",
+        )
 
 
-def switch_model(base: IndexParts, roots: list[Path], previous: str, progress: ProgressFn | None,
-                 template: Syncer | None = None) -> SyncReport:
+def switch_model(
+    base: IndexParts,
+    roots: list[Path],
+    previous: str,
+    progress: ProgressFn | None,
+    template: Syncer | None = None,
+) -> SyncReport:
     """Build the configured model's generation beside the live one, then swap. The caller holds the writer
     lock. Returns the sync report (``interrupted`` when it stopped before the swap)."""
     notify = progress or (lambda e: None)
@@ -92,9 +102,11 @@ def switch_model(base: IndexParts, roots: list[Path], previous: str, progress: P
     old = base.manifest
     path = staging_manifest(base.home, base.model_id)
     resuming = path.exists()
-    msg = (f"embedding model changed from {previous} to {base.model_id}: "
-           f"{'resuming the new index' if resuming else 'building a new index'} beside the old one "
-           "(the old one keeps answering searches until the new one is complete)")
+    msg = (
+        f"embedding model changed from {previous} to {base.model_id}: "
+        f"{'resuming the new index' if resuming else 'building a new index'} beside the old one "
+        "(the old one keeps answering searches until the new one is complete)"
+    )
     report.notices.append(msg)
     notify(SyncEvent("notice", message=msg))
     new = Manifest(path)
@@ -114,8 +126,13 @@ def switch_model(base: IndexParts, roots: list[Path], previous: str, progress: P
         syncer.repair()  # a switch killed half-way left a journal in the new generation
         for root in all_roots:
             if not root.is_dir():
-                report.problems.append({"path": str(root), "reason": "root folder is missing: the model switch "
-                                        f"completes once it is back (or after `kb forget {root}`)"})
+                report.problems.append(
+                    {
+                        "path": str(root),
+                        "reason": "root folder is missing: the model switch "
+                        f"completes once it is back (or after `kb forget {root}`)",
+                    }
+                )
                 report.interrupted = True
                 continue
             report.merge(syncer.sync_root(root))

@@ -31,9 +31,15 @@ class VerifyReport:
         return asdict(self)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "chunks": self.chunks, "vectors": self.vectors, "missing": len(self.missing),
-                "orphans": len(self.orphans), "duplicates": self.duplicates, "stale": self.stale}
-
+        return {
+            "ok": self.ok,
+            "chunks": self.chunks,
+            "vectors": self.vectors,
+            "missing": len(self.missing),
+            "orphans": len(self.orphans),
+            "duplicates": self.duplicates,
+            "stale": self.stale,
+        }
 
 
 def verify_index(base: IndexParts) -> VerifyReport:
@@ -47,7 +53,8 @@ def verify_index(base: IndexParts) -> VerifyReport:
     rep.missing = sorted(in_manifest - in_store)
     rep.orphans = sorted(in_store - in_manifest)
     dup = base.manifest.db.execute(
-        "SELECT root, path FROM chunks GROUP BY root, path, position HAVING COUNT(*) > 1").fetchall()
+        "SELECT root, path FROM chunks GROUP BY root, path, position HAVING COUNT(*) > 1"
+    ).fetchall()
     rep.duplicates = sorted({str(Path(r) / p) for r, p in dup})
     if len(store_ids) != len(in_store):
         rep.duplicates.append("vector store holds repeated ids")
@@ -75,5 +82,7 @@ def verify_index(base: IndexParts) -> VerifyReport:
             except OSError:
                 continue
             if sha != f.sha256:
-                rep.stale.append({"path": str(rpath / rel), "problem": "changed on disk since indexing"})
+                rep.stale.append(
+                    {"path": str(rpath / rel), "problem": "changed on disk since indexing"}
+                )
     return rep
