@@ -1,10 +1,11 @@
 """Retrieval + budget latency on a large index (goal: p50 ≤ 40 ms in-process for ≥ 10k chunks).
 
-Indexes a corpus (default: the Dendron vault with 128-token chunks, ≈ 10k+ chunks) with the offline MiniLM,
-then times `ContextBuilder.build` for a question set with the query vectors computed beforehand (query
-embedding is reported separately), next to naive top-10 on the same index.
+Indexes a corpus (default: the Dendron vault with 128-token chunks, ≈ 10k+ chunks) with the offline
+MiniLM, then times `ContextBuilder.build` for a question set with the query vectors computed
+beforehand (query embedding is reported separately), next to naive top-10 on the same index.
 
-Usage: python benchmarks/context.py [--corpus DIR] [--questions FILE] [--chunk-tokens 128] [--home DIR]
+Usage: python benchmarks/context.py [--corpus DIR] [--questions FILE] [--chunk-tokens 128] [--home
+DIR]
 """
 
 from __future__ import annotations

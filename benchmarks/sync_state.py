@@ -2,8 +2,8 @@
 
     python benchmarks/sync_state.py --examples 400 --steps 60
 
-CI runs the same machine briefly (12 examples × 30 steps). Prints steps, syncs and injected crashes, and the
-falsifying sequence if hypothesis finds one (exit 1).
+CI runs the same machine briefly (12 examples × 30 steps). Prints steps, syncs and injected crashes,
+and the falsifying sequence if hypothesis finds one (exit 1).
 """
 
 from __future__ import annotations
@@ -32,9 +32,11 @@ def main() -> int:
     from tests.test_sync_state import TOTALS
 
     print(
-        f"stateful sync test: {args.examples} examples × up to {args.steps} steps → {TOTALS['steps']} steps, "
+        f"stateful sync test: {args.examples} examples × up to {args.steps} steps → "
+        f"{TOTALS['steps']} steps, "
         f"{TOTALS['syncs']} completed syncs, {TOTALS['crashes']} injected crashes, "
-        f"{time.perf_counter() - t0:.0f} s; result: {'no failure found' if rc == 0 else 'FAILED (see above)'}"
+        f"{time.perf_counter() - t0:.0f} s; result: "
+        f"{'no failure found' if rc == 0 else 'FAILED (see above)'}"
     )
     return int(rc)
 

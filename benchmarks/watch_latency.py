@@ -2,13 +2,15 @@
 
 Measured in one run:
 
-* save → searchable: 100 edits to a copy of the vault, each appending a paragraph with a unique word to a
-  random note; the clock starts after the file is closed and stops when a search through the daemon returns
-  that paragraph (polled every 20 ms). Goal p50 ≤ 1 s, p95 ≤ 2 s.
-* `kb search` CLI wall time (a fresh process per query, as a user types it) with the daemon warm vs the same
-  command without a daemon (the baseline: import torch, load the model, open Chroma). Goal warm p50 ≤ 150 ms.
+* save → searchable: 100 edits to a copy of the vault, each appending a paragraph with a unique word
+  to a random note; the clock starts after the file is closed and stops when a search through the
+  daemon returns that paragraph (polled every 20 ms). Goal p50 ≤ 1 s, p95 ≤ 2 s.
+* `kb search` CLI wall time (a fresh process per query, as a user types it) with the daemon warm vs
+  the same command without a daemon (the baseline: import torch, load the model, open Chroma). Goal
+  warm p50 ≤ 150 ms.
 
-Usage:  python benchmarks/watch_latency.py [--corpus DIR] [--model PATH] [--edits 100] [--home DIR] [--json OUT]
+Usage: python benchmarks/watch_latency.py [--corpus DIR] [--model PATH] [--edits 100] [--home DIR]
+[--json OUT]
         (--home reuses an index from an earlier run; the first ingest of the vault is not part of the figures)
 """
 

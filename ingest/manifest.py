@@ -108,7 +108,8 @@ def _file(row: tuple) -> FileRow:
 
 @functools.lru_cache(maxsize=4096)
 def _tags(raw: str) -> tuple[str, ...]:
-    """Tag lists repeat across a vault's notes: each distinct one is decoded once (100k rows: 0.6 s → 0.05 s)."""
+    """Tag lists repeat across a vault's notes: each distinct one is decoded once (100k rows: 0.6 s
+    → 0.05 s)."""
     return tuple(json.loads(raw))
 
 
@@ -129,7 +130,8 @@ class Manifest:
         except sqlite3.OperationalError:
             if not (path.exists() and read_only_place(path.parent)):
                 raise
-            # a read-only KB_HOME (a read-only mount, a backup): nothing can write it, so read it as immutable
+            # a read-only KB_HOME (a read-only mount, a backup): nothing can write it, so read it as
+            # immutable
             self.db = sqlite3.connect(
                 f"{path.as_uri()}?immutable=1",
                 uri=True,
@@ -303,7 +305,8 @@ class Manifest:
         return out
 
     def stems_by_id(self, ids: list[str]) -> dict[str, set[str]]:
-        """The lexical terms each chunk was indexed with (its FTS5 row: path words, heading, text — stemmed)."""
+        """The lexical terms each chunk was indexed with (its FTS5 row: path words, heading, text —
+        stemmed)."""
         out: dict[str, set[str]] = {}
         for i in range(0, len(ids), 500):
             part = ids[i : i + 500]
@@ -328,8 +331,8 @@ class Manifest:
         return [r[0] for r in self.db.execute("SELECT id FROM chunks")]
 
     def chunk_count(self) -> int:
-        """Chunks in the index; cached until this or another connection writes (COUNT(*) scans the table:
-        ~20 ms at a million chunks, and every search asks)."""
+        """Chunks in the index; cached until this or another connection writes (COUNT(*) scans the
+        table: ~20 ms at a million chunks, and every search asks)."""
         key = (self.db.execute("PRAGMA data_version").fetchone()[0], self.db.total_changes)
         if self._count_cache is not None and self._count_cache[0] == key:
             return self._count_cache[1]

@@ -16,9 +16,10 @@ KBIGNORE = ".kbignore"
 
 
 def safe_rel(rel: str) -> str:
-    """A root-relative path that SQLite, JSON and Chroma can store. File names that are not valid UTF-8
-    (old cp866/cp1251 archives) reach Python with surrogate escapes; they are kept as backslash escapes of
-    their raw bytes (``bad\\xffname.md``), so ids and rows are stable and the name stays readable."""
+    """A root-relative path that SQLite, JSON and Chroma can store. File names that are not valid
+    UTF-8 (old cp866/cp1251 archives) reach Python with surrogate escapes; they are kept as
+    backslash escapes of their raw bytes (``bad\\xffname.md``), so ids and rows are stable and the
+    name stays readable."""
     try:
         rel.encode("utf-8")
         return rel
@@ -44,7 +45,8 @@ class Candidate:
 
 class Scanner:
     """Walks one root. Hidden folders, configured folder names and `.kbignore` patterns are skipped;
-    symlinks are followed only when they resolve inside the root, and each real folder is visited once."""
+    symlinks are followed only when they resolve inside the root, and each real folder is visited
+    once."""
 
     def __init__(
         self,
@@ -74,7 +76,8 @@ class Scanner:
         return self.spec is not None and self.spec.match_file(rel + "/")
 
     def _file_ignored(self, rel: str) -> bool:
-        """`is_ignored` for a file whose folders were already checked (`walk` checks them on the way down)."""
+        """`is_ignored` for a file whose folders were already checked (`walk` checks them on the way
+        down)."""
         name = rel.rpartition("/")[2]
         dot = name.rfind(".")
         if name.startswith(".") or dot < 0 or name[dot:].lower() not in self.extensions:
@@ -93,9 +96,9 @@ class Scanner:
     def candidate(
         self, path: Path | str, rel: str, entry: os.DirEntry[str] | None = None
     ) -> Candidate | None:
-        """Stat one file; None when it vanished or should be ignored. Never raises for one file's sake:
-        whatever goes wrong becomes the candidate's skip reason. ``entry`` (from a folder scan) saves the
-        lstat and, for a regular file, reuses the scan's stat."""
+        """Stat one file; None when it vanished or should be ignored. Never raises for one file's
+        sake: whatever goes wrong becomes the candidate's skip reason. ``entry`` (from a folder
+        scan) saves the lstat and, for a regular file, reuses the scan's stat."""
         try:
             return self._candidate(path, rel, entry)
         except Exception as exc:  # one odd file must not stop a scan
@@ -182,15 +185,16 @@ _EUID = os.geteuid() if hasattr(os, "geteuid") else -1
 
 
 def _readable(st: os.stat_result, path: Path | str) -> bool:
-    """os.access(R_OK) without its syscall in the common case (our own file with the owner's read bit)."""
+    """os.access(R_OK) without its syscall in the common case (our own file with the owner's read
+    bit)."""
     if st.st_uid == _EUID and st.st_mode & 0o400:
         return True
     return os.access(path, os.R_OK)
 
 
 def exact_name(path: Path, listings: dict[Path, set[str]]) -> bool:
-    """True when ``path`` exists with exactly this spelling (a case-only rename on a case-insensitive
-    file system leaves the old spelling 'existing')."""
+    """True when ``path`` exists with exactly this spelling (a case-only rename on a
+    case-insensitive file system leaves the old spelling 'existing')."""
     if path.parent not in listings:
         try:
             listings[path.parent] = set(os.listdir(path.parent))

@@ -1,7 +1,8 @@
 """Language-aware normalisation for the lexical index: Russian and English Snowball stemming.
 
-Each word is stemmed by the stemmer of its script (Cyrillic → Russian, Latin → English); CJK runs become
-character bigrams. The same function prepares indexed text and queries, so «заметки» matches «заметкам».
+Each word is stemmed by the stemmer of its script (Cyrillic → Russian, Latin → English); CJK runs
+become character bigrams. The same function prepares indexed text and queries, so «заметки» matches
+«заметкам».
 """
 
 from __future__ import annotations
@@ -18,24 +19,37 @@ _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 
 STOP_EN = frozenset(
     (
-        "a about after all also an and any are as at be been before being both but by can could did do does "
-        "don down each few for from had has have he her here him his how i if in into is it its just may me "
-        "might more most must my no not of off on only or other our out over own s same shall she should so "
-        "some such t than that the their them then there these they this those to too up very was we were "
+        "a about after all also an and any are as at be been before being both but by can could "
+        "did do does "
+        "don down each few for from had has have he her here him his how i if in into is it its "
+        "just may me "
+        "might more most must my no not of off on only or other our out over own s same shall she "
+        "should so "
+        "some such t than that the their them then there these they this those to too up very was "
+        "we were "
         "what when where which who whom whose why will with would you your "
     ).split()
 )
 STOP_RU = frozenset(
     (
-        "where а без более больше будет будто бы был была были было быть в вам вас вдруг ведь во вот впрочем "
-        "все всегда всего всех всю вы где да даже два для до другой его ее ей ему если есть еще ещё её ж же "
-        "за зачем здесь и из или им иногда их к как какая какие каким каких каков какова каковы какого какое "
-        "какой каком какому какую кем когда кого кому конечно которая которого которой котором которые "
-        "который которых кто куда ли лучше между меня мне много может можно мой моя мы на над надо наконец "
-        "нас не него нее ней нельзя нет ни нибудь никогда ним них ничего но ну о об один он она они опять от "
-        "перед по под после потом потому почти при про раз разве с сам свою себе себя сейчас скольких сколько "
-        "со совсем так такой там тебя тем теперь то тогда того тоже только том тот три тут ты у уж уже хорошо "
-        "хоть чего чей чем чему через что чтоб чтобы чуть чье чья чьё эти это этого этой этом этот эту я "
+        "where а без более больше будет будто бы был была были было быть в вам вас вдруг ведь во "
+        "вот впрочем "
+        "все всегда всего всех всю вы где да даже два для до другой его ее ей ему если есть еще "
+        "ещё её ж же "
+        "за зачем здесь и из или им иногда их к как какая какие каким каких каков какова каковы "
+        "какого какое "
+        "какой каком какому какую кем когда кого кому конечно которая которого которой котором "
+        "которые "
+        "который которых кто куда ли лучше между меня мне много может можно мой моя мы на над надо "
+        "наконец "
+        "нас не него нее ней нельзя нет ни нибудь никогда ним них ничего но ну о об один он она "
+        "они опять от "
+        "перед по под после потом потому почти при про раз разве с сам свою себе себя сейчас "
+        "скольких сколько "
+        "со совсем так такой там тебя тем теперь то тогда того тоже только том тот три тут ты у уж "
+        "уже хорошо "
+        "хоть чего чей чем чему через что чтоб чтобы чуть чье чья чьё эти это этого этой этом этот "
+        "эту я "
     ).split()
 )
 
@@ -73,14 +87,15 @@ _PATH_NOISE = {"index", "readme", "md", "markdown", "txt"}
 
 
 def path_words(path: str) -> str:
-    """A note's path as words: ``dendron.topic.publish.config.assetsPrefix.md`` → "dendron topic publish config
-    assetsPrefix", ``js/array-flat/index.md`` → "js array flat". Hierarchical file names name their topic."""
+    """A note's path as words: ``dendron.topic.publish.config.assetsPrefix.md`` → "dendron topic
+    publish config assetsPrefix", ``js/array-flat/index.md`` → "js array flat". Hierarchical file
+    names name their topic."""
     return " ".join(p for p in _PATH_SPLIT.split(path) if p and p.lower() not in _PATH_NOISE)
 
 
 def lexical_fields(path: str, heading: str, text: str) -> str:
-    """The text BM25 and term coverage see for a chunk: the note's path words, its heading path (title first),
-    then the passage."""
+    """The text BM25 and term coverage see for a chunk: the note's path words, its heading path
+    (title first), then the passage."""
     return f"{path_words(path)}\n{heading}\n{text}"
 
 
@@ -106,7 +121,8 @@ LATIN_LAST = 0x24F  # the last Latin letter (Latin Extended-B); letters above it
 
 
 def non_latin_share(text: str) -> float:
-    """Share of the letters of ``text`` outside the Latin script (0 English, about 1 Russian; 0 with no letters)."""
+    """Share of the letters of ``text`` outside the Latin script (0 English, about 1 Russian; 0 with
+    no letters)."""
     letters = [c for c in text if c.isalpha()]
     if not letters:
         return 0.0

@@ -1,8 +1,9 @@
-"""Reconcile a root with the index: add / update (changed chunks only) / move / delete. Deciding what to
-write happens here; writing it, crash-ordered, in `ingest.commit`.
+"""Reconcile a root with the index: add / update (changed chunks only) / move / delete. Deciding
+what to write happens here; writing it, crash-ordered, in `ingest.commit`.
 
 On open, a non-empty journal triggers `repair()`: vectors the manifest doesn't know are deleted, and
-manifest chunks without a vector are dropped and their files marked stale, so the next sync redoes them.
+manifest chunks without a vector are dropped and their files marked stale, so the next sync redoes
+them.
 """
 
 from __future__ import annotations
@@ -26,14 +27,15 @@ GROUP_FILES = 500
 
 
 def chunk_id(root: str, path: str, chunk_hash: str, occurrence: int) -> str:
-    """Stable id of a chunk; computed from raw bytes, so a name that is not valid UTF-8 can't break it."""
+    """Stable id of a chunk; computed from raw bytes, so a name that is not valid UTF-8 can't break
+    it."""
     key = f"{root}\0{path}\0{chunk_hash}\0{occurrence}"
     return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
 class Syncer(GroupWriter):
-    """Runs syncs against one manifest + vector store. The embedder and store are created lazily, so a
-    no-op sync never loads the model or opens Chroma."""
+    """Runs syncs against one manifest + vector store. The embedder and store are created lazily, so
+    a no-op sync never loads the model or opens Chroma."""
 
     def __init__(
         self,
@@ -89,8 +91,9 @@ class Syncer(GroupWriter):
 
     # ------------------------------------------------------------------ public
     def sync_root(self, root: Path, only: set[str] | None = None) -> SyncReport:
-        """Reconcile ``root`` (or just the relative paths in ``only``) with the index. A full or read-only
-        disk stops it with a `DiskFullError`; anything a single file causes is recorded on that file."""
+        """Reconcile ``root`` (or just the relative paths in ``only``) with the index. A full or
+        read-only disk stops it with a `DiskFullError`; anything a single file causes is recorded on
+        that file."""
         with machine_errors():
             return self._sync_root(root, only)
 
@@ -192,7 +195,8 @@ class Syncer(GroupWriter):
         if not self._process(rkey, work, report, len(disk)):
             report.interrupted = True
             report.seconds = time.perf_counter() - t0
-            return report  # stopped between groups: what was written is consistent; the rest waits for next start
+            # stopped between groups: what was written is consistent; the rest waits for next start
+            return report
         self._delete(rkey, gone)
         moved_sources = {w.moved_from for w in work if w.moved_from}
         report.deleted += len([p for p in gone if p not in moved_sources])
@@ -202,7 +206,8 @@ class Syncer(GroupWriter):
         return report
 
     def forget(self, root: str, paths: list[str] | None = None) -> int:
-        """Remove files (all of a root when ``paths`` is None) from the index. Returns files removed."""
+        """Remove files (all of a root when ``paths`` is None) from the index. Returns files
+        removed."""
         known = self.manifest.files(root)
         targets = (
             [p for (_, p) in known] if paths is None else [p for p in paths if (root, p) in known]
@@ -213,7 +218,8 @@ class Syncer(GroupWriter):
         return len(targets)
 
     def _process(self, rkey: str, work: list[_Work], report: SyncReport, total: int) -> bool:
-        """Prepare and write ``work`` in groups; False when ``should_stop`` interrupted it between groups."""
+        """Prepare and write ``work`` in groups; False when ``should_stop`` interrupted it between
+        groups."""
         if any(w.problem is None for w in work):
             self._chunker()  # load the model up front: failing here is not any one file's fault
         group: list[_Work] = []

@@ -1,10 +1,11 @@
 """File-system events → a debounced set of paths to re-sync.
 
-Watchdog delivers a burst of events per save (editors write a temp file, rename it over the note, touch
-metadata). `ChangeQueue` coalesces them per path and releases a path only after it has been quiet for the
-debounce time *and* its mtime is that old too (a half-written file that stopped emitting events is not read).
-The syncer then reconciles exactly those paths; a folder event expands to every file under the folder on
-disk and in the index, so folder create/move/delete need no special cases.
+Watchdog delivers a burst of events per save (editors write a temp file, rename it over the note,
+touch metadata). `ChangeQueue` coalesces them per path and releases a path only after it has been
+quiet for the debounce time *and* its mtime is that old too (a half-written file that stopped
+emitting events is not read). The syncer then reconciles exactly those paths; a folder event expands
+to every file under the folder on disk and in the index, so folder create/move/delete need no
+special cases.
 """
 
 from __future__ import annotations
@@ -98,9 +99,10 @@ class ChangeQueue:
             )
 
     def ready(self, limit: int | None = None) -> list[Change]:
-        """Pop up to ``limit`` paths that have been quiet for the debounce time and whose file is not being
-        written. Small changes go first: paths are ordered by how many due paths share their folder, so one
-        edited note is not stuck behind a bulk copy into another folder (which fills the remaining rounds)."""
+        """Pop up to ``limit`` paths that have been quiet for the debounce time and whose file is
+        not being written. Small changes go first: paths are ordered by how many due paths share
+        their folder, so one edited note is not stuck behind a bulk copy into another folder (which
+        fills the remaining rounds)."""
         now = time.monotonic()
         wall = time.time()
         with self._cv:
@@ -162,7 +164,8 @@ class RootHandler(FileSystemEventHandler):
         if event.event_type in ("opened", "closed_no_write"):
             return
         if event.is_directory and event.event_type == "modified":
-            return  # a folder's mtime changes with every file event; the file events carry the information
+            # a folder's mtime changes with every file event; the file events carry the information
+            return
         src = self._rel(event.src_path)
         dest = self._rel(event.dest_path) if event.event_type == "moved" else None
         if src and dest:
@@ -174,7 +177,8 @@ class RootHandler(FileSystemEventHandler):
 
 
 def expand(root: Path, rel: str, known: set[str], is_ignored) -> set[str]:
-    """A folder event's file set: everything the index holds under it plus everything on disk under it."""
+    """A folder event's file set: everything the index holds under it plus everything on disk under
+    it."""
     prefix = rel + "/"
     out = {p for p in known if p.startswith(prefix)}
     folder = root / rel
@@ -190,7 +194,8 @@ def expand(root: Path, rel: str, known: set[str], is_ignored) -> set[str]:
 def start_observer(
     root: Path, handler: RootHandler, poll_interval: float, force_polling: bool = False
 ):
-    """Watch ``root`` with the native observer; when the OS watch limit is exhausted, fall back to polling.
+    """Watch ``root`` with the native observer; when the OS watch limit is exhausted, fall back to
+    polling.
 
     Returns ``(observer, warning)``; ``warning`` is None unless the fallback was taken."""
     from watchdog.observers import Observer
@@ -208,8 +213,10 @@ def start_observer(
                 raise
             _stop_quietly(obs)
             warning = (
-                f"the OS watch limit is exhausted ({os.strerror(exc.errno)}) for {root}: polling it every "
-                f"{poll_interval:g}s instead (raise it with `sudo sysctl fs.inotify.max_user_watches=524288`)"
+                f"the OS watch limit is exhausted ({os.strerror(exc.errno)}) for {root}: polling "
+                "it every "
+                f"{poll_interval:g}s instead (raise it with `sudo sysctl "
+                "fs.inotify.max_user_watches=524288`)"
             )
             log.warning(warning)
     obs = PollingObserver(timeout=poll_interval)

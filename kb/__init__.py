@@ -73,7 +73,8 @@ def route(question: str) -> tuple[str, str]:
     return _route(question)
 
 
-_LAZY = {  # public name → module that defines it (imported on first use: heavy dependencies stay lazy)
+# public name → module that defines it (imported on first use: heavy dependencies stay lazy)
+_LAZY = {
     "Answer": "kb.answers.answer",
     "Chat": "kb.answers.answer",
     "Context": "kb.focus.budget",

@@ -57,8 +57,9 @@ class StoreError(KbError):
 
 
 class StoreDamagedError(StoreError):
-    """Chroma's embedded vector segment cannot be read: a kill or power loss in the middle of Chroma's own
-    write can leave it so. A writer (`kb ingest`, `kb watch`) moves it aside and re-embeds from the notes."""
+    """Chroma's embedded vector segment cannot be read: a kill or power loss in the middle of
+    Chroma's own write can leave it so. A writer (`kb ingest`, `kb watch`) moves it aside and
+    re-embeds from the notes."""
 
 
 class ModelMismatchError(StoreError):
@@ -120,8 +121,9 @@ _READONLY = ("read-only file system", "readonly database", "attempt to write a r
 
 
 def environment_error(exc: BaseException, where: str = "KB_HOME") -> KbError | None:
-    """The `KbError` for a failure that is the machine's, not a file's (a full or read-only disk), else None.
-    Such errors must stop a sync with a remedy instead of being blamed on the file being written."""
+    """The `KbError` for a failure that is the machine's, not a file's (a full or read-only disk),
+    else None. Such errors must stop a sync with a remedy instead of being blamed on the file being
+    written."""
     import errno
 
     if isinstance(exc, KbError):

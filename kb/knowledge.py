@@ -1,6 +1,7 @@
-"""`KnowledgeBase`: the library's entry point. It composes the layers — the index (`kb.index`), focus
-(`kb.focus`: search and focused contexts) and answers (`kb.answers`) — and decides how to reach the index:
-through a running `kb watch` daemon (warm model, one writer) when there is one, or directly.
+"""`KnowledgeBase`: the library's entry point. It composes the layers — the index (`kb.index`),
+focus (`kb.focus`: search and focused contexts) and answers (`kb.answers`) — and decides how to
+reach the index: through a running `kb watch` daemon (warm model, one writer) when there is one, or
+directly.
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ class KnowledgeBase(Index):
                 client.state.get("embed_model") or theirs
             )
             raise ModelMismatchError(
-                f"`kb watch` (pid {client.state.get('pid')}) indexes with {theirs}, but this process is configured "
+                f"`kb watch` (pid {client.state.get('pid')}) indexes with {theirs}, but this "
+                "process is configured "
                 f"for {self.model_id}",
                 f"set KB_EMBED_MODEL={value} here, or stop `kb watch` first",
             )
@@ -82,7 +84,8 @@ class KnowledgeBase(Index):
     def _via_daemon(
         self, op: str, args: dict[str, Any] | None = None, timeout: float | None = 120.0
     ) -> Any:
-        """The daemon's answer to a request, or ``DOWN`` when no daemon runs (or it stopped answering)."""
+        """The daemon's answer to a request, or ``DOWN`` when no daemon runs (or it stopped
+        answering)."""
         from kb.daemon.client import DaemonUnavailable
 
         client = self.daemon()
@@ -93,7 +96,8 @@ class KnowledgeBase(Index):
         except DaemonUnavailable:
             return DOWN
 
-    # ---------------------------------------------------------------- writing (handed to the daemon when up)
+    # ---------------------------------------------------------------- writing (handed to the daemon
+    # when up)
     def ingest(
         self,
         paths: list[str | os.PathLike[str]] | None = None,
@@ -139,8 +143,9 @@ class KnowledgeBase(Index):
 
     # ---------------------------------------------------------------- reading
     def search(self, query: str, k: int | None = None, filters: Filters | None = None) -> list[Hit]:
-        """Hybrid search (dense + BM25): the ``k`` best chunks for the query, best first by ``relevance`` (the
-        calibrated 0..1 evidence the budgeter keeps passages by); ``score`` is the rank-fusion score."""
+        """Hybrid search (dense + BM25): the ``k`` best chunks for the query, best first by
+        ``relevance`` (the calibrated 0..1 evidence the budgeter keeps passages by); ``score`` is
+        the rank-fusion score."""
         self.check_readable()
         k = k or self.settings.retrieval.k
         hits = self._via_daemon(
@@ -170,7 +175,8 @@ class KnowledgeBase(Index):
     def ask(
         self, question: str, mode: str = "auto", filters: Filters | None = None, **kw: Any
     ) -> Answer:
-        """Answer from the notes with the configured LLM: text, verified citations, context, usage, timings."""
+        """Answer from the notes with the configured LLM: text, verified citations, context, usage,
+        timings."""
         from kb.answers.answer import answer
 
         return answer(self, question, mode, filters=filters, **kw)
@@ -187,12 +193,14 @@ class KnowledgeBase(Index):
         self._contexts = None  # its retriever holds the old store
 
     def verify(self, notify: Callable[[str], None] | None = None) -> VerifyReport:
-        """Compare manifest, vector store and disk (through the daemon, once it is idle, when one runs)."""
+        """Compare manifest, vector store and disk (through the daemon, once it is idle, when one
+        runs)."""
         st = self._via_daemon("status", timeout=10)
         if st is not DOWN:
             if notify is not None and (st.get("busy") or st.get("queue")):
                 notify(
-                    f"`kb watch` is busy ({st.get('busy') or 'changes queued'}, queue {st.get('queue')}): "
+                    f"`kb watch` is busy ({st.get('busy') or 'changes queued'}, queue "
+                    f"{st.get('queue')}): "
                     "verifying once it has written them"
                 )
             full = self._via_daemon("verify", timeout=None)

@@ -9,7 +9,8 @@ APP_NAME = "kb"
 
 
 def data_dir() -> Path:
-    """The data directory: ``$KB_HOME`` if set, else the platform's user data dir. Created on demand."""
+    """The data directory: ``$KB_HOME`` if set, else the platform's user data dir. Created on
+    demand."""
     env = os.environ.get("KB_HOME")
     if env:
         path = Path(env).expanduser()
@@ -21,7 +22,8 @@ def data_dir() -> Path:
 
 
 def ensure_home(path: Path) -> Path:
-    """Create KB_HOME 0700 when it does not exist yet (an existing one keeps its mode; status warns)."""
+    """Create KB_HOME 0700 when it does not exist yet (an existing one keeps its mode; status
+    warns)."""
     if not path.is_dir():
         path.mkdir(parents=True, exist_ok=True)
         os.chmod(path, 0o700)  # notes are private: only this user may read the index
@@ -29,9 +31,9 @@ def ensure_home(path: Path) -> Path:
 
 
 def make_private(path: Path) -> None:
-    """Files 0600 and folders 0700 under ``path`` (not ``path`` itself: an existing KB_HOME's mode is the
-    user's, and `kb status` warns about it), for what kb and its libraries created — SQLite, Chroma and log
-    files are created with the process umask. Never raises."""
+    """Files 0600 and folders 0700 under ``path`` (not ``path`` itself: an existing KB_HOME's mode
+    is the user's, and `kb status` warns about it), for what kb and its libraries created — SQLite,
+    Chroma and log files are created with the process umask. Never raises."""
     try:
         todo = list(path.iterdir())
     except OSError:

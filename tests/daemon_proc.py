@@ -86,7 +86,8 @@ class WatchProcess:
         return self.client().request("status", timeout=30)
 
     def idle(self, timeout: float = 120.0) -> dict[str, Any]:
-        """Wait until nothing is queued or running, twice in a row across more than the debounce time."""
+        """Wait until nothing is queued or running, twice in a row across more than the debounce
+        time."""
         seen: list[float] = []
         last: dict[str, Any] = {}
 

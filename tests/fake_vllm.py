@@ -39,7 +39,8 @@ class FakeVLLM(LocalHTTPServer):
             False  # no max_model_len in /v1/models; a too-long prompt gets an empty event stream
         )
         self.reject_next_as_too_long = 0
-        # fault injection: models500 | models_junk | chat500 | chat_junk | midstream_junk | hang | busy_once
+        # fault injection: models500 | models_junk | chat500 | chat_junk | midstream_junk | hang |
+        # busy_once
         self.fault: str | None = None
         self.connections = 0
         self.release = threading.Event()  # ends a "hang"
@@ -162,7 +163,8 @@ class FakeVLLM(LocalHTTPServer):
                             "object": "error",
                             "type": "BadRequestError",
                             "code": 400,
-                            "message": f"This model's maximum context length is {fake.max_model_len} tokens. However, "
+                            "message": "This model's maximum context length is "
+                            f"{fake.max_model_len} tokens. However, "
                             f"you requested {prompt + body.get('max_tokens', 0)} tokens.",
                         },
                     )

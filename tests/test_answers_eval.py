@@ -1,6 +1,7 @@
-"""`kb eval --answers` end to end: scores that reflect exactly what the context held, the evidence check,
-abstaining without a model call, failed requests, and resumable runs — against a scripted server that reads
-the context it is sent and answers only from it (the scoring functions themselves: tests/test_scoring.py)."""
+"""`kb eval --answers` end to end: scores that reflect exactly what the context held, the evidence
+check, abstaining without a model call, failed requests, and resumable runs — against a scripted
+server that reads the context it is sent and answers only from it (the scoring functions themselves:
+tests/test_scoring.py)."""
 
 from __future__ import annotations
 
@@ -67,9 +68,9 @@ def vault(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 class Reader:
-    """A scripted server that reads: it answers a question with its gold answer, citing the note that holds it,
-    when (and only when) that answer is in the notes it was sent; otherwise it abstains. It answers the
-    evidence check with the ids of the notes holding the answer."""
+    """A scripted server that reads: it answers a question with its gold answer, citing the note
+    that holds it, when (and only when) that answer is in the notes it was sent; otherwise it
+    abstains. It answers the evidence check with the ids of the notes holding the answer."""
 
     def __init__(self, questions: list[dict[str, Any]]) -> None:
         self.gold = {q["question"]: q["answer"] for q in questions}
@@ -219,8 +220,9 @@ def test_evidence_check_keeps_only_answering_passages_and_is_counted(
 
 
 def test_the_evidence_check_sees_only_notes_that_fit_the_server() -> None:
-    """A context larger than the server's window is cut to fit before the evidence check, not only before the
-    answer: the check once sent all of a `think` context (11,761 tokens to an 8,192-token llama.cpp server)."""
+    """A context larger than the server's window is cut to fit before the evidence check, not only
+    before the answer: the check once sent all of a `think` context (11,761 tokens to an 8,192-token
+    llama.cpp server)."""
     from kb.answers.answer import respond
     from kb.answers.llm import OpenAICompatLLM
     from kb.focus.budget import Context, Passage, render_notes
@@ -458,9 +460,9 @@ def test_cli_answers_table_json_and_plot(
 def test_requests_the_server_refuses_fail_the_run_with_a_remedy_that_works(
     vault: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A server that refuses some requests (here: the evidence check's, as llama.cpp refused top_k -1): the
-    run still scores and prints everything, names the failure and exits non-zero; once the cause is gone, the
-    same command asks only the failed requests and succeeds."""
+    """A server that refuses some requests (here: the evidence check's, as llama.cpp refused top_k
+    -1): the run still scores and prints everything, names the failure and exits non-zero; once the
+    cause is gone, the same command asks only the failed requests and succeeds."""
     qfile = tmp_path / "q.jsonl"
     qfile.write_text(
         "".join(json.dumps(q, ensure_ascii=False) + "\n" for q in QUESTIONS), encoding="utf-8"

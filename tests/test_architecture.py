@@ -1,6 +1,7 @@
-"""The package map in docs/architecture.md, enforced: every import in kb/ and ingest/ flows the documented
-way (cli → kb.knowledge → answers → focus → index → ingest → base; daemon beside answers, over focus and
-index), type-only imports included, and no module imports itself back through others."""
+"""The package map in docs/architecture.md, enforced: every import in kb/ and ingest/ flows the
+documented way (cli → kb.knowledge → answers → focus → index → ingest → base; daemon beside answers,
+over focus and index), type-only imports included, and no module imports itself back through others.
+"""
 
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ def modules() -> dict[str, Path]:
 
 
 def imports(name: str, path: Path) -> set[str]:
-    """Every kb/ingest module ``name`` imports, anywhere in the file (functions, TYPE_CHECKING blocks)."""
+    """Every kb/ingest module ``name`` imports, anywhere in the file (functions, TYPE_CHECKING
+    blocks)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()

@@ -1,5 +1,6 @@
-"""Chroma in server mode (KB_CHROMA__URL): a real `chroma run` started here; ingest, rename, delete, verify,
-two homes on one server, kill -9 of the writer, a server restart mid-ingest, and `kb watch`."""
+"""Chroma in server mode (KB_CHROMA__URL): a real `chroma run` started here; ingest, rename, delete,
+verify, two homes on one server, kill -9 of the writer, a server restart mid-ingest, and `kb watch`.
+"""
 
 from __future__ import annotations
 

@@ -116,7 +116,8 @@ def test_help_does_not_import_heavy_modules() -> None:
     code = (
         "import sys; from kb.cli.main import app; from typer.testing import CliRunner;"
         "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0, r.output;"
-        "heavy = [m for m in ('torch', 'sentence_transformers', 'llama_index', 'chromadb', 'transformers')"
+        "heavy = [m for m in ('torch', 'sentence_transformers', 'llama_index', 'chromadb', "
+        "'transformers')"
         " if m in sys.modules]; print(heavy); assert not heavy, heavy"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -1,4 +1,5 @@
-"""Focused context: retrieval, cutoff, pruning, packing, modes — with the hash embedder and real Chroma."""
+"""Focused context: retrieval, cutoff, pruning, packing, modes — with the hash embedder and real
+Chroma."""
 
 from __future__ import annotations
 
@@ -70,15 +71,17 @@ def test_russian_morphology_matches(make_kb, vault: Path) -> None:
 
 
 def test_file_name_hierarchy_is_a_lexical_field(make_kb, tmp_path: Path) -> None:
-    """A config key that only the note's file name names (Dendron: one note per key) is found by name; a manifest
-    indexed before the field existed is re-indexed lexically on open, without re-embedding."""
+    """A config key that only the note's file name names (Dendron: one note per key) is found by
+    name; a manifest indexed before the field existed is re-indexed lexically on open, without
+    re-embedding."""
     from ingest.manifest import LEXICAL_FIELDS, Manifest
 
     root = tmp_path / "vault"
     write(
         root / "dendron.topic.publish.config.assetsPrefix.md",
         "---\ntitle: Prefix\n---\n\n"
-        "Assets are served from the root by default; a prefix changes the url pages are served from.\n",
+        "Assets are served from the root by default; a prefix changes the url pages are served "
+        "from.\n",
     )
     write(root / "other.md", "# Other\n\nServed from the root of the kitchen.\n")
     base = make_kb()
@@ -155,7 +158,8 @@ def test_budget_never_exceeded_with_real_tokenizer(make_kb, tmp_path: Path) -> N
 def test_pruning_never_breaks_code_blocks_or_tables() -> None:
     text = (
         "Intro sentence about nothing. Another filler sentence here.\n\n```python\ndef restic():\n"
-        "    return 'backup'\n```\n\nMore filler text. Unrelated words again.\n\n| a | b |\n|---|---|\n"
+        "    return 'backup'\n```\n\nMore filler text. Unrelated words again.\n\n| a | b "
+        "|\n|---|---|\n"
         "| backup | 1 |\n\nFinal unrelated sentence. And one more."
     )
     idf = {t: 1.0 for t in terms("restic backup")}
@@ -296,8 +300,9 @@ def test_code_questions_prefer_config_and_commands_over_prose() -> None:
 
 
 def test_a_flat_top_of_weak_matches_means_not_in_the_notes() -> None:
-    """On-topic but unanswerable questions get weak matches none of which stands out (their vector z-scores are
-    flat); an answerable one with the same weak best relevance has a match that stands out and keeps it."""
+    """On-topic but unanswerable questions get weak matches none of which stands out (their vector
+    z-scores are flat); an answerable one with the same weak best relevance has a match that stands
+    out and keeps it."""
     from kb.focus.budget import Budgeter, Context
     from kb.focus.retrieve import dense_peak
 
@@ -358,8 +363,8 @@ def test_a_flat_top_of_weak_matches_means_not_in_the_notes() -> None:
 
 
 def test_a_weak_best_match_is_evidence_for_dialog_but_not_for_code() -> None:
-    """A code question names its API, key or command: a best match at relevance 0.35 is "not in your notes" in
-    code mode (floor 0.4) and still evidence in dialog mode (floor 0.3)."""
+    """A code question names its API, key or command: a best match at relevance 0.35 is "not in your
+    notes" in code mode (floor 0.4) and still evidence in dialog mode (floor 0.3)."""
     from kb.focus.budget import Budgeter, Context
     from kb.settings import ModesSettings
 
@@ -395,8 +400,9 @@ def test_a_weak_best_match_is_evidence_for_dialog_but_not_for_code() -> None:
 
 
 def test_term_coverage_counts_only_between_texts_in_the_same_script() -> None:
-    """A Russian question can share no words with an English passage: that passage is judged by meaning alone.
-    A passage in the question's own script that shares none of its words is weak evidence (not "judge by meaning")."""
+    """A Russian question can share no words with an English passage: that passage is judged by
+    meaning alone. A passage in the question's own script that shares none of its words is weak
+    evidence (not "judge by meaning")."""
     from kb.focus.retrieve import other_script
 
     en = Candidate(
@@ -428,8 +434,9 @@ def test_term_coverage_counts_only_between_texts_in_the_same_script() -> None:
 
 
 def test_a_passage_in_another_script_is_judged_on_the_question_terms_it_could_share() -> None:
-    """A Russian question's numbers and Latin names can occur in an English passage: they count as words do,
-    weighted by their share of the question; the Russian words, which it can't hold, don't count against it."""
+    """A Russian question's numbers and Latin names can occur in an English passage: they count as
+    words do, weighted by their share of the question; the Russian words, which it can't hold, don't
+    count against it."""
     from kb.focus.retrieve import cross_coverage, writable
 
     assert (
@@ -488,7 +495,8 @@ def test_a_passage_in_another_script_is_judged_on_the_question_terms_it_could_sh
         4.0,
         query_script=0.7,
     )
-    # dense (4 - 1) / 4 = 0.75 for both; lexical weight 0.5 (the writable share), whatever the global weight
+    # dense (4 - 1) / 4 = 0.75 for both; lexical weight 0.5 (the writable share), whatever the
+    # global weight
     assert r.relevance(holds) == pytest.approx(2 / 3 * 0.75 + 1 / 3 * 1.0)
     assert r.relevance(lacks) == pytest.approx(2 / 3 * 0.75)
 

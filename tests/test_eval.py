@@ -1,4 +1,5 @@
-"""`kb eval`: evidence recall per mode and per question category; the repo's own dev sets stay exact."""
+"""`kb eval`: evidence recall per mode and per question category; the repo's own dev sets stay
+exact."""
 
 from __future__ import annotations
 

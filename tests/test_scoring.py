@@ -1,5 +1,6 @@
-"""`kb eval --answers`'s scoring, as pure functions: answer normalisation in both languages (F1, exact match),
-abstention detection, citation precision, the paired comparison, and reading the evidence check's reply."""
+"""`kb eval --answers`'s scoring, as pure functions: answer normalisation in both languages (F1,
+exact match), abstention detection, citation precision, the paired comparison, and reading the
+evidence check's reply."""
 
 from __future__ import annotations
 
@@ -87,7 +88,8 @@ def test_parse_evidence_check_reply() -> None:
 
 
 def test_plot_labels_step_aside_from_a_neighbouring_point() -> None:
-    """xquad-en's 150: auto (569 tokens) and auto+check (1,082) sit close; auto's label goes below left."""
+    """xquad-en's 150: auto (569 tokens) and auto+check (1,082) sit close; auto's label goes below
+    left."""
     from kb.cli.plot import crowded
 
     points = [

@@ -1,4 +1,5 @@
-"""`kb service`: the generated systemd user unit and launchd plist, install/uninstall without a systemd."""
+"""`kb service`: the generated systemd user unit and launchd plist, install/uninstall without a
+systemd."""
 
 from __future__ import annotations
 

@@ -77,7 +77,8 @@ def test_malformed_toml(kb_home: Path) -> None:
         load_settings()
 
 
-# ------------------------------------------------------------- every example the docs give must work
+# ------------------------------------------------------------- every example the docs give must
+# work
 DOC_FILES = ["README.md", *sorted(str(p) for p in Path(__file__).parent.parent.glob("docs/*.md"))]
 NOT_SETTINGS = {"KB_EXTRAS", "KB_TINY_LLM"}  # scripts/setup.sh's switches, not kb settings
 

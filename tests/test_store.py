@@ -1,4 +1,5 @@
-"""The vector store's own configuration: the HNSW search breadth kb asks of Chroma (`KB_CHROMA__EF_SEARCH`)."""
+"""The vector store's own configuration: the HNSW search breadth kb asks of Chroma
+(`KB_CHROMA__EF_SEARCH`)."""
 
 from __future__ import annotations
 
@@ -27,8 +28,9 @@ def ef_in_another_process(path: Path) -> str:
 
 
 def test_stores_search_with_kbs_hnsw_breadth_old_ones_included(tmp_path: Path) -> None:
-    """At Chroma's default breadth (100) the 40 nearest chunks came back in another order from one process to
-    the next; kb creates its collections with 400 and moves a store made before that to it on open."""
+    """At Chroma's default breadth (100) the 40 nearest chunks came back in another order from one
+    process to the next; kb creates its collections with 400 and moves a store made before that to
+    it on open."""
     old = tmp_path / "old" / "chroma"
     subprocess.run(
         [sys.executable, "-c", MAKE_OLD, str(old), collection_name("m1", "")], check=True

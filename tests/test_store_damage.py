@@ -1,6 +1,6 @@
-"""A damaged embedded Chroma store (what a kill -9 in the middle of Chroma's own HNSW write leaves behind):
-found, moved aside and rebuilt from the notes — by `kb ingest`, and by `kb watch` after a kill -9 — and the
-remedies printed meanwhile work when followed."""
+"""A damaged embedded Chroma store (what a kill -9 in the middle of Chroma's own HNSW write leaves
+behind): found, moved aside and rebuilt from the notes — by `kb ingest`, and by `kb watch` after a
+kill -9 — and the remedies printed meanwhile work when followed."""
 
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ def zero_header(home: Path) -> None:
 
 
 def scramble_vectors(home: Path) -> None:
-    """Chroma then crashes its process (SIGSEGV) on a query: only a child process may read this store."""
+    """Chroma then crashes its process (SIGSEGV) on a query: only a child process may read this
+    store."""
     data = segment(home) / "data_level0.bin"
     raw = bytearray(data.read_bytes())
     raw[: len(raw) // 2] = b"\xff" * (len(raw) // 2)
@@ -85,7 +86,8 @@ def test_damaged_store_search_says_so_and_kb_ingest_rebuilds_it(
 
 
 def test_a_store_folder_moved_away_is_rebuilt_by_kb_ingest(kb_home: Path, tmp_path: Path) -> None:
-    """The remedy kb prints when the store can't be opened at all: move the folder away, run `kb ingest`."""
+    """The remedy kb prints when the store can't be opened at all: move the folder away, run `kb
+    ingest`."""
     vault = make_vault(tmp_path / "vault")
     env = {**HASH, "KB_HOME": str(kb_home)}
     assert run_kb("ingest", str(vault), env=env).returncode == 0
@@ -116,7 +118,8 @@ def test_kb_watch_rebuilds_a_store_damaged_when_it_was_killed(
         w.client()
         w.idle(timeout=300)
     finally:
-        w.kill9()  # dies holding the writer lock: the next writer checks the store in a child process
+        # dies holding the writer lock: the next writer checks the store in a child process
+        w.kill9()
     scramble_vectors(
         kb_home
     )  # what a kill in the middle of Chroma's write can leave: a reader would crash

@@ -1,13 +1,15 @@
-"""A stateful property test of sync against a model of the folder (hypothesis' RuleBasedStateMachine).
+"""A stateful property test of sync against a model of the folder (hypothesis'
+RuleBasedStateMachine).
 
-Random sequences of create / edit / append / rename / move into a subfolder / delete / copy a duplicate /
-change encoding / add a bad file, with crashes injected at random write steps, and random syncs in between —
-either a full `ingest` or the daemon's incremental path (`sync_locked` with just the changed paths, as
-watchdog events deliver them). After every completed sync the index must equal the model: the same files,
-chunks only of the current text, no orphan, duplicate or missing vector, and nothing that was already
-indexed re-embedded without a content change.
+Random sequences of create / edit / append / rename / move into a subfolder / delete / copy a
+duplicate / change encoding / add a bad file, with crashes injected at random write steps, and
+random syncs in between — either a full `ingest` or the daemon's incremental path (`sync_locked`
+with just the changed paths, as watchdog events deliver them). After every completed sync the index
+must equal the model: the same files, chunks only of the current text, no orphan, duplicate or
+missing vector, and nothing that was already indexed re-embedded without a content change.
 
-The default run is short (CI); `benchmarks/sync_state.py` runs it long (``KB_STATE_EXAMPLES``, ``KB_STATE_STEPS``).
+The default run is short (CI); `benchmarks/sync_state.py` runs it long (``KB_STATE_EXAMPLES``,
+``KB_STATE_STEPS``).
 """
 
 from __future__ import annotations
@@ -158,8 +160,9 @@ class SyncMachine(RuleBasedStateMachine):
         self._write(rel, self.model[rel] + ("\n" + body + "\n").encode())
 
     def _files(self) -> list[str]:
-        """Regular files only: a moved self-link dangles or loops anew, and a link whose target changes gets
-        no event of its own (the daemon's periodic reconcile covers that; this machine does not model it)."""
+        """Regular files only: a moved self-link dangles or loops anew, and a link whose target
+        changes gets no event of its own (the daemon's periodic reconcile covers that; this machine
+        does not model it)."""
         return sorted(r for r in self.model if not (self.root / r).is_symlink())
 
     @precondition(lambda self: self._files())

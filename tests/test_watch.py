@@ -53,7 +53,8 @@ def indexed_paths(w: WatchProcess) -> set[str]:
         m.close()
 
 
-# ---------------------------------------------------------------- the queue and observers, in process
+# ---------------------------------------------------------------- the queue and observers, in
+# process
 def test_change_queue_coalesces_and_waits_for_quiet(tmp_path: Path) -> None:
     q = ChangeQueue(debounce=0.3)
     f = tmp_path / "a.md"
@@ -321,7 +322,8 @@ def test_cli_search_fast_path_matches_full_cli(daemon: WatchProcess) -> None:
     code = (
         "import sys; from kb.cli.fast import main; sys.argv=['kb','search','lighthouses']\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "print(sorted(m for m in ('typer', 'rich', 'pydantic', 'torch', 'chromadb') if m in sys.modules))"
+        "print(sorted(m for m in ('typer', 'rich', 'pydantic', 'torch', 'chromadb') if m in "
+        "sys.modules))"
     )
     mods = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert mods.stdout.strip().splitlines()[-1] == "[]", mods.stdout + mods.stderr

@@ -94,7 +94,8 @@ def test_kill9_loop_during_bulk_copy_leaves_a_verifiable_index(
         log = (kb_home / "logs" / "watch.log").read_text()
         recovered = log.count("recovered from an interrupted write")
         print(
-            f"{kills} kills, {mid_write} of them mid-write (journal pending); recoveries on restart: {recovered}"
+            f"{kills} kills, {mid_write} of them mid-write (journal pending); recoveries on "
+            f"restart: {recovered}"
         )
         assert (
             1 <= recovered <= mid_write
@@ -207,7 +208,8 @@ def test_daemon_with_the_real_model(kb_home: Path, tmp_path: Path, multilingual:
 def test_reader_without_daemon_sees_another_process_writes(
     kb_home: Path, tmp_path: Path, make_kb
 ) -> None:
-    """No daemon: a long-lived reader (a notebook) must not keep a stale Chroma view after `kb ingest` elsewhere."""
+    """No daemon: a long-lived reader (a notebook) must not keep a stale Chroma view after `kb
+    ingest` elsewhere."""
     vault = tmp_path / "vault"
     vault.mkdir()
     (vault / "a.md").write_text("# A\n\nfirst note about owls\n", encoding="utf-8")
@@ -229,8 +231,9 @@ def test_reader_without_daemon_sees_another_process_writes(
 def test_reads_never_fail_across_daemon_start_reconcile_and_bulk_writes(
     kb_home: Path, tmp_path: Path
 ) -> None:
-    """A reader in another process searching all the time: before the daemon exists, while it starts and
-    catches up on 800 unindexed notes, and while it writes a bulk copy. Not one read may fail."""
+    """A reader in another process searching all the time: before the daemon exists, while it starts
+    and catches up on 800 unindexed notes, and while it writes a bulk copy. Not one read may fail.
+    """
     vault = tmp_path / "vault"
     vault.mkdir()
     (vault / "seed.md").write_text("# Seed\n\nseed note about lighthouses\n", encoding="utf-8")
@@ -294,9 +297,9 @@ runpy.run_module("kb.cli.main", run_name="__main__")
 
 
 def test_readers_read_alongside_kb_ingest_without_a_daemon(kb_home: Path, tmp_path: Path) -> None:
-    """No daemon: while `kb ingest` is in the middle of a bulk sync (it holds the writer lock between two group
-    commits), a reader in another process searches without waiting for the ingest to end, and already sees the
-    notes of the groups committed so far."""
+    """No daemon: while `kb ingest` is in the middle of a bulk sync (it holds the writer lock
+    between two group commits), a reader in another process searches without waiting for the ingest
+    to end, and already sees the notes of the groups committed so far."""
     vault = tmp_path / "vault"
     for i in range(1500):
         d = vault / f"d{i // 100:02d}"

@@ -1,5 +1,5 @@
-"""`kb watch` facing hostile files, faults nobody anticipated and a full disk: it keeps indexing the rest,
-keeps answering, stops on SIGTERM and resumes by itself."""
+"""`kb watch` facing hostile files, faults nobody anticipated and a full disk: it keeps indexing the
+rest, keeps answering, stops on SIGTERM and resumes by itself."""
 
 from __future__ import annotations
 

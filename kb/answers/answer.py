@@ -27,7 +27,8 @@ DEFAULT_CONTEXT_LEN = 32768
 
 
 class ContextSource(Protocol):
-    """What answering needs (`kb.KnowledgeBase` is one): settings, focused contexts and their token counter."""
+    """What answering needs (`kb.KnowledgeBase` is one): settings, focused contexts and their token
+    counter."""
 
     settings: Settings
 
@@ -74,7 +75,8 @@ class Answer:
 
     @property
     def by_kb(self) -> bool:
-        """kb abstained itself (an empty context, or an evidence check that kept nothing): no answer call."""
+        """kb abstained itself (an empty context, or an evidence check that kept nothing): no answer
+        call."""
         return self.usage.source == "none"
 
     def as_dict(self) -> dict[str, Any]:
@@ -201,8 +203,9 @@ def respond(
     evidence_check: bool | None = None,
     started: float | None = None,
 ) -> Answer:
-    """Answer from a given context with a mode's generation settings. An empty context (or an evidence check
-    that finds no answering passage) abstains without asking the model for an answer."""
+    """Answer from a given context with a mode's generation settings. An empty context (or an
+    evidence check that finds no answering passage) abstains without asking the model for an answer.
+    """
     t0 = started if started is not None else time.perf_counter()
     t_retrieval = time.perf_counter() - t0
     check: EvidenceCheck | None = None
@@ -259,7 +262,8 @@ def respond(
 
     msgs, params = fit()
     if mset.evidence_check if evidence_check is None else evidence_check:
-        # after fit(): the check shows the model the notes the answer would get, so they fit the server too
+        # after fit(): the check shows the model the notes the answer would get, so they fit the
+        # server too
         check = check_evidence(llm, ctx, counter)
         apply_check(ctx, check, counter)
         if not ctx.passages:
@@ -313,14 +317,15 @@ def respond(
 
 
 REWRITE = (
-    "Rewrite the user's last question as one standalone search query for their notes, resolving pronouns and "
+    "Rewrite the user's last question as one standalone search query for their notes, resolving "
+    "pronouns and "
     "references from the conversation. Reply with the query only, in the language of the question."
 )
 
 
 class Chat:
-    """A conversation over your notes. History is trimmed to its own token budget; thinking text is never
-    kept; follow-ups are rewritten into standalone queries (thinking off) before retrieval."""
+    """A conversation over your notes. History is trimmed to its own token budget; thinking text is
+    never kept; follow-ups are rewritten into standalone queries (thinking off) before retrieval."""
 
     def __init__(
         self,

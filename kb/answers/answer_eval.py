@@ -1,19 +1,22 @@
-"""`kb eval --answers`: what the model answers with each context strategy, scored against the gold answers.
+"""`kb eval --answers`: what the model answers with each context strategy, scored against the gold
+answers.
 
 Strategies, all run on the same questions in one run:
-- a task mode (``auto``, ``code``, ``dialog``, ``think``): kb's focused context and that mode's generation settings;
+- a task mode (``auto``, ``code``, ``dialog``, ``think``): kb's focused context and that mode's
+  generation settings;
 - ``naive``: the top 10 chunks by vector similarity, untrimmed;
-- ``max``: as many chunks (best by vector similarity first) as fit the server's context length minus the prompt
-  and the answer — the "everything in" configuration;
-- any of them with ``+check`` (``auto+check``): the served model's evidence check runs first (kb.answers.check).
-``naive`` and ``max`` answer with the generation settings of the mode ``auto`` picks for the question, so the
-context is the only thing that differs from ``auto``.
+- ``max``: as many chunks (best by vector similarity first) as fit the server's context length minus
+  the prompt and the answer — the "everything in" configuration;
+- any of them with ``+check`` (``auto+check``): the served model's evidence check runs first
+  (kb.answers.check). ``naive`` and ``max`` answer with the generation settings of the mode ``auto``
+  picks for the question, so the context is the only thing that differs from ``auto``.
 
-Each answer is appended to a results file as soon as it exists, under the key of the request that produced it:
-the prompt sent (question, notes, system prompt), the generation settings, the evidence-check switch, the
-model and its context length. Running the command again — after an interruption, or after changing a focus
-setting or kb's code — asks the model only for the requests that are new; everything else is read back.
-(A focus change that alters only `auto`'s contexts re-asks only `auto`: `max`, the costly one, is reused.)
+Each answer is appended to a results file as soon as it exists, under the key of the request that
+produced it: the prompt sent (question, notes, system prompt), the generation settings, the
+evidence-check switch, the model and its context length. Running the command again — after an
+interruption, or after changing a focus setting or kb's code — asks the model only for the requests
+that are new; everything else is read back. (A focus change that alters only `auto`'s contexts
+re-asks only `auto`: `max`, the costly one, is reused.)
 """
 
 from __future__ import annotations
@@ -47,7 +50,8 @@ def parse_strategies(names: list[str]) -> list[str]:
 
 
 def question_ids(questions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Give every question an id (its own, else its line number) so results can be matched on resume."""
+    """Give every question an id (its own, else its line number) so results can be matched on
+    resume."""
     return [{**q, "id": str(q.get("id") or f"#{i}")} for i, q in enumerate(questions, 1)]
 
 
@@ -58,9 +62,10 @@ def question_hash(q: dict[str, Any]) -> str:
 
 
 def fingerprint(corpus: Path, settings: Any, llm: Any) -> tuple[str, dict]:
-    """What makes a results file one run's: the corpus, the embedding model and the LLM. Focus settings are not
-    part of it (each answer is keyed by its request, see `request_key`), nor are the questions: an answer is
-    reused for the same question (text and gold answer) whatever subset or sample asks it again."""
+    """What makes a results file one run's: the corpus, the embedding model and the LLM. Focus
+    settings are not part of it (each answer is keyed by its request, see `request_key`), nor are
+    the questions: an answer is reused for the same question (text and gold answer) whatever subset
+    or sample asks it again."""
     config = {
         "corpus": str(corpus.resolve()),
         "llm_base_url": getattr(llm, "base_url", ""),
@@ -82,9 +87,10 @@ GENERATION = (
 
 
 def request_key(ctx: Any, mset: Any, check: bool, llm: Any) -> str:
-    """Everything that decides what the model is asked: the messages built from the context (system prompt,
-    notes, question), the mode's generation settings, the evidence check (and its prompt), the model and its
-    context length. Two strategies or two runs that would send the same request share one answer."""
+    """Everything that decides what the model is asked: the messages built from the context (system
+    prompt, notes, question), the mode's generation settings, the evidence check (and its prompt),
+    the model and its context length. Two strategies or two runs that would send the same request
+    share one answer."""
     from kb.answers.check import CHECK_SYSTEM
     from kb.focus.prompt import messages
 
@@ -102,8 +108,9 @@ def request_key(ctx: Any, mset: Any, check: bool, llm: Any) -> str:
 
 
 class Results:
-    """The results file of one run (JSON lines, 0600: it quotes your notes): a header naming the run, then one
-    line per answer asked, keyed by its request. A line torn by a kill is dropped on reopening."""
+    """The results file of one run (JSON lines, 0600: it quotes your notes): a header naming the
+    run, then one line per answer asked, keyed by its request. A line torn by a kill is dropped on
+    reopening."""
 
     def __init__(self, path: Path, run: str, config: dict[str, Any]) -> None:
         self.path = path
@@ -156,7 +163,8 @@ class Results:
         self.rows[row["key"]] = row
 
     def find(self, key: str, qhash: str) -> dict[str, Any] | None:
-        """The answer to this request for this question, unless it failed on the server (then it is asked again)."""
+        """The answer to this request for this question, unless it failed on the server (then it is
+        asked again)."""
         row = self.rows.get(key)
         return (
             row if row is not None and row.get("qhash") == qhash and not row.get("error") else None
@@ -214,7 +222,8 @@ def evaluate_answers(
     if llm is None:
         llm = llm_from_settings(resolved)
     if hasattr(llm, "check_model"):
-        llm.check_model()  # fails fast (with the remedy) when no server answers; learns max_model_len
+        # fails fast (with the remedy) when no server answers; learns max_model_len
+        llm.check_model()
     run, config = fingerprint(corpus, resolved, llm)
     path = results or results_dir / f"answers-{run}.jsonl"
     log = Results(path, run, config)
@@ -222,7 +231,8 @@ def evaluate_answers(
     total = len(pairs)
     if log.rows:
         say(
-            f"resuming {path}: {len(log.rows)} answers saved; each request already asked is read back"
+            f"resuming {path}: {len(log.rows)} answers saved; each request already asked is read "
+            "back"
         )
     current: dict[tuple[str, str], dict[str, Any]] = {}
     asked = 0
@@ -369,9 +379,10 @@ def summarise(
     questions: list[dict[str, Any]],
     strategies: list[str],
 ) -> dict[str, dict[str, Any]]:
-    """``rows``: this run's answer to every (question id, strategy). Per strategy: F1 / EM on answerable
-    questions, abstention on unanswerable ones (and false abstention on answerable ones), overall F1 (SQuAD 2.0
-    style: an unanswerable question scores 1 when the answer abstains), citation precision, tokens and times."""
+    """``rows``: this run's answer to every (question id, strategy). Per strategy: F1 / EM on
+    answerable questions, abstention on unanswerable ones (and false abstention on answerable ones),
+    overall F1 (SQuAD 2.0 style: an unanswerable question scores 1 when the answer abstains),
+    citation precision, tokens and times."""
     out: dict[str, dict[str, Any]] = {}
     overall_by: dict[str, list[float]] = {}
     for s in strategies:

@@ -1,7 +1,8 @@
-"""The optional evidence check: before answering, one short thinking-off call shows the served model the
-candidate passages with their ids and asks which of them answer the question (JSON). Where no cross-encoder or
-NLI model is available, the reading model is the only judge of "not in your notes"; whether the extra call pays
-is for `kb eval --answers` to decide, so its tokens and time are recorded.
+"""The optional evidence check: before answering, one short thinking-off call shows the served model
+the candidate passages with their ids and asks which of them answer the question (JSON). Where no
+cross-encoder or NLI model is available, the reading model is the only judge of "not in your notes";
+whether the extra call pays is for `kb eval --answers` to decide, so its tokens and time are
+recorded.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ _JSON = re.compile(r"\{.*?\}|\[[^\[\]]*\]", re.S)
 
 @dataclass
 class EvidenceCheck:
-    """What the check asked and decided. ``keep`` is None when the reply could not be read (then every passage
-    is kept: a check that fails must not silently empty the context)."""
+    """What the check asked and decided. ``keep`` is None when the reply could not be read (then
+    every passage is kept: a check that fails must not silently empty the context)."""
 
     keep: list[int] | None
     usage: Usage = field(default_factory=Usage)
@@ -47,8 +48,8 @@ class EvidenceCheck:
 
 
 def parse_ids(reply: str, valid: set[int]) -> list[int] | None:
-    """The passage ids in a reply like ``{"relevant": [1, 3]}`` or ``[1, 3]`` (fenced or with prose around it);
-    None when no JSON list of ids is found. Ids that name no passage are ignored."""
+    """The passage ids in a reply like ``{"relevant": [1, 3]}`` or ``[1, 3]`` (fenced or with prose
+    around it); None when no JSON list of ids is found. Ids that name no passage are ignored."""
     for m in _JSON.finditer(reply):
         try:
             obj = json.loads(m.group(0))
@@ -76,7 +77,8 @@ def check_evidence(llm: LLM, ctx: Context, counter: TokenCounter) -> EvidenceChe
         {"role": "system", "content": CHECK_SYSTEM},
         {"role": "user", "content": f"{ctx.notes_block()}\n\nQuestion: {ctx.question}\n\nJSON:"},
     ]
-    # greedy: temperature 0 with top_k 1, which every server accepts (llama.cpp rejects vLLM's "-1 = off")
+    # greedy: temperature 0 with top_k 1, which every server accepts (llama.cpp rejects vLLM's "-1 =
+    # off")
     params = GenParams(
         max_tokens=32 + 4 * len(ctx.passages), thinking=False, temperature=0.0, top_p=1.0, top_k=1
     )
@@ -92,7 +94,8 @@ def check_evidence(llm: LLM, ctx: Context, counter: TokenCounter) -> EvidenceChe
 
 
 def apply_check(ctx: Context, check: EvidenceCheck, counter: TokenCounter) -> None:
-    """Keep only the passages the check named (renumbered, in their order); the rest are recorded as dropped."""
+    """Keep only the passages the check named (renumbered, in their order); the rest are recorded as
+    dropped."""
     if check.keep is None:
         return
     keep = set(check.keep)

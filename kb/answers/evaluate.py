@@ -1,8 +1,9 @@
-"""`kb eval`: evidence recall and context size per mode on a question set (format: shared/eval/README.md).
+"""`kb eval`: evidence recall and context size per mode on a question set (format:
+shared/eval/README.md).
 
 For every question and mode, the context that *would be sent* is built; an evidence quote counts as
-recalled when it lies wholly inside a kept passage of its note (whitespace collapsed). `naive` is the
-in-run baseline: the top 10 chunks by plain vector similarity, untrimmed.
+recalled when it lies wholly inside a kept passage of its note (whitespace collapsed). `naive` is
+the in-run baseline: the top 10 chunks by plain vector similarity, untrimmed.
 """
 
 from __future__ import annotations
@@ -55,14 +56,16 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def as_indexed(quote: str) -> str:
-    """A quote as it reads in kb's passages: wikilinks shown as their labels (as the loader renders them)."""
+    """A quote as it reads in kb's passages: wikilinks shown as their labels (as the loader renders
+    them)."""
     from ingest.load import render_wikilinks
 
     return collapse(render_wikilinks(quote)[0])
 
 
 def kept_text(ctx) -> dict[str, str]:
-    """Per note path, the whitespace-collapsed text of its kept passages (where evidence quotes are looked for)."""
+    """Per note path, the whitespace-collapsed text of its kept passages (where evidence quotes are
+    looked for)."""
     by_path: dict[str, str] = {}
     for p in ctx.passages:
         by_path[p.path] = by_path.get(p.path, "") + "\n" + collapse(p.text)
@@ -82,7 +85,8 @@ def evaluate(
     misses: Path | None = None,
     **settings: Any,
 ) -> dict[str, Any]:
-    """Measure each mode; with ``misses``, write every missed question there (JSON lines, see `explain_miss`)."""
+    """Measure each mode; with ``misses``, write every missed question there (JSON lines, see
+    `explain_miss`)."""
     from kb.focus.context import ContextBuilder
 
     say = progress or (lambda m: None)
@@ -117,7 +121,8 @@ def evaluate(
 
 @contextmanager
 def indexed(corpus: Path, say: Callable[[str], None], settings: dict[str, Any]) -> Iterator[Any]:
-    """An `Index` holding ``corpus`` (synced now): in KB_HOME when one is set, else in a temporary home."""
+    """An `Index` holding ``corpus`` (synced now): in KB_HOME when one is set, else in a temporary
+    home."""
     from kb.index.core import Index
 
     if not corpus.is_dir():
@@ -133,7 +138,8 @@ def indexed(corpus: Path, say: Callable[[str], None], settings: dict[str, Any]) 
             say(f"indexing {corpus} into {base.home}")
             report = base.ingest([corpus])
             say(
-                f"index ready: {base.manifest.chunk_count()} chunks ({report.embedded} embedded in this run)"
+                f"index ready: {base.manifest.chunk_count()} chunks ({report.embedded} embedded in "
+                "this run)"
             )
             yield base
     finally:
@@ -226,8 +232,9 @@ def _write_misses(path: Path, missed: list[dict[str, Any]], manifest) -> None:
 
 
 def explain_miss(q: dict[str, Any], ctx, manifest) -> dict[str, Any]:
-    """One missed question, readable in a minute: what was kept, and for each evidence quote not in the context,
-    the chunk(s) holding it and what happened to them (their drop reason, or "not retrieved")."""
+    """One missed question, readable in a minute: what was kept, and for each evidence quote not in
+    the context, the chunk(s) holding it and what happened to them (their drop reason, or "not
+    retrieved")."""
     kept = [
         {
             "path": p.path,

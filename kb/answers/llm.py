@@ -1,15 +1,15 @@
 """LLM clients: a small base class (one abstract method) and an OpenAI-compatible implementation.
 
-`OpenAICompatLLM` talks to vLLM (and any OpenAI-compatible server: llama.cpp's, Ollama's — extras they
-don't know are ignored): discovers `max_model_len` from `/v1/models`, always sets `max_tokens`, switches
-Qwen3 thinking per request with `chat_template_kwargs`, reads reasoning from `reasoning` or
+`OpenAICompatLLM` talks to vLLM (and any OpenAI-compatible server: llama.cpp's, Ollama's — extras
+they don't know are ignored): discovers `max_model_len` from `/v1/models`, always sets `max_tokens`,
+switches Qwen3 thinking per request with `chat_template_kwargs`, reads reasoning from `reasoning` or
 `reasoning_content`, strips stray `<think>…</think>` from the answer, streams, records usage.
 
-Faults are bounded and told apart: a connect timeout of a few seconds (nobody there → retried with backoff,
-then "no server answers"), a read timeout that is the longest silence allowed *between* streamed chunks (a
-server that accepted the request and stalls → abandoned, never retried blindly), HTTP 5xx and malformed
-responses (→ one readable `LLMError` with the cause and a fix). Only 429/503 ("busy, try later") and
-connection failures are retried.
+Faults are bounded and told apart: a connect timeout of a few seconds (nobody there → retried with
+backoff, then "no server answers"), a read timeout that is the longest silence allowed *between*
+streamed chunks (a server that accepted the request and stalls → abandoned, never retried blindly),
+HTTP 5xx and malformed responses (→ one readable `LLMError` with the cause and a fix). Only 429/503
+("busy, try later") and connection failures are retried.
 """
 
 from __future__ import annotations
@@ -181,12 +181,14 @@ class OpenAICompatLLM(LLM):
         return self._served
 
     def check_model(self) -> None:
-        """Raise `ModelNotServedError` (listing what is served) unless the configured model is served."""
+        """Raise `ModelNotServedError` (listing what is served) unless the configured model is
+        served."""
         served = self.served()
         ids = [m.get("id") for m in served]
         if self.model not in ids:
             raise ModelNotServedError(
-                f"{self.base_url} serves {', '.join(map(str, ids)) or 'no models'}, not {self.model}",
+                f"{self.base_url} serves {', '.join(map(str, ids)) or 'no models'}, not "
+                f"{self.model}",
                 f"set KB_LLM_MODEL to one of them, or start the server with {self.model}",
             )
         card = next(m for m in served if m.get("id") == self.model)
@@ -201,14 +203,16 @@ class OpenAICompatLLM(LLM):
     def _unavailable(self, detail: str = "") -> LLMUnavailableError:
         return LLMUnavailableError(
             f"no LLM server answers at {self.base_url}{' ' + detail if detail else ''}",
-            "start one with `kb llm serve` on a GPU machine (pip install 'kb-notes[vllm]'), or `kb llm serve --profile "
-            "tiny` on a laptop, or point KB_LLM_BASE_URL at a running OpenAI-compatible server; `kb search` "
+            "start one with `kb llm serve` on a GPU machine (pip install 'kb-notes[vllm]'), or `kb "
+            "llm serve --profile "
+            "tiny` on a laptop, or point KB_LLM_BASE_URL at a running OpenAI-compatible server; "
+            "`kb search` "
             "and `kb ask --dry-run` work without an LLM",
         )
 
     def _retry(self, fn: Callable[[], Any]) -> Any:
-        """Retry what is worth retrying: nobody answering the connect yet, or the server saying it is busy
-        (429/503). A request the server accepted and then stalled on is never repeated."""
+        """Retry what is worth retrying: nobody answering the connect yet, or the server saying it
+        is busy (429/503). A request the server accepted and then stalled on is never repeated."""
         import openai
 
         delay = 0.5
@@ -243,8 +247,10 @@ class OpenAICompatLLM(LLM):
                     f"(connecting timed out after {self.connect_timeout:g}s)"
                 ) from None
             raise LLMTimeoutError(
-                f"{self.base_url} accepted the connection but sent nothing for {self.timeout:g}s while {doing}",
-                "check the server's log (is it overloaded or stuck?); raise KB_LLM_TIMEOUT for very long "
+                f"{self.base_url} accepted the connection but sent nothing for {self.timeout:g}s "
+                f"while {doing}",
+                "check the server's log (is it overloaded or stuck?); raise KB_LLM_TIMEOUT for "
+                "very long "
                 "prompts, or use a smaller --mode",
             ) from None
         except openai.APIConnectionError:
@@ -339,21 +345,25 @@ class OpenAICompatLLM(LLM):
                 raise LLMError(
                     f"{self.base_url} sent a malformed reply while answering: not a single chunk",
                     "llama.cpp's server ends the reply so when the prompt does not fit its context "
-                    "window (--n_ctx): set KB_LLM_CONTEXT_LENGTH to that window and kb cuts the notes to "
-                    "fit; otherwise check that KB_LLM_BASE_URL is an OpenAI-compatible server, and its "
+                    "window (--n_ctx): set KB_LLM_CONTEXT_LENGTH to that window and kb cuts the "
+                    "notes to "
+                    "fit; otherwise check that KB_LLM_BASE_URL is an OpenAI-compatible server, and "
+                    "its "
                     "log",
                 )
 
 
 def _connect_phase(exc: BaseException) -> bool:
-    """True when a timeout happened while connecting (nobody there), not while waiting for an answer."""
+    """True when a timeout happened while connecting (nobody there), not while waiting for an
+    answer."""
     cause = exc.__cause__ or exc.__context__
     return isinstance(cause, _transport("ConnectTimeout") + _transport("PoolTimeout"))
 
 
 def _transport(name: str) -> tuple[type[BaseException], ...]:
-    """The exception class `name` of each HTTP library the openai client may be built on: httpx (openai < 3) and
-    httpx2 (openai >= 3, whose errors are not httpx's). Looked up only when something failed."""
+    """The exception class `name` of each HTTP library the openai client may be built on: httpx
+    (openai < 3) and httpx2 (openai >= 3, whose errors are not httpx's). Looked up only when
+    something failed."""
     import importlib
 
     found = []

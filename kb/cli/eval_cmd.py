@@ -1,5 +1,5 @@
-"""`kb eval`: evidence recall and context tokens per mode on a question set; with `--answers`, what the LLM
-answers with each context strategy (F1, EM, abstention, citations, tokens, times)."""
+"""`kb eval`: evidence recall and context tokens per mode on a question set; with `--answers`, what
+the LLM answers with each context strategy (F1, EM, abstention, citations, tokens, times)."""
 
 from __future__ import annotations
 
@@ -122,7 +122,8 @@ def eval_(
 
 
 def _fail_on_errors(result: dict[str, Any]) -> None:
-    """Answers the server failed on are scored 0 above, which skews the comparison: say so and exit non-zero."""
+    """Answers the server failed on are scored 0 above, which skews the comparison: say so and exit
+    non-zero."""
     from kb.errors import LLMError
 
     failed = {n: s for n, s in result["strategies"].items() if s["errors"]}
@@ -176,7 +177,8 @@ def _answers(qs, corpus: Path, names: list[str], results: Path | None, say) -> d
 
 
 class _LogTicks:
-    """A progress line at every tenth of the run; the ETA comes from answers asked, not those read back."""
+    """A progress line at every tenth of the run; the ETA comes from answers asked, not those read
+    back."""
 
     def __init__(self, say, clock=None) -> None:
         import time
@@ -240,15 +242,19 @@ def _print_answers(result: dict[str, Any]) -> None:
     first = next(iter(result["strategies"].values()), {})
     out.print(
         f"{result['questions']} questions ({first.get('answerable', 0)} answerable, "
-        f"{first.get('unanswerable', 0)} unanswerable) · {escape(str(result['model']))} · context length "
+        f"{first.get('unanswerable', 0)} unanswerable) · {escape(str(result['model']))} · context "
+        "length "
         f"{result['max_model_len']}",
         highlight=False,
     )
     out.print(table)
     out.print(
-        '[dim]F1, EM: answerable questions · abst✓: unanswerable ones answered "not in your notes" · abst✗: '
-        "answerable ones wrongly abstained on · F1all: unanswerable scores 1 when it abstains · cite: citation "
-        "precision · tokens: prompt tokens per question (server usage; evidence check included) · ttft, "
+        '[dim]F1, EM: answerable questions · abst✓: unanswerable ones answered "not in your notes" '
+        "· abst✗: "
+        "answerable ones wrongly abstained on · F1all: unanswerable scores 1 when it abstains · "
+        "cite: citation "
+        "precision · tokens: prompt tokens per question (server usage; evidence check included) · "
+        "ttft, "
         "total: p50 seconds[/]"
     )
     for name, s in result["strategies"].items():
@@ -259,8 +265,10 @@ def _print_answers(result: dict[str, Any]) -> None:
             lo, hi = p["ci95"]
             verdict = "better" if lo > 0 else "worse" if hi < 0 else "not separable on this sample"
             out.print(
-                f"{escape(p['against'])} vs {escape(name)}: F1all {p['diff']:+.3f} per question (95% CI "
-                f"{lo:+.3f} … {hi:+.3f}: {verdict}); higher on {p['wins']}, lower on {p['losses']}, "
+                f"{escape(p['against'])} vs {escape(name)}: F1all {p['diff']:+.3f} per question "
+                "(95% CI "
+                f"{lo:+.3f} … {hi:+.3f}: {verdict}); higher on {p['wins']}, lower on "
+                f"{p['losses']}, "
                 f"equal on {p['ties']}",
                 highlight=False,
             )

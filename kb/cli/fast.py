@@ -1,7 +1,8 @@
 """`kb search` through a warm daemon, without importing typer, rich, pydantic or torch.
 
-Taken only when it is certainly equivalent to the full command: plain arguments (QUERY, -k N, --json), no
-config file, the same embedding model as the daemon. Anything else returns None and the full CLI runs.
+Taken only when it is certainly equivalent to the full command: plain arguments (QUERY, -k N,
+--json), no config file, the same embedding model as the daemon. Anything else returns None and the
+full CLI runs.
 """
 
 from __future__ import annotations

@@ -45,9 +45,12 @@ def ingest(
         print_json(report.as_dict())
         return
     out.print(
-        f"[bold]{report.added}[/] added, [bold]{report.updated}[/] updated, {report.unchanged} unchanged, "
-        f"{report.moved} moved, {report.deleted} deleted, {report.skipped} skipped, {report.failed} failed — "
-        f"{report.embedded} chunks embedded, {report.reused} vectors reused, in {report.seconds:.1f}s",
+        f"[bold]{report.added}[/] added, [bold]{report.updated}[/] updated, {report.unchanged} "
+        "unchanged, "
+        f"{report.moved} moved, {report.deleted} deleted, {report.skipped} skipped, "
+        f"{report.failed} failed — "
+        f"{report.embedded} chunks embedded, {report.reused} vectors reused, in "
+        f"{report.seconds:.1f}s",
         highlight=False,
     )
     for p in report.problems:
@@ -95,7 +98,8 @@ def status(
                 _render_verify(report)
         if report is not None and not report.ok:
             raise VerifyError(
-                f"index and disk disagree: {len(report.missing)} missing, {len(report.orphans)} orphan, "
+                f"index and disk disagree: {len(report.missing)} missing, {len(report.orphans)} "
+                "orphan, "
                 f"{len(report.duplicates)} duplicate, {len(report.stale)} unsynced",
                 "run `kb ingest` to re-sync (it repairs interrupted writes)",
             )
@@ -124,7 +128,8 @@ def _render_status(info: dict) -> None:
     out.print(
         f"[bold]files[/]  {files.get('indexed', 0)} indexed, {files.get('skipped', 0)} skipped, "
         f"{files.get('failed', 0)} failed · [bold]chunks[/] {info['chunks']} · "
-        f"[bold]store[/] {info['store_bytes'] / 2**20:.1f} MiB · [bold]last sync[/] {_ago(info['last_sync'])}",
+        f"[bold]store[/] {info['store_bytes'] / 2**20:.1f} MiB · [bold]last sync[/] "
+        f"{_ago(info['last_sync'])}",
         highlight=False,
     )
     if info["roots"]:
@@ -192,7 +197,8 @@ def _render_daemon(d: dict) -> None:
 def _render_verify(rep) -> None:
     state = "[green]ok[/]" if rep.ok else "[red]problems found[/]"
     out.print(
-        f"[bold]verify[/] {state}: {rep.chunks} chunks, {rep.vectors} vectors, {len(rep.missing)} missing, "
+        f"[bold]verify[/] {state}: {rep.chunks} chunks, {rep.vectors} vectors, {len(rep.missing)} "
+        "missing, "
         f"{len(rep.orphans)} orphan, {len(rep.duplicates)} duplicate, {len(rep.stale)} unsynced"
     )
     for s in rep.stale[:20]:

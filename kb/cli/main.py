@@ -12,8 +12,9 @@ from kb.cli import ask_cmd, config_cmd, eval_cmd, index_cmd, llm_cmd, mcp_cmd, s
 
 
 def _readable_help() -> None:
-    """Typer prints Python types in help (``<list[str]>``, ``<bool>``, ``<path>``); show metavars instead: the
-    option's own metavar (``N``, ``MODE``), nothing for flags and arguments (their name says it)."""
+    """Typer prints Python types in help (``<list[str]>``, ``<bool>``, ``<path>``); show metavars
+    instead: the option's own metavar (``N``, ``MODE``), nothing for flags and arguments (their name
+    says it)."""
     from typer import core
 
     def option_type(self, ctx):
@@ -38,7 +39,8 @@ app = typer.Typer(
 )
 
 
-DIST = "kb-notes"  # the distribution name on PyPI (`kb` there is an unrelated project); the import stays `kb`
+# the distribution name on PyPI (`kb` there is an unrelated project); the import stays `kb`
+DIST = "kb-notes"
 
 
 def _version(value: bool) -> None:

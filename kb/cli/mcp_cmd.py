@@ -32,10 +32,11 @@ def mcp(
         ),
     ] = None,
 ) -> None:
-    """Serve your notes to assistants over MCP: tools search, context, ask, status; notes as kb:// resources.
+    """Serve your notes to assistants over MCP: tools search, context, ask, status; notes as kb://
+    resources.
 
-    stdio by default (Claude Desktop, Cursor, Zed start `kb mcp` themselves). Read-only: it uses a running
-    `kb watch` when there is one, otherwise it opens the index for reading."""
+    stdio by default (Claude Desktop, Cursor, Zed start `kb mcp` themselves). Read-only: it uses a
+    running `kb watch` when there is one, otherwise it opens the index for reading."""
     from kb.errors import DependencyMissingError
     from kb.knowledge import KnowledgeBase
 

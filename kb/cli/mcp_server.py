@@ -1,13 +1,15 @@
-"""`kb mcp`: the notes for assistants and agents, over the Model Context Protocol (the official `mcp` SDK).
+"""`kb mcp`: the notes for assistants and agents, over the Model Context Protocol (the official
+`mcp` SDK).
 
-Tools: ``search``, ``context`` (the focused context kb would send — for agents with their own model), ``ask``
-(only when an LLM server answers) and ``status``. Resources: every indexed note as ``kb://<root>/<path>``,
-read-only, nothing outside the roots. Everything goes through `KnowledgeBase`, so a running `kb watch`
-answers warm and otherwise the index is opened for reading; the server never writes to the index. Results are
-bounded by ``KB_MCP__MAX_TOKENS`` per call.
+Tools: ``search``, ``context`` (the focused context kb would send — for agents with their own
+model), ``ask`` (only when an LLM server answers) and ``status``. Resources: every indexed note as
+``kb://<root>/<path>``, read-only, nothing outside the roots. Everything goes through
+`KnowledgeBase`, so a running `kb watch` answers warm and otherwise the index is opened for reading;
+the server never writes to the index. Results are bounded by ``KB_MCP__MAX_TOKENS`` per call.
 
-stdio is the default transport (desktop clients start ``kb mcp`` themselves); ``--http`` serves streamable HTTP
-on 127.0.0.1 and requires ``Authorization: Bearer <token>`` (the token is kept in ``KB_HOME/mcp.token``, 0600).
+stdio is the default transport (desktop clients start ``kb mcp`` themselves); ``--http`` serves
+streamable HTTP on 127.0.0.1 and requires ``Authorization: Bearer <token>`` (the token is kept in
+``KB_HOME/mcp.token``, 0600).
 """
 
 from __future__ import annotations
@@ -32,15 +34,19 @@ if TYPE_CHECKING:
 
 SCHEME = "kb"
 INSTRUCTIONS = (
-    "kb is the user's personal notes (Markdown, text, PDF, HTML; Russian and English). Use `context` to get the "
-    "passages that answer a question, already focused and sized for a prompt; `search` to look notes up; "
-    "`ask` for an answer with citations from the user's own LLM; read `kb://` resources to open a cited note."
+    "kb is the user's personal notes (Markdown, text, PDF, HTML; Russian and English). Use "
+    "`context` to get the "
+    "passages that answer a question, already focused and sized for a prompt; `search` to look "
+    "notes up; "
+    "`ask` for an answer with citations from the user's own LLM; read `kb://` resources to open a "
+    "cited note."
 )
 
 
 class NoteResolver:
-    """Maps indexed notes to ``kb://<root name>/<relative path>`` and back. Root names are the folders' base
-    names (``notes``, ``work``); two roots with the same base name get ``~2``, ``~3`` in order of their paths."""
+    """Maps indexed notes to ``kb://<root name>/<relative path>`` and back. Root names are the
+    folders' base names (``notes``, ``work``); two roots with the same base name get ``~2``, ``~3``
+    in order of their paths."""
 
     def __init__(self, base: KnowledgeBase) -> None:
         self.base = base
@@ -61,7 +67,8 @@ class NoteResolver:
         return {root: name for name, root in self.roots().items()}
 
     def uri_for(self) -> Callable[[str, str], str]:
-        """(root, relative path) → ``kb://`` uri, over the roots as they are now (read once per tool call)."""
+        """(root, relative path) → ``kb://`` uri, over the roots as they are now (read once per tool
+        call)."""
         names = self.names()
         return lambda root, rel: f"{SCHEME}://{names.get(root, Path(root).name)}/{rel}"
 
@@ -105,7 +112,8 @@ class TokenBound:
     def take(
         self, items: list[dict[str, Any]], text_key: str = "text"
     ) -> tuple[list[dict[str, Any]], int]:
-        """The leading items that fit; the last one is cut at a line if it alone is over. Returns (items, left out)."""
+        """The leading items that fit; the last one is cut at a line if it alone is over. Returns
+        (items, left out)."""
         kept: list[dict[str, Any]] = []
         used = 0
         for i, item in enumerate(items):
@@ -198,9 +206,10 @@ def build_server(base: KnowledgeBase, max_tokens: int = 4000) -> MCPServer:
             Field(description="Only notes dated on or after this ISO date (YYYY-MM-DD)."),
         ] = None,
     ) -> dict[str, Any]:
-        """Hybrid search (meaning + keywords) over the user's notes. Returns the best passages, best first, each
-        with its note's `kb://` resource uri, heading, line range, relevance (0..1, calibrated: below ~0.3 means
-        not relevant) and text. Use it to look things up; use `context` to get what answers a question."""
+        """Hybrid search (meaning + keywords) over the user's notes. Returns the best passages, best
+        first, each with its note's `kb://` resource uri, heading, line range, relevance (0..1,
+        calibrated: below ~0.3 means not relevant) and text. Use it to look things up; use `context`
+        to get what answers a question."""
         with lock:
             try:
                 hits = base.search(query, k=k, filters=Filters(folder=folder, tag=tag, since=since))
@@ -232,10 +241,11 @@ def build_server(base: KnowledgeBase, max_tokens: int = 4000) -> MCPServer:
             ),
         ] = "auto",
     ) -> dict[str, Any]:
-        """The focused context kb would send to its own model for this question: the passages that hold the
-        evidence (only those above kb's relevance cutoff, sized to the task's token budget), with the mode chosen
-        and why, the token count, and the passages left out with their reasons. An empty `passages` list means
-        the notes do not hold an answer. This is the main tool for an agent with its own model."""
+        """The focused context kb would send to its own model for this question: the passages that
+        hold the evidence (only those above kb's relevance cutoff, sized to the task's token
+        budget), with the mode chosen and why, the token count, and the passages left out with their
+        reasons. An empty `passages` list means the notes do not hold an answer. This is the main
+        tool for an agent with its own model."""
         with lock:
             try:
                 ctx = base.context(question, mode=mode)
@@ -276,8 +286,9 @@ def build_server(base: KnowledgeBase, max_tokens: int = 4000) -> MCPServer:
             str, Field(description="auto, code, dialog or think (see `context`).")
         ] = "auto",
     ) -> dict[str, Any]:
-        """An answer from the user's own local LLM (configured in kb), grounded in the notes, with citations
-        (`kb://` uris of the notes it used). Only works when that LLM server is running; otherwise it says so."""
+        """An answer from the user's own local LLM (configured in kb), grounded in the notes, with
+        citations (`kb://` uris of the notes it used). Only works when that LLM server is running;
+        otherwise it says so."""
         with lock:
             try:
                 a = base.ask(question, mode=mode)
@@ -303,8 +314,8 @@ def build_server(base: KnowledgeBase, max_tokens: int = 4000) -> MCPServer:
 
     @server.tool(annotations=read_only)
     def status() -> dict[str, Any]:
-        """What kb has indexed: note folders with file counts, chunks, the embedding model, whether the
-        `kb watch` daemon is running, and files that could not be indexed (with the reason)."""
+        """What kb has indexed: note folders with file counts, chunks, the embedding model, whether
+        the `kb watch` daemon is running, and files that could not be indexed (with the reason)."""
         from kb.daemon.client import daemon_status
 
         with lock:
@@ -349,7 +360,8 @@ def _mime(kind: str | None) -> str:
 
 
 def http_token(home: Path) -> str:
-    """The bearer token for `kb mcp --http`, created once (0600) and kept, so client configurations last."""
+    """The bearer token for `kb mcp --http`, created once (0600) and kept, so client configurations
+    last."""
     path = home / "mcp.token"
     if path.is_file():
         token = path.read_text(encoding="utf-8").strip()
@@ -366,7 +378,8 @@ def http_token(home: Path) -> str:
 
 
 class BearerGate:
-    """ASGI middleware: every HTTP request needs ``Authorization: Bearer <token>`` (compared in constant time)."""
+    """ASGI middleware: every HTTP request needs ``Authorization: Bearer <token>`` (compared in
+    constant time)."""
 
     def __init__(self, app: Any, token: str) -> None:
         self.app = app

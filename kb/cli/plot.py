@@ -17,8 +17,8 @@ def require_matplotlib() -> None:
 
 
 def crowded(points: list[tuple[str, float, float]], log: bool) -> set[str]:
-    """The strategies whose label (above right of the point) would sit on another point: those get theirs
-    below left. Distances are shares of the axes' spans, on the x scale the plot uses."""
+    """The strategies whose label (above right of the point) would sit on another point: those get
+    theirs below left. Distances are shares of the axes' spans, on the x scale the plot uses."""
     import math
 
     def fx(x: float) -> float:

@@ -56,7 +56,8 @@ def search(
         return
     for i, h in enumerate(hits, 1):
         out.print(
-            f"[bold cyan]{i}.[/] [bold]{escape(h.path)}:{h.start_line}[/]  [dim]{escape(h.heading)}[/]  "
+            f"[bold cyan]{i}.[/] [bold]{escape(h.path)}:{h.start_line}[/]  "
+            f"[dim]{escape(h.heading)}[/]  "
             f"[green]relevance {h.relevance:.2f}[/]",
             highlight=False,
         )

@@ -26,7 +26,8 @@ def watch(
         bool, typer.Option("--polling", help="Poll instead of OS events (network drives).")
     ] = False,
 ) -> None:
-    """Keep the index in sync in the foreground: watch the folders, serve searches, exit on Ctrl-C/SIGTERM."""
+    """Keep the index in sync in the foreground: watch the folders, serve searches, exit on
+    Ctrl-C/SIGTERM."""
     import logging
 
     from kb.daemon.worker import Daemon

@@ -1,10 +1,11 @@
-"""Talk to a running `kb watch` daemon. Standard library only: `kb search` through a warm daemon must not
-pay for importing torch, Chroma or even pydantic.
+"""Talk to a running `kb watch` daemon. Standard library only: `kb search` through a warm daemon
+must not pay for importing torch, Chroma or even pydantic.
 
-Wire format: one JSON line per request ``{"token", "op", "args"}`` over TCP on 127.0.0.1; the daemon answers
-with zero or more ``{"event": {...}}`` lines (progress) and one final ``{"ok": true, "result": ...}`` or
-``{"ok": false, "error": {"kind", "message", "remedy", "exit_code"}}`` line. The port and a random token
-live in ``KB_HOME/daemon.json`` (mode 0600): only the user who can read KB_HOME can talk to the daemon.
+Wire format: one JSON line per request ``{"token", "op", "args"}`` over TCP on 127.0.0.1; the daemon
+answers with zero or more ``{"event": {...}}`` lines (progress) and one final ``{"ok": true,
+"result": ...}`` or ``{"ok": false, "error": {"kind", "message", "remedy", "exit_code"}}`` line. The
+port and a random token live in ``KB_HOME/daemon.json`` (mode 0600): only the user who can read
+KB_HOME can talk to the daemon.
 """
 
 from __future__ import annotations
@@ -71,8 +72,9 @@ class DaemonClient:
         timeout: float | None = 600.0,
         on_event: Callable[[dict[str, Any]], None] | None = None,
     ) -> Any:
-        """Send one request and return its result; raises `DaemonUnavailable` when nobody answers, and the
-        daemon's `KbError` (same class, message and remedy) when the request failed there."""
+        """Send one request and return its result; raises `DaemonUnavailable` when nobody answers,
+        and the daemon's `KbError` (same class, message and remedy) when the request failed there.
+        """
         try:
             sock = socket.create_connection(self.address, timeout=2.0)
         except OSError as exc:

@@ -1,6 +1,7 @@
-"""The daemon's endpoint side: requests from readers and clients (search and context answered on the caller's
-thread; ingest, forget and verify queued as jobs for the one writer), the status snapshot, and the checks a
-request passes first (a token holder is still validated like a CLI user). Mixed into `Daemon`."""
+"""The daemon's endpoint side: requests from readers and clients (search and context answered on the
+caller's thread; ingest, forget and verify queued as jobs for the one writer), the status snapshot,
+and the checks a request passes first (a token holder is still validated like a CLI user). Mixed
+into `Daemon`."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ class _Job:
 
 
 class Requests:
-    """Mixin for `Daemon` (uses its settings, reader, focus, jobs, changes, stop_event, busy, observers...)."""
+    """Mixin for `Daemon` (uses its settings, reader, focus, jobs, changes, stop_event, busy,
+    observers...)."""
 
     def dispatch(
         self, op: str, args: dict[str, Any], emit: Callable[[dict[str, Any]], None]

@@ -1,6 +1,6 @@
-"""The daemon's folders: one watchdog observer per root, and the health check that unwatches a root that
-vanished and watches it again (with a catch-up reconcile) when a folder is back at that path. Mixed into
-`Daemon`."""
+"""The daemon's folders: one watchdog observer per root, and the health check that unwatches a root
+that vanished and watches it again (with a catch-up reconcile) when a folder is back at that path.
+Mixed into `Daemon`."""
 
 from __future__ import annotations
 
@@ -39,8 +39,9 @@ class Roots:
                 obs.stop()
 
     def _check_roots(self) -> None:
-        """A root that vanished (unmounted, moved away) loses its watch; when a folder is back at that path
-        (same or new inode), watch it again and reconcile, so nothing saved meanwhile is missed."""
+        """A root that vanished (unmounted, moved away) loses its watch; when a folder is back at
+        that path (same or new inode), watch it again and reconcile, so nothing saved meanwhile is
+        missed."""
         for root in self.roots:
             key = str(root)
             try:

@@ -1,7 +1,8 @@
 """`kb service`: run `kb watch` in the background under the OS service manager.
 
-Linux: a systemd *user* unit (no root needed; restarts on failure; `loginctl enable-linger` keeps it running
-without a login session). macOS: a launchd agent plist, printed with the commands to load it.
+Linux: a systemd *user* unit (no root needed; restarts on failure; `loginctl enable-linger` keeps it
+running without a login session). macOS: a launchd agent plist, printed with the commands to load
+it.
 """
 
 from __future__ import annotations
@@ -107,7 +108,8 @@ def systemctl(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def install(paths: list[str] | None = None, start: bool = True) -> tuple[Path, list[str]]:
-    """Write the unit; enable and start it when a user systemd is reachable. Returns (path, messages)."""
+    """Write the unit; enable and start it when a user systemd is reachable. Returns (path,
+    messages)."""
     path = unit_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(systemd_unit(paths))
@@ -119,7 +121,8 @@ def install(paths: list[str] | None = None, start: bool = True) -> tuple[Path, l
             r = systemctl(*args)
             if r.returncode != 0:
                 notes.append(
-                    f"`systemctl --user {' '.join(args)}` failed: {r.stderr.strip() or r.stdout.strip()}"
+                    f"`systemctl --user {' '.join(args)}` failed: "
+                    f"{r.stderr.strip() or r.stdout.strip()}"
                 )
                 notes.append(f"start it later with: systemctl --user enable --now {UNIT_NAME}")
                 return path, notes

@@ -1,12 +1,12 @@
-"""`kb watch`: the one writer. It owns the index, keeps the embedder warm, follows the note folders and
-serves readers over a local endpoint.
+"""`kb watch`: the one writer. It owns the index, keeps the embedder warm, follows the note folders
+and serves readers over a local endpoint.
 
-Threads: the main thread is the *worker* — every write (debounced file changes, reconciliation scans,
-`kb ingest`/`kb forget` handed over by clients, verify) runs there, one at a time, under the writer lock
-held for the daemon's lifetime. Observer threads only enqueue paths. Endpoint threads answer reads with a
-second `Index` (with its own focus layer) that shares the Chroma client and the embedder but has its own SQLite
-connection
-(WAL: a reader sees the last committed manifest; a vector written before its manifest commit is ignored).
+Threads: the main thread is the *worker* — every write (debounced file changes, reconciliation
+scans, `kb ingest`/`kb forget` handed over by clients, verify) runs there, one at a time, under the
+writer lock held for the daemon's lifetime. Observer threads only enqueue paths. Endpoint threads
+answer reads with a second `Index` (with its own focus layer) that shares the Chroma client and the
+embedder but has its own SQLite connection (WAL: a reader sees the last committed manifest; a vector
+written before its manifest commit is ignored).
 """
 
 from __future__ import annotations
@@ -84,10 +84,11 @@ class Daemon(Roots, Requests):
     def run(self) -> int:
         """Run in the foreground until SIGTERM/SIGINT (or `stop()`); returns the exit code.
 
-        The writer works on its own thread; the main thread only waits for a stop. So a signal is always
-        handled, even while the writer is blocked inside the store (a full disk once hung Chroma there):
-        the writer gets ``watch.stop_timeout_s`` to finish its group, then the process leaves without it —
-        safe, because the journal repairs a half-written group at the next start."""
+        The writer works on its own thread; the main thread only waits for a stop. So a signal is
+        always handled, even while the writer is blocked inside the store (a full disk once hung
+        Chroma there): the writer gets ``watch.stop_timeout_s`` to finish its group, then the
+        process leaves without it — safe, because the journal repairs a half-written group at the
+        next start."""
         handler = self._setup_logging()
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         worker = threading.Thread(target=self._work, name="kb-writer", daemon=True)
@@ -98,7 +99,8 @@ class Daemon(Roots, Requests):
             worker.join(self.settings.watch.stop_timeout_s)
             if worker.is_alive():
                 log.error(
-                    "the writer is stuck (%s) and did not stop within %gs: exiting without it; the next "
+                    "the writer is stuck (%s) and did not stop within %gs: exiting without it; the "
+                    "next "
                     "start repairs anything half-written",
                     self.busy,
                     self.settings.watch.stop_timeout_s,
@@ -326,7 +328,8 @@ class Daemon(Roots, Requests):
                 known = {p for (_, p) in self.writer.manifest.files(c.root)}
                 files = expand(root, c.rel, known, self.syncer.scanner(root).is_ignored)
                 if c.kind == "moved":
-                    rels |= files  # both ends in one sync: vectors move with their files, nothing is re-embedded
+                    # both ends in one sync: vectors move with their files, nothing is re-embedded
+                    rels |= files
                 else:
                     for rel in files:  # a new or deleted folder: its files queue like any others
                         self.changes.add(c.root, rel, False, "expanded", due_now=True)
@@ -409,15 +412,16 @@ class Daemon(Roots, Requests):
         return report
 
     def _new_syncer(self) -> Syncer:
-        """A syncer over the writer's live generation, with the daemon's write-group size, stoppable between groups."""
+        """A syncer over the writer's live generation, with the daemon's write-group size, stoppable
+        between groups."""
         syncer = self.writer._syncer(None)
         syncer.group_chunks = self.settings.watch.group_chunks
         syncer.should_stop = self.stop_event.is_set
         return syncer
 
     def _follow_writer(self) -> None:
-        """After a model switch the writer has a new live generation, after a rebuild a new store: point the
-        reader at them."""
+        """After a model switch the writer has a new live generation, after a rebuild a new store:
+        point the reader at them."""
         if self.reader._store is not self.writer._store and self.writer._store is not None:
             with self._read_lock:
                 self.reader._store = self.writer.store()

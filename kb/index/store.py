@@ -1,9 +1,9 @@
 """The vector side of the index: one Chroma collection per embedding model, cosine space.
 
-Vectors live in Chroma — embedded under KB_HOME/chroma, or on a Chroma server (``KB_CHROMA__URL``); the
-manifest, the BM25 index and the journal always stay in KB_HOME, beside the writer. Chroma only ever
-receives vectors we computed: no embedding function is attached and no text query is ever sent, so Chroma
-never tries to download its default model.
+Vectors live in Chroma — embedded under KB_HOME/chroma, or on a Chroma server (``KB_CHROMA__URL``);
+the manifest, the BM25 index and the journal always stay in KB_HOME, beside the writer. Chroma only
+ever receives vectors we computed: no embedding function is attached and no text query is ever sent,
+so Chroma never tries to download its default model.
 """
 
 from __future__ import annotations
@@ -28,14 +28,16 @@ COLLECTION_PREFIX = "kb-"
 
 
 def collection_name(model_id: str, scope: str = "") -> str:
-    """The collection of ``model_id``'s vectors; ``scope`` (a KB_HOME's id) keeps homes apart on a shared server."""
+    """The collection of ``model_id``'s vectors; ``scope`` (a KB_HOME's id) keeps homes apart on a
+    shared server."""
     slug = re.sub(r"[^a-zA-Z0-9]+", "-", model_id).strip("-").lower()[:40] or "model"
     return f"{COLLECTION_PREFIX}{scope + '-' if scope else ''}{slug}-{hashlib.sha1(model_id.encode()).hexdigest()[:8]}"
 
 
 def home_id(home: Path) -> str:
-    """A random id of this KB_HOME, made once (``KB_HOME/home-id``, 0600): its collections on a shared Chroma
-    server are named with it, so two machines (or two homes) never write into each other's collection."""
+    """A random id of this KB_HOME, made once (``KB_HOME/home-id``, 0600): its collections on a
+    shared Chroma server are named with it, so two machines (or two homes) never write into each
+    other's collection."""
     path = home / "home-id"
     try:
         value = path.read_text(encoding="ascii").strip()
@@ -75,8 +77,9 @@ def _guarded(fn: F) -> F:
 
 
 class VectorStore:
-    """Chroma behind a small interface: add, get vectors, update metadata, delete, query. Embedded under
-    KB_HOME by default; a Chroma server (``chromadb.HttpClient``) when ``server.url`` is set."""
+    """Chroma behind a small interface: add, get vectors, update metadata, delete, query. Embedded
+    under KB_HOME by default; a Chroma server (``chromadb.HttpClient``) when ``server.url`` is set.
+    """
 
     def __init__(self, path: Path, model_id: str, server: ChromaSettings | None = None) -> None:
         self.url = server.url if server is not None and server.url else None
@@ -117,7 +120,8 @@ class VectorStore:
             if self.url is None and read_only_place(path.parent):
                 raise StoreError(
                     f"{where}: KB_HOME is read-only (Chroma must write to open its store)",
-                    "make KB_HOME writable (remount it read-write, or copy it to a writable folder and "
+                    "make KB_HOME writable (remount it read-write, or copy it to a writable folder "
+                    "and "
                     "point KB_HOME there)",
                 ) from None
             env = environment_error(exc, f"KB_HOME ({path.parent})")
@@ -133,7 +137,8 @@ class VectorStore:
                 raise damaged(exc) from None
             raise StoreError(
                 f"{where}: {describe(exc)}",
-                f"if the index is corrupt, move its folder away (mv {path} {path}.old) and run `kb ingest`: kb "
+                f"if the index is corrupt, move its folder away (mv {path} {path}.old) and run `kb "
+                "ingest`: kb "
                 "re-embeds your notes from their files",
             ) from None
         self.model_id = model_id
@@ -150,9 +155,10 @@ class VectorStore:
 
     @contextmanager
     def _faults(self) -> Iterator[None]:
-        """A Chroma server that is down, restarting or failing is the machine's fault, not a file's: one
-        `StoreError` that stops the sync (the journal repairs what it left on the next one). Embedded, an
-        error naming a damaged segment is a `StoreDamagedError` (a writer rebuilds the store)."""
+        """A Chroma server that is down, restarting or failing is the machine's fault, not a file's:
+        one `StoreError` that stops the sync (the journal repairs what it left on the next one).
+        Embedded, an error naming a damaged segment is a `StoreDamagedError` (a writer rebuilds the
+        store)."""
         if self.url is None:
             try:
                 yield
@@ -168,7 +174,8 @@ class VectorStore:
         except httpx.HTTPError as exc:
             raise StoreError(
                 f"the Chroma server at {self.url} did not answer ({describe(exc)})",
-                "start it again (e.g. `chroma run --path DIR --host 127.0.0.1 --port PORT`) or unset "
+                "start it again (e.g. `chroma run --path DIR --host 127.0.0.1 --port PORT`) or "
+                "unset "
                 "KB_CHROMA__URL; then run the command again — kb repairs the index on the next sync",
             ) from None
         except Exception as exc:
@@ -181,7 +188,8 @@ class VectorStore:
             ):
                 raise StoreError(
                     f"the Chroma server at {self.url} failed: {describe(exc)}",
-                    "see the server's log; run the command again — kb repairs the index on the next "
+                    "see the server's log; run the command again — kb repairs the index on the "
+                    "next "
                     "sync",
                 ) from None
             raise
@@ -259,8 +267,9 @@ class VectorStore:
     def query(
         self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None
     ) -> list[tuple[str, float]]:
-        """(id, cosine similarity) best first (fewer than ``k`` when the collection is smaller; Chroma ≥ 1.0
-        allows that, so no count() — it costs ~10 ms per 100k vectors — is asked first)."""
+        """(id, cosine similarity) best first (fewer than ``k`` when the collection is smaller;
+        Chroma ≥ 1.0 allows that, so no count() — it costs ~10 ms per 100k vectors — is asked
+        first)."""
         res = self.collection.query(
             query_embeddings=[vector], n_results=k, where=where or None, include=["distances"]
         )
@@ -286,8 +295,9 @@ def is_damage(exc: BaseException) -> bool:
 
 
 def damage_words(text: str) -> bool:
-    """Chroma's own words for a vector segment it cannot read (seen after kill -9 in the middle of its write:
-    'Error loading hnsw index', 'Failed to apply logs to the hnsw segment writer', 'Error getting embedding')."""
+    """Chroma's own words for a vector segment it cannot read (seen after kill -9 in the middle of
+    its write: 'Error loading hnsw index', 'Failed to apply logs to the hnsw segment writer', 'Error
+    getting embedding')."""
     text = text.lower()
     return any(w in text for w in _DAMAGE_WORDS)
 
@@ -295,7 +305,8 @@ def damage_words(text: str) -> bool:
 def damaged(exc: BaseException) -> StoreDamagedError:
     return StoreDamagedError(
         f"the vector store (embedded Chroma) is damaged: {describe(exc)}",
-        "run `kb ingest` (or restart `kb watch`): kb moves the damaged store aside and re-embeds your notes "
+        "run `kb ingest` (or restart `kb watch`): kb moves the damaged store aside and re-embeds "
+        "your notes "
         "from their files",
     )
 
@@ -307,8 +318,8 @@ def _default_chroma() -> ChromaSettings:
 
 
 def _http_client(url: str, server: ChromaSettings, opts: Any) -> Any:
-    """``chromadb.HttpClient`` for ``url`` with kb's auth headers, tenant, database and a bounded timeout
-    (the client's own session has none: a hung server would hang the writer)."""
+    """``chromadb.HttpClient`` for ``url`` with kb's auth headers, tenant, database and a bounded
+    timeout (the client's own session has none: a hung server would hang the writer)."""
     from urllib.parse import urlparse
 
     import chromadb

@@ -1,11 +1,13 @@
-"""Index generations: which manifest is live, and switching embedding models without losing the old index.
+"""Index generations: which manifest is live, and switching embedding models without losing the old
+index.
 
-A KB_HOME holds one *live* generation — a manifest file plus the Chroma collection of its model — named by
-``KB_HOME/index.json`` (absent: ``manifest.sqlite3``, the layout before generations). A model switch
-builds a second generation beside it (``manifest.<collection>.sqlite3`` + the new model's collection) and
-swaps the pointer atomically once every root is synced. Until then the old generation keeps answering
-searches; a failed model load, an error, Ctrl-C or kill -9 leaves it untouched, and the next `kb ingest`
-with the new model resumes the half-built generation where it stopped (it is an ordinary incremental sync).
+A KB_HOME holds one *live* generation — a manifest file plus the Chroma collection of its model —
+named by ``KB_HOME/index.json`` (absent: ``manifest.sqlite3``, the layout before generations). A
+model switch builds a second generation beside it (``manifest.<collection>.sqlite3`` + the new
+model's collection) and swaps the pointer atomically once every root is synced. Until then the old
+generation keeps answering searches; a failed model load, an error, Ctrl-C or kill -9 leaves it
+untouched, and the next `kb ingest` with the new model resumes the half-built generation where it
+stopped (it is an ordinary incremental sync).
 """
 
 from __future__ import annotations
@@ -94,8 +96,8 @@ def switch_model(
     progress: ProgressFn | None,
     template: Syncer | None = None,
 ) -> SyncReport:
-    """Build the configured model's generation beside the live one, then swap. The caller holds the writer
-    lock. Returns the sync report (``interrupted`` when it stopped before the swap)."""
+    """Build the configured model's generation beside the live one, then swap. The caller holds the
+    writer lock. Returns the sync report (``interrupted`` when it stopped before the swap)."""
     notify = progress or (lambda e: None)
     report = SyncReport()
     probe(base)

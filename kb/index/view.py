@@ -1,5 +1,6 @@
-"""What the index's helpers (verify, model switches) need from an `Index`, as a protocol: they take it as an
-argument instead of importing the class that calls them, so no module of the index imports itself back."""
+"""What the index's helpers (verify, model switches) need from an `Index`, as a protocol: they take
+it as an argument instead of importing the class that calls them, so no module of the index imports
+itself back."""
 
 from __future__ import annotations
 
