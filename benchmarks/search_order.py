@@ -75,7 +75,7 @@ def measure(name: str, homes: Path | None) -> dict:
             )
             shipped = search(builder, q["question"], 3, qvec=qvec)
             for order, hits in (
-                ("fused", [hit(c.path, c.text, ev) for c in fused[:3]]),
+                ("fused", [hit(c.span.path, c.text, ev) for c in fused[:3]]),
                 ("relevance", [hit(h.rel, h.text, ev) for h in shipped]),
             ):
                 top[order][0] += bool(hits[:1] and hits[0])

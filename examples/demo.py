@@ -115,7 +115,7 @@ def ask_tiny(env: dict[str, str], kb) -> None:
     import time
     import urllib.request
 
-    from kb.answers.serve import TINY_ALIAS
+    from kb.serve.profiles import TINY_ALIAS
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -40,7 +40,7 @@ def answers(url: str) -> bool:
 def start_tiny(env: dict[str, str], out: Path) -> subprocess.Popen[bytes]:
     import importlib.util
 
-    from kb.answers.serve import TINY_ALIAS
+    from kb.serve.profiles import TINY_ALIAS
 
     if (
         importlib.util.find_spec("llama_cpp") is None

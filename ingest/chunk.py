@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-CHUNKER_VERSION = "md-blocks-3"  # 3: Dendron [[label|note.name]] links read as their label
+CHUNKER_VERSION = "md-blocks-4"  # 4: passages carry their date (re-chunked, not re-embedded)
 SEP = " › "
 
 Counter = Callable[[Sequence[str]], list[int]]

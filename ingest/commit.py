@@ -18,7 +18,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,6 +27,7 @@ import numpy as np
 from ingest.manifest import FAILED, INDEXED, SKIPPED, ChunkRow, FileRow, Manifest
 from ingest.report import ProgressFn, SyncEvent, SyncReport
 from ingest.scan import Candidate
+from ingest.span import MODIFIED
 from kb.errors import describe, is_machine_fault, machine_errors
 
 
@@ -162,7 +163,7 @@ class GroupWriter:
             done = report.embedded
             last: dict[str, int] = {}  # a file is done once its last chunk is embedded
             for i, c in enumerate(embed):
-                last[c.path] = i
+                last[c.span.path] = i
             ends = sorted(last.values())
             files_before = self._files_done + len(group) - len(last)
             in_group = 0
@@ -222,17 +223,18 @@ class GroupWriter:
         if vectors:
             ids = list(vectors)
             rows = {c.id: c for c in need}
-            metas = [_meta(rows[i], _row_of(group, rows[i].path)) for i in ids]
+            metas = [_meta(rows[i], _row_of(group, rows[i].span.path)) for i in ids]
             store.add(ids, np.vstack([vectors[i] for i in ids]), metas)
-        for w in group:  # kept chunks of a file whose tags/date changed: refresh filter metadata
-            if (
-                w.old is not None
-                and w.row.status == INDEXED
-                and (w.old.tags, w.old.date) != (w.row.tags, w.row.date)
-            ):
-                kept = [c for c in w.chunks if c.id in existing]
-                if kept:
-                    store.update_metadata([c.id for c in kept], [_meta(c, w.row) for c in kept])
+        for w in group:  # kept chunks whose tags or date changed: refresh their filter metadata
+            if w.old is None or w.row.status != INDEXED:
+                continue
+            stale = [
+                c
+                for c in w.chunks
+                if c.id in existing and _meta(existing[c.id], w.old) != _meta(c, w.row)
+            ]
+            if stale:
+                store.update_metadata([c.id for c in stale], [_meta(c, w.row) for c in stale])
         self._crash("after_vectors")
         old_ids: list[str] = []
         with self.manifest.transaction():
@@ -248,6 +250,24 @@ class GroupWriter:
             store.delete(dead)
         self._crash("after_delete")
         self.manifest.journal_clear()
+
+    def retouch(self, old: FileRow, size: int, mtime_ns: int) -> None:
+        """A file whose bytes did not change got a new size/mtime: record them. Its passages that
+        are dated by the mtime move to the new day in the store's filter metadata first (a crash in
+        between leaves the old mtime recorded, so the next sync does both again)."""
+        if mtime_day(old.mtime_ns) != mtime_day(mtime_ns):
+            undated = [
+                c
+                for c in self.manifest.chunks_of(old.root, old.path)
+                if c.span.date_source == MODIFIED
+            ]
+            if undated:
+                now = replace(old, size=size, mtime_ns=mtime_ns)
+                with self.guard():
+                    self._store().update_metadata(
+                        [c.id for c in undated], [_meta(c, now) for c in undated]
+                    )
+        self.manifest.touch_file(old.root, old.path, size, mtime_ns)
 
     def _delete(self, rkey: str, paths: list[str]) -> None:
         if not paths:
@@ -279,24 +299,28 @@ def _row_of(group: list[_Work], path: str) -> FileRow:
 
 
 def _meta(c: ChunkRow, f: FileRow) -> dict[str, Any]:
-    """Chroma metadata used for filtering (the manifest holds everything else)."""
-    parts = c.path.split("/")[:-1]
-    meta: dict[str, Any] = {"root": c.root, "path": c.path}
+    """Chroma metadata used for filtering (the manifest holds everything else): folders, tags and
+    the day the passage is dated by — its own date, else its file's modification day."""
+    parts = c.span.path.split("/")[:-1]
+    meta: dict[str, Any] = {"root": c.span.root, "path": c.span.path}
     if parts:
         meta["dirs"] = ["/".join(parts[: i + 1]) for i in range(len(parts))]
     if f.tags:
         meta["tags"] = list(f.tags)
-    meta["date"] = int(file_date(f).replace("-", ""))
+    meta["date"] = day_number(c.span.intrinsic_date or mtime_day(f.mtime_ns))
     return meta
 
 
-def file_date(f: FileRow) -> str:
-    """The note's date for filtering: frontmatter date, else the file's modification day (UTC)."""
-    if f.date:
-        return f.date
+def day_number(iso: str) -> int:
+    """2024-11-05 → 20241105 (Chroma filters numbers, not strings)."""
+    return int(iso.replace("-", ""))
+
+
+def mtime_day(mtime_ns: int) -> str:
+    """A file's modification day (UTC), the date of a note that gives none itself."""
     import datetime as dt
 
-    return dt.datetime.fromtimestamp(f.mtime_ns / 1e9, tz=dt.UTC).date().isoformat()
+    return dt.datetime.fromtimestamp(mtime_ns / 1e9, tz=dt.UTC).date().isoformat()
 
 
 def _show(root: str, rel: str) -> str:

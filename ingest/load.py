@@ -9,13 +9,14 @@ and recorded too: never a silent guess.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from ingest.dates import note_date
 
 
 class LoadError(Exception):
@@ -31,7 +32,9 @@ class Document:
     tags: list[str] = field(default_factory=list)
     aliases: list[str] = field(default_factory=list)
     links: list[str] = field(default_factory=list)
-    date: str | None = None  # ISO date from frontmatter, if any
+    date: str | None = None  # ISO date of the whole note (`ingest.dates.note_date`), if it has one
+    date_source: str | None = None  # where that date came from
+    frontmatter: dict[str, Any] = field(default_factory=dict, repr=False)
     encoding: str = "utf-8"
     page_lines: list[int] = field(default_factory=list)  # pdf: text line where each page starts
     warning: str | None = (
@@ -49,7 +52,17 @@ class Document:
         return page
 
 
-def load(path: Path, data: bytes | None = None) -> Document:
+def load(path: Path, data: bytes | None = None, rel: str | None = None) -> Document:
+    """Read a note. ``rel``: its path inside its notes folder (a date in a folder name counts,
+    `ingest.dates.from_path`); default: the file name alone."""
+    doc = _load(path, data)
+    dated = note_date(doc.frontmatter, rel or path.name, doc.title)
+    if dated is not None:
+        doc.date, doc.date_source = dated
+    return doc
+
+
+def _load(path: Path, data: bytes | None) -> Document:
     suffix = path.suffix.lower()
     if data is None:
         try:
@@ -238,7 +251,7 @@ def _load_markdown(text: str, path: Path) -> Document:
         tags=_dedupe(t.lstrip("#") for t in tags),
         aliases=_as_list(meta.get("aliases")) + _as_list(meta.get("alias")),
         links=_dedupe(links),
-        date=_date(meta),
+        frontmatter=meta,
     )
 
 
@@ -258,27 +271,6 @@ def _dedupe(items) -> list[str]:
         if i and i not in out:
             out.append(i)
     return out
-
-
-def _date(meta: dict[str, Any]) -> str | None:
-    for key in ("date", "created", "updated", "modified"):
-        v = meta.get(key)
-        if v is None or v == "":
-            continue
-        if isinstance(v, dt.datetime):
-            return v.date().isoformat()
-        if isinstance(v, dt.date):
-            return v.isoformat()
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            seconds = v / 1000 if v > 10**11 else v  # Dendron stores epoch milliseconds
-            try:
-                return dt.datetime.fromtimestamp(seconds, tz=dt.UTC).date().isoformat()
-            except (OverflowError, OSError, ValueError):
-                continue
-        m = re.match(r"(\d{4}-\d{2}-\d{2})", str(v))
-        if m:
-            return m.group(1)
-    return None
 
 
 # ---------------------------------------------------------------- html

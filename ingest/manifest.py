@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ingest.span import MODIFIED, Span
 from ingest.stem import index_text, lexical_fields
 
 SCHEMA_VERSION = "1"
@@ -30,30 +31,34 @@ CREATE TABLE IF NOT EXISTS roots(root TEXT PRIMARY KEY, added_at REAL NOT NULL, 
 CREATE TABLE IF NOT EXISTS files(
     root TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
     sha256 TEXT NOT NULL, status TEXT NOT NULL, reason TEXT, model_id TEXT, chunker TEXT,
-    title TEXT, tags TEXT, date TEXT, kind TEXT, updated_at REAL NOT NULL,
+    title TEXT, tags TEXT, date TEXT, kind TEXT, updated_at REAL NOT NULL, date_source TEXT,
     PRIMARY KEY(root, path));
 CREATE INDEX IF NOT EXISTS files_sha ON files(sha256);
 CREATE TABLE IF NOT EXISTS chunks(
     id TEXT PRIMARY KEY, root TEXT NOT NULL, path TEXT NOT NULL, position INTEGER NOT NULL,
-    hash TEXT NOT NULL, heading TEXT NOT NULL, start_line INTEGER NOT NULL, end_line INTEGER NOT NULL,
-    page INTEGER, text TEXT NOT NULL);
+    hash TEXT NOT NULL, heading TEXT NOT NULL, start_line INTEGER NOT NULL,
+    end_line INTEGER NOT NULL, page INTEGER, text TEXT NOT NULL, date TEXT, date_source TEXT);
 CREATE INDEX IF NOT EXISTS chunks_file ON chunks(root, path);
 CREATE INDEX IF NOT EXISTS chunks_hash ON chunks(hash);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(stems, tokenize='unicode61 remove_diacritics 2');
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts
+    USING fts5(stems, tokenize='unicode61 remove_diacritics 2');
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_vocab USING fts5vocab(chunks_fts, 'row');
 CREATE TRIGGER IF NOT EXISTS chunks_fts_delete AFTER DELETE ON chunks BEGIN
     DELETE FROM chunks_fts WHERE rowid = old.rowid;
 END;
-CREATE TABLE IF NOT EXISTS excludes(root TEXT NOT NULL, path TEXT NOT NULL, PRIMARY KEY(root, path));
+CREATE TABLE IF NOT EXISTS excludes(
+    root TEXT NOT NULL, path TEXT NOT NULL, PRIMARY KEY(root, path));
 CREATE TABLE IF NOT EXISTS journal(
-    id INTEGER PRIMARY KEY, root TEXT NOT NULL, path TEXT NOT NULL, op TEXT NOT NULL, started REAL NOT NULL);
+    id INTEGER PRIMARY KEY, root TEXT NOT NULL, path TEXT NOT NULL, op TEXT NOT NULL,
+    started REAL NOT NULL);
 """
 
 INDEXED, SKIPPED, FAILED = "indexed", "skipped", "failed"
 
 
 def read_only_place(folder: Path) -> bool:
-    """True when nothing can be written in ``folder`` (a read-only mount, or no write permission)."""
+    """True when nothing can be written in ``folder`` (a read-only mount, or no write
+    permission)."""
     import os
 
     try:
@@ -80,24 +85,76 @@ class FileRow:
     date: str | None = None
     kind: str | None = None
     updated_at: float = 0.0
+    date_source: str | None = None  # where ``date`` came from (`ingest.dates`); None: undated
 
 
 @dataclass
 class ChunkRow:
     id: str
-    root: str
-    path: str
+    span: Span  # read back from the manifest, an undated chunk carries its file's mtime day
     position: int
     hash: str
-    heading: str
-    start_line: int
-    end_line: int
-    page: int | None
     text: str
 
 
-_FILE_COLS = "root, path, size, mtime_ns, sha256, status, reason, model_id, chunker, title, tags, date, kind, updated_at"
-_CHUNK_COLS = "id, root, path, position, hash, heading, start_line, end_line, page, text"
+_FILE_COLS = (
+    "root, path, size, mtime_ns, sha256, status, reason, model_id, chunker, title, tags, date, "
+    "kind, "
+    "updated_at, date_source"
+)
+_CHUNK_COLS = (
+    "id, root, path, position, hash, heading, start_line, end_line, page, text, date, date_source"
+)
+#: a chunk as read: its own date, else its file's modification day (``MODIFIED``)
+_CHUNK_READ = (
+    "c.id, c.root, c.path, c.position, c.hash, c.heading, c.start_line, c.end_line, c.page, "
+    "c.text, "
+    "COALESCE(c.date, date(f.mtime_ns / 1000000000, 'unixepoch')), "
+    f"CASE WHEN c.date IS NULL THEN '{MODIFIED}' ELSE c.date_source END "
+    "FROM chunks c LEFT JOIN files f ON f.root = c.root AND f.path = c.path"
+)
+
+
+#: columns added after a table was first created (schema 1 → 2: dates): added in place on open
+_ADDED = {
+    "files": (("date_source", "TEXT"),),
+    "chunks": (("date", "TEXT"), ("date_source", "TEXT")),
+}
+
+
+def _add_columns(db: sqlite3.Connection) -> None:
+    for table, columns in _ADDED.items():
+        have = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+        for name, kind in columns:
+            if name not in have:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+
+
+def _chunk_values(c: ChunkRow) -> tuple:
+    s = c.span
+    # an mtime day is never stored: it is read from the file row
+    dated = s.intrinsic_date is not None
+    return (
+        c.id,
+        s.root,
+        s.path,
+        c.position,
+        c.hash,
+        s.heading,
+        s.start_line,
+        s.end_line,
+        s.page,
+        c.text,
+        s.date if dated else None,
+        s.date_source if dated else None,
+    )
+
+
+def _chunk(r: tuple) -> ChunkRow:
+    cid, root, path, position, chash, heading, start, end, page, text, date, source = r
+    return ChunkRow(
+        cid, Span(root, path, heading, start, end, page, date, source), position, chash, text
+    )
 
 
 def _file(row: tuple) -> FileRow:
@@ -127,6 +184,7 @@ class Manifest:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
+            _add_columns(self.db)
         except sqlite3.OperationalError:
             if not (path.exists() and read_only_place(path.parent)):
                 raise
@@ -220,7 +278,7 @@ class Manifest:
 
     def put_file(self, f: FileRow) -> None:
         self.db.execute(
-            f"INSERT OR REPLACE INTO files({_FILE_COLS}) VALUES({','.join('?' * 14)})",
+            f"INSERT OR REPLACE INTO files({_FILE_COLS}) VALUES({','.join('?' * 15)})",
             (
                 f.root,
                 f.path,
@@ -236,6 +294,7 @@ class Manifest:
                 f.date,
                 f.kind,
                 time.time(),
+                f.date_source,
             ),
         )
 
@@ -264,8 +323,14 @@ class Manifest:
 
     # -- chunks
     def chunks_of(self, root: str, path: str) -> list[ChunkRow]:
-        q = f"SELECT {_CHUNK_COLS} FROM chunks WHERE root=? AND path=? ORDER BY position"
-        return [ChunkRow(*r) for r in self.db.execute(q, (root, path))]
+        q = f"SELECT {_CHUNK_READ} WHERE c.root=? AND c.path=? ORDER BY c.position"
+        return [_chunk(r) for r in self.db.execute(q, (root, path))]
+
+    def chunk_at(self, root: str, path: str, position: int) -> ChunkRow | None:
+        """The chunk at ``position`` in a note (a passage's neighbour), or None."""
+        q = f"SELECT {_CHUNK_READ} WHERE c.root=? AND c.path=? AND c.position=?"
+        row = self.db.execute(q, (root, path, position)).fetchone()
+        return _chunk(row) if row else None
 
     def replace_chunks(self, root: str, path: str, chunks: Iterable[ChunkRow]) -> None:
         """Replace a file's chunk rows and their lexical (FTS5) rows; call inside a transaction."""
@@ -274,34 +339,23 @@ class Manifest:
             "DELETE FROM chunks WHERE root=? AND path=?", (root, path)
         )  # trigger clears FTS rows
         self.db.executemany(
-            f"INSERT INTO chunks({_CHUNK_COLS}) VALUES({','.join('?' * 10)})",
-            [
-                (
-                    c.id,
-                    c.root,
-                    c.path,
-                    c.position,
-                    c.hash,
-                    c.heading,
-                    c.start_line,
-                    c.end_line,
-                    c.page,
-                    c.text,
-                )
-                for c in chunks
-            ],
+            f"INSERT INTO chunks({_CHUNK_COLS}) VALUES({','.join('?' * 12)})",
+            [_chunk_values(c) for c in chunks],
         )
         self.db.executemany(
             "INSERT INTO chunks_fts(rowid, stems) VALUES((SELECT rowid FROM chunks WHERE id=?), ?)",
-            [(c.id, index_text(lexical_fields(c.path, c.heading, c.text))) for c in chunks],
+            [
+                (c.id, index_text(lexical_fields(c.span.path, c.span.heading, c.text)))
+                for c in chunks
+            ],
         )
 
     def chunks_by_id(self, ids: list[str]) -> dict[str, ChunkRow]:
         out: dict[str, ChunkRow] = {}
         for i in range(0, len(ids), 500):
             part = ids[i : i + 500]
-            q = f"SELECT {_CHUNK_COLS} FROM chunks WHERE id IN ({','.join('?' * len(part))})"
-            out.update({r[0]: ChunkRow(*r) for r in self.db.execute(q, part)})
+            q = f"SELECT {_CHUNK_READ} WHERE c.id IN ({','.join('?' * len(part))})"
+            out.update({r[0]: _chunk(r) for r in self.db.execute(q, part)})
         return out
 
     def stems_by_id(self, ids: list[str]) -> dict[str, set[str]]:
@@ -341,7 +395,8 @@ class Manifest:
         return n
 
     def drop_chunks(self, ids: list[str]) -> set[tuple[str, str]]:
-        """Remove chunk rows; their files are marked stale (sha256 '') so the next sync redoes them."""
+        """Remove chunk rows; their files are marked stale (sha256 '') so the next sync redoes
+        them."""
         files: set[tuple[str, str]] = set()
         for i in range(0, len(ids), 500):
             part = ids[i : i + 500]

@@ -105,7 +105,8 @@ def index_text(text: str) -> str:
 
 
 def match_query(query: str) -> tuple[str, list[str]]:
-    """(FTS5 MATCH expression, distinct query terms). Empty expression when nothing is searchable."""
+    """(FTS5 MATCH expression, distinct query terms). Empty expression when nothing is
+    searchable."""
     qs = list(dict.fromkeys(t for t in terms(query, drop_stopwords=True) if t))
     if not qs:
         qs = list(dict.fromkeys(terms(query)))

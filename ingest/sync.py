@@ -14,12 +14,14 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
-from ingest.chunk import Chunker
+from ingest.chunk import SEP, Chunker
 from ingest.commit import GroupWriter, PassageEmbedder, VectorSink, _show, _Work
+from ingest.dates import passage_date
 from ingest.load import Document, LoadError, load
 from ingest.manifest import FAILED, INDEXED, SKIPPED, ChunkRow, FileRow, Manifest
 from ingest.report import ProgressFn, SyncEvent, SyncReport
 from ingest.scan import Candidate, Scanner, exact_name, safe_rel
+from ingest.span import Span
 from kb.errors import KbError, describe, machine_errors
 
 GROUP_CHUNKS = 2048  # chunks to embed per write group (large: better length-sorted batches)
@@ -170,7 +172,7 @@ class Syncer(GroupWriter):
                 continue
             sha = hashlib.sha256(data).hexdigest()
             if current and old.status == INDEXED and old.sha256 == sha:
-                self.manifest.touch_file(rkey, rel, cand.size, cand.mtime_ns)
+                self.retouch(old, cand.size, cand.mtime_ns)
                 report.unchanged += 1
                 continue
             work.append(_Work(cand, sha, old, data=data))
@@ -260,24 +262,18 @@ class Syncer(GroupWriter):
             w.row = FileRow(status=SKIPPED, reason=w.problem, **base)
             return
         try:
-            doc = load(cand.path, w.data)
+            doc = load(cand.path, w.data, rel)
             doc.title = safe_rel(doc.title)
             chunks = self._chunk(doc, cand.path)
-            rows = [
-                ChunkRow(
-                    chunk_id(rkey, rel, c.hash, occ),
-                    rkey,
-                    rel,
-                    c.position,
-                    c.hash,
-                    c.heading,
-                    c.start_line,
-                    c.end_line,
-                    doc.page_at(c.start_line - doc.first_line + 1),
-                    c.text,
+            note = (doc.date, doc.date_source) if doc.date and doc.date_source else None
+            rows = []
+            for c, occ in zip(chunks, _occurrences(chunks), strict=True):
+                day, source = passage_date(c.heading, note, SEP) or (None, None)
+                page = doc.page_at(c.start_line - doc.first_line + 1)
+                span = Span(rkey, rel, c.heading, c.start_line, c.end_line, page, day, source)
+                rows.append(
+                    ChunkRow(chunk_id(rkey, rel, c.hash, occ), span, c.position, c.hash, c.text)
                 )
-                for c, occ in zip(chunks, _occurrences(chunks), strict=True)
-            ]
         except LoadError as exc:
             w.row = FileRow(status=SKIPPED, reason=str(exc), **base)
             return
@@ -294,6 +290,7 @@ class Syncer(GroupWriter):
             title=doc.title,
             tags=doc.tags,
             date=doc.date,
+            date_source=doc.date_source,
             kind=doc.kind,
             **base,
         )

@@ -39,7 +39,8 @@ class Change:
 
 
 class ChangeQueue:
-    """Thread-safe, per-path debounced queue. `add` from observer threads; `ready` from the worker."""
+    """Thread-safe, per-path debounced queue. `add` from observer threads; `ready` from the
+    worker."""
 
     def __init__(self, debounce: float) -> None:
         self.debounce = debounce

@@ -152,14 +152,15 @@ class KnowledgeBase(Index):
             "search", {"query": query, "k": k, "filters": _filters_dict(filters)}
         )
         if hits is not DOWN:
-            return [Hit(**h) for h in hits]
+            return [Hit.from_dict(h) for h in hits]
         with self.reading():
             return hybrid_search(self.contexts(), query, k, filters)
 
     def context(
         self, question: str, mode: str = "auto", filters: Filters | None = None, **kw: Any
     ) -> Context:
-        """The focused context for a question: mode (and why), kept passages and dropped candidates."""
+        """The focused context for a question: mode (and why), kept passages and dropped
+        candidates."""
         self.check_readable()
         if not kw:
             d = self._via_daemon(

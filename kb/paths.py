@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 APP_NAME = "kb"
+LLM_TOKEN_FILE = "llm.token"  # the bearer token of `kb llm serve --profile tiny|reader`, in KB_HOME
 
 
 def data_dir() -> Path:

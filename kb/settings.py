@@ -55,7 +55,8 @@ class IngestSettings(BaseModel):
 
 
 class EmbedSettings(BaseModel):
-    """Where embeddings are computed: on this machine (default), or by an OpenAI-compatible server."""
+    """Where embeddings are computed: on this machine (default), or by an OpenAI-compatible
+    server."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -96,7 +97,8 @@ class EmbedSettings(BaseModel):
 
 
 class ChromaSettings(BaseModel):
-    """Where the vectors live: embedded under KB_HOME (default), or a Chroma server (`chroma run`)."""
+    """Where the vectors live: embedded under KB_HOME (default), or a Chroma server (`chroma
+    run`)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -446,6 +448,12 @@ class Settings(BaseSettings):
         description="OpenAI-compatible endpoint of the local LLM (vLLM).",
     )
     llm_model: str = Field("Qwen/Qwen3-30B-A3B", description="Model name served at llm_base_url.")
+    llm_api_key: SecretStr | None = Field(
+        None,
+        description="Bearer token of the LLM server. Unset with a server on this machine: the "
+        "token "
+        "`kb llm serve --profile tiny|reader` keeps in KB_HOME/llm.token.",
+    )
     llm_context_length: int | None = Field(
         None,
         ge=512,

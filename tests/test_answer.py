@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from ingest.span import Span
 from kb.answers.answer import Chat, answer, cite
 from kb.answers.llm import Delta, OpenAICompatLLM, ScriptedLLM, ThinkSplitter
-from kb.answers.serve import build_command
 from kb.cli.main import app
+from kb.serve.profiles import build_command
 from tests.conftest import write
 from tests.fake_vllm import FakeVLLM
 
@@ -247,10 +248,9 @@ def test_profiles() -> None:
         "Qwen/Qwen3-30B-A3B-GPTQ-Int4" in gptq
         and gptq[gptq.index("--quantization") + 1] == "gptq_marlin"
     )
-    tiny, _ = build_command("tiny", port=8123)
-    assert tiny[1:3] == ["-m", "llama_cpp.server"] and tiny[tiny.index("--model") + 1].endswith(
-        ".gguf"
-    )
+    for cpu in ("tiny", "reader"):  # llama.cpp from the prebuilt wheel, run by kb itself
+        argv, _ = build_command(cpu, port=8123)
+        assert argv[1:] == ["-m", "kb.serve.llamacpp", "--profile", cpu, "--port", "8123"]
 
 
 def test_serve_without_vllm_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -326,12 +326,7 @@ def test_a_prompt_too_long_for_a_llamacpp_server_names_the_setting_that_fixes_it
         ps = [
             Passage(
                 [f"c{i}"],
-                "r",
-                f"host{i}.md",
-                "Logs",
-                1,
-                9,
-                None,
+                Span("r", f"host{i}.md", "Logs", 1, 9),
                 1.0 - i / 100,
                 f"Host {i} rotates the jellyfin logs daily. " * 30 + "Seven copies are kept.",
                 n=i + 1,

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from ingest.span import Span
 from kb.answers.answer import answer
 from kb.answers.answer_eval import evaluate_answers
 from kb.answers.check import CHECK_SYSTEM
@@ -233,12 +234,7 @@ def test_the_evidence_check_sees_only_notes_that_fit_the_server() -> None:
     passages = [
         Passage(
             [f"c{i}"],
-            "r",
-            f"host{i}.md",
-            "Logs",
-            1,
-            9,
-            None,
+            Span("r", f"host{i}.md", "Logs", 1, 9),
             1.0 - i / 100,
             f"Host {i} rotates the jellyfin logs daily. " * 40
             + f"Seven copies are kept on host {i}.",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from ingest.span import Span
 from ingest.stem import match_query, terms
 from kb.focus.budget import prune, units
 from kb.focus.modes import choose_mode
@@ -59,7 +60,7 @@ def test_related_question_keeps_evidence(make_kb, vault: Path) -> None:
     base.ingest([vault])
     ctx = base.context("how many jellyfin log copies are kept", mode="dialog")
     assert ctx.passages and "seven copies" in ctx.passages[0].text
-    assert ctx.passages[0].path == "projects/server.md"
+    assert ctx.passages[0].span.path == "projects/server.md"
 
 
 def test_russian_morphology_matches(make_kb, vault: Path) -> None:
@@ -67,7 +68,7 @@ def test_russian_morphology_matches(make_kb, vault: Path) -> None:
     base = make_kb()
     base.ingest([vault])
     ctx = base.context("что я писал по заметкам?", mode="dialog")
-    assert ctx.passages and ctx.passages[0].path == "journal/day.md"
+    assert ctx.passages and ctx.passages[0].span.path == "journal/day.md"
 
 
 def test_file_name_hierarchy_is_a_lexical_field(make_kb, tmp_path: Path) -> None:
@@ -89,7 +90,7 @@ def test_file_name_hierarchy_is_a_lexical_field(make_kb, tmp_path: Path) -> None
     hits = base.contexts().retriever().retrieve("assetsPrefix").candidates
     assert (
         hits
-        and hits[0].path == "dendron.topic.publish.config.assetsPrefix.md"
+        and hits[0].span.path == "dendron.topic.publish.config.assetsPrefix.md"
         and hits[0].lex_rank == 1
     )
     base.close()
@@ -121,16 +122,16 @@ def test_filters_apply_on_both_sides(make_kb, vault: Path) -> None:
     base.ingest([vault])
     r = base.contexts().retriever()
     q = "backup restic chai заметки python"
-    everything = {c.path for c in r.retrieve(q).candidates}
+    everything = {c.span.path for c in r.retrieve(q).candidates}
     assert everything == {"projects/server.md", "journal/day.md", "code.md"}
-    assert {c.path for c in r.retrieve(q, filters=Filters(folder="projects")).candidates} == {
+    assert {c.span.path for c in r.retrieve(q, filters=Filters(folder="projects")).candidates} == {
         "projects/server.md"
     }
-    assert {c.path for c in r.retrieve(q, filters=Filters(tag="diary")).candidates} == {
+    assert {c.span.path for c in r.retrieve(q, filters=Filters(tag="diary")).candidates} == {
         "journal/day.md"
     }
     dated = {
-        c.path
+        c.span.path
         for c in r.retrieve(q, filters=Filters(since="2025-06-01", until="2025-12-31")).candidates
     }
     assert "journal/day.md" in dated and "projects/server.md" not in dated
@@ -192,13 +193,8 @@ def test_passage_order_edges() -> None:
     cands = [
         Candidate(
             str(i),
-            "r",
-            f"n{i}.md",
+            Span("r", f"n{i}.md", "h", 1, 1, None),
             0,
-            "h",
-            1,
-            1,
-            None,
             f"restic fact number {i}.",
             coverage=1 - i / 10,
         )
@@ -212,7 +208,7 @@ def test_passage_order_edges() -> None:
         mode,
         Context("q", "think", "", 5000),
     )
-    order = [p.path for p in ctx.passages]
+    order = [p.span.path for p in ctx.passages]
     assert order[0] == "n0.md" and order[-1] == "n1.md"  # strongest first and last
 
 
@@ -222,13 +218,8 @@ def test_best_passage_of_each_note_before_a_second_of_the_first() -> None:
     def cand(cid: str, path: str, pos: int, cov: float) -> Candidate:
         return Candidate(
             cid,
-            "r",
-            path,
+            Span("r", path, "h", pos * 10, pos * 10 + 5, None),
             pos,
-            "h",
-            pos * 10,
-            pos * 10 + 5,
-            None,
             f"restic fact {cid} " * 30,
             coverage=cov,
         )
@@ -249,7 +240,7 @@ def test_best_passage_of_each_note_before_a_second_of_the_first() -> None:
         Context("q", "dialog", "", mode.budget),
     )
     assert [p.ids for p in ctx.passages] == [["a0"], ["b0"]]  # room for two: one from each note
-    assert [d.start_line for d in ctx.dropped if "over budget" in d.reason] == [50]
+    assert [d.span.start_line for d in ctx.dropped if "over budget" in d.reason] == [50]
 
 
 def test_code_questions_prefer_config_and_commands_over_prose() -> None:
@@ -257,25 +248,15 @@ def test_code_questions_prefer_config_and_commands_over_prose() -> None:
 
     prose = Candidate(
         "p",
-        "r",
-        "a.md",
+        Span("r", "a.md", "h", 1, 2, None),
         0,
-        "h",
-        1,
-        2,
-        None,
         "The assetsPrefix setting changes where pages are served.",
         coverage=0.8,
     )
     code = Candidate(
         "c",
-        "r",
-        "a.md",
+        Span("r", "a.md", "h", 9, 12, None),
         3,
-        "h",
-        9,
-        12,
-        None,
         "```yml\npublishing:\n  assetsPrefix: foo\n```",
         coverage=0.7,
     )
@@ -310,13 +291,8 @@ def test_a_flat_top_of_weak_matches_means_not_in_the_notes() -> None:
         cands = [
             Candidate(
                 str(i),
-                "r",
-                f"n{i}.md",
+                Span("r", f"n{i}.md", "h", 1, 1, None),
                 0,
-                "h",
-                1,
-                1,
-                None,
                 f"dendron fact {i}.",
                 z=z,
                 dense_rank=i + 1,
@@ -352,7 +328,7 @@ def test_a_flat_top_of_weak_matches_means_not_in_the_notes() -> None:
         best = max(r.relevance(c) for c in r.candidates)
         assert 0.3 <= best < 0.42  # above the floor: only the flat top can tell them apart
         ctx = Budgeter(vocab_counter()).build(r, mode, Context("q", "dialog", "", 5000))
-        outcomes[name] = [p.path for p in ctx.passages][:1]
+        outcomes[name] = [p.span.path for p in ctx.passages][:1]
         if name == "flat":
             assert all("nothing stands out" in d.reason for d in ctx.dropped)
     assert outcomes == {"flat": [], "peaked": ["n0.md"]}
@@ -372,13 +348,8 @@ def test_a_weak_best_match_is_evidence_for_dialog_but_not_for_code() -> None:
         cands = [
             Candidate(
                 str(i),
-                "r",
-                f"n{i}.md",
+                Span("r", f"n{i}.md", "h", 1, 1, None),
                 0,
-                "h",
-                1,
-                1,
-                None,
                 f"plain prose {i}.",
                 z=z,
                 dense_rank=i + 1,
@@ -393,7 +364,7 @@ def test_a_weak_best_match_is_evidence_for_dialog_but_not_for_code() -> None:
     kept = {}
     for name in ("code", "dialog"):
         ctx = Budgeter(vocab_counter()).build(weak(), modes.get(name), Context("q", name, "", 3000))
-        kept[name] = [p.path for p in ctx.passages]
+        kept[name] = [p.span.path for p in ctx.passages]
         if name == "code":
             assert all("nothing relevant" in d.reason for d in ctx.dropped)
     assert kept["code"] == [] and kept["dialog"][:1] == ["n0.md"]
@@ -406,17 +377,12 @@ def test_term_coverage_counts_only_between_texts_in_the_same_script() -> None:
     from kb.focus.retrieve import other_script
 
     en = Candidate(
-        "e", "r", "a.md", 0, "h", 1, 1, None, "The backup job runs restic every night.", z=4.0
+        "e", Span("r", "a.md", "h", 1, 1, None), 0, "The backup job runs restic every night.", z=4.0
     )
     ru = Candidate(
         "r",
-        "r",
-        "b.md",
+        Span("r", "b.md", "h", 1, 1, None),
         0,
-        "h",
-        1,
-        1,
-        None,
         "Резервное копирование запускается каждую ночь.",
         z=4.0,
     )
@@ -459,26 +425,16 @@ def test_a_passage_in_another_script_is_judged_on_the_question_terms_it_could_sh
 
     holds = Candidate(
         "e",
-        "r",
-        "a.md",
+        Span("r", "a.md", "h", 1, 1, None),
         0,
-        "h",
-        1,
-        1,
-        None,
         "restic runs nightly since 2019.",
         z=4.0,
         cross=cross_coverage(idf, {"restic", "2019"}, latin=True),
     )
     lacks = Candidate(
         "f",
-        "r",
-        "b.md",
+        Span("r", "b.md", "h", 1, 1, None),
         0,
-        "h",
-        1,
-        1,
-        None,
         "The backup job runs every night.",
         z=4.0,
         cross=cross_coverage(idf, set(), latin=True),
@@ -526,7 +482,9 @@ def test_z_baseline_uses_background_in_the_questions_script() -> None:
 
 def test_reranker_logic_with_fake() -> None:
     texts = ["apple", "banana", "cherry"]
-    cands = [Candidate(str(i), "r", f"{i}.md", 0, "h", 1, 1, None, t) for i, t in enumerate(texts)]
+    cands = [
+        Candidate(str(i), Span("r", f"{i}.md", "h", 1, 1, None), 0, t) for i, t in enumerate(texts)
+    ]
     out = rerank_with(
         lambda q, texts: [float("cherry" in t) * 5 - 1 for t in texts], "q", cands, top=3
     )

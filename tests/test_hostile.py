@@ -94,7 +94,7 @@ def test_an_unanticipated_exception_while_writing_fails_only_that_file(
     real = sync._meta
 
     def boom(c, f):
-        if c.path == "n2.md":
+        if c.span.path == "n2.md":
             raise Unanticipated("metadata exploded")
         return real(c, f)
 

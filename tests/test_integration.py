@@ -111,11 +111,13 @@ def test_dry_run_contexts_by_task_on_example_vault(vault: Path, multilingual: st
         )
         none = base.context("what is the capital of Peru?")
     assert (
-        code.mode == "code" and code.passages and code.passages[0].path == "projects/python-tips.md"
+        code.mode == "code"
+        and code.passages
+        and code.passages[0].span.path == "projects/python-tips.md"
     )
     assert think.mode == "think" and "compare" in think.mode_reason
     assert {"projects/backup-strategy.md", "projects/home-server.md"} <= {
-        p.path for p in think.passages
+        p.span.path for p in think.passages
     }
     assert think.tokens > code.tokens > 0
     assert none.passages == [] and none.tokens == 0 and none.dropped

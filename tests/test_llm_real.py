@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from kb.answers.serve import TINY_ALIAS, build_command
+from kb.serve.profiles import TINY_ALIAS, build_command
 from tests.conftest import run_kb
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "notes"

@@ -296,7 +296,7 @@ def test_the_token_estimate_never_undercounts_real_tokenizers(minilm: str) -> No
 def test_kb_llm_serve_embedding_profiles_and_their_env_hint_works(
     kb_home: Path, tmp_path: Path
 ) -> None:
-    from kb.answers.serve import build_command
+    from kb.serve.profiles import build_command
     from tests.servers import Process, free_port
 
     m3, _ = build_command("embed-m3")

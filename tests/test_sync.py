@@ -145,10 +145,10 @@ def test_failed_file_isolated(make_kb, tmp_path: Path, monkeypatch: pytest.Monke
 
     real = sync.load
 
-    def flaky(path, data=None):
+    def flaky(path, data=None, rel=None):
         if path.name == "boom.md":
             raise RuntimeError("parser exploded")
-        return real(path, data)
+        return real(path, data, rel)
 
     monkeypatch.setattr(sync, "load", flaky)
     r = make_kb().ingest([root])

@@ -1,4 +1,5 @@
-"""Questions → focused context → LLM → `Answer` with verified citations. Also `Chat` (multi-turn)."""
+"""Questions → focused context → LLM → `Answer` with verified citations. Also `Chat`
+(multi-turn)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from kb.focus.prompt import abstention, is_abstention
 from kb.focus.prompt import messages as build_messages
 
 if TYPE_CHECKING:
+    from ingest.span import Span
     from kb.focus.budget import Context
     from kb.focus.context import ContextBuilder
     from kb.focus.retrieve import Filters
@@ -44,12 +46,33 @@ _CITE = re.compile(r"\[(\d{1,3})\]")
 
 @dataclass
 class Citation:
+    """A note the answer cites as ``[n]``, checked against the passages that were sent."""
+
     n: int
-    path: str  # absolute
-    heading: str
-    start_line: int
-    end_line: int
+    span: Span
     link: str | None = None  # obsidian:// when the root is an Obsidian vault
+
+    @property
+    def path(self) -> str:
+        """The cited note's absolute path."""
+        return self.span.file
+
+    @property
+    def heading(self) -> str:
+        return self.span.heading
+
+    @property
+    def start_line(self) -> int:
+        return self.span.start_line
+
+    @property
+    def end_line(self) -> int:
+        return self.span.end_line
+
+    def as_dict(self) -> dict[str, Any]:
+        span = self.span.as_dict()
+        span["rel"] = span.pop("path")
+        return {"n": self.n, "path": self.span.file, **span, "link": self.link}
 
 
 @dataclass
@@ -85,7 +108,7 @@ class Answer:
             "answer": self.text,
             "mode": self.mode,
             "mode_reason": self.mode_reason,
-            "citations": [c.__dict__ for c in self.citations],
+            "citations": [c.as_dict() for c in self.citations],
             "invalid_citations": self.invalid_citations,
             "usage": self.usage.as_dict(),
             "timings": self.timings,
@@ -110,7 +133,27 @@ def llm_from_settings(s: Settings) -> OpenAICompatLLM:
         timeout=s.llm_timeout,
         connect_timeout=s.llm_connect_timeout,
         context_length=s.llm_context_length,
+        api_key=llm_api_key(s),
     )
+
+
+def llm_api_key(s: Settings) -> str:
+    """KB_LLM_API_KEY; unset, for a server on this machine, the token `kb llm serve --profile
+    tiny|reader` keeps in KB_HOME (servers without a token ignore it)."""
+    if s.llm_api_key is not None:
+        return s.llm_api_key.get_secret_value()
+    from urllib.parse import urlparse
+
+    from kb.paths import LLM_TOKEN_FILE
+
+    if urlparse(s.llm_base_url).hostname in ("127.0.0.1", "localhost", "::1"):
+        try:
+            token = (s.data_dir() / LLM_TOKEN_FILE).read_text(encoding="utf-8").strip()
+        except OSError:
+            token = ""
+        if token:
+            return token
+    return "EMPTY"
 
 
 def obsidian_link(root: str, rel: str) -> str | None:
@@ -121,7 +164,8 @@ def obsidian_link(root: str, rel: str) -> str | None:
 
 
 def cite(text: str, ctx: Context) -> tuple[list[Citation], list[int]]:
-    """Citations in order of first use; each checked against the passages that were in the context."""
+    """Citations in order of first use; each checked against the passages that were in the
+    context."""
     by_n = {p.n: p for p in ctx.passages}
     out: list[Citation] = []
     bad: list[int] = []
@@ -130,37 +174,20 @@ def cite(text: str, ctx: Context) -> tuple[list[Citation], list[int]]:
         if p is None:
             bad.append(n)
         else:
-            out.append(
-                Citation(
-                    n,
-                    str(Path(p.root) / p.path),
-                    p.heading,
-                    p.start_line,
-                    p.end_line,
-                    obsidian_link(p.root, p.path),
-                )
-            )
+            out.append(Citation(n, p.span, obsidian_link(p.span.root, p.span.path)))
     return out, bad
 
 
 def _shrink(ctx: Context, counter, target: int) -> None:
-    """Drop the weakest passages until the notes block fits ``target`` tokens (recorded as dropped)."""
+    """Drop the weakest passages until the notes block fits ``target`` tokens (recorded as
+    dropped)."""
     from kb.focus.budget import Dropped, render_notes
 
     while ctx.passages and counter.count(render_notes(ctx.passages)) > target:
         weakest = min(ctx.passages, key=lambda p: p.score)
         ctx.passages.remove(weakest)
-        ctx.dropped.append(
-            Dropped(
-                weakest.path,
-                weakest.heading,
-                weakest.start_line,
-                weakest.end_line,
-                weakest.score,
-                "over the model's context length",
-                weakest.tokens,
-            )
-        )
+        reason = "over the model's context length"
+        ctx.dropped.append(Dropped(weakest.span, weakest.score, reason, weakest.tokens))
     for i, p in enumerate(ctx.passages, 1):
         p.n = i
     ctx.tokens = counter.count(render_notes(ctx.passages)) if ctx.passages else 0

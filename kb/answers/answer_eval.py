@@ -285,7 +285,8 @@ def evaluate_answers(
 
 
 def _context(builder, llm, q: dict[str, Any], strategy: str, qvec) -> tuple[Any, Any]:
-    """The context a strategy gives the model for a question, and the mode settings it answers with."""
+    """The context a strategy gives the model for a question, and the mode settings it answers
+    with."""
     from kb.answers.answer import DEFAULT_CONTEXT_LEN
     from kb.focus.budget import Context
     from kb.focus.prompt import messages
@@ -336,7 +337,7 @@ def _answer(builder, llm, q: dict[str, Any], strategy: str, ctx, mset, t0: float
             "prompt_tokens": 0,
             "total_s": round(time.perf_counter() - t0, 4),
         }
-    by_n = {p.n: p.path for p in ans.context.passages}
+    by_n = {p.n: p.span.path for p in ans.context.passages}
     cited = [by_n[c.n] for c in ans.citations if c.n in by_n]
     check = ans.check or {}
     check_usage = check.get("usage") or {}

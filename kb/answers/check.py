@@ -101,9 +101,7 @@ def apply_check(ctx: Context, check: EvidenceCheck, counter: TokenCounter) -> No
     keep = set(check.keep)
     for p in [p for p in ctx.passages if p.n not in keep]:
         ctx.passages.remove(p)
-        ctx.dropped.append(
-            Dropped(p.path, p.heading, p.start_line, p.end_line, p.score, DROP_REASON, p.tokens)
-        )
+        ctx.dropped.append(Dropped(p.span, p.score, DROP_REASON, p.tokens))
     for i, p in enumerate(ctx.passages, 1):
         p.n = i
     ctx.tokens = counter.count(render_notes(ctx.passages)) if ctx.passages else 0

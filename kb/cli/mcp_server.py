@@ -101,7 +101,8 @@ class NoteResolver:
 
 
 class TokenBound:
-    """Keeps a tool result within a token budget (Qwen3 tokens, the same counter as the contexts)."""
+    """Keeps a tool result within a token budget (Qwen3 tokens, the same counter as the
+    contexts)."""
 
     def __init__(self, budget: int) -> None:
         from kb.focus.tokens import vocab_counter
@@ -253,9 +254,9 @@ def build_server(base: KnowledgeBase, max_tokens: int = 4000) -> MCPServer:
                 passages = [
                     {
                         "n": p.n,
-                        "uri": uri(p.root, p.path),
-                        "heading": p.heading,
-                        "lines": [p.start_line, p.end_line],
+                        "uri": uri(p.span.root, p.span.path),
+                        "heading": p.span.heading,
+                        "lines": [p.span.start_line, p.span.end_line],
                         "relevance": round(p.score, 3),
                         "text": p.text,
                     }
@@ -274,7 +275,11 @@ def build_server(base: KnowledgeBase, max_tokens: int = 4000) -> MCPServer:
             "passages": kept,
             "left_out_over_token_limit": left,
             "dropped": [
-                {"path": d.path, "lines": [d.start_line, d.end_line], "reason": d.reason}
+                {
+                    "path": d.span.path,
+                    "lines": [d.span.start_line, d.span.end_line],
+                    "reason": d.reason,
+                }
                 for d in ctx.dropped[:20]
             ],
         }
@@ -294,16 +299,15 @@ def build_server(base: KnowledgeBase, max_tokens: int = 4000) -> MCPServer:
                 a = base.ask(question, mode=mode)
             except KbError as exc:
                 raise fail(exc) from None
-            by_n, uri = {p.n: p for p in a.context.passages}, notes.uri_for()
+            uri = notes.uri_for()
             cites = [
                 {
                     "n": c.n,
-                    "uri": uri(by_n[c.n].root, by_n[c.n].path),
-                    "heading": c.heading,
-                    "lines": [c.start_line, c.end_line],
+                    "uri": uri(c.span.root, c.span.path),
+                    "heading": c.span.heading,
+                    "lines": [c.span.start_line, c.span.end_line],
                 }
                 for c in a.citations
-                if c.n in by_n
             ]
         return {
             "answer": a.text,

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ingest.chunk import sentences
+from ingest.span import Span, span_fields
 from ingest.stem import terms
 from kb.focus.retrieve import Candidate, Retrieval
 from kb.focus.tokens import TokenCounter
@@ -28,13 +29,10 @@ DUPLICATE_JACCARD = 0.85
 
 @dataclass
 class Passage:
+    """A kept passage: one chunk, or adjacent chunks of one note merged."""
+
     ids: list[str]
-    root: str
-    path: str
-    heading: str
-    start_line: int
-    end_line: int
-    page: int | None
+    span: Span
     score: float
     text: str
     tokens: int = 0
@@ -43,19 +41,37 @@ class Passage:
     positions: list[int] = field(default_factory=list, repr=False)
 
     def header(self) -> str:
-        page = f", page {self.page}" if self.page else ""
-        return f"[{self.n}] {self.path} › {self.heading} (lines {self.start_line}-{self.end_line}{page})"
+        return f"[{self.n}] {self.span.location()}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """Flat: the span's fields beside the passage's own (as `kb ask --dry-run --json`
+        prints)."""
+        d = asdict(self)
+        return {**d.pop("span"), **d}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Passage:
+        span, rest = span_fields(d)
+        return cls(span=span, **rest)
 
 
 @dataclass
 class Dropped:
-    path: str
-    heading: str
-    start_line: int
-    end_line: int
+    """A candidate left out of the context, and why."""
+
+    span: Span
     score: float
     reason: str
     tokens: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        return {**d.pop("span"), **d}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Dropped:
+        span, rest = span_fields(d)
+        return cls(span=span, **rest)
 
 
 @dataclass
@@ -70,7 +86,8 @@ class Context:
     counter: str = ""
 
     def notes_block(self) -> str:
-        """The notes as they go into the prompt: delimited, numbered, with path, heading and lines."""
+        """The notes as they go into the prompt: delimited, numbered, with path, heading and
+        lines."""
         return render_notes(self.passages)
 
     def as_dict(self) -> dict[str, Any]:
@@ -81,8 +98,8 @@ class Context:
             "budget": self.budget,
             "tokens": self.tokens,
             "counter": self.counter,
-            "kept": [asdict(p) for p in self.passages],
-            "dropped": [asdict(d) for d in self.dropped],
+            "kept": [p.as_dict() for p in self.passages],
+            "dropped": [d.as_dict() for d in self.dropped],
         }
 
     @classmethod
@@ -93,8 +110,8 @@ class Context:
             d["mode"],
             d["mode_reason"],
             d["budget"],
-            [Passage(**p) for p in d["kept"]],
-            [Dropped(**x) for x in d["dropped"]],
+            [Passage.from_dict(p) for p in d["kept"]],
+            [Dropped.from_dict(x) for x in d["dropped"]],
             d["tokens"],
             d["counter"],
         )
@@ -113,13 +130,16 @@ def neutralise(text: str) -> str:
 
 
 def render_notes(passages: list[Passage]) -> str:
+    """The notes block: each passage delimited, numbered, with its source and — when the note itself
+    gives one — its date (a file's mtime is not a note's date, so it is never sent as one)."""
     if not passages:
         return "<notes>\n(no relevant notes found)\n</notes>"
-    parts = [
-        f'<note id="{p.n}" '
-        f'source="{neutralise(p.header()[len(f"[{p.n}] ") :])}">\n{neutralise(p.text)}\n</note>'
-        for p in passages
-    ]
+    parts = []
+    for p in passages:
+        day = p.span.intrinsic_date
+        dated = f' date="{day}"' if day else ""
+        source = neutralise(p.span.location())
+        parts.append(f'<note id="{p.n}" source="{source}"{dated}>\n{neutralise(p.text)}\n</note>')
     return "<notes>\n" + "\n".join(parts) + "\n</notes>"
 
 
@@ -193,7 +213,7 @@ class Budgeter:
         """Adjacent chunks of the same note become one passage (in note order)."""
         by_file: dict[tuple[str, str], list[Candidate]] = {}
         for c in kept:
-            by_file.setdefault((c.root, c.path), []).append(c)
+            by_file.setdefault((c.span.root, c.span.path), []).append(c)
         out: list[Passage] = []
         for group in by_file.values():
             group.sort(key=lambda c: c.position)
@@ -213,13 +233,17 @@ class Budgeter:
         chunk."""
         first, last = p.positions[0], p.positions[-1]
         if not _ends_sentence(p.text):
-            nxt = self.neighbour(p.root, p.path, last + 1)
-            if nxt is not None and nxt.start_line <= p.end_line:
+            nxt = self.neighbour(p.span.root, p.span.path, last + 1)
+            if nxt is not None and nxt.span.start_line <= p.span.end_line:
                 spans = sentences(nxt.text)
                 if spans:
                     p.text = join_chunks(p.text, nxt.text[: spans[0][1]], same_paragraph=True)
-        prev = self.neighbour(p.root, p.path, first - 1) if first > 0 else None
-        if prev is not None and prev.end_line >= p.start_line and not _ends_sentence(prev.text):
+        prev = self.neighbour(p.span.root, p.span.path, first - 1) if first > 0 else None
+        if (
+            prev is not None
+            and prev.span.end_line >= p.span.start_line
+            and not _ends_sentence(prev.text)
+        ):
             spans = sentences(prev.text)
             if spans:
                 p.text = join_chunks(prev.text[spans[-1][0] :], p.text, same_paragraph=True)
@@ -238,14 +262,7 @@ class Budgeter:
             )
             if dup is not None:
                 ctx.dropped.append(
-                    Dropped(
-                        p.path,
-                        p.heading,
-                        p.start_line,
-                        p.end_line,
-                        p.score,
-                        f"duplicate of {dup.path}:{dup.start_line}",
-                    )
+                    Dropped(p.span, p.score, f"duplicate of {dup.span.path}:{dup.span.start_line}")
                 )
             else:
                 out.append((p, shingles))
@@ -268,21 +285,12 @@ class Budgeter:
             # strongest at both ends, weakest in the middle (Lost in the Middle)
             chosen = chosen[0::2] + chosen[1::2][::-1]
         elif mode.order == "document":
-            chosen.sort(key=lambda p: (p.path, p.start_line))
+            chosen.sort(key=lambda p: (p.span.path, p.span.start_line))
         for i, p in enumerate(chosen, 1):
             p.n = i
             if p.pruned_tokens:
-                ctx.dropped.append(
-                    Dropped(
-                        p.path,
-                        p.heading,
-                        p.start_line,
-                        p.end_line,
-                        p.score,
-                        f"sentences pruned inside kept passage [{i}]",
-                        p.pruned_tokens,
-                    )
-                )
+                reason = f"sentences pruned inside kept passage [{i}]"
+                ctx.dropped.append(Dropped(p.span, p.score, reason, p.pruned_tokens))
         ctx.passages = chosen
         ctx.tokens = self.counter.count(render_notes(chosen)) if chosen else 0
         ctx.counter = self.counter.name
@@ -305,8 +313,8 @@ def diversified(passages: list[Passage]) -> list[Passage]:
     seen: dict[tuple[str, str], int] = {}
     ranked = []
     for i, p in enumerate(passages):  # passages arrive best first
-        n = seen.get((p.root, p.path), 0)
-        seen[(p.root, p.path)] = n + 1
+        n = seen.get((p.span.root, p.span.path), 0)
+        seen[(p.span.root, p.span.path)] = n + 1
         ranked.append((n, i, p))
     return [p for *_, p in sorted(ranked, key=lambda t: (t[0], t[1]))]
 
@@ -314,15 +322,10 @@ def diversified(passages: list[Passage]) -> list[Passage]:
 def _passage(run: list[Candidate]) -> Passage:
     text = run[0].text
     for prev, c in itertools.pairwise(run):
-        text = join_chunks(text, c.text, same_paragraph=c.start_line <= prev.end_line)
+        text = join_chunks(text, c.text, same_paragraph=c.span.start_line <= prev.span.end_line)
     return Passage(
         [c.id for c in run],
-        run[0].root,
-        run[0].path,
-        run[0].heading,
-        run[0].start_line,
-        run[-1].end_line,
-        run[0].page,
+        run[0].span.through(run[-1].span),
         max(c.relevance for c in run),
         text,
         positions=[c.position for c in run],
@@ -346,11 +349,11 @@ def join_chunks(a: str, b: str, same_paragraph: bool) -> str:
 
 
 def _drop(c: Candidate, reason: str) -> Dropped:
-    return Dropped(c.path, c.heading, c.start_line, c.end_line, round(c.relevance, 3), reason)
+    return Dropped(c.span, round(c.relevance, 3), reason)
 
 
 def _pdrop(p: Passage, reason: str) -> Dropped:
-    return Dropped(p.path, p.heading, p.start_line, p.end_line, round(p.score, 3), reason, p.tokens)
+    return Dropped(p.span, round(p.score, 3), reason, p.tokens)
 
 
 # ---------------------------------------------------------------------------- sentence pruning

