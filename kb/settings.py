@@ -112,7 +112,8 @@ class ChromaSettings(BaseModel):
     database: str = Field(
         "default_database",
         description="Chroma database. Homes sharing one server are kept "
-        "apart by their collection names (KB_HOME/home-id); a database each separates them further.",
+        "apart by their collection names (KB_HOME/home-id); a database each separates them "
+        "further.",
     )
     timeout_s: float = Field(
         30.0, gt=0, description="Seconds to wait for the Chroma server on one request."
@@ -275,7 +276,8 @@ class ModeSettings(BaseModel):
         0.3,
         ge=0,
         le=1,
-        description="Absolute floor: candidates below it are not relevant (zero is a valid result).",
+        description="Absolute floor: candidates below it are not relevant (zero is a valid "
+        "result).",
     )
     cutoff_gap: float = Field(
         0.2,
@@ -298,6 +300,14 @@ class ModeSettings(BaseModel):
         "score",
         description="Passage order: best first; strongest at both edges (long contexts); or by "
         "note.",
+    )
+    window_share: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Largest share of the model's context window (after the prompt) the notes may "
+        "take: on a small-window model the budget shrinks to it, so a big budget never means "
+        "'everything that fits'.",
     )
     code_bonus: float = Field(
         0.0,
@@ -386,6 +396,13 @@ class ThinkMode(ModeSettings):
     prune: bool = Field(
         False, description="Prune sentences unrelated to the question inside passages."
     )
+    window_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Largest share of the model's context window (after the prompt) the notes may "
+        "take (Qwen3's 40k: the budget binds first; an 8k CPU model: half of it).",
+    )
     order: Literal["score", "edges", "document"] = Field(
         "edges",
         description="Passage order: best first; strongest at both edges (long contexts); or by "
@@ -428,7 +445,8 @@ class Settings(BaseSettings):
 
     home: Path | None = Field(
         None,
-        description="Data directory (index, manifest, logs). Default: the platform's user data dir.",
+        description="Data directory (index, manifest, logs). Default: the platform's user data "
+        "dir.",
     )
     embed_model: str = Field(
         "BAAI/bge-large-en-v1.5",

@@ -7,7 +7,7 @@ import re
 import time
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -178,7 +178,9 @@ def cite(text: str, ctx: Context) -> tuple[list[Citation], list[int]]:
     return out, bad
 
 
-def _shrink(ctx: Context, counter, target: int) -> None:
+def _shrink(
+    ctx: Context, counter, target: int, reason: str = "over the model's context length"
+) -> None:
     """Drop the weakest passages until the notes block fits ``target`` tokens (recorded as
     dropped)."""
     from kb.focus.budget import Dropped, render_notes
@@ -186,7 +188,6 @@ def _shrink(ctx: Context, counter, target: int) -> None:
     while ctx.passages and counter.count(render_notes(ctx.passages)) > target:
         weakest = min(ctx.passages, key=lambda p: p.score)
         ctx.passages.remove(weakest)
-        reason = "over the model's context length"
         ctx.dropped.append(Dropped(weakest.span, weakest.score, reason, weakest.tokens))
     for i, p in enumerate(ctx.passages, 1):
         p.n = i
@@ -266,8 +267,12 @@ def respond(
     if isinstance(llm, OpenAICompatLLM):
         llm.check_model()
     limit = llm.max_model_len or DEFAULT_CONTEXT_LEN
+    bare = build_messages(replace(ctx, passages=[]), history)  # the prompt around the notes
 
     def fit() -> tuple[list[dict[str, str]], GenParams]:
+        share = int(mset.window_share * (limit - counter.chat_tokens(bare, mset.thinking)))
+        if ctx.tokens > share:  # the mode's share of a small window, whatever its budget says
+            _shrink(ctx, counter, share, f"over the mode's share of the model's window ({share})")
         msgs = build_messages(ctx, history)
         prompt = counter.chat_tokens(msgs, thinking=mset.thinking)
         room = limit - prompt - 32
