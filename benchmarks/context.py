@@ -37,8 +37,8 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=400)
     args = ap.parse_args()
 
-    from kb.answers.evaluate import load_questions
-    from kb.answers.evaluate import percentile as pct
+    from kb.eval.retrieval import load_questions
+    from kb.eval.retrieval import percentile as pct
     from kb.index.embed import offline_model_path
     from kb.knowledge import KnowledgeBase
 

@@ -56,7 +56,7 @@ def main() -> int:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--homes", type=Path)
     args = ap.parse_args()
-    from kb.answers.evaluate import evaluate
+    from kb.eval.retrieval import evaluate
 
     out = {}
     for q_lang, e_lang in (("ru", "en"), ("en", "ru")):

@@ -68,7 +68,7 @@ async def timed_calls(env: dict[str, str], qs: list[str]) -> dict[str, list[floa
 
 
 def summary(ms: list[float]) -> dict[str, float]:
-    from kb.answers.evaluate import percentile as pct
+    from kb.eval.retrieval import percentile as pct
 
     return {
         "p50_ms": round(statistics.median(ms), 1),

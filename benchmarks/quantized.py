@@ -60,7 +60,7 @@ def throughput(emb: Any, texts: list[str]) -> tuple[float, Any]:
 
 
 def recall(name: str, settings: dict[str, Any], home: Path) -> dict[str, float]:
-    from kb.answers.evaluate import evaluate, load_questions
+    from kb.eval.retrieval import evaluate, load_questions
 
     out = {}
     for set_name, (qfile, corpus) in SETS.items():

@@ -22,7 +22,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--misses", action="store_true", help="list every misrouted question")
     args = ap.parse_args()
-    from kb.focus.routing_eval import report
+    from kb.eval.routing import report
 
     dev = (
         ROOT / "eval" / "questions" / "dendron.jsonl",

@@ -126,7 +126,7 @@ class TimedHash:
 
 
 def pct(values: list[float], p: float) -> float:
-    from kb.answers.evaluate import percentile
+    from kb.eval.retrieval import percentile
 
     return percentile(values, p / 100)
 

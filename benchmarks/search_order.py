@@ -39,7 +39,7 @@ SETS = {  # name: (questions, corpus)
 def questions(spec) -> list[dict]:
     from crosslingual import paired
 
-    from kb.answers.evaluate import load_questions
+    from kb.eval.retrieval import load_questions
 
     if isinstance(spec, tuple):
         return paired(*spec)
@@ -48,7 +48,7 @@ def questions(spec) -> list[dict]:
 
 
 def measure(name: str, homes: Path | None) -> dict:
-    from kb.answers.evaluate import collapse, indexed
+    from kb.eval.retrieval import collapse, indexed
     from kb.focus.context import ContextBuilder
     from kb.focus.search import search
 

@@ -79,8 +79,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
 
-    from kb.answers.evaluate import percentile as pct
     from kb.daemon.client import connect
+    from kb.eval.retrieval import percentile as pct
     from kb.index.embed import offline_model_path
 
     model = args.model or str(offline_model_path())

@@ -1,5 +1,6 @@
 """Writing one group of files: the crash-ordered commit, per-file isolation of write failures,
-deletes and crash repair. Mixed into `Syncer` (ingest/sync.py), which decides *what* to write.
+deletes and crash repair. `Syncer` (ingest/sync.py) decides *what* to write and hands each group to
+its `GroupWriter`.
 
 Write order for every group (the journal makes a crash at any point repairable):
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,7 +33,7 @@ from kb.errors import describe, is_machine_fault, machine_errors
 
 
 @dataclass
-class _Work:
+class Work:
     cand: Candidate
     sha: str
     old: FileRow | None
@@ -67,20 +68,38 @@ class PassageEmbedder(Protocol):
     ) -> np.ndarray: ...
 
 
-class GroupWriter:
-    """Mixin: needs ``manifest``, ``_store()``, ``_embedder()``, ``guard``, ``progress``,
-    ``_embed_texts``, ``_files_done``/``_files_total`` and ``_crash`` from `Syncer`."""
+@dataclass
+class Tally:
+    """Where a sync stands, for the progress events a write sends while it embeds."""
 
-    manifest: Manifest
-    _store: Callable[[], VectorSink]
-    _embedder: Callable[[], PassageEmbedder]
-    guard: Callable[[], AbstractContextManager[None]]
     progress: ProgressFn
-    _embed_texts: dict[str, str]
-    _files_done: int
-    _files_total: int
+    files_done: int = 0  # files finished before the group being written
+    files_total: int = 0
 
-    def _crash(self, point: str) -> None: ...
+
+class GroupWriter:
+    """Writes groups of prepared files into one manifest and vector store, crash-ordered (module
+    docstring), and deletes and repairs. The store and the embedder are opened on first use, so a
+    sync that writes nothing never loads the model or opens Chroma.
+
+    ``guard`` is held exclusively around each commit (readers hold it shared); ``crash`` is called
+    between write steps (tests inject crashes there). ``texts`` maps a prepared chunk's id to the
+    text to embed (filled by `Syncer` while it prepares files, emptied as they are written)."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        store: Callable[[], VectorSink],
+        embedder: Callable[[], PassageEmbedder],
+        guard: Callable[[], AbstractContextManager[None]] | None = None,
+        crash: Callable[[str], None] | None = None,
+    ) -> None:
+        self.manifest = manifest
+        self.store = store
+        self.embedder = embedder
+        self.guard = guard or nullcontext
+        self.crash = crash or (lambda point: None)
+        self.texts: dict[str, str] = {}
 
     def repair(self, force: bool = False) -> tuple[int, int]:
         """Bring Chroma and the manifest back in line after a crash. Returns (orphans deleted,
@@ -91,7 +110,7 @@ class GroupWriter:
             return self._repair_locked()
 
     def _repair_locked(self) -> tuple[int, int]:
-        store = self._store()
+        store = self.store()
         in_store = set(store.all_ids())
         in_manifest = set(self.manifest.all_chunk_ids())
         orphans = sorted(in_store - in_manifest)
@@ -105,12 +124,12 @@ class GroupWriter:
         return len(orphans), len(missing)
 
     # ------------------------------------------------------------------ internals
-    def _write_isolated(self, rkey: str, group: list[_Work], report: SyncReport) -> None:
+    def write(self, rkey: str, group: list[Work], report: SyncReport, tally: Tally) -> None:
         """Write a group; when it fails for a reason that is not the machine's (a full disk, a model
         that can't load), write its files one by one, so only the file that fails is recorded as
         failed."""
         try:
-            self._write(rkey, group, report)
+            self._write(rkey, group, report, tally)
             return
         except Exception as exc:
             if is_machine_fault(exc):
@@ -118,35 +137,36 @@ class GroupWriter:
         self.repair()  # a write that died half-way leaves a journal: undo what it left
         for w in group:
             try:
-                self._write(rkey, [w], report)
+                self._write(rkey, [w], report, tally)
             except Exception as exc:
                 if is_machine_fault(exc):
                     raise
                 self.repair()
                 w.row = FileRow(**{**w.row.__dict__, "status": FAILED, "reason": describe(exc)})
                 for c in w.chunks:
-                    self._embed_texts.pop(c.id, None)
+                    self.texts.pop(c.id, None)
                 w.chunks = []
                 try:
-                    self._write(rkey, [w], report)  # record the failure (no chunks, no vectors)
+                    # record the failure (no chunks, no vectors)
+                    self._write(rkey, [w], report, tally)
                 except Exception as again:
                     if is_machine_fault(again):
                         raise
                     self.repair()
                     report.failed += 1
                     report.problems.append(
-                        {"path": _show(rkey, w.cand.rel), "reason": w.row.reason or ""}
+                        {"path": shown(rkey, w.cand.rel), "reason": w.row.reason or ""}
                     )
 
-    def _write(self, rkey: str, group: list[_Work], report: SyncReport) -> None:
-        texts = self._embed_texts
+    def _write(self, rkey: str, group: list[Work], report: SyncReport, tally: Tally) -> None:
+        texts = self.texts
         new_rows = [c for w in group for c in w.chunks]
         existing = self.manifest.chunks_by_id([c.id for c in new_rows])
         need = [c for c in new_rows if c.id not in existing]
         donors = self.manifest.ids_for_hashes(sorted({c.hash for c in need}))
         copy = [c for c in need if c.hash in donors]
         embed = [c for c in need if c.hash not in donors]
-        store = self._store() if (need or any(w.old for w in group)) else None
+        store = self.store() if (need or any(w.old for w in group)) else None
 
         vectors: dict[str, Any] = {}
         if copy:
@@ -159,13 +179,13 @@ class GroupWriter:
                     vectors[c.id] = vec
         copied = len(vectors)
         if embed:
-            emb = self._embedder()
+            emb = self.embedder()
             done = report.embedded
             last: dict[str, int] = {}  # a file is done once its last chunk is embedded
             for i, c in enumerate(embed):
                 last[c.span.path] = i
             ends = sorted(last.values())
-            files_before = self._files_done + len(group) - len(last)
+            files_before = tally.files_done + len(group) - len(last)
             in_group = 0
 
             def tick(n: int) -> None:
@@ -173,7 +193,7 @@ class GroupWriter:
                 done += n
                 in_group += n
                 files = files_before + bisect.bisect_left(ends, in_group)
-                self.progress(SyncEvent("embed", files, self._files_total, report.chunks, done))
+                tally.progress(SyncEvent("embed", files, tally.files_total, report.chunks, done))
 
             arr = emb.embed_documents([texts[c.id] for c in embed], progress=tick)
             for c, vec in zip(embed, arr, strict=True):
@@ -191,12 +211,12 @@ class GroupWriter:
             if row.status == SKIPPED:
                 report.skipped += 1
                 report.problems.append(
-                    {"path": _show(rkey, w.cand.rel), "reason": row.reason or ""}
+                    {"path": shown(rkey, w.cand.rel), "reason": row.reason or ""}
                 )
             elif row.status == FAILED:
                 report.failed += 1
                 report.problems.append(
-                    {"path": _show(rkey, w.cand.rel), "reason": row.reason or ""}
+                    {"path": shown(rkey, w.cand.rel), "reason": row.reason or ""}
                 )
             elif w.moved_from:
                 report.moved += 1
@@ -210,7 +230,7 @@ class GroupWriter:
     def _commit(
         self,
         rkey: str,
-        group: list[_Work],
+        group: list[Work],
         need: list[ChunkRow],
         existing: dict[str, ChunkRow],
         vectors: dict[str, Any],
@@ -219,7 +239,7 @@ class GroupWriter:
         """The crash-ordered write of one group (see the module docstring)."""
         new_rows = [c for w in group for c in w.chunks]
         self.manifest.journal_add([(rkey, w.cand.rel, "write") for w in group])
-        self._crash("after_journal")
+        self.crash("after_journal")
         if vectors:
             ids = list(vectors)
             rows = {c.id: c for c in need}
@@ -235,7 +255,7 @@ class GroupWriter:
             ]
             if stale:
                 store.update_metadata([c.id for c in stale], [_meta(c, w.row) for c in stale])
-        self._crash("after_vectors")
+        self.crash("after_vectors")
         old_ids: list[str] = []
         with self.manifest.transaction():
             for w in group:
@@ -243,12 +263,12 @@ class GroupWriter:
                     old_ids += [c.id for c in self.manifest.chunks_of(rkey, w.cand.rel)]
                 self.manifest.put_file(w.row)
                 self.manifest.replace_chunks(rkey, w.cand.rel, w.chunks)
-        self._crash("after_manifest")
+        self.crash("after_manifest")
         keep = {c.id for c in new_rows}
         dead = [i for i in old_ids if i not in keep]
         if dead:
             store.delete(dead)
-        self._crash("after_delete")
+        self.crash("after_delete")
         self.manifest.journal_clear()
 
     def retouch(self, old: FileRow, size: int, mtime_ns: int) -> None:
@@ -264,12 +284,12 @@ class GroupWriter:
             if undated:
                 now = replace(old, size=size, mtime_ns=mtime_ns)
                 with self.guard():
-                    self._store().update_metadata(
+                    self.store().update_metadata(
                         [c.id for c in undated], [_meta(c, now) for c in undated]
                     )
         self.manifest.touch_file(old.root, old.path, size, mtime_ns)
 
-    def _delete(self, rkey: str, paths: list[str]) -> None:
+    def delete(self, rkey: str, paths: list[str]) -> None:
         if not paths:
             return
         ids: list[str] = []
@@ -280,18 +300,18 @@ class GroupWriter:
 
     def _delete_locked(self, rkey: str, paths: list[str], ids: list[str]) -> None:
         self.manifest.journal_add([(rkey, p, "delete") for p in paths])
-        self._crash("delete_after_journal")
+        self.crash("delete_after_journal")
         with self.manifest.transaction():
             for p in paths:
                 self.manifest.delete_file(rkey, p)
-        self._crash("delete_after_manifest")
+        self.crash("delete_after_manifest")
         if ids:
-            self._store().delete(ids)
-        self._crash("delete_after_vectors")
+            self.store().delete(ids)
+        self.crash("delete_after_vectors")
         self.manifest.journal_clear()
 
 
-def _row_of(group: list[_Work], path: str) -> FileRow:
+def _row_of(group: list[Work], path: str) -> FileRow:
     for w in group:
         if w.cand.rel == path:
             return w.row
@@ -323,5 +343,5 @@ def mtime_day(mtime_ns: int) -> str:
     return dt.datetime.fromtimestamp(mtime_ns / 1e9, tz=dt.UTC).date().isoformat()
 
 
-def _show(root: str, rel: str) -> str:
+def shown(root: str, rel: str) -> str:
     return str(Path(root) / rel)

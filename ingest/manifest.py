@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ingest.span import MODIFIED, Span
 from ingest.stem import index_text, lexical_fields
@@ -308,10 +310,15 @@ class Manifest:
         self.db.execute("DELETE FROM files WHERE root=? AND path=?", (root, path))
         self.db.execute("DELETE FROM chunks WHERE root=? AND path=?", (root, path))
 
-    def status_counts(self) -> dict[str, int]:
-        return dict(
-            self.db.execute("SELECT status, COUNT(*) FROM files GROUP BY status").fetchall()
-        )
+    def status_counts(self, root: str | None = None) -> dict[str, int]:
+        """Files by status (indexed, skipped, failed), of one root or of all."""
+        if root is None:
+            q = self.db.execute("SELECT status, COUNT(*) FROM files GROUP BY status")
+        else:
+            q = self.db.execute(
+                "SELECT status, COUNT(*) FROM files WHERE root=? GROUP BY status", (root,)
+            )
+        return dict(q.fetchall())
 
     def problems(self) -> list[FileRow]:
         rows = self.db.execute(
@@ -410,6 +417,95 @@ class Manifest:
         for root, path in files:
             self.db.execute("UPDATE files SET sha256='' WHERE root=? AND path=?", (root, path))
         return files
+
+    # -- reading for search and status
+    def data_version(self) -> int:
+        """Changes whenever *another* connection (process) commits to the manifest."""
+        return int(self.db.execute("PRAGMA data_version").fetchone()[0])
+
+    def first_chunk_ids(self, n: int) -> list[str]:
+        """The first ``n`` chunk ids in id order: ids are content hashes, so this is a spread-out
+        sample that is the same on every run."""
+        return [r[0] for r in self.db.execute("SELECT id FROM chunks ORDER BY id LIMIT ?", (n,))]
+
+    def doc_freq(self, terms: list[str]) -> dict[str, int]:
+        """How many chunks hold each lexical term (terms no chunk holds are absent)."""
+        if not terms:
+            return {}
+        marks = ",".join("?" * len(terms))
+        q = f"SELECT term, doc FROM chunks_vocab WHERE term IN ({marks})"
+        return dict(self.db.execute(q, terms))
+
+    def bm25(
+        self,
+        expr: str,
+        k: int,
+        folder: str | None = None,
+        tag: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> list[tuple[str, float]]:
+        """The ``k`` best chunks for an FTS5 MATCH expression, (id, BM25 score) best first, inside a
+        folder (relative to a root), with a tag, dated from ``since`` to ``until`` (ISO days,
+        inclusive: a passage's own date, else its file's modification day)."""
+        if not (folder or tag or since or until):  # FTS alone, then ids: no join over every match
+            got = self.db.execute(
+                "SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? "
+                "ORDER BY bm25(chunks_fts) LIMIT ?",
+                (expr, k),
+            ).fetchall()
+            if not got:
+                return []
+            marks = ",".join("?" * len(got))
+            q = f"SELECT rowid, id FROM chunks WHERE rowid IN ({marks})"
+            ids = dict(self.db.execute(q, [r for r, _ in got]))
+            return [(ids[r], float(s)) for r, s in got if r in ids]
+        sql = (
+            "SELECT c.id, -bm25(chunks_fts) AS s FROM chunks_fts "
+            "JOIN chunks c ON c.rowid = chunks_fts.rowid "
+            "JOIN files f ON f.root = c.root AND f.path = c.path WHERE chunks_fts MATCH ?"
+        )
+        args: list[Any] = [expr]
+        if folder:
+            prefix = folder.strip("/")
+            sql += " AND (c.path = ? OR c.path LIKE ? ESCAPE '\\')"
+            args += [prefix, re.sub(r"([%_\\])", r"\\\1", prefix) + "/%"]
+        if tag:
+            sql += " AND f.tags LIKE ?"
+            args.append('%"' + tag.lstrip("#").replace('"', "") + '"%')
+        day = "COALESCE(c.date, date(f.mtime_ns / 1000000000, 'unixepoch'))"
+        if since:
+            sql += f" AND {day} >= ?"
+            args.append(since)
+        if until:
+            sql += f" AND {day} <= ?"
+            args.append(until)
+        sql += " ORDER BY bm25(chunks_fts) LIMIT ?"
+        args.append(k)
+        return [(cid, float(score)) for cid, score in self.db.execute(sql, args)]
+
+    def chunks_at_path(self, path: str) -> list[ChunkRow]:
+        """Every chunk of the notes at ``path`` (relative) in any root, in note order."""
+        q = f"SELECT {_CHUNK_READ} WHERE c.path=? ORDER BY c.root, c.position"
+        return [_chunk(r) for r in self.db.execute(q, (path,))]
+
+    def sample_text(self, chunks: int = 300, chars: int = 400) -> str:
+        """The start of ``chunks`` random chunks, joined (to tell which script the notes are in)."""
+        row = self.db.execute(
+            "SELECT group_concat(substr(text, 1, ?), ' ') "
+            "FROM (SELECT text FROM chunks ORDER BY random() LIMIT ?)",
+            (chars, chunks),
+        ).fetchone()
+        return row[0] or ""
+
+    def duplicate_positions(self) -> list[tuple[str, str]]:
+        """(root, path) of notes holding two chunks at one position (never, in a sound index)."""
+        q = "SELECT root, path FROM chunks GROUP BY root, path, position HAVING COUNT(*) > 1"
+        return [(r, p) for r, p in self.db.execute(q)]
+
+    def marked_for_reindex(self) -> int:
+        """Files whose chunks were dropped (sha256 cleared): the next sync re-embeds them."""
+        return int(self.db.execute("SELECT COUNT(*) FROM files WHERE sha256=''").fetchone()[0])
 
     # -- journal
     def journal_add(self, items: Iterable[tuple[str, str, str]]) -> None:

@@ -58,6 +58,11 @@ class SyncReport:
         self.seconds += other.seconds
         self.interrupted = self.interrupted or other.interrupted
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SyncReport:
+        """Inverse of `as_dict` (a daemon's sync report travels as JSON)."""
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
     def as_dict(self) -> dict[str, Any]:
         keys = (
             "added",

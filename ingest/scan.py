@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,23 @@ def safe_rel(rel: str) -> str:
         return rel
     except UnicodeEncodeError:
         return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+_ESCAPED = re.compile(r"\\x([0-9a-f]{2})")
+
+
+def disk_rel(rel: str) -> str:
+    """The inverse of `safe_rel`: a stored path with ``\\xNN`` escapes as the operating system names
+    the file (raw bytes through surrogate escapes), so a note with such a name can be opened."""
+    if not _ESCAPED.search(rel):
+        return rel
+    raw = bytearray()
+    pos = 0
+    for m in _ESCAPED.finditer(rel):
+        raw += rel[pos : m.start()].encode("utf-8") + bytes([int(m.group(1), 16)])
+        pos = m.end()
+    raw += rel[pos:].encode("utf-8")
+    return bytes(raw).decode("utf-8", "surrogateescape")
 
 
 @dataclass(frozen=True)

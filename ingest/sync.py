@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from ingest.chunk import SEP, Chunker
-from ingest.commit import GroupWriter, PassageEmbedder, VectorSink, _show, _Work
+from ingest.commit import GroupWriter, PassageEmbedder, Tally, VectorSink, Work, shown
 from ingest.dates import passage_date
 from ingest.load import Document, LoadError, load
 from ingest.manifest import FAILED, INDEXED, SKIPPED, ChunkRow, FileRow, Manifest
@@ -35,7 +35,7 @@ def chunk_id(root: str, path: str, chunk_hash: str, occurrence: int) -> str:
     return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
-class Syncer(GroupWriter):
+class Syncer:
     """Runs syncs against one manifest + vector store. The embedder and store are created lazily, so
     a no-op sync never loads the model or opens Chroma."""
 
@@ -58,29 +58,22 @@ class Syncer(GroupWriter):
         guard: Callable[[], AbstractContextManager[None]] | None = None,
     ) -> None:
         self.manifest = manifest
-        self._store = store
-        self._embedder = embedder
-        self._chunker = chunker
+        # held exclusively around each commit (readers hold it shared); `crash_hook`: tests inject
+        # crashes between write steps
+        self.writer = GroupWriter(manifest, store, embedder, guard, crash_hook)
+        self.chunker = chunker
         self.model_id = model_id
         self.chunker_version = chunker_version
         self.extensions, self.ignore_dirs, self.max_bytes = extensions, ignore_dirs, max_bytes
         self.progress = progress or (lambda e: None)
-        self.crash_hook = crash_hook
         self.group_chunks = group_chunks
-        self.should_stop = should_stop or (
-            lambda: False
-        )  # checked between write groups (graceful shutdown)
-        self.guard = (
-            guard or nullcontext
-        )  # held exclusively around each commit (readers hold it shared)
-        self._embed_texts: dict[
-            str, str
-        ] = {}  # chunk id → text to embed, for prepared, unwritten chunks
-        self._files_done = self._files_total = 0  # for progress events
+        # checked between write groups (graceful shutdown)
+        self.should_stop = should_stop or (lambda: False)
 
-    def _crash(self, point: str) -> None:  # tests inject crashes between write steps
-        if self.crash_hook is not None:
-            self.crash_hook(point)
+    def repair(self, force: bool = False) -> tuple[int, int]:
+        """Bring the store and the manifest back in line after a crash (see
+        `GroupWriter.repair`)."""
+        return self.writer.repair(force)
 
     def scanner(self, root: Path) -> Scanner:
         return Scanner(
@@ -129,7 +122,7 @@ class Syncer(GroupWriter):
             SyncEvent("scan", files_total=len(disk), message=f"{len(disk)} files in {root}")
         )
 
-        work: list[_Work] = []
+        work: list[Work] = []
         stale_model = 0
         for rel, cand in disk.items():
             old = known.get(rel)
@@ -137,9 +130,9 @@ class Syncer(GroupWriter):
                 if old and old.status == SKIPPED and old.reason == cand.skip_reason:
                     report.unchanged += 1
                     report.skipped += 1
-                    report.problems.append({"path": _show(rkey, rel), "reason": cand.skip_reason})
+                    report.problems.append({"path": shown(rkey, rel), "reason": cand.skip_reason})
                 else:
-                    work.append(_Work(cand, "", old, problem=cand.skip_reason))
+                    work.append(Work(cand, "", old, problem=cand.skip_reason))
                 continue
             current = (
                 old is not None
@@ -158,24 +151,24 @@ class Syncer(GroupWriter):
                 report.unchanged += 1
                 if old.status == SKIPPED:
                     report.skipped += 1
-                    report.problems.append({"path": _show(rkey, rel), "reason": old.reason or ""})
+                    report.problems.append({"path": shown(rkey, rel), "reason": old.reason or ""})
                 continue
             try:
                 data = cand.path.read_bytes()
             except OSError as exc:
                 if not cand.path.exists():
                     continue  # vanished between scan and read: the delete pass handles it
-                work.append(_Work(cand, "", old, problem=f"unreadable: {exc.strerror or exc}"))
+                work.append(Work(cand, "", old, problem=f"unreadable: {exc.strerror or exc}"))
                 continue
             except Exception as exc:  # any other failure is this file's alone
-                work.append(_Work(cand, "", old, problem=f"unreadable: {describe(exc)}"))
+                work.append(Work(cand, "", old, problem=f"unreadable: {describe(exc)}"))
                 continue
             sha = hashlib.sha256(data).hexdigest()
             if current and old.status == INDEXED and old.sha256 == sha:
-                self.retouch(old, cand.size, cand.mtime_ns)
+                self.writer.retouch(old, cand.size, cand.mtime_ns)
                 report.unchanged += 1
                 continue
-            work.append(_Work(cand, sha, old, data=data))
+            work.append(Work(cand, sha, old, data=data))
         if stale_model:
             msg = (
                 f"{stale_model} files were indexed with another model or chunker; re-chunking them "
@@ -199,7 +192,7 @@ class Syncer(GroupWriter):
             report.seconds = time.perf_counter() - t0
             # stopped between groups: what was written is consistent; the rest waits for next start
             return report
-        self._delete(rkey, gone)
+        self.writer.delete(rkey, gone)
         moved_sources = {w.moved_from for w in work if w.moved_from}
         report.deleted += len([p for p in gone if p not in moved_sources])
         self.manifest.touch_root(rkey)
@@ -214,40 +207,40 @@ class Syncer(GroupWriter):
         targets = (
             [p for (_, p) in known] if paths is None else [p for p in paths if (root, p) in known]
         )
-        self._delete(root, targets)
+        self.writer.delete(root, targets)
         if paths is None:
             self.manifest.remove_root(root)
         return len(targets)
 
-    def _process(self, rkey: str, work: list[_Work], report: SyncReport, total: int) -> bool:
+    def _process(self, rkey: str, work: list[Work], report: SyncReport, total: int) -> bool:
         """Prepare and write ``work`` in groups; False when ``should_stop`` interrupted it between
         groups."""
         if any(w.problem is None for w in work):
-            self._chunker()  # load the model up front: failing here is not any one file's fault
-        group: list[_Work] = []
+            self.chunker()  # load the model up front: failing here is not any one file's fault
+        group: list[Work] = []
         pending = 0
         done = report.unchanged
-        self._files_total = total
+        tally = Tally(self.progress, done, total)
         for w in work:
-            self._files_done = done
+            tally.files_done = done
             self._prepare(rkey, w)
             group.append(w)
             pending += len(w.chunks)
             if pending >= self.group_chunks or len(group) >= GROUP_FILES:
-                self._write_isolated(rkey, group, report)
+                self.writer.write(rkey, group, report, tally)
                 done += len(group)
                 self.progress(SyncEvent("write", done, total, report.chunks, report.embedded))
                 group, pending = [], 0
                 if self.should_stop():
                     return False
         if group:
-            self._files_done = done
-            self._write_isolated(rkey, group, report)
+            tally.files_done = done
+            self.writer.write(rkey, group, report, tally)
             done += len(group)
             self.progress(SyncEvent("write", done, total, report.chunks, report.embedded))
         return True
 
-    def _prepare(self, rkey: str, w: _Work) -> None:
+    def _prepare(self, rkey: str, w: Work) -> None:
         rel, cand = w.cand.rel, w.cand
         base = dict(
             root=rkey,
@@ -296,11 +289,11 @@ class Syncer(GroupWriter):
         )
         w.chunks = rows
         for c, row in zip(chunks, rows, strict=True):
-            self._embed_texts[row.id] = c.embed_text
+            self.writer.texts[row.id] = c.embed_text
 
     def _chunk(self, doc: Document, path: Path):
         title_from_content = doc.title != safe_rel(path.stem)
-        return self._chunker().chunk(
+        return self.chunker().chunk(
             doc.text, doc.title, doc.first_line, doc.kind != "text", title_from_content
         )
 

@@ -5,13 +5,17 @@ Public API (heavy dependencies load only when first used)::
     import kb
     kb.ingest(["~/notes"])
     for hit in kb.search("rotate logs", k=5):
-        print(hit.path, hit.start_line, hit.relevance)
+        print(hit.path, hit.start_line, hit.score)
+
+Everything goes through `kb.KnowledgeBase` (`kb.knowledge`); the functions here open one for a call.
+`watch` and the `service_*` functions run or manage the `kb watch` daemon.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kb.errors import KbError
@@ -20,7 +24,7 @@ if TYPE_CHECKING:
     from ingest.report import SyncReport
     from kb.answers.answer import Answer
     from kb.knowledge import Hit, KnowledgeBase
-    from kb.settings import Settings
+    from kb.settings import Mode, Settings
 
 __all__ = [
     "Answer",
@@ -30,12 +34,14 @@ __all__ = [
     "Hit",
     "KbError",
     "KnowledgeBase",
+    "Mode",
     "Settings",
     "SyncReport",
     "ask",
     "ingest",
     "route",
     "search",
+    "watch",
 ]
 __version__ = "0.1.0"
 
@@ -43,7 +49,8 @@ logging.getLogger("kb").addHandler(logging.NullHandler())
 
 
 def ingest(paths: list[str | os.PathLike[str]] | None = None, **settings: Any) -> SyncReport:
-    """Sync folders into the index (default: every folder indexed before). Returns a `SyncReport`."""
+    """Sync folders into the index (default: every folder indexed before). Returns a
+    `SyncReport`."""
     from kb.knowledge import KnowledgeBase
 
     with KnowledgeBase(**settings) as base:
@@ -51,7 +58,7 @@ def ingest(paths: list[str | os.PathLike[str]] | None = None, **settings: Any) -
 
 
 def search(query: str, k: int = 8, **settings: Any) -> list[Hit]:
-    """The ``k`` passages most relevant to ``query``."""
+    """The ``k`` passages most relevant to ``query``, best first."""
     from kb.knowledge import KnowledgeBase
 
     with KnowledgeBase(**settings) as base:
@@ -66,23 +73,81 @@ def ask(question: str, mode: str = "auto", **settings: Any) -> Answer:
         return base.ask(question, mode)
 
 
-def route(question: str) -> tuple[str, str]:
+def route(question: str) -> tuple[Mode, str]:
     """The task mode `auto` picks for ``question`` (code, dialog or think) and why."""
-    from kb.focus.modes import route as _route
+    from kb.focus.modes import choose_mode
 
-    return _route(question)
+    choice = choose_mode(question)
+    return choice.mode, choice.reason
 
 
-# public name → module that defines it (imported on first use: heavy dependencies stay lazy)
-_LAZY = {
+def watch(
+    paths: list[str | os.PathLike[str]] | None = None, *, polling: bool = False, **settings: Any
+) -> int:
+    """Run `kb watch` in the foreground until SIGTERM/SIGINT: follow the folders, keep the index in
+    step, serve readers. Returns the exit code."""
+    from kb.daemon.worker import Daemon
+    from kb.settings import load_settings
+
+    daemon = Daemon(load_settings(**settings), paths=paths, force_polling=polling)
+    return daemon.run()
+
+
+def warm_search(query: str, k: int = 8, home: Path | None = None) -> list[dict[str, Any]] | None:
+    """Hits (as dicts) from a running `kb watch` whose model is the configured one, with the
+    standard library only (no model, no torch); None when there is no such daemon. `kb search`'s
+    fast path."""
+    from kb.daemon.quick import warm_search as run
+
+    return run(query, k, home)
+
+
+def service_unit(paths: list[str] | None = None) -> str:
+    """The systemd user unit that runs `kb watch` (``paths``: the folders; default every one)."""
+    from kb.daemon import service
+
+    return service.systemd_unit(paths)
+
+
+def service_launchd(paths: list[str] | None = None) -> str:
+    """How to run `kb watch` under launchd (macOS)."""
+    from kb.daemon import service
+
+    return service.launchd_instructions(paths)
+
+
+def service_install(paths: list[str] | None = None, start: bool = True) -> list[str]:
+    """Install (and start) the systemd user unit; what was done, line by line."""
+    from kb.daemon import service
+
+    return service.install(paths, start=start)[1]
+
+
+def service_uninstall() -> list[str]:
+    from kb.daemon import service
+
+    return service.uninstall()
+
+
+def service_status() -> dict[str, Any]:
+    """Is the unit installed and active, and what the daemon is doing."""
+    from kb.daemon import service
+    from kb.daemon.client import daemon_status
+    from kb.paths import data_dir
+
+    return {**service.status(), "daemon": daemon_status(data_dir())}
+
+
+_LAZY = {  # public name → module that defines it (imported on first use: heavy deps stay lazy)
     "Answer": "kb.answers.answer",
     "Chat": "kb.answers.answer",
-    "Context": "kb.focus.budget",
-    "Filters": "kb.focus.retrieve",
+    "Context": "kb.knowledge",
+    "Filters": "kb.knowledge",
     "KnowledgeBase": "kb.knowledge",
-    "Hit": "kb.focus.search",
+    "Hit": "kb.knowledge",
+    "Mode": "kb.settings",
     "Settings": "kb.settings",
-    "SyncReport": "ingest.report",
+    "SyncReport": "kb.knowledge",
 }
 
 

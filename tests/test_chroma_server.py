@@ -65,9 +65,9 @@ def test_ingest_rename_delete_and_verify_on_a_server(
         assert base.search("router password", k=1)[0].rel == "gamma.md"
         v = base.verify()
         assert (v.chunks, v.vectors, v.missing, v.orphans, v.ok) == (1, 1, [], [], True)
-        name = base.store().name
+        name = base.index.store().name
         assert name.startswith("kb-" + (kb_home / "home-id").read_text().strip() + "-")
-        assert base.status()["vector_store"] == url
+        assert base.status().as_dict()["vector_store"] == url
     assert server_count(url, name) == 1  # the vectors are on the server ...
     assert not (kb_home / "chroma").exists()  # ... and nothing of Chroma's is in KB_HOME
     assert (kb_home / "manifest.sqlite3").is_file()  # the manifest and BM25 stay beside the writer

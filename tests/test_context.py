@@ -103,7 +103,7 @@ def test_file_name_hierarchy_is_a_lexical_field(make_kb, tmp_path: Path) -> None
     m.close()
     again = make_kb()
     assert again.contexts().retriever().retrieve("assetsPrefix").candidates[0].lex_rank == 1
-    assert again.manifest.get_meta("lexical") == LEXICAL_FIELDS
+    assert again.index.manifest.get_meta("lexical") == LEXICAL_FIELDS
 
 
 def test_retrieval_settings_reach_the_retriever(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ingest.load import render_wikilinks
-from kb.answers.evaluate import as_indexed, collapse, evaluate, load_questions
+from kb.eval.retrieval import as_indexed, collapse, evaluate, load_questions
 from tests.conftest import write
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -36,7 +36,7 @@ def test_hostile_folder_indexes_the_good_notes_and_reports_the_rest(
     base = make_kb()
     r = base.ingest([root])
     assert r.added >= 10
-    problems = {Path(p["path"]).name: p["reason"] for p in base.status()["problems"]}
+    problems = {Path(p["path"]).name: p["reason"] for p in base.status().as_dict()["problems"]}
     assert "symlink loop" in problems["loop.md"]
     assert "replacement characters" in problems["damaged.md"]
     assert base.search("zeppelins legacy archive", k=1)[0].rel == "bad\\xffname.md"
@@ -47,7 +47,7 @@ def test_hostile_folder_indexes_the_good_notes_and_reports_the_rest(
     (root / "loop.md").unlink()
     os.unlink(os.fsencode(root) + b"/bad\xffname.md")
     base.ingest([root])
-    names = {Path(p["path"]).name for p in base.status()["problems"]}
+    names = {Path(p["path"]).name for p in base.status().as_dict()["problems"]}
     assert "loop.md" not in names
     assert not [h for h in base.search("zeppelins legacy archive", k=5) if "bad" in h.rel]
     assert base.verify().ok
@@ -102,7 +102,7 @@ def test_an_unanticipated_exception_while_writing_fails_only_that_file(
     base = make_kb()
     r = base.ingest([root])
     assert (r.added, r.failed) == (5, 1)
-    assert base.status()["problems"][0]["reason"].startswith("Unanticipated")
+    assert base.status().as_dict()["problems"][0]["reason"].startswith("Unanticipated")
     assert base.verify().ok
     monkeypatch.setattr(sync, "_meta", real)
     (root / "n2.md").touch()
@@ -131,7 +131,7 @@ def test_a_full_disk_is_one_clear_error_not_a_failed_file(
     with pytest.raises(DiskFullError, match="full") as info:
         base.ingest([root])
     assert "free space" in info.value.remedy
-    assert base.status()["problems"] == []  # the file is not blamed
+    assert base.status().as_dict()["problems"] == []  # the file is not blamed
     monkeypatch.setattr(VectorStore, "add", real_add)
     base.ingest([root])
     assert base.search("alpha", k=1)[0].rel == "a.md" and base.verify().ok

@@ -71,13 +71,13 @@ def test_edit_embeds_only_changed_chunks_real_model(vault: Path, multilingual: s
     with KnowledgeBase(embed_model=multilingual) as base:
         base.ingest([vault])
         note = vault / "projects" / "home-server.md"
-        before = base.manifest.chunks_of(str(vault.resolve()), "projects/home-server.md")
+        before = base.index.manifest.chunks_of(str(vault.resolve()), "projects/home-server.md")
         note.write_text(
             note.read_text(encoding="utf-8").replace("static lease", "fixed DHCP lease"),
             encoding="utf-8",
         )
         r = base.ingest([vault])
-        after = base.manifest.chunks_of(str(vault.resolve()), "projects/home-server.md")
+        after = base.index.manifest.chunks_of(str(vault.resolve()), "projects/home-server.md")
         changed = {c.hash for c in after} - {c.hash for c in before}
         assert r.updated == 1 and r.embedded == len(changed) == 1
         assert base.verify().ok

@@ -7,17 +7,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import subprocess
+import signal
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from kb.serve.profiles import TINY_ALIAS, build_command
+from kb.serve.profiles import TINY_ALIAS
 from tests.conftest import run_kb
+from tests.servers import llm_server
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "notes"
 pytestmark = pytest.mark.integration
@@ -25,45 +23,31 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def tiny_server(tmp_path_factory: pytest.TempPathFactory):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    argv, _ = build_command("tiny", port=port)
-    log = tmp_path_factory.mktemp("llama") / "server.log"
-    logf = log.open("wb")  # a file, not a pipe: llama.cpp logs a lot and a full pipe would stall it
-    proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"llama_cpp.server exited: {log.read_text(errors='replace')[-2000:]}")
-        try:
-            with urllib.request.urlopen(url + "/models", timeout=2) as r:
-                if TINY_ALIAS in r.read().decode():
-                    break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("llama_cpp.server did not come up within 120 s")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
-    logf.close()
+    """The tiny model served by kb's own launcher, as `kb llm serve --profile tiny` runs it: its
+    base URL and the token it requires."""
+    proc, url, token = llm_server(tmp_path_factory.mktemp("llama"), "tiny")
+    yield url, token
+    proc.stop(signal.SIGTERM)
+
+
+def llm_env(server: tuple[str, str], kb_home: Path, model: str) -> dict[str, str]:
+    url, token = server
+    return {
+        **os.environ,
+        "KB_HOME": str(kb_home),
+        "KB_EMBED_MODEL": model,
+        "KB_LLM_BASE_URL": url,
+        "KB_LLM_MODEL": TINY_ALIAS,
+        "KB_LLM_API_KEY": token,
+    }
 
 
 def test_kb_ask_end_to_end_with_real_server(
-    tiny_server: str, multilingual: str, kb_home: Path, tmp_path: Path
+    tiny_server: tuple[str, str], multilingual: str, kb_home: Path, tmp_path: Path
 ) -> None:
     vault = tmp_path / "notes"
     shutil.copytree(EXAMPLES, vault)
-    env = {
-        **os.environ,
-        "KB_HOME": str(kb_home),
-        "KB_EMBED_MODEL": multilingual,
-        "KB_LLM_BASE_URL": tiny_server,
-        "KB_LLM_MODEL": TINY_ALIAS,
-    }
+    env = llm_env(tiny_server, kb_home, multilingual)
     assert run_kb("ingest", str(vault), env=env).returncode == 0
 
     r = run_kb("ask", "How many daily Jellyfin logs are kept?", "--json", env=env)
@@ -85,7 +69,7 @@ def test_kb_ask_end_to_end_with_real_server(
 
 
 def test_mcp_ask_answers_with_the_served_model(
-    tiny_server: str, multilingual: str, kb_home: Path, tmp_path: Path
+    tiny_server: tuple[str, str], multilingual: str, kb_home: Path, tmp_path: Path
 ) -> None:
     """`kb mcp`'s `ask` tool, driven by the MCP SDK's client, answers from the real server with
     citations."""
@@ -96,13 +80,7 @@ def test_mcp_ask_answers_with_the_served_model(
 
     vault = tmp_path / "notes"
     shutil.copytree(EXAMPLES, vault)
-    env = {
-        **os.environ,
-        "KB_HOME": str(kb_home),
-        "KB_EMBED_MODEL": multilingual,
-        "KB_LLM_BASE_URL": tiny_server,
-        "KB_LLM_MODEL": TINY_ALIAS,
-    }
+    env = llm_env(tiny_server, kb_home, multilingual)
     assert run_kb("ingest", str(vault), env=env).returncode == 0
 
     async def ask() -> dict:
@@ -126,19 +104,12 @@ def test_mcp_ask_answers_with_the_served_model(
 
 
 def test_answers_evaluation_against_the_real_server(
-    tiny_server: str, multilingual: str, kb_home: Path, tmp_path: Path
+    tiny_server: tuple[str, str], multilingual: str, kb_home: Path, tmp_path: Path
 ) -> None:
     """`kb eval --answers` end to end on the example vault: real server, real usage and timings,
     every number derived from the rows in the results file (the tiny model's answers themselves
     can't be asserted)."""
-    env = {
-        **os.environ,
-        "KB_HOME": str(kb_home),
-        "KB_EMBED_MODEL": multilingual,
-        "KB_LLM_BASE_URL": tiny_server,
-        "KB_LLM_MODEL": TINY_ALIAS,
-        "KB_LLM_CONTEXT_LENGTH": "8192",
-    }
+    env = llm_env(tiny_server, kb_home, multilingual)  # the window comes from /v1/models
     questions = EXAMPLES.parent / "questions.jsonl"
     results = tmp_path / "results.jsonl"
     r = run_kb(

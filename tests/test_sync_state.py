@@ -233,25 +233,30 @@ class SyncMachine(RuleBasedStateMachine):
     # ---------------------------------------------------------------- syncs
     @rule(daemon=st.booleans(), crash=st.none() | st.sampled_from(POINTS))
     def sync(self, daemon: bool, crash: str | None) -> None:
-        before = {h for (h,) in self.base.manifest.db.execute("SELECT hash FROM chunks")}
+        before = {
+            c.hash
+            for c in self.base.index.manifest.chunks_by_id(
+                self.base.index.manifest.all_chunk_ids()
+            ).values()
+        }
         self.embedder.texts.clear()
 
         def hook(at: str) -> None:
             if at == crash:
                 raise Crash(at)
 
-        self.base.crash_hook = hook
+        self.base.index.crash_hook = hook
         try:
             if (
                 daemon and self.syncs
             ):  # the daemon's path: just the changed paths, under its held lock
-                self.base.lock.acquire(timeout=10)
+                self.base.index.lock.acquire(timeout=10)
                 try:
-                    self.base.sync_locked(
+                    self.base.index.sync_locked(
                         [self.root.resolve()], only={self.root.resolve(): set(self.changed)}
                     )
                 finally:
-                    self.base.lock.release()
+                    self.base.index.lock.release()
             else:
                 self.base.ingest([self.root])
         except Crash:
@@ -261,7 +266,7 @@ class SyncMachine(RuleBasedStateMachine):
             self.crashed = True
             return
         finally:
-            self.base.crash_hook = None
+            self.base.index.crash_hook = None
         embedded = {hashlib.sha256(t.encode()).hexdigest()[:32] for t in self.embedder.texts}
         if not self.crashed:
             assert not (embedded & before), "already indexed text was embedded again"
@@ -273,7 +278,7 @@ class SyncMachine(RuleBasedStateMachine):
 
     def check_index(self) -> None:
         root = str(self.root.resolve())
-        files = self.base.manifest.files(root)
+        files = self.base.index.manifest.files(root)
         assert {p for (_, p) in files} == set(self.model), "index files differ from the folder"
         for (_, rel), f in files.items():
             data = self.model[rel]
@@ -281,7 +286,9 @@ class SyncMachine(RuleBasedStateMachine):
                 assert f.status == "skipped" and f.reason, rel
                 continue
             assert f.status == "indexed" and f.sha256 == hashlib.sha256(data).hexdigest(), rel
-            words = set(" ".join(c.text for c in self.base.manifest.chunks_of(root, rel)).split())
+            words = set(
+                " ".join(c.text for c in self.base.index.manifest.chunks_of(root, rel)).split()
+            )
             if rel.endswith(".html"):
                 continue
             current = decode(data)[0]  # kb's decoding (tested on its own in test_load.py)
@@ -289,13 +296,13 @@ class SyncMachine(RuleBasedStateMachine):
                 {w.strip(".,#") for w in words} - {w.strip(".,#") for w in current.split()} - {""}
             )
             assert not stale, f"{rel}: chunk words not in the current text: {sorted(stale)[:5]}"
-        rep = self.base.verify_locked() if self.base.lock.held else self.base.verify()
+        rep = self.base.index.verify_locked() if self.base.index.lock.held else self.base.verify()
         assert not (rep.missing or rep.orphans or rep.duplicates), rep.as_dict()
         assert not rep.stale, rep.stale
 
     @invariant()
     def lock_not_leaked(self) -> None:
-        assert not self.base.lock.held
+        assert not self.base.index.lock.held
         TOTALS["steps"] += 1
 
 

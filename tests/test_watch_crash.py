@@ -220,11 +220,11 @@ def test_reader_without_daemon_sees_another_process_writes(
     assert found([h.as_dict() for h in base.search("owls")], "a.md")
     (vault / "b.md").write_text("# B\n\nsecond note about badgers\n", encoding="utf-8")
     assert subprocess.run(ingest, capture_output=True, env=env, timeout=120).returncode == 0
-    with base.reading():
-        vec = base.embedder().embed_query("second note about badgers")
-        ids = [i for i, _ in base.store().query(vec, 2)]
-        assert base.store().count() == base.manifest.chunk_count() == 2
-    assert set(ids) == set(base.manifest.all_chunk_ids())
+    with base.index.reading():
+        vec = base.index.embedder().embed_query("second note about badgers")
+        ids = [i for i, _ in base.index.store().query(vec, 2)]
+        assert base.index.store().count() == base.index.manifest.chunk_count() == 2
+    assert set(ids) == set(base.index.manifest.all_chunk_ids())
     assert found([h.as_dict() for h in base.search("badgers")], "b.md")
 
 

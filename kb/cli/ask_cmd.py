@@ -25,11 +25,10 @@ def chat(
     ] = False,
 ) -> None:
     """Talk with your notes (follow-ups are understood; empty line or Ctrl-D to quit)."""
-    from kb.answers.answer import Chat
     from kb.knowledge import KnowledgeBase
 
     with handled(), KnowledgeBase() as base:
-        session = Chat(base, mode=mode)
+        session = base.chat(mode)
         while True:
             try:
                 question = input("you › ").strip()
@@ -51,7 +50,7 @@ def chat(
 
 
 def _filters(folder: str | None, tag: str | None, since: str | None, until: str | None):
-    from kb.focus.retrieve import Filters
+    from kb.knowledge import Filters
 
     return Filters(folder=folder, tag=tag, since=since, until=until)
 
@@ -94,36 +93,34 @@ def ask(
     ] = False,
 ) -> None:
     """Answer a question from your notes (`--dry-run` shows exactly what would be sent)."""
-    from kb.errors import KbError
-    from kb.focus.prompt import messages
     from kb.knowledge import KnowledgeBase
+    from kb.settings import Mode
 
     with handled(), KnowledgeBase() as base:
         question = join_query(question)
-        if mode not in ("auto", "code", "dialog", "think"):
-            raise KbError(f"unknown mode {mode!r}", "use --mode auto, code, dialog or think")
+        mode = Mode.parse(mode)
         filters = _filters(folder, tag, since, until)
         if not dry_run:
             _answer(base, question, mode, filters, json_, show_thinking)
             return
-        ctx = base.context(question, mode, filters)
-        msgs = messages(ctx)
-        total = base.contexts().counter.chat_tokens(
-            msgs, thinking=base.settings.modes.get(ctx.mode).thinking
-        )
+        plan = base.plan(question, mode, filters)
     if json_:
-        print_json({**ctx.as_dict(), "prompt_tokens": total, "messages": msgs})
+        print_json(
+            {
+                **plan.context.as_dict(),
+                "prompt_tokens": plan.prompt_tokens,
+                "messages": plan.messages,
+            }
+        )
         return
-    render_context(ctx, total, show_all=all_)
+    render_context(plan.context, plan.prompt_tokens, show_all=all_)
     out.rule("messages that would be sent")
-    for m in msgs:
+    for m in plan.messages:
         out.print(f"[bold magenta]{m['role']}[/]", highlight=False)
         out.print(m["content"], markup=False, highlight=False)
 
 
 def _answer(base, question: str, mode: str, filters, json_: bool, show_thinking: bool) -> None:
-    from kb.answers.answer import answer
-
     state = {"thinking": False}
 
     def on_delta(d) -> None:
@@ -140,7 +137,7 @@ def _answer(base, question: str, mode: str, filters, json_: bool, show_thinking:
                 state["thinking"] = False
             out.print(d.text, end="", markup=False, highlight=False)
 
-    ans = answer(base, question, mode, filters=filters, on_delta=on_delta)
+    ans = base.ask(question, mode, filters, on_delta=on_delta)
     if json_:
         print_json(ans.as_dict())
         return

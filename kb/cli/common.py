@@ -15,7 +15,7 @@ from rich.markup import escape
 from kb.errors import KbError
 
 if TYPE_CHECKING:
-    from ingest.report import SyncEvent
+    from kb.knowledge import SyncEvent
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)

@@ -3,7 +3,6 @@ the LLM answers with each context strategy (F1, EM, abstention, citations, token
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -79,20 +78,14 @@ def eval_(
     ] = None,
 ) -> None:
     """Index a corpus (into a temporary KB_HOME unless one is set) and measure each mode."""
-    from kb.answers.evaluate import evaluate, load_questions
     from kb.errors import UsageError
+    from kb.knowledge import evaluate, load_questions, sample_questions
 
     def say(m: str) -> None:
         err.print(f"[dim]{escape(m)}[/]", highlight=False)
 
     with handled():
-        qs = load_questions(questions)
-        if sample is not None:
-            qs = [
-                qs[i]
-                for i in sorted(random.Random(seed).sample(range(len(qs)), min(sample, len(qs))))
-            ]
-        qs = qs[:limit]
+        qs = sample_questions(load_questions(questions), sample, seed)[:limit]
         if not answers and (results or plot):
             raise UsageError("--results and --plot go with --answers", "add --answers")
         names = [
@@ -147,7 +140,7 @@ def _answers(qs, corpus: Path, names: list[str], results: Path | None, say) -> d
         TimeRemainingColumn,
     )
 
-    from kb.answers.answer_eval import evaluate_answers
+    from kb.knowledge import evaluate_answers
     from kb.settings import load_settings
 
     results_dir = load_settings().data_dir() / "eval"

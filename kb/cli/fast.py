@@ -8,9 +8,7 @@ full CLI runs.
 from __future__ import annotations
 
 import json
-import os
 import sys
-from pathlib import Path
 
 
 def _parse(argv: list[str]) -> tuple[str, int, bool] | None:
@@ -31,51 +29,24 @@ def _parse(argv: list[str]) -> tuple[str, int, bool] | None:
     return (query, k, as_json) if query else None
 
 
-def _home() -> Path | None:
-    from kb.paths import config_file
-
-    if config_file() is not None:
-        return None
-    env = os.environ.get("KB_HOME")
-    if env:
-        return Path(env).expanduser()
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("kb", appauthor=False))
-
-
 def try_search(argv: list[str]) -> int | None:
     if not argv or argv[0] != "search":
         return None
     parsed = _parse(argv[1:])
-    home = _home() if parsed else None
-    if parsed is None or home is None:
+    if parsed is None:
         return None
-    from kb.daemon.client import DaemonUnavailable, connect
+    import kb
 
-    client = connect(home)
-    if client is None:
-        return None
-    env_model = os.environ.get("KB_EMBED_MODEL")
-    same = (
-        env_model == client.state.get("embed_model")
-        if env_model
-        else client.state.get("default_model")
-    )
-    if not same:
-        return None
     query, k, as_json = parsed
     try:
-        hits = client.request("search", {"query": query, "k": k, "filters": None}, timeout=120)
-    except DaemonUnavailable:
-        return None
-    except (
-        Exception
-    ) as exc:  # a KbError from the daemon: same rendering as the full CLI, no traceback
-        print(f"error: {getattr(exc, 'message', exc)}", file=sys.stderr)
-        if getattr(exc, "remedy", None):
+        hits = kb.warm_search(query, k)
+    except kb.KbError as exc:  # the daemon's: the same rendering as the full CLI, no traceback
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.remedy:
             print(f"  fix: {exc.remedy}", file=sys.stderr)
-        return int(getattr(exc, "exit_code", 1))
+        return exc.exit_code
+    if hits is None:
+        return None
     if as_json:
         keys = ("path", "heading", "start_line", "end_line", "score", "relevance", "text")
         sys.stdout.write(

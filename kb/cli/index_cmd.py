@@ -77,7 +77,6 @@ def status(
     ] = False,
 ) -> None:
     """Show what is indexed: folders, files by status, chunks, model, store size, problems."""
-    from kb.daemon.client import daemon_status
     from kb.knowledge import KnowledgeBase
 
     with handled(), KnowledgeBase() as base:
@@ -86,8 +85,7 @@ def status(
             if verify
             else None
         )
-        info = base.status()  # after verify: it may have waited for the daemon to finish writing
-        info["daemon"] = daemon_status(base.home)
+        info = base.status().as_dict()  # after verify: it may have waited for the daemon to write
         if json_:
             if report is not None:
                 info["verify"] = report.as_dict()

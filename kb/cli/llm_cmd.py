@@ -46,20 +46,20 @@ def serve(
     print_: Annotated[bool, typer.Option("--print", help="Only print the command.")] = False,
 ) -> None:
     """Build (and run) the server command for a profile."""
-    from kb.serve.profiles import PROFILES, build_command, check_runnable
+    from kb.knowledge import check_serve, serve_command, serve_profiles
 
     with handled():
-        argv, warnings = build_command(
+        argv, warnings = serve_command(
             profile, port=port, host=host, long=long, experts=experts, gpu_memory=gpu_memory
         )
         for w in warnings:
             err.print(f"[yellow]note:[/] {escape(w)}", highlight=False)
-        p = PROFILES[profile]
+        p = serve_profiles()[profile]
         err.print(f"[dim]{escape(p.note)}[/]", highlight=False)
         env = p.env_hint(host, p.port if port is None else port)
         err.print(f"[dim]point kb at it with: {escape(env)}[/]", highlight=False)
         if print_:
             out.print(shlex.join(argv), highlight=False, markup=False)
             return
-        check_runnable(profile)
+        check_serve(profile)
     os.execvp(argv[0], argv)

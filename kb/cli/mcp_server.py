@@ -15,7 +15,6 @@ streamable HTTP on 127.0.0.1 and requires ``Authorization: Bearer <token>`` (the
 from __future__ import annotations
 
 import hmac
-import json
 import os
 import secrets
 import threading
@@ -43,139 +42,41 @@ INSTRUCTIONS = (
 )
 
 
-class NoteResolver:
-    """Maps indexed notes to ``kb://<root name>/<relative path>`` and back. Root names are the
-    folders' base names (``notes``, ``work``); two roots with the same base name get ``~2``, ``~3``
-    in order of their paths."""
-
-    def __init__(self, base: KnowledgeBase) -> None:
-        self.base = base
-
-    def roots(self) -> dict[str, str]:
-        names: dict[str, str] = {}
-        for root, _last in sorted(self.base.manifest.roots()):
-            name = Path(root).name or "root"
-            n, candidate = 1, name
-            while candidate in names:
-                n += 1
-                candidate = f"{name}~{n}"
-            names[candidate] = root
-        return names
-
-    def names(self) -> dict[str, str]:
-        """Root path → its name."""
-        return {root: name for name, root in self.roots().items()}
-
-    def uri_for(self) -> Callable[[str, str], str]:
-        """(root, relative path) → ``kb://`` uri, over the roots as they are now (read once per tool
-        call)."""
-        names = self.names()
-        return lambda root, rel: f"{SCHEME}://{names.get(root, Path(root).name)}/{rel}"
-
-    def notes(self) -> list[tuple[str, Any]]:
-        names, uri = self.names(), self.uri_for()
-        return [
-            (uri(f.root, f.path), f)
-            for f in self.base.manifest.files().values()
-            if f.status == "indexed" and f.root in names
-        ]
-
-    def read(self, name: str, rel: str) -> str:
-        """The note's text, only when it is an indexed file inside its root (symlinks resolved)."""
-        from ingest.load import load
-
-        root = self.roots().get(name)
-        refuse = KbError(
-            f"kb://{name}/{rel} is not an indexed note", "list the resources, or use `search`"
-        )
-        if root is None:
-            raise refuse
-        root_path = Path(root).resolve()
-        target = (root_path / rel).resolve()
-        if not target.is_relative_to(root_path) or not target.is_file():
-            raise refuse
-        row = self.base.manifest.file(root, target.relative_to(root_path).as_posix())
-        if row is None or row.status != "indexed":
-            raise refuse
-        return load(target).text
-
-
-class TokenBound:
-    """Keeps a tool result within a token budget (Qwen3 tokens, the same counter as the
-    contexts)."""
-
-    def __init__(self, budget: int) -> None:
-        from kb.focus.tokens import vocab_counter
-
-        self.budget = budget
-        self.counter = vocab_counter()
-
-    def take(
-        self, items: list[dict[str, Any]], text_key: str = "text"
-    ) -> tuple[list[dict[str, Any]], int]:
-        """The leading items that fit; the last one is cut at a line if it alone is over. Returns
-        (items, left out)."""
-        kept: list[dict[str, Any]] = []
-        used = 0
-        for i, item in enumerate(items):
-            cost = self.counter.count(json.dumps(item, ensure_ascii=False))
-            if used + cost <= self.budget:
-                kept.append(item)
-                used += cost
-                continue
-            if not kept:  # one huge passage: keep as many of its first lines as fit, marked
-                kept.append(self._cut(item, text_key, self.budget - used))
-                return kept, len(items) - i - 1
-            return kept, len(items) - i
-        return kept, 0
-
-    def _cut(self, item: dict[str, Any], text_key: str, room: int) -> dict[str, Any]:
-        lines = str(item.get(text_key, "")).splitlines()
-
-        def with_lines(n: int) -> dict[str, Any]:
-            return {**item, text_key: "\n".join(lines[:n]) + "\n…", "truncated": True}
-
-        lo, hi = 0, len(lines)  # the most lines whose whole item (JSON as sent) fits the room
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if self.counter.count(json.dumps(with_lines(mid), ensure_ascii=False)) <= room:
-                lo = mid
-            else:
-                hi = mid - 1
-        return with_lines(lo)
-
-
 def build_server(base: KnowledgeBase, max_tokens: int = 4000) -> MCPServer:
     """The MCP server over an open `KnowledgeBase` (its daemon routing included)."""
     from mcp.server.mcpserver import MCPServer
     from mcp.server.mcpserver.exceptions import ResourceError, ToolError
     from mcp_types import Resource, ToolAnnotations
 
-    from kb.focus.retrieve import Filters
+    from kb.knowledge import Filters, TokenBound
 
-    notes = NoteResolver(base)
     bound = TokenBound(max_tokens)
-    lock = (
-        threading.Lock()
-    )  # one index handle: calls are serialised (a daemon answers each in milliseconds)
+    # one index handle: calls are serialised (a daemon answers each in milliseconds)
+    lock = threading.Lock()
+
+    def uri_for() -> Callable[[str, str], str]:
+        """(root, relative path) → ``kb://`` uri, over the folders as they are now."""
+        names = base.folders()
+        return lambda root, rel: f"{SCHEME}://{names.get(root, Path(root).name)}/{rel}"
+
     read_only = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
 
     class KbServer(MCPServer):
         async def list_resources(self) -> list[Resource]:
             with lock:
-                listed = notes.notes()
+                listed = base.notes()
             return [
                 *await super().list_resources(),
                 *(
                     Resource(
-                        uri=uri,
-                        name=f.path,
-                        title=f.title or f.path,
-                        mime_type=_mime(f.kind),
-                        description=f"note in {Path(f.root).name}"
-                        + (f", tags {', '.join(f.tags)}" if f.tags else ""),
+                        uri=f"{SCHEME}://{n.folder}/{n.rel}",
+                        name=n.rel,
+                        title=n.title,
+                        mime_type=_mime(n.kind),
+                        description=f"note in {n.folder}"
+                        + (f", tags {', '.join(n.tags)}" if n.tags else ""),
                     )
-                    for uri, f in listed
+                    for n in listed
                 ),
             ]
 
@@ -214,7 +115,7 @@ def build_server(base: KnowledgeBase, max_tokens: int = 4000) -> MCPServer:
         with lock:
             try:
                 hits = base.search(query, k=k, filters=Filters(folder=folder, tag=tag, since=since))
-                uri = notes.uri_for()
+                uri = uri_for()
                 items = [
                     {
                         "uri": uri(h.root, h.rel),
@@ -250,7 +151,7 @@ def build_server(base: KnowledgeBase, max_tokens: int = 4000) -> MCPServer:
         with lock:
             try:
                 ctx = base.context(question, mode=mode)
-                uri = notes.uri_for()
+                uri = uri_for()
                 passages = [
                     {
                         "n": p.n,
@@ -262,10 +163,8 @@ def build_server(base: KnowledgeBase, max_tokens: int = 4000) -> MCPServer:
                     }
                     for p in ctx.passages
                 ]
-            except KbError as exc:
+            except KbError as exc:  # an unknown mode too
                 raise fail(exc) from None
-            except ValueError as exc:  # an unknown mode
-                raise ToolError(str(exc)) from None
         kept, left = bound.take(passages)
         return {
             "mode": ctx.mode,
@@ -299,7 +198,7 @@ def build_server(base: KnowledgeBase, max_tokens: int = 4000) -> MCPServer:
                 a = base.ask(question, mode=mode)
             except KbError as exc:
                 raise fail(exc) from None
-            uri = notes.uri_for()
+            uri = uri_for()
             cites = [
                 {
                     "n": c.n,
@@ -320,15 +219,8 @@ def build_server(base: KnowledgeBase, max_tokens: int = 4000) -> MCPServer:
     def status() -> dict[str, Any]:
         """What kb has indexed: note folders with file counts, chunks, the embedding model, whether
         the `kb watch` daemon is running, and files that could not be indexed (with the reason)."""
-        from kb.daemon.client import daemon_status
-
         with lock:
-            info = base.status()
-            info["daemon"] = daemon_status(base.home)
-            names = notes.names()
-            info["roots"] = [
-                {**r, "name": names[r["root"]]} for r in info["roots"] if r["root"] in names
-            ]
+            info = base.status().as_dict()
         info["problems"] = info["problems"][:50]
         return info
 
@@ -341,7 +233,7 @@ def build_server(base: KnowledgeBase, max_tokens: int = 4000) -> MCPServer:
     def note(root: str, path: str) -> str:
         with lock:
             try:
-                return notes.read(root, path)
+                return base.read_note(root, path)
             except KbError as exc:
                 raise ResourceError(one_line(exc)) from None
 

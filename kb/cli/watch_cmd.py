@@ -30,7 +30,7 @@ def watch(
     Ctrl-C/SIGTERM."""
     import logging
 
-    from kb.daemon.worker import Daemon
+    import kb
 
     console = logging.StreamHandler()
     console.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
@@ -40,9 +40,8 @@ def watch(
         False  # one line per event on the terminal (the root handler would repeat it)
     )
     with handled():
-        daemon = Daemon(paths=[str(p) for p in paths] if paths else None, force_polling=polling)
         err.print("[dim]kb watch: loading the model and catching up; Ctrl-C to stop[/]")
-        code = daemon.run()
+        code = kb.watch([str(p) for p in paths] if paths else None, polling=polling)
     raise typer.Exit(code)
 
 
@@ -65,17 +64,17 @@ def service_install(
     ] = False,
 ) -> None:
     """Install and start the background service."""
-    from kb.daemon import service
+    import kb
 
     plist = [str(p) for p in paths] if paths else None
     with handled():
         if platform.system() == "Darwin":
-            out.print(service.launchd_instructions(plist), highlight=False, markup=False)
+            out.print(kb.service_launchd(plist), highlight=False, markup=False)
             return
         if print_only:
-            out.print(service.systemd_unit(plist), highlight=False, markup=False)
+            out.print(kb.service_unit(plist), highlight=False, markup=False)
             return
-        _, notes = service.install(plist, start=not no_start)
+        notes = kb.service_install(plist, start=not no_start)
     for n in notes:
         out.print(n, highlight=False, markup=False)
 
@@ -83,10 +82,10 @@ def service_install(
 @service_app.command("uninstall")
 def service_uninstall() -> None:
     """Stop and remove the background service."""
-    from kb.daemon import service
+    import kb
 
     with handled():
-        for n in service.uninstall():
+        for n in kb.service_uninstall():
             out.print(n, highlight=False, markup=False)
 
 
@@ -95,12 +94,10 @@ def service_status(
     json_: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """Is the service installed and active, and what is the daemon doing?"""
-    from kb.daemon import service
-    from kb.daemon.client import daemon_status
-    from kb.paths import data_dir
+    import kb
 
     with handled():
-        info = {**service.status(), "daemon": daemon_status(data_dir())}
+        info = kb.service_status()
     if json_:
         print_json(info)
         return

@@ -1,7 +1,6 @@
-"""The daemon's endpoint side: requests from readers and clients (search and context answered on the
-caller's thread; ingest, forget and verify queued as jobs for the one writer), the status snapshot,
-and the checks a request passes first (a token holder is still validated like a CLI user). Mixed
-into `Daemon`."""
+"""The daemon's requests: reads (search, context) answered on the caller's thread by a
+`KnowledgeBase` beside the writer; writes (ingest, forget, verify) queued as jobs for the one
+writer; status from the daemon's snapshot. A token holder is still validated like a CLI user."""
 
 from __future__ import annotations
 
@@ -11,19 +10,25 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kb.errors import KbError, PathNotFoundError
-from kb.focus.retrieve import Filters
-from kb.focus.search import search
 from kb.index.core import folder_arg
+from kb.knowledge import Filters
+
+if TYPE_CHECKING:
+    from kb.knowledge import KnowledgeBase
+
+Emit = Callable[[dict[str, Any]], None]
 
 
 @dataclass
-class _Job:
+class Job:
+    """Work for the writer thread, and how its caller learns the outcome."""
+
     kind: str  # ingest | forget | verify | reconcile
     args: dict[str, Any] = field(default_factory=dict)
-    emit: Callable[[dict[str, Any]], None] | None = None
+    emit: Emit | None = None
     done: threading.Event = field(default_factory=threading.Event)
     result: Any = None
     error: BaseException | None = None
@@ -31,35 +36,50 @@ class _Job:
 
 
 class Requests:
-    """Mixin for `Daemon` (uses its settings, reader, focus, jobs, changes, stop_event, busy,
-    observers...)."""
+    """Turns one request into a call on the reader or a job for the writer.
 
-    def dispatch(
-        self, op: str, args: dict[str, Any], emit: Callable[[dict[str, Any]], None]
-    ) -> Any:
+    ``reader`` gives the current reader (it is replaced after a model switch), ``lock`` serialises
+    reads with that replacement, ``submit`` queues a job, ``snapshot`` is the daemon's status and
+    ``stopping`` says that the daemon is shutting down with nothing in progress."""
+
+    def __init__(
+        self,
+        reader: Callable[[], KnowledgeBase],
+        lock: threading.Lock,
+        submit: Callable[[Job], None],
+        snapshot: Callable[[], dict[str, Any]],
+        stopping: Callable[[], bool],
+    ) -> None:
+        self.reader = reader
+        self.lock = lock
+        self.submit = submit
+        self.snapshot = snapshot
+        self.stopping = stopping
+
+    def dispatch(self, op: str, args: dict[str, Any], emit: Emit) -> Any:
         if op == "ping":
             return {"pid": os.getpid()}
         if op == "status":
             return self.snapshot()
         if op == "search":
-            with self._read_lock:
-                self.reader.check_readable()
-                k = args.get("k") or self.settings.retrieval.k
-                hits = search(self.focus, args["query"], k, _filters(args.get("filters")))
+            with self.lock:
+                hits = self.reader().search(
+                    args["query"], args.get("k"), Filters.from_dict(args.get("filters"))
+                )
             return [h.as_dict() for h in hits]
         if op == "context":
-            with self._read_lock:
-                self.reader.check_readable()
-                ctx = self.focus.build(
-                    args["question"], args.get("mode", "auto"), _filters(args.get("filters"))
+            with self.lock:
+                ctx = self.reader().context(
+                    args["question"],
+                    args.get("mode", "auto"),
+                    Filters.from_dict(args.get("filters")),
                 )
             return ctx.as_dict()
         if op in ("ingest", "forget", "verify"):
-            job = _Job(op, _validated(op, args), emit)
-            self.jobs.put(job)
-            self.changes.wake()
+            job = Job(op, validated(op, args), emit)
+            self.submit(job)
             while not job.done.wait(0.5):
-                if self.stop_event.is_set() and not job.done.is_set() and self.busy is None:
+                if self.stopping() and not job.done.is_set():
                     raise KbError("kb watch is stopping", "run the command again")
             if job.error is not None:
                 raise job.error
@@ -68,32 +88,8 @@ class Requests:
             f"unknown request {op!r}", "use the same kb version for the CLI and `kb watch`"
         )
 
-    def snapshot(self) -> dict[str, Any]:
-        """What `kb status` shows about the daemon."""
-        return {
-            "running": True,
-            "pid": os.getpid(),
-            "started": self.started,
-            "uptime_s": round(time.time() - self.started, 1),
-            "endpoint": f"127.0.0.1:{self._endpoint.port}" if self._endpoint else None,
-            "roots": {
-                str(r): type(self.observers[str(r)]).__name__
-                if str(r) in self.observers
-                else "not watched (folder missing)"
-                for r in self.roots
-            },
-            "queue": len(self.changes) + self.jobs.qsize(),
-            "busy": self.busy,
-            "events": self.changes.events,
-            "last_event": self.changes.last_event,
-            "last_sync": self.last_sync,
-            "last_error": self.last_error,
-            "warnings": self.warnings,
-            "log": str(self.home / "logs" / "watch.log"),
-        }
 
-
-def _validated(op: str, args: dict[str, Any]) -> dict[str, Any]:
+def validated(op: str, args: dict[str, Any]) -> dict[str, Any]:
     """A token holder is still checked like a CLI user: absolute, existing folders only."""
     if op == "ingest":
         paths = args.get("paths")
@@ -108,7 +104,3 @@ def _validated(op: str, args: dict[str, Any]) -> dict[str, Any]:
             )
         return {"path": path}
     return args
-
-
-def _filters(d: dict[str, Any] | None) -> Filters | None:
-    return Filters(**d) if d else None

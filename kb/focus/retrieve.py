@@ -11,10 +11,9 @@ trained on (Russian with an English-only model), the dense side's weight drops.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -26,6 +25,7 @@ if TYPE_CHECKING:
     from ingest.manifest import Manifest
     from kb.index.embed import Embedder
     from kb.index.store import VectorStore
+    from kb.settings import Settings
 
 RRF_K = 60
 BACKGROUND_SAMPLE = 512
@@ -42,6 +42,14 @@ class Filters:
 
     def __bool__(self) -> bool:
         return any((self.folder, self.tag, self.since, self.until))
+
+    def as_dict(self) -> dict[str, str | None]:
+        """As the daemon's requests carry it."""
+        return {"folder": self.folder, "tag": self.tag, "since": self.since, "until": self.until}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> Filters | None:
+        return cls(**{k: d.get(k) for k in ("folder", "tag", "since", "until")}) if d else None
 
 
 @dataclass
@@ -183,25 +191,45 @@ def other_script(query_script: float, cands: list[Candidate]) -> bool:
     return abs(query_script - notes) > 0.5
 
 
+class IndexView(Protocol):
+    """What focus needs from an index (`kb.index.Index` is one): nothing that writes."""
+
+    settings: Settings
+    manifest: Manifest
+
+    def store(self) -> VectorStore: ...
+
+    def embedder(self) -> Embedder: ...
+
+
 class Retriever:
+    """Hybrid retrieval over an index. It asks the index for its manifest and store at each query,
+    so an index that reopened its store (another process committed; a model switch) is followed."""
+
     def __init__(
         self,
-        manifest: Manifest,
-        store: VectorStore,
+        index: IndexView,
         embedder: Embedder,
         english_only: bool,
         reranker: Any = None,
         calibration: RetrievalSettings | None = None,
     ) -> None:
         self.calibration = calibration or RetrievalSettings()
-        self.manifest = manifest
-        self.store = store
+        self.index = index
         self.embedder = embedder
         self.english_only = english_only
         self.reranker = reranker
         self._bg: np.ndarray | None = None
         self._bg_script = np.zeros(0)
         self._bg_count = -1
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.index.manifest
+
+    @property
+    def store(self) -> VectorStore:
+        return self.index.store()
 
     # ------------------------------------------------------------------ calibration
     def background(self) -> np.ndarray:
@@ -212,12 +240,7 @@ class Retriever:
             # chunk ids are content hashes: the first N in id order are a spread-out sample that is
             # the same on every run (a random() sample made evaluation figures move by about ±0.01
             # between runs)
-            ids = [
-                r[0]
-                for r in self.manifest.db.execute(
-                    "SELECT id FROM chunks ORDER BY id LIMIT ?", (BACKGROUND_SAMPLE,)
-                )
-            ]
+            ids = self.manifest.first_chunk_ids(BACKGROUND_SAMPLE)
             vecs = self.store.vectors(ids)
             self._bg = (
                 np.vstack(list(vecs.values())) if vecs else np.zeros((0, 1), dtype=np.float32)
@@ -228,17 +251,6 @@ class Retriever:
             )
             self._bg_count = n
         return self._bg
-
-    def doc_freq(self, qterms: list[str]) -> dict[str, int]:
-        """How many chunks hold each term (terms no chunk holds are absent)."""
-        if not qterms:
-            return {}
-        marks = ",".join("?" * len(qterms))
-        return dict(
-            self.manifest.db.execute(
-                f"SELECT term, doc FROM chunks_vocab WHERE term IN ({marks})", qterms
-            )
-        )
 
     def idf(self, qterms: list[str], df: dict[str, int]) -> dict[str, float]:
         n = max(1, self.manifest.chunk_count())
@@ -259,7 +271,7 @@ class Retriever:
     ) -> Retrieval:
         filters = filters or Filters()
         expr, qterms = match_query(query)
-        df = self.doc_freq(qterms)
+        df = self.manifest.doc_freq(qterms)
         idf = self.idf(qterms, df)
         cal = self.calibration
         qscript = non_latin_share(query)
@@ -400,46 +412,7 @@ class Retriever:
         return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
     def _lexical(self, expr: str, k: int, f: Filters) -> list[tuple[str, float]]:
-        if not (
-            f.folder or f.tag or f.since or f.until
-        ):  # FTS alone, then ids: no join over every match
-            got = self.manifest.db.execute(
-                "SELECT rowid, -bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? "
-                "ORDER BY bm25(chunks_fts) LIMIT ?",
-                (expr, k),
-            ).fetchall()
-            if not got:
-                return []
-            marks = ",".join("?" * len(got))
-            ids = dict(
-                self.manifest.db.execute(
-                    f"SELECT rowid, id FROM chunks WHERE rowid IN ({marks})", [r for r, _ in got]
-                )
-            )
-            return [(ids[r], float(s)) for r, s in got if r in ids]
-        sql = (
-            "SELECT c.id, -bm25(chunks_fts) AS s FROM chunks_fts JOIN chunks c ON c.rowid = "
-            "chunks_fts.rowid "
-            "JOIN files f ON f.root = c.root AND f.path = c.path WHERE chunks_fts MATCH ?"
-        )
-        args: list[Any] = [expr]
-        if f.folder:
-            prefix = f.folder.strip("/")
-            sql += " AND (c.path = ? OR c.path LIKE ? ESCAPE '\\')"
-            args += [prefix, re.sub(r"([%_\\])", r"\\\1", prefix) + "/%"]
-        if f.tag:
-            sql += " AND f.tags LIKE ?"
-            args.append('%"' + f.tag.lstrip("#").replace('"', "") + '"%')
-        date = "COALESCE(c.date, date(f.mtime_ns / 1000000000, 'unixepoch'))"
-        if f.since:
-            sql += f" AND {date} >= ?"
-            args.append(f.since)
-        if f.until:
-            sql += f" AND {date} <= ?"
-            args.append(f.until)
-        sql += " ORDER BY bm25(chunks_fts) LIMIT ?"
-        args.append(k)
-        return [(cid, float(s)) for cid, s in self.manifest.db.execute(sql, args)]
+        return self.manifest.bm25(expr, k, f.folder, f.tag, f.since, f.until)
 
 
 LARGE_INDEX_CHUNKS = 50_000

@@ -14,6 +14,7 @@ import urllib.request
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,8 @@ class QwenVocabCounter(TokenCounter):
 
 
 class ServerCounter(TokenCounter):
-    """vLLM's `/tokenize` endpoint (exact for whatever model is served). Falls back to ``fallback``."""
+    """vLLM's `/tokenize` endpoint (exact for whatever model is served). Falls back to
+    ``fallback``."""
 
     name = "server"
 
@@ -125,3 +127,46 @@ def counter_for(
     if use_server and base_url and model:
         return ServerCounter(base_url, model, vocab_counter())
     return vocab_counter()
+
+
+class TokenBound:
+    """Keeps a tool result within a token budget (Qwen3 tokens, the same counter as the
+    contexts)."""
+
+    def __init__(self, budget: int, counter: TokenCounter | None = None) -> None:
+        self.budget = budget
+        self.counter = counter or vocab_counter()
+
+    def take(
+        self, items: list[dict[str, Any]], text_key: str = "text"
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The leading items that fit; the last one is cut at a line if it alone is over. Returns
+        (items, left out)."""
+        kept: list[dict[str, Any]] = []
+        used = 0
+        for i, item in enumerate(items):
+            cost = self.counter.count(json.dumps(item, ensure_ascii=False))
+            if used + cost <= self.budget:
+                kept.append(item)
+                used += cost
+                continue
+            if not kept:  # one huge passage: keep as many of its first lines as fit, marked
+                kept.append(self._cut(item, text_key, self.budget - used))
+                return kept, len(items) - i - 1
+            return kept, len(items) - i
+        return kept, 0
+
+    def _cut(self, item: dict[str, Any], text_key: str, room: int) -> dict[str, Any]:
+        lines = str(item.get(text_key, "")).splitlines()
+
+        def with_lines(n: int) -> dict[str, Any]:
+            return {**item, text_key: "\n".join(lines[:n]) + "\n…", "truncated": True}
+
+        lo, hi = 0, len(lines)  # the most lines whose whole item (JSON as sent) fits the room
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.counter.count(json.dumps(with_lines(mid), ensure_ascii=False)) <= room:
+                lo = mid
+            else:
+                hi = mid - 1
+        return with_lines(lo)

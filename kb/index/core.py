@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,11 @@ from ingest.report import ProgressFn, SyncEvent, SyncReport
 from ingest.stem import non_latin_share
 from ingest.sync import Syncer
 from kb.errors import KbError, ModelMismatchError, PathNotFoundError, StoreDamagedError
-from kb.index.access import IndexAccess
 from kb.index.backends import configured_model_id, embedder_for
 from kb.index.embed import Embedder, is_english_only, setting_value
 from kb.index.lock import StoreLock, WriterLock
 from kb.index.onnx import SUFFIX as ONNX_SUFFIX
+from kb.index.status import Problem, RootStatus, Status
 from kb.index.store import VectorStore, collection_name
 from kb.index.switch import abandoned_generations, live_manifest, remove_manifest, switch_model
 from kb.index.verify import VerifyReport
@@ -34,7 +35,8 @@ log = logging.getLogger(__name__)
 
 
 def folder_arg(p: str | os.PathLike[str], absolute: bool = False) -> Path:
-    """A folder to index, validated the same way for the CLI, the library and the daemon's endpoint."""
+    """A folder to index, validated the same way for the CLI, the library and the daemon's
+    endpoint."""
     path = Path(p).expanduser()
     if absolute and not path.is_absolute():
         raise PathNotFoundError(
@@ -49,14 +51,20 @@ def folder_arg(p: str | os.PathLike[str], absolute: bool = False) -> Path:
     return path.resolve()
 
 
-class Index(IndexAccess):
-    """One index on disk, opened directly (no daemon). Use as a context manager or call `close()`."""
+class Index:
+    """One index on disk, opened directly (no daemon). Use as a context manager or call `close()`.
+
+    ``embedder``, ``store`` and ``lock`` share those of another `Index` in this process: the
+    daemon's reader beside its writer (one model in memory, one Chroma client, the writer's lock —
+    so reads never wait on it)."""
 
     def __init__(
         self,
         settings: Settings | None = None,
         *,
         embedder: Embedder | None = None,
+        store: VectorStore | None = None,
+        lock: WriterLock | None = None,
         **overrides: Any,
     ):
         self.settings = settings or load_settings(**overrides)
@@ -64,15 +72,64 @@ class Index(IndexAccess):
         self.manifest = Manifest(live_manifest(self.home))
         make_private(self.home)
         self._embedder = embedder
-        self._store: VectorStore | None = None
+        self._store: VectorStore | None = store
         self._chunker: Chunker | None = None
-        self.lock = WriterLock(self.home)
-        self.store_lock = StoreLock(
-            self.home
-        )  # shared by direct readers, exclusive around each commit
+        self.lock = lock or WriterLock(self.home)
+        # shared by direct readers, exclusive around each commit
+        self.store_lock = StoreLock(self.home)
         self.crash_hook = None  # tests inject crashes between write steps
-        self._store_version: int | None = None  # manifest data_version when the store was opened
+        # manifest data_version when the store was opened
+        self._store_version: int | None = self._data_version() if store is not None else None
         self._store_checked = False  # `check_store` ran for this writer
+
+    # ---------------------------------------------------------------- reading beside a writer
+    # Chroma is not process-safe (a second process's vector index goes stale; concurrent writers
+    # lose vectors), so a direct reader holds the shared store lock (the writer holds it exclusively
+    # only while it commits a group), follows a model switch to the live generation, and reopens the
+    # store when another process committed since it was opened. (Reading through a running `kb
+    # watch` instead is `kb.knowledge`'s choice.)
+    def _data_version(self) -> int:
+        """Changes whenever *another* connection (process) commits to the manifest."""
+        return self.manifest.data_version()
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Direct read access without a daemon. A writer in another process (`kb ingest`) holds the
+        store lock only while it commits one group, so this waits at most for that commit, not for
+        the whole sync; and when another process committed since the store was opened, Chroma is
+        reopened (its view is stale)."""
+        if (
+            self.lock.held
+        ):  # we are the writer (or the daemon's reader beside it): nothing can change under us
+            yield
+            return
+        wait = self.settings.watch.reader_lock_wait_s
+        with self.store_lock.shared(timeout=wait):
+            self.follow_generation()
+            if self._store is not None and self._data_version() != self._store_version:
+                self._reopen_store()
+            yield
+
+    def follow_generation(self) -> None:
+        """After another process switched models, read the new live generation, not the removed
+        one."""
+        from kb.index.switch import live_manifest
+
+        if (
+            self.lock.held
+        ):  # the writer (or the daemon's reader beside it) switches generations itself
+            return
+        live = live_manifest(self.home)
+        if live != self.manifest.path and live.exists():
+            self.manifest.close()
+            self.manifest = Manifest(live)
+            self._reopen_store()
+
+    def _reopen_store(self) -> None:
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        self._store = None
+        SharedSystemClient.clear_system_cache()
 
     # ---------------------------------------------------------------- lifecycle
     def close(self) -> None:
@@ -104,6 +161,11 @@ class Index(IndexAccess):
             self._embedder = embedder_for(s, self.home)
         return self._embedder
 
+    @property
+    def open_store(self) -> VectorStore | None:
+        """The vector store when it is open (None: not opened yet, or dropped to be reopened)."""
+        return self._store
+
     def store(self) -> VectorStore:
         if self._store is None:
             self._store_version = self._data_version()
@@ -119,7 +181,7 @@ class Index(IndexAccess):
             )
         return self._chunker
 
-    def _syncer(self, progress: ProgressFn | None, manifest: Manifest | None = None) -> Syncer:
+    def syncer(self, progress: ProgressFn | None, manifest: Manifest | None = None) -> Syncer:
         ing = self.settings.ingest
         return Syncer(
             manifest or self.manifest,
@@ -145,7 +207,7 @@ class Index(IndexAccess):
     ) -> SyncReport:
         """Sync the given folders (default: every known root) into the index."""
         notify = progress or (lambda e: None)
-        roots = self._roots_for(paths)
+        roots = self.roots_for(paths)
         self.lock.acquire(timeout=wait, on_wait=lambda m: notify(SyncEvent("notice", message=m)))
         try:
             return self.sync_locked(roots, progress)
@@ -219,10 +281,10 @@ class Index(IndexAccess):
                 self._store = None
                 SharedSystemClient.clear_system_cache()
                 aside = quarantine(self.home / "chroma")
-        _, dropped = (syncer or self._syncer(None)).repair(force=True)
+        _, dropped = (syncer or self.syncer(None)).repair(force=True)
         if aside is not None:
             shutil.rmtree(aside, ignore_errors=True)
-        files = self.manifest.db.execute("SELECT COUNT(*) FROM files WHERE sha256=''").fetchone()[0]
+        files = self.manifest.marked_for_reindex()
         msg = (
             f"the vector store was {'damaged' if damaged else 'empty'} ({why}); "
             f"{'it was moved aside and ' if damaged else ''}{dropped} chunks of {files} notes are "
@@ -251,7 +313,7 @@ class Index(IndexAccess):
                 self._warn_language(report, notify)
             return report
         report = SyncReport()
-        syncer = syncer or self._syncer(progress)
+        syncer = syncer or self.syncer(progress)
         self._adopt_model()
         pending = self.manifest.journal_pending()
         orphans, dropped = syncer.repair()
@@ -283,7 +345,7 @@ class Index(IndexAccess):
         make_private(self.home)  # Chroma and SQLite create files with the process umask
         return report
 
-    def _roots_for(self, paths: list[str | os.PathLike[str]] | None) -> list[Path]:
+    def roots_for(self, paths: list[str | os.PathLike[str]] | None) -> list[Path]:
         if paths:
             return [folder_arg(p) for p in paths]
         known = [Path(r) for r, _ in self.manifest.roots()]
@@ -316,11 +378,7 @@ class Index(IndexAccess):
         name = self.settings.embed_model if self._embedder is None else self.model_id
         if not is_english_only(name):
             return
-        row = self.manifest.db.execute(
-            "SELECT group_concat(substr(text, 1, 400), ' ') FROM (SELECT text FROM chunks ORDER BY "
-            "random() LIMIT 300)"
-        ).fetchone()
-        sample = row[0] or ""
+        sample = self.manifest.sample_text()
         if sum(c.isalpha() for c in sample) < 200:
             return
         non_latin = non_latin_share(sample)
@@ -346,7 +404,7 @@ class Index(IndexAccess):
             self.lock.release()
 
     def forget_locked(self, target: Path) -> int:
-        syncer = self._syncer(None)
+        syncer = self.syncer(None)
         for root, _ in self.manifest.roots():
             r = Path(root)
             if target == r:
@@ -388,36 +446,38 @@ class Index(IndexAccess):
                 "(the old index keeps answering until the new one is complete)",
             )
 
-    def status(self) -> dict[str, Any]:
-        roots = []
-        for root, last in self.manifest.roots():
-            counts = dict(
-                self.manifest.db.execute(
-                    "SELECT status, COUNT(*) FROM files WHERE root=? GROUP BY status", (root,)
-                ).fetchall()
+    def status(self) -> Status:
+        """Folders, files by status, chunks, model, store size, problems (no daemon state: that is
+        `kb.knowledge`'s to add)."""
+        roots = [
+            RootStatus(
+                root,
+                last,
+                self.manifest.status_counts(root),
+                Path(root).is_dir(),
+                self.manifest.excludes(root),
             )
-            roots.append(
-                {"root": root, "last_sync": last, "files": counts, "exists": Path(root).is_dir()}
-            )
+            for root, last in self.manifest.roots()
+        ]
         size = sum(f.stat().st_size for f in self.home.rglob("*") if f.is_file())
-        return {
-            "home": str(self.home),
-            "model": self.manifest.get_meta("model_id") or self.model_id,
-            "configured_model": self.model_id,
-            "roots": roots,
-            "files": self.manifest.status_counts(),
-            "chunks": self.manifest.chunk_count(),
-            "store_bytes": size,
-            "vector_store": self.settings.chroma.url or str(self.home / "chroma"),
-            "embed_url": self.settings.embed.url,
-            "last_sync": max((r["last_sync"] or 0 for r in roots), default=None) or None,
-            "interrupted_writes": self.manifest.journal_pending(),
-            "warnings": self._privacy_warnings(),
-            "problems": [
-                {"path": str(Path(f.root) / f.path), "status": f.status, "reason": f.reason}
+        return Status(
+            home=str(self.home),
+            model=self.manifest.get_meta("model_id") or self.model_id,
+            configured_model=self.model_id,
+            roots=roots,
+            files=self.manifest.status_counts(),
+            chunks=self.manifest.chunk_count(),
+            store_bytes=size,
+            vector_store=self.settings.chroma.url or str(self.home / "chroma"),
+            embed_url=self.settings.embed.url,
+            last_sync=max((r.last_sync or 0 for r in roots), default=None) or None,
+            interrupted_writes=self.manifest.journal_pending(),
+            warnings=self._privacy_warnings(),
+            problems=[
+                Problem(str(Path(f.root) / f.path), f.status, f.reason)
                 for f in self.manifest.problems()
             ],
-        }
+        )
 
     def _privacy_warnings(self) -> list[dict[str, str]]:
         if not exposed(self.home):

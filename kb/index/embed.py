@@ -56,7 +56,8 @@ def prefixes_for(model_name: str) -> tuple[str, str]:
 
 
 def is_english_only(model_name: str) -> bool:
-    """Heuristic from the model's name: True for English-only embedders such as bge-*-en or MiniLM."""
+    """Heuristic from the model's name: True for English-only embedders such as bge-*-en or
+    MiniLM."""
     n = model_name.lower()
     if any(m in n for m in MULTILINGUAL_MARKERS):
         return False
@@ -67,7 +68,8 @@ ProgressFn = Callable[[int], None]
 
 
 class Embedder(ABC):
-    """Turns text into unit-length vectors. Subclasses implement `embed_batch` and token counting."""
+    """Turns text into unit-length vectors. Subclasses implement `embed_batch` and token
+    counting."""
 
     model_id: str = "embedder"
     #: Max sequence length *including* special tokens.

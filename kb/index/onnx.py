@@ -57,7 +57,8 @@ def model_folder(model: str) -> Path:
 
 
 def _export(folder: Path, target: Path, max_len: int) -> None:
-    """torch → ONNX (fp32) → int8 weights (onnxruntime's dynamic quantization), written atomically."""
+    """torch → ONNX (fp32) → int8 weights (onnxruntime's dynamic quantization), written
+    atomically."""
     try:
         import onnx  # noqa: F401  (quantize_dynamic needs it)
         import torch

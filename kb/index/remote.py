@@ -263,7 +263,8 @@ class RemoteEmbedder(Embedder):
                 )
 
     def _embed(self, texts: list[str], kind: str) -> np.ndarray:
-        """Vectors for ``texts`` in order, splitting the batch when the server finds it too large."""
+        """Vectors for ``texts`` in order, splitting the batch when the server finds it too
+        large."""
         try:
             return self._request(texts, kind)
         except _TooLarge:
@@ -356,7 +357,8 @@ class RemoteEmbedder(Embedder):
         dims = {len(r) for r in rows}
         if len(dims) != 1:
             raise EmbedderError(
-                f"the embedding server at {self.url} returned vectors of mixed sizes {sorted(dims)}",
+                f"the embedding server at {self.url} returned vectors of mixed sizes "
+                f"{sorted(dims)}",
                 "check the server; run the command again",
             )
         dim = dims.pop()

@@ -176,7 +176,8 @@ class VectorStore:
                 f"the Chroma server at {self.url} did not answer ({describe(exc)})",
                 "start it again (e.g. `chroma run --path DIR --host 127.0.0.1 --port PORT`) or "
                 "unset "
-                "KB_CHROMA__URL; then run the command again — kb repairs the index on the next sync",
+                "KB_CHROMA__URL; then run the command again — kb repairs the index on the next "
+                "sync",
             ) from None
         except Exception as exc:
             text = str(exc)
@@ -195,7 +196,8 @@ class VectorStore:
             raise
 
     def other_collections(self) -> list[str]:
-        """kb's collections of other models in this home (never another home's on a shared server)."""
+        """kb's collections of other models in this home (never another home's on a shared
+        server)."""
         mine = COLLECTION_PREFIX + (self.scope + "-" if self.scope else "")
         with self._faults():
             names = [

@@ -122,7 +122,7 @@ def switch_model(
             new.add_root(str(r))
             for ex in old.excludes(str(r)):
                 new.exclude(str(r), ex)
-        syncer = base._syncer(progress, manifest=new)
+        syncer = base.syncer(progress, manifest=new)
         if template is not None:  # the daemon's: stoppable between groups, its group size
             syncer.should_stop, syncer.group_chunks = template.should_stop, template.group_chunks
         syncer.repair()  # a switch killed half-way left a journal in the new generation

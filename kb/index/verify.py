@@ -43,7 +43,8 @@ class VerifyReport:
 
 
 def verify_index(base: IndexParts) -> VerifyReport:
-    """Compare manifest, vector store and disk; the caller holds the writer lock (or is the writer)."""
+    """Compare manifest, vector store and disk; the caller holds the writer lock (or is the
+    writer)."""
     rep = VerifyReport()
     ids = base.manifest.all_chunk_ids()
     rep.chunks = len(ids)
@@ -52,13 +53,11 @@ def verify_index(base: IndexParts) -> VerifyReport:
     in_store, in_manifest = set(store_ids), set(ids)
     rep.missing = sorted(in_manifest - in_store)
     rep.orphans = sorted(in_store - in_manifest)
-    dup = base.manifest.db.execute(
-        "SELECT root, path FROM chunks GROUP BY root, path, position HAVING COUNT(*) > 1"
-    ).fetchall()
+    dup = base.manifest.duplicate_positions()
     rep.duplicates = sorted({str(Path(r) / p) for r, p in dup})
     if len(store_ids) != len(in_store):
         rep.duplicates.append("vector store holds repeated ids")
-    syncer = base._syncer(None)
+    syncer = base.syncer(None)
     for root, _ in base.manifest.roots():
         rpath = Path(root)
         if not rpath.is_dir():

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from kb.errors import KbError, PathNotFoundError
+from kb.eval.strategy import NAIVE
+from kb.eval.strategy import parse as parse_strategies
 
-ALL_MODES = ("auto", "code", "dialog", "think", "naive")
 _WS = re.compile(r"\s+")
 
 
@@ -45,6 +46,16 @@ def load_questions(path: Path) -> list[dict[str, Any]]:
             ) from None
         out.append(q)
     return out
+
+
+def sample(questions: list[dict[str, Any]], n: int | None, seed: int = 0) -> list[dict[str, Any]]:
+    """A seeded random sample of ``n`` questions, in their file order (all when ``n`` is None)."""
+    if n is None:
+        return list(questions)
+    import random
+
+    picked = random.Random(seed).sample(range(len(questions)), min(n, len(questions)))
+    return [questions[i] for i in sorted(picked)]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -90,9 +101,7 @@ def evaluate(
     from kb.focus.context import ContextBuilder
 
     say = progress or (lambda m: None)
-    bad = [m for m in modes if m not in ALL_MODES]
-    if bad:
-        raise KbError(f"unknown mode(s): {', '.join(bad)}", f"choose from {', '.join(ALL_MODES)}")
+    modes = parse_strategies(modes, answers=False)
     with indexed(corpus, say, settings) as base:
         builder = ContextBuilder(base)
         emb = base.embedder()
@@ -160,7 +169,7 @@ def _run_mode(builder, questions, qvecs, mode: str, missed: list[dict[str, Any]]
     ] = {}  # category → [evidence hit, evidence total, questions, tokens]
     for q, vec in zip(questions, qvecs, strict=True):
         t0 = time.perf_counter()
-        if mode == "naive":
+        if mode == NAIVE:
             ctx = builder.naive(q["question"], k=10, qvec=vec)
         else:
             ctx = builder.build(q["question"], mode, qvec=vec)
@@ -251,13 +260,18 @@ def explain_miss(q: dict[str, Any], ctx, manifest) -> dict[str, Any]:
         quote = as_indexed(ev["quote"])
         if quote in by_path.get(ev["path"], ""):
             continue
-        rows = manifest.db.execute(
-            "SELECT start_line, end_line, heading, text FROM chunks WHERE path=? ORDER BY position",
-            (ev["path"],),
-        ).fetchall()
-        holders = [(a, b, h) for a, b, h, t in rows if quote in collapse(t)]
+        rows = manifest.chunks_at_path(ev["path"])
+        holders = [
+            (r.span.start_line, r.span.end_line, r.span.heading)
+            for r in rows
+            if quote in collapse(r.text)
+        ]
         if not holders:  # the quote spans two chunks: name those that hold its start
-            holders = [(a, b, h) for a, b, h, t in rows if quote[:40] in collapse(t)]
+            holders = [
+                (r.span.start_line, r.span.end_line, r.span.heading)
+                for r in rows
+                if quote[:40] in collapse(r.text)
+            ]
         fates = []
         for a, b, h in holders:
             reasons = [

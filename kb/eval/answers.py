@@ -30,23 +30,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kb.answers.evaluate import indexed, percentile
-from kb.answers.scoring import best, citation_precision, golds, paired
 from kb.errors import KbError, LLMError, LLMTimeoutError, LLMUnavailableError, ModelNotServedError
+from kb.eval.retrieval import indexed, percentile
+from kb.eval.scoring import best, citation_precision, golds, paired
+from kb.eval.strategy import CHECK, MAX, NAIVE
+from kb.eval.strategy import parse as parse_strategies
 
-BASES = ("auto", "code", "dialog", "think", "naive", "max")
-CHECK = "+check"
 Tick = Callable[[int, int, int], None]  # (done, total, asked): asked excludes answers read back
-
-
-def parse_strategies(names: list[str]) -> list[str]:
-    bad = [n for n in names if n.removesuffix(CHECK) not in BASES]
-    if bad:
-        raise KbError(
-            f"unknown strategy(s): {', '.join(bad)}",
-            f"choose from {', '.join(BASES)} (each may end in {CHECK}, e.g. auto{CHECK})",
-        )
-    return list(dict.fromkeys(names))
 
 
 def question_ids(questions: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -216,7 +206,7 @@ def evaluate_answers(
     from kb.settings import load_settings
 
     say = progress or (lambda m: None)
-    strategies = parse_strategies(strategies)
+    strategies = parse_strategies(strategies, answers=True)
     questions = question_ids(questions)
     resolved = load_settings(**settings)
     if llm is None:
@@ -293,15 +283,15 @@ def _context(builder, llm, q: dict[str, Any], strategy: str, qvec) -> tuple[Any,
 
     name = strategy.removesuffix(CHECK)
     modes = builder.index.settings.modes
-    if name not in ("naive", "max"):
+    if name not in (NAIVE, MAX):
         ctx = builder.build(q["question"], name, qvec=qvec)
         return ctx, modes.get(ctx.mode)
     choice, qvec = builder.route(q["question"], "auto", qvec)
     mset = modes.get(choice.mode)
-    if name == "naive":
+    if name == NAIVE:
         return builder.naive(q["question"], k=10, qvec=qvec), mset
     limit = llm.max_model_len or DEFAULT_CONTEXT_LEN
-    empty = Context(q["question"], "max", "", 0)  # the prompt without notes
+    empty = Context(q["question"], MAX, "", 0)  # the prompt without notes
     overhead = builder.counter.chat_tokens(messages(empty), thinking=mset.thinking) + 64
     return builder.maximal(
         q["question"], max(0, limit - overhead - min(mset.max_output_tokens, 1024)), qvec

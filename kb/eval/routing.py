@@ -9,8 +9,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from kb.focus.modes import MODES, choose_mode
+from kb.focus.modes import choose_mode
 from kb.focus.route import EXAMPLES
+from kb.settings import Mode
 
 
 def measure(path: Path, leave_one_out: bool = False, examples: bool = True) -> dict[str, Any]:
@@ -30,13 +31,16 @@ def measure(path: Path, leave_one_out: bool = False, examples: bool = True) -> d
     return {
         "questions": len(rows),
         "accuracy": round(right / max(1, len(rows)), 3),
-        "matrix": {want: {got: matrix[(want, got)] for got in MODES} for want in MODES},
+        "matrix": {
+            want: {got: matrix[(want, got)] for got in Mode.tasks()} for want in Mode.tasks()
+        },
         "misses": misses,
     }
 
 
 def report(heldout: Path, dev_sets: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """``dev_sets``: question files with a ``mode`` label per question (kb's real-notes dev sets)."""
+    """``dev_sets``: question files with a ``mode`` label per question (kb's real-notes dev
+    sets)."""
     out = {
         "examples (leave-one-out)": measure(EXAMPLES, leave_one_out=True),
         "examples, rules only": measure(EXAMPLES, examples=False),
