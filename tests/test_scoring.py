@@ -107,3 +107,15 @@ def test_plot_labels_step_aside_from_a_neighbouring_point() -> None:
         crowded([("a", 10, 0.5), ("b", 40, 0.5), ("c", 10_000, 0.1)], log=True) == set()
     )  # far apart on log x
     assert crowded([("a", 10, 0.5), ("b", 12, 0.52), ("c", 10_000, 0.1)], log=True) == {"a"}
+
+
+def test_contains_the_gold_answer_with_number_words_as_digits() -> None:
+    from kb.eval.scoring import contains, numbers_as_digits
+
+    assert contains("The answer is: 4 [1]", ["four"]) == 1.0  # "4" vs "four": the same answer
+    assert contains("The Denver Broncos represented the AFC.", ["Denver Broncos"]) == 1.0
+    assert contains("Их было двадцать одна", ["21"]) == 1.0
+    assert contains("Broncos", ["Denver Broncos"]) == 0.0  # the whole gold, in order
+    assert contains("It happened in 1995", ["1996"]) == 0.0
+    assert numbers_as_digits("one hundred and five".split()) == ["100", "and", "5"]
+    assert numbers_as_digits("две тысячи".split()) == ["2000"]

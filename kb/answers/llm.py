@@ -29,6 +29,7 @@ from kb.errors import (
     ModelNotServedError,
     PromptTooLongError,
 )
+from kb.retry import Again, retry
 
 log = logging.getLogger(__name__)
 
@@ -216,22 +217,21 @@ class OpenAICompatLLM(LLM):
         is busy (429/503). A request the server accepted and then stalled on is never repeated."""
         import openai
 
-        delay = 0.5
-        for attempt in range(self.retries + 1):
+        def once() -> Any:
             try:
                 return fn()
             except openai.APITimeoutError as exc:
-                if not _connect_phase(exc) or attempt == self.retries:
-                    raise
-            except openai.APIConnectionError:
-                if attempt == self.retries:
-                    raise
+                if _connect_phase(exc):
+                    raise Again(exc) from None
+                raise
+            except openai.APIConnectionError as exc:
+                raise Again(exc) from None
             except openai.APIStatusError as exc:
-                if exc.status_code not in (429, 503) or attempt == self.retries:
-                    raise
-            time.sleep(delay)
-            delay *= 2
-        raise AssertionError("unreachable")
+                if exc.status_code in (429, 503):
+                    raise Again(exc) from None
+                raise
+
+        return retry(once, self.retries)
 
     @contextmanager
     def _faults(self, doing: str) -> Iterator[None]:

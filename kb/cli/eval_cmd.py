@@ -204,11 +204,21 @@ def _fmt(v: Any, digits: int = 3) -> str:
     return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
 
+def _pair(metric: str, p: dict[str, Any]) -> str:
+    lo, hi = p["ci95"]
+    verdict = "better" if lo > 0 else "worse" if hi < 0 else "not separable on this sample"
+    return (
+        f"{metric} {p['diff']:+.3f} per question (95% CI {lo:+.3f} … {hi:+.3f}: {verdict}); "
+        f"higher on {p['wins']}, lower on {p['losses']}, equal on {p['ties']}"
+    )
+
+
 def _print_answers(result: dict[str, Any]) -> None:
     table = Table(
         "strategy",
         "F1",
         "EM",
+        "has",
         "abst✓",
         "abst✗",
         "F1all",
@@ -224,6 +234,7 @@ def _print_answers(result: dict[str, Any]) -> None:
             name,
             _fmt(s["f1"]),
             _fmt(s["em"]),
+            _fmt(s.get("contains"), 2),
             _fmt(s["abstain_unanswerable"], 2),
             _fmt(s["false_abstain"], 2),
             _fmt(s["f1_overall"]),
@@ -242,29 +253,22 @@ def _print_answers(result: dict[str, Any]) -> None:
     )
     out.print(table)
     out.print(
-        '[dim]F1, EM: answerable questions · abst✓: unanswerable ones answered "not in your notes" '
-        "· abst✗: "
-        "answerable ones wrongly abstained on · F1all: unanswerable scores 1 when it abstains · "
-        "cite: citation "
+        "[dim]F1, EM: answerable questions · has: answers holding a gold answer (number words as "
+        'digits) · abst✓: unanswerable ones answered "not in your notes" · abst✗: answerable ones '
+        "wrongly abstained on · F1all: unanswerable scores 1 when it abstains · cite: citation "
         "precision · tokens: prompt tokens per question (server usage; evidence check included) · "
-        "ttft, "
-        "total: p50 seconds[/]"
+        "ttft, total: p50 seconds[/]"
     )
     for name, s in result["strategies"].items():
         p = s.get("paired")
-        if (
-            p and p["diff"] is not None
-        ):  # per question, F1all: is the first strategy better beyond chance?
-            lo, hi = p["ci95"]
-            verdict = "better" if lo > 0 else "worse" if hi < 0 else "not separable on this sample"
+        if p and p["diff"] is not None:  # per question, F1all: is the first strategy better?
             out.print(
-                f"{escape(p['against'])} vs {escape(name)}: F1all {p['diff']:+.3f} per question "
-                "(95% CI "
-                f"{lo:+.3f} … {hi:+.3f}: {verdict}); higher on {p['wins']}, lower on "
-                f"{p['losses']}, "
-                f"equal on {p['ties']}",
-                highlight=False,
+                f"{escape(p['against'])} vs {escape(name)}: {_pair('F1all', p)}", highlight=False
             )
+    for name, s in result["strategies"].items():
+        vs = s.get("vs_max")
+        if vs and vs["f1"]["diff"] is not None:  # each strategy against "everything in"
+            out.print(f"{escape(name)} vs max: {_pair('F1', vs['f1'])}", highlight=False)
     out.print(f"results: {escape(result['results_file'])}", highlight=False)
     if result.get("plot"):
         out.print(f"plot: {escape(result['plot'])}", highlight=False)

@@ -32,7 +32,7 @@ from typing import Any
 
 from kb.errors import KbError, LLMError, LLMTimeoutError, LLMUnavailableError, ModelNotServedError
 from kb.eval.retrieval import indexed, percentile
-from kb.eval.scoring import best, citation_precision, golds, paired
+from kb.eval.scoring import best, citation_precision, contains, golds, paired
 from kb.eval.strategy import CHECK, MAX, NAIVE
 from kb.eval.strategy import parse as parse_strategies
 
@@ -376,12 +376,18 @@ def summarise(
     citation precision, tokens and times."""
     out: dict[str, dict[str, Any]] = {}
     overall_by: dict[str, list[float]] = {}
+    f1_by: dict[str, list[float]] = {}
     for s in strategies:
         got = [rows[(q["id"], s)] for q in questions]
         ans = [r for r in got if r["answerable"]]
         una = [r for r in got if not r["answerable"]]
         overall = overall_by[s] = [
             r["f1"] if r["answerable"] else float(r["abstained"]) for r in got
+        ]
+        f1_by[s] = [r["f1"] for r in ans]
+        hits = [
+            0.0 if r["abstained"] or r.get("error") else contains(r.get("answer") or "", r["gold"])
+            for r in ans
         ]
         ttft = [r["ttft_s"] for r in got if r.get("ttft_s") is not None]
         total = [r["total_s"] for r in got if r.get("total_s") is not None]
@@ -394,6 +400,7 @@ def summarise(
             "unanswerable": len(una),
             "f1": _mean([r["f1"] for r in ans]),
             "em": _mean([r["em"] for r in ans]),
+            "contains": _mean(hits),
             "abstain_unanswerable": _mean([float(r["abstained"]) for r in una]),
             "false_abstain": _mean([float(r["abstained"]) for r in ans]),
             "f1_overall": _mean(overall),
@@ -410,9 +417,16 @@ def summarise(
             "first_error": next((r["error"] for r in got if r.get("error")), None),
             "usage_sources": sorted({r.get("usage_source") for r in got if r.get("usage_source")}),
         }
+    # per question: does the first strategy beat this one, beyond chance (overall F1)? And does
+    # each strategy beat `max`, "everything in" — on answerable F1 and on overall F1?
     base = strategies[0]
-    for s in strategies[
-        1:
-    ]:  # per question, overall F1: does the first strategy beat this one, beyond chance?
+    for s in strategies[1:]:
         out[s]["paired"] = {"against": base, **paired(overall_by[base], overall_by[s])}
+    if MAX in strategies:
+        for s in strategies:
+            if s != MAX:
+                out[s]["vs_max"] = {
+                    "f1": paired(f1_by[s], f1_by[MAX]),
+                    "f1_overall": paired(overall_by[s], overall_by[MAX]),
+                }
     return out

@@ -19,6 +19,60 @@ def normalize(text: str) -> str:
     return " ".join(w for w in fold(text).split() if w not in _ARTICLES)
 
 
+_UNITS = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14,
+    "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20,
+    "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
+    "ноль": 0, "один": 1, "одна": 1, "одно": 1, "два": 2, "две": 2, "три": 3, "четыре": 4,
+    "пять": 5, "шесть": 6, "семь": 7, "восемь": 8, "девять": 9, "десять": 10, "одиннадцать": 11,
+    "двенадцать": 12, "тринадцать": 13, "четырнадцать": 14, "пятнадцать": 15, "шестнадцать": 16,
+    "семнадцать": 17, "восемнадцать": 18, "девятнадцать": 19, "двадцать": 20, "тридцать": 30,
+    "сорок": 40, "пятьдесят": 50, "шестьдесят": 60, "семьдесят": 70, "восемьдесят": 80,
+    "девяносто": 90, "сто": 100, "двести": 200, "триста": 300, "четыреста": 400, "пятьсот": 500,
+}  # fmt: skip
+_SCALES = {"hundred": 100, "thousand": 1000, "million": 10**6, "тысяча": 1000, "тысячи": 1000,
+           "тысяч": 1000, "миллион": 10**6, "миллиона": 10**6, "миллионов": 10**6}  # fmt: skip
+
+
+def numbers_as_digits(words: list[str]) -> list[str]:
+    """Runs of number words as one number in digits ("twenty one" → "21", «две тысячи» → "2000"), so
+    "four" and "4" are the same answer. Other words are kept."""
+    out: list[str] = []
+    total = current = 0
+    run = False
+    for w in [*words, ""]:
+        if w in _UNITS or (w in _SCALES and run):
+            run = True
+            if w in _UNITS:
+                current += _UNITS[w]
+            elif _SCALES[w] == 100:
+                current = max(current, 1) * 100
+            else:
+                total += max(current, 1) * _SCALES[w]
+                current = 0
+            continue
+        if run:
+            out.append(str(total + current))
+            total = current = 0
+            run = False
+        if w:
+            out.append(w)
+    return out
+
+
+def contains(prediction: str, answers: list[str]) -> float:
+    """1.0 when the answer holds a gold answer (normalised as for F1, number words as digits) as
+    a run of words, else 0.0: a reader that answers in a sentence is not penalised for the
+    sentence."""
+    pred = numbers_as_digits(normalize(prediction).split())
+    for gold in answers:
+        ref = numbers_as_digits(normalize(gold).split())
+        if ref and any(pred[i : i + len(ref)] == ref for i in range(len(pred) - len(ref) + 1)):
+            return 1.0
+    return 0.0
+
+
 def golds(answer: object) -> list[str]:
     """A question's gold answers: ``answer`` may be a string, a number, or a list of acceptable
     answers."""

@@ -31,7 +31,6 @@ import logging
 import math
 import re
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -47,6 +46,7 @@ from kb.index.embed import (
     model_id_for,
     prefixes_for,
 )
+from kb.retry import Again, retry
 
 log = logging.getLogger(__name__)
 
@@ -284,8 +284,8 @@ class RemoteEmbedder(Embedder):
         body: dict[str, Any] = {"model": self.served, "input": texts, "encoding_format": "float"}
         if self.server_prefixes:
             body["input_type"] = kind
-        delay = 0.5
-        for attempt in range(self.retries + 1):
+
+        def once() -> np.ndarray:
             try:
                 resp = self._http.post(f"{self.url}/embeddings", json=body)
             except httpx.HTTPError as exc:
@@ -300,19 +300,13 @@ class RemoteEmbedder(Embedder):
                         "KB_EMBED__BATCH_SIZE; run the command again — the index resumes where it "
                         "stopped",
                     ) from None
-                if (
-                    attempt < self.retries
-                ):  # refused, reset, DNS, connect timeout: nobody there (yet)
-                    time.sleep(delay)
-                    delay *= 2
-                    continue
-                raise self._unreachable(exc) from None
-            if resp.status_code in (429, 503) and attempt < self.retries:
-                time.sleep(_retry_after(resp, delay))
-                delay *= 2
-                continue
+                # refused, reset, DNS, connect timeout: nobody there (yet)
+                raise Again(self._unreachable(exc)) from None
+            if resp.status_code in (429, 503):  # busy: as long as it asks, else the backoff
+                raise Again(wait=_retry_after(resp), final=lambda: self._parse(resp, len(texts)))
             return self._parse(resp, len(texts))
-        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+        return retry(once, self.retries)
 
     def _parse(self, resp: Any, n: int) -> np.ndarray:
         code = resp.status_code
@@ -406,11 +400,13 @@ class _TooLarge(Exception):
     """The server refused a batch for its size."""
 
 
-def _retry_after(resp: Any, default: float) -> float:
+def _retry_after(resp: Any) -> float | None:
+    """Seconds a busy server asked to wait (Retry-After, at most 30), or None."""
     try:
-        return min(30.0, max(0.0, float(resp.headers.get("retry-after", default))))
+        value = resp.headers.get("retry-after")
+        return None if value is None else min(30.0, max(0.0, float(value)))
     except ValueError:
-        return default
+        return None
 
 
 def _error_text(resp: Any) -> str:
