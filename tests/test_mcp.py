@@ -310,7 +310,7 @@ def test_without_the_sdk_it_says_what_to_install(kb_home: Path) -> None:
 
 
 def test_results_are_bounded_by_the_token_limit() -> None:
-    from kb.cli.mcp_server import TokenBound
+    from kb.knowledge import TokenBound
 
     bound = TokenBound(300)
     items = [

@@ -280,8 +280,8 @@ def test_reads_never_fail_across_daemon_start_reconcile_and_bulk_writes(
 PAUSE_AFTER_TWO_GROUPS = """
 import os, time
 from pathlib import Path
-import ingest.sync as s
-_write, done = s.Syncer._write, []
+import ingest.commit as s
+_write, done = s.GroupWriter._write, []
 def _c(self, *a, **kw):
     _write(self, *a, **kw)
     done.append(1)
@@ -289,7 +289,7 @@ def _c(self, *a, **kw):
         Path(os.environ["KB_TEST_PAUSED"]).touch()
         while not Path(os.environ["KB_TEST_GO"]).exists():
             time.sleep(0.05)
-s.Syncer._write = _c
+s.GroupWriter._write = _c
 import sys, runpy
 sys.argv = ["kb", "ingest", sys.argv[1]]
 runpy.run_module("kb.cli.main", run_name="__main__")

@@ -69,19 +69,20 @@ def test_hostile_files_under_watch(kb_home: Path, tmp_path: Path) -> None:
 
 
 FAULTS = """
+import ingest.commit as c
 import ingest.sync as s
 class Unanticipated(Exception):
     pass
-_load, _write = s.load, s.Syncer._write
-def load(path, data=None):
+_load, _write = s.load, c.GroupWriter._write
+def load(path, data=None, rel=None):
     if path.name == "poison.md":
         raise Unanticipated("load exploded")
-    return _load(path, data)
-def _w(self, rkey, group, report):
+    return _load(path, data, rel)
+def _w(self, rkey, group, report, tally):
     if any(w.cand.rel == "venom.md" and w.chunks for w in group):  # writing its data explodes
         raise Unanticipated("write exploded")
-    return _write(self, rkey, group, report)
-s.load, s.Syncer._write = load, _w
+    return _write(self, rkey, group, report, tally)
+s.load, c.GroupWriter._write = load, _w
 """
 
 
