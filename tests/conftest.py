@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -84,23 +82,12 @@ def notes(tmp_path: Path) -> Path:
     return root
 
 
-def run_kb(
-    *args: str, env: dict[str, str], timeout: float = 600
-) -> subprocess.CompletedProcess[str]:
-    """The `kb` CLI in a fresh process: this process's environment plus ``env``."""
-    return subprocess.run(
-        [sys.executable, "-m", "kb.cli.main", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env},
-        timeout=timeout,
-    )
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests under tests/integration/ are the integration tier (real Chroma server, daemons, LLM
+    and embedding servers, models): `pytest tests/unit` runs the unit tier alone."""
+    for item in items:
+        if "integration" in item.path.parts:
+            item.add_marker(pytest.mark.integration)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

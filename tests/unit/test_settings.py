@@ -79,14 +79,17 @@ def test_malformed_toml(kb_home: Path) -> None:
 
 # ------------------------------------------------------------- every example the docs give must
 # work
-DOC_FILES = ["README.md", *sorted(str(p) for p in Path(__file__).parent.parent.glob("docs/*.md"))]
+DOC_FILES = [
+    "README.md",
+    *sorted(str(p) for p in Path(__file__).resolve().parents[2].glob("docs/*.md")),
+]
 NOT_SETTINGS = {"KB_EXTRAS", "KB_TINY_LLM"}  # scripts/setup.sh's switches, not kb settings
 
 
 def _doc_examples() -> list[tuple[str, str, str]]:
     import re
 
-    root = Path(__file__).parent.parent
+    root = Path(__file__).resolve().parents[2]
     found = []
     for name in DOC_FILES:
         text = (root / name).read_text(encoding="utf-8")

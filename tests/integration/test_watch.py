@@ -16,7 +16,7 @@ import pytest
 
 from ingest.watch import ChangeQueue, RootHandler, start_observer
 from kb.daemon.client import connect, state_path
-from tests.daemon_proc import WatchProcess, found, wait_for
+from tests.support.daemon_proc import WatchProcess, found, wait_for
 
 HASH = {"KB_EMBED_MODEL": "hash"}
 
@@ -389,7 +389,7 @@ def test_second_writer_waits_and_clear_errors(daemon: WatchProcess, vault: Path)
 
 
 def test_ask_and_forget_through_the_daemon(daemon: WatchProcess, vault: Path) -> None:
-    from tests.fake_vllm import FakeVLLM
+    from tests.support.fake_vllm import FakeVLLM
 
     env = {**os.environ, **HASH}
     cmd = [sys.executable, "-m", "kb.cli.main"]

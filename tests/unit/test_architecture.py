@@ -8,7 +8,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BASE = {"kb.settings", "kb.errors", "kb.paths", "kb.retry"}
 CLIENT = {"kb.daemon.client", "kb.daemon.quick"}  # stdlib-only: the daemon's wire protocol
 LOW = {"base", "ingest", "index", "focus", "answers", "eval", "serve", "client"}

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from ingest.scan import Scanner
 from kb.settings import load_settings
-from tests.conftest import write
+from tests.support.files import write
 
 
 def scan(root: Path, max_bytes: int = 10**6) -> dict[str, str | None]:

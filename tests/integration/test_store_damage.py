@@ -9,8 +9,8 @@ from pathlib import Path
 
 from kb.index.damage import probe
 from kb.index.store import collection_name
-from tests.conftest import run_kb, write
-from tests.daemon_proc import WatchProcess, found
+from tests.support.daemon_proc import WatchProcess, found
+from tests.support.files import run_kb, write
 
 HASH = {"KB_EMBED_MODEL": "hash-64"}
 NOTES = 300  # × 4 sections: over Chroma's 1,000-vector threshold, so its HNSW segment is on disk

@@ -22,10 +22,10 @@ from kb.errors import KbError
 from kb.eval.answers import evaluate_answers
 from kb.eval.scoring import normalize
 from kb.focus.prompt import ABSTAIN, abstention
-from tests.conftest import write
-from tests.fake_vllm import FakeVLLM
+from tests.support.fake_vllm import FakeVLLM
+from tests.support.files import write
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 
 QUESTIONS = [

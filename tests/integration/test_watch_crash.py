@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon_proc import WatchProcess, found, wait_for
+from tests.support.daemon_proc import WatchProcess, found, wait_for
 
 HASH = {"KB_EMBED_MODEL": "hash", "KB_WATCH__GROUP_CHUNKS": "16"}
 

@@ -9,7 +9,7 @@ import kb
 from kb.eval.routing import measure
 from kb.focus.route import EXAMPLES
 
-HELDOUT = Path(__file__).parent / "data" / "routing_heldout.jsonl"
+HELDOUT = Path(__file__).resolve().parents[1] / "data" / "routing_heldout.jsonl"
 
 
 def test_router_accuracy_on_questions_it_was_not_tuned_on() -> None:
@@ -34,7 +34,7 @@ def test_lookups_in_real_vaults_rarely_pay_for_think() -> None:
     """A `think` context costs several times the tokens: single-note lookups in kb's real-notes dev
     sets (mode labels written with the questions, never voted with) must not be sent there (16 of
     110 Dendron lookups were)."""
-    root = Path(__file__).resolve().parent.parent / "eval" / "questions"
+    root = Path(__file__).resolve().parents[2] / "eval" / "questions"
     for name in ("dendron.jsonl", "doka-ru.jsonl"):
         m = measure(root / name)["matrix"]
         lookups = sum(m[want][got] for want in ("code", "dialog") for got in m[want])

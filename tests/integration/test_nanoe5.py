@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from kb.errors import DependencyMissingError, EmbedderError
-from tests.conftest import write
+from tests.support.files import write
 
 pytestmark = pytest.mark.integration
 
@@ -148,7 +148,9 @@ def test_chunks_fit_the_model_window(tmp_path: Path, e5) -> None:
         assert len(chunks) > 1
         limit = e5.max_text_tokens
         assert limit == 512 - e5.special_tokens
-        assert all(n <= limit for n in e5.count_tokens([f"{c.span.heading}\n{c.text}" for c in chunks]))
+        assert all(
+            n <= limit for n in e5.count_tokens([f"{c.span.heading}\n{c.text}" for c in chunks])
+        )
 
 
 def test_queries_while_the_writer_embeds(e5) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from kb.index.embed import HashEmbedder
-from tests.conftest import write
-from tests.pdfgen import make_pdf
+from tests.support.files import write
+from tests.support.pdfgen import make_pdf
 
 LONG = "\n\n".join(
     f"Paragraph {i} talks about topic{i} and nothing else of note here." for i in range(12)

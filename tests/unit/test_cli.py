@@ -83,16 +83,6 @@ def test_bad_config_exit_code(monkeypatch: pytest.MonkeyPatch) -> None:
     assert r.exit_code == 2 and "ingest.max_file_mb" in r.output
 
 
-def test_unloadable_model_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, notes: Path) -> None:
-    monkeypatch.setenv("KB_EMBED_MODEL", str(notes / "not-a-model"))
-    r = run("ingest", str(notes))
-    assert (
-        r.exit_code == 5
-        and "cannot load embedding model" in r.output
-        and "KB_EMBED_MODEL" in r.output
-    )
-
-
 def test_nothing_indexed_yet(hash_env) -> None:
     r = run("ingest")
     assert r.exit_code == 1 and "kb ingest PATH" in r.output

@@ -13,8 +13,8 @@ from kb.answers.answer import Chat, answer, cite
 from kb.answers.llm import Delta, OpenAICompatLLM, ScriptedLLM, ThinkSplitter
 from kb.cli.main import app
 from kb.serve.profiles import build_command
-from tests.conftest import write
-from tests.fake_vllm import FakeVLLM
+from tests.support.fake_vllm import FakeVLLM
+from tests.support.files import write
 
 runner = CliRunner()
 

@@ -8,25 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import write
-
-
-def hostile_vault(root: Path) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    for i in range(10):
-        write(
-            root / f"good{i}.md",
-            f"# Good {i}\n\nGood note number {i} about topic{i} and gardens.\n",
-        )
-    with open(
-        os.fsencode(root) + b"/bad\xffname.md", "wb"
-    ) as f:  # cp1251-era name, not valid UTF-8
-        f.write(b"# Legacy name\n\nThe legacy archive note mentions zeppelins.\n")
-    os.symlink("loop.md", root / "loop.md")  # points at itself
-    (root / "damaged.md").write_bytes(
-        "# Damaged\n\nПривет, мир — a damaged note. ".encode() * 3 + b"\xff end\n"
-    )
-    return root
+from tests.support.files import hostile_vault, write
 
 
 def test_hostile_folder_indexes_the_good_notes_and_reports_the_rest(

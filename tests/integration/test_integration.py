@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "notes"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "notes"
 
 pytestmark = pytest.mark.integration
 
@@ -133,7 +133,7 @@ def test_remedies_for_a_local_model_work_when_followed(
     import subprocess
     import sys
 
-    from tests.daemon_proc import WatchProcess
+    from tests.support.daemon_proc import WatchProcess
 
     root = tmp_path / "v"
     root.mkdir()

@@ -11,8 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import write
-from tests.daemon_proc import WatchProcess, found, wait_for
+from tests.support.daemon_proc import WatchProcess, found, wait_for
+from tests.support.files import write
 
 LIBRARY = """
 import os, sys

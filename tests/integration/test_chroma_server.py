@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_kb as kb
-from tests.conftest import write
-from tests.daemon_proc import WatchProcess, found, wait_for
-from tests.servers import chroma_server
+from tests.support.daemon_proc import WatchProcess, found, wait_for
+from tests.support.files import run_kb as kb
+from tests.support.files import write
+from tests.support.servers import chroma_server
 
 HASH = {"KB_EMBED_MODEL": "hash-64"}
 

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import pytest
-
 from ingest.chunk import SEP, Chunker
 from kb.index.embed import HashEmbedder
 
@@ -78,20 +76,3 @@ def test_unicode_text() -> None:
     text = "# Заметка\n\nСегодня 東京 crème brûlée.\n"
     [c] = make().chunk(text, "Заметка")
     assert "東京" in c.text and c.heading == "Заметка"
-
-
-@pytest.mark.integration
-def test_real_tokenizer_limits(minilm: str) -> None:
-    from kb.index.embed import SentenceTransformerEmbedder
-
-    e = SentenceTransformerEmbedder(minilm, device="cpu")
-    assert e.max_seq_length == 256
-    c = Chunker(e.count_tokens, e.max_text_tokens, target_tokens=384, overlap=32)
-    assert c.limit == 254  # 256 minus [CLS] and [SEP]
-    text = "# Длинная заметка\n\n" + " ".join(
-        ["Разнообразные русские слова и english words, 東京."] * 400
-    )
-    chunks = c.chunk(text, "Длинная заметка")
-    assert len(chunks) > 5
-    ids = e._tokenizer([ch.embed_text for ch in chunks], add_special_tokens=True)["input_ids"]
-    assert max(len(i) for i in ids) <= 256

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from kb.errors import DependencyMissingError, EmbedderError
-from tests.conftest import run_kb, write
+from tests.support.files import run_kb, write
 
 pytest.importorskip("onnxruntime", reason="pip install 'kb-notes[onnx]'")
 

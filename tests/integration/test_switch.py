@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from kb.errors import EmbedderError
-from tests.conftest import write
+from tests.support.files import write
 
 
 def kb_cli(

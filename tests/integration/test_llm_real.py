@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from kb.serve.profiles import TINY_ALIAS
-from tests.conftest import run_kb
-from tests.servers import llm_server
+from tests.support.files import run_kb
+from tests.support.servers import llm_server
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "notes"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "notes"
 pytestmark = pytest.mark.integration
 
 

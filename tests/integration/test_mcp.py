@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import write
-from tests.daemon_proc import WatchProcess, wait_for
+from tests.support.daemon_proc import WatchProcess, wait_for
+from tests.support.files import write
 
 mcp = pytest.importorskip("mcp", reason="the MCP SDK is in the dev extra: pip install -e '.[dev]'")
 from mcp import Client  # noqa: E402
@@ -305,7 +305,7 @@ def test_without_the_sdk_it_says_what_to_install(kb_home: Path) -> None:
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert "needs the MCP SDK" in r.stderr and "pip install 'kb-notes[mcp]'" in r.stderr
     # the remedy's extra exists and names the SDK (CI installs it through the dev extra)
-    meta = (Path(__file__).parent.parent / "pyproject.toml").read_text()
+    meta = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
     assert re.search(r'^mcp = \["mcp>=', meta, re.M)
 
 

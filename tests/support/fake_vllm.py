@@ -14,7 +14,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.servers import LocalHTTPServer
+from tests.support.servers import LocalHTTPServer
 
 
 class FakeVLLM(LocalHTTPServer):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon_proc import WatchProcess, found, wait_for
-from tests.test_hostile import hostile_vault
+from tests.support.daemon_proc import WatchProcess, found, wait_for
+from tests.support.files import hostile_vault
 
 HASH = {"KB_EMBED_MODEL": "hash-64"}
 

@@ -11,9 +11,9 @@ import pytest
 
 from ingest.load import render_wikilinks
 from kb.eval.retrieval import as_indexed, collapse, evaluate, load_questions
-from tests.conftest import write
+from tests.support.files import write
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "eval" / "corpora"
 DEV_SETS = {
     "dendron.jsonl": (SHARED / "dendron" / "vault", 100),

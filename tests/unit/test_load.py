@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from ingest.load import LoadError, decode, load
-from tests.conftest import write
-from tests.pdfgen import make_pdf
+from tests.support.files import write
+from tests.support.pdfgen import make_pdf
 
 RU = "Съешь же ещё этих мягких французских булок, да выпей чаю. Заметки о домашнем сервере."
 

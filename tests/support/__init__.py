@@ -1,0 +1,1 @@
+"""Shared fakes and helpers for both test tiers (no tests here)."""
