@@ -112,6 +112,12 @@ class LLMTimeoutError(LLMError):
     """The server took too long."""
 
 
+class AnswerCutError(LLMError):
+    """An answer stopped before the server finished it: the stream ended without a finish reason or
+    broke off in a malformed chunk, ran past its deadline, or outgrew what max_tokens allows. What
+    came is kept, marked as cut (`Answer.cut`)."""
+
+
 class DiskFullError(StoreError):
     """The disk holding KB_HOME (or the vector store) is full or read-only."""
 
@@ -151,7 +157,8 @@ def is_machine_fault(exc: BaseException) -> bool:
 
 @contextmanager
 def machine_errors() -> Iterator[None]:
-    """Re-raise a full or read-only disk (however the library below reports it) as `DiskFullError`."""
+    """Re-raise a full or read-only disk (however the library below reports it) as
+    `DiskFullError`."""
     try:
         yield
     except Exception as exc:

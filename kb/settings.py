@@ -511,6 +511,12 @@ class Settings(BaseSettings):
         description="Longest silence from the LLM server (seconds): before its "
         "first byte and between streamed chunks. A stalled request is abandoned, not retried.",
     )
+    llm_deadline: float | None = Field(
+        None,
+        gt=0,
+        description="Longest time one answer may take (seconds); then it is cut off. Unset: "
+        "KB_LLM_TIMEOUT plus half a second per token the mode's max_output_tokens allows.",
+    )
     llm_connect_timeout: float = Field(
         5.0,
         gt=0,

@@ -88,13 +88,15 @@ class Answer:
     usage: Usage = field(default_factory=Usage)
     timings: dict[str, float | None] = field(default_factory=dict)
     request: dict[str, Any] = field(default_factory=dict)
-    abstained: bool = (
-        False  # "not in your notes": said by kb (empty context, evidence check) or by the model
-    )
+    # "not in your notes": said by kb (empty context, evidence check) or by the model
+    abstained: bool = False
     abstain_reason: str = ""
-    check: dict[str, Any] = field(
-        default_factory=dict
-    )  # the evidence check, when it ran (see kb.answers.check)
+    # the evidence check, when it ran (see kb.answers.check)
+    check: dict[str, Any] = field(default_factory=dict)
+    # the answer stopped before the server finished it, and why ("" = it is complete): what came is
+    # in `text`, but it is not an answer to rely on
+    cut: str = ""
+    cut_remedy: str = ""
 
     @property
     def by_kb(self) -> bool:
@@ -118,6 +120,7 @@ class Answer:
             "abstained": self.abstained,
             "abstain_reason": self.abstain_reason,
             "evidence_check": self.check,
+            "cut": self.cut,
         }
 
 
@@ -134,6 +137,7 @@ def llm_from_settings(s: Settings) -> OpenAICompatLLM:
         connect_timeout=s.llm_connect_timeout,
         context_length=s.llm_context_length,
         api_key=llm_api_key(s),
+        deadline=s.llm_deadline,
     )
 
 
@@ -329,7 +333,7 @@ def respond(
         "max_model_len": limit,
         "messages": msgs,
     }
-    said = is_abstention(done.text)
+    said = is_abstention(done.text) and not done.cut
     return Answer(
         ctx.question,
         done.text,
@@ -345,6 +349,8 @@ def respond(
         abstained=said,
         abstain_reason="the model found no answer in the notes" if said else "",
         check=check.as_dict() if check else {},
+        cut=done.cut,
+        cut_remedy=done.remedy,
     )
 
 

@@ -14,6 +14,7 @@ HTTP 5xx and malformed responses (→ one readable `LLMError` with the cause and
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from abc import ABC, abstractmethod
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kb.errors import (
+    AnswerCutError,
     LLMError,
     LLMTimeoutError,
     LLMUnavailableError,
@@ -77,6 +79,8 @@ class Completion:
     finish_reason: str | None = None
     request: dict[str, Any] = field(default_factory=dict)
     ttft_s: float | None = None
+    cut: str = ""  # why the answer stopped before the server finished it ("" = it is complete)
+    remedy: str = ""  # how to fix what cut it
 
 
 class LLM(ABC):
@@ -98,17 +102,20 @@ class LLM(ABC):
         out = Completion()
         t0 = time.perf_counter()
         splitter = ThinkSplitter()
-        for item in self.stream(messages, params):
-            if isinstance(item, Usage):
-                out.usage = item
-                continue
-            if out.ttft_s is None:
-                out.ttft_s = time.perf_counter() - t0
-            for d in splitter.feed(item):
-                out.text += d.text
-                out.reasoning += d.reasoning
-                if on_delta is not None:
-                    on_delta(d)
+        try:
+            for item in self.stream(messages, params):
+                if isinstance(item, Usage):
+                    out.usage = item
+                    continue
+                if out.ttft_s is None:
+                    out.ttft_s = time.perf_counter() - t0
+                for d in splitter.feed(item):
+                    out.text += d.text
+                    out.reasoning += d.reasoning
+                    if on_delta is not None:
+                        on_delta(d)
+        except AnswerCutError as exc:  # what came is kept — and marked as not an answer
+            out.cut, out.remedy = exc.message, exc.remedy or ""
         out.text = out.text.strip()
         return out
 
@@ -157,6 +164,7 @@ class OpenAICompatLLM(LLM):
         api_key: str = "EMPTY",
         connect_timeout: float = 5.0,
         context_length: int | None = None,
+        deadline: float | None = None,
     ) -> None:
         from openai import OpenAI, Timeout
 
@@ -166,6 +174,7 @@ class OpenAICompatLLM(LLM):
             timeout  # the longest silence: before the first byte, and between streamed chunks
         )
         self.connect_timeout = connect_timeout
+        self.deadline = deadline  # seconds per answer (None: sized from max_tokens)
         self.retries = retries
         bounds = Timeout(
             timeout, connect=connect_timeout
@@ -294,6 +303,12 @@ class OpenAICompatLLM(LLM):
                 "check the LLM server's log and restart it if needed; `kb ask --dry-run` works "
                 "without it",
             ) from None
+        except SchemaError as exc:
+            raise LLMError(
+                f"{self.base_url} sent a reply kb cannot read while {doing}: {exc}",
+                "is KB_LLM_BASE_URL an OpenAI-compatible chat server (vLLM, llama.cpp)? check "
+                "its log",
+            ) from None
         except (
             openai.APIResponseValidationError,
             ValueError,
@@ -334,31 +349,131 @@ class OpenAICompatLLM(LLM):
         }
 
     def stream(self, messages: list[dict[str, str]], params: GenParams) -> Iterator[Delta | Usage]:
+        """The answer as it streams. Bounded whatever the server does: each silence by the read
+        timeout, the whole answer by its deadline, what arrives by what ``max_tokens`` allows. A
+        stream that ends without a finish reason, or breaks off in a malformed chunk, raises
+        `AnswerCutError` after what came was yielded."""
         body = self.request(messages, params)
         self.last_request = body
+        deadline = self.deadline_for(params)
+        ends = time.monotonic() + deadline
+        cap = params.max_tokens * CHARS_PER_TOKEN + 4096  # no token is longer than this, on average
         with self._faults("answering"):
             chunks = self._retry(lambda: self.client.chat.completions.create(**body))
-            received = 0
-            for chunk in chunks:
-                received += 1
-                if chunk.usage is not None:
-                    yield _usage(chunk.usage)
-                for choice in chunk.choices or []:
-                    delta = choice.delta
-                    extra = delta.model_extra or {}
-                    reasoning = extra.get("reasoning") or extra.get("reasoning_content") or ""
-                    if delta.content or reasoning:
-                        yield Delta(text=delta.content or "", reasoning=reasoning)
+            received = chars = 0
+            finished = None
+            try:
+                for chunk in _chunks(chunks):
+                    received += 1
+                    if chunk.usage is not None:
+                        yield _usage(chunk.usage)
+                    for choice in _choices(chunk):
+                        content, reasoning = _delta(choice)
+                        finished = getattr(choice, "finish_reason", None) or finished
+                        if content or reasoning:
+                            chars += len(content) + len(reasoning)
+                            yield Delta(text=content, reasoning=reasoning)
+                    if chars > cap:
+                        raise AnswerCutError(
+                            f"{self.base_url} sent more than max_tokens ({params.max_tokens}) "
+                            "allows: the answer was cut off there",
+                            "the server ignores max_tokens: check its settings (llama.cpp: "
+                            "--n-predict), or lower KB_MODES__<MODE>__MAX_OUTPUT_TOKENS",
+                        )
+                    if time.monotonic() > ends:
+                        raise AnswerCutError(
+                            f"the answer took longer than its deadline ({deadline:g} s) and was "
+                            "cut off",
+                            "raise KB_LLM_DEADLINE (seconds per answer), or check the server's "
+                            "load (it answers very slowly)",
+                        )
+            finally:
+                _close(chunks)
             if not received:
                 raise LLMError(
                     f"{self.base_url} sent a malformed reply while answering: not a single chunk",
                     "llama.cpp's server ends the reply so when the prompt does not fit its context "
                     "window (--n_ctx): set KB_LLM_CONTEXT_LENGTH to that window and kb cuts the "
-                    "notes to "
-                    "fit; otherwise check that KB_LLM_BASE_URL is an OpenAI-compatible server, and "
-                    "its "
-                    "log",
+                    "notes to fit; otherwise check that KB_LLM_BASE_URL is an OpenAI-compatible "
+                    "server, and its log",
                 )
+            if finished is None:
+                raise AnswerCutError(
+                    f"{self.base_url} ended the stream before the answer was complete (no "
+                    "finish_reason): the answer was cut off",
+                    "check the LLM server's log (did it crash or restart?); ask again once it is "
+                    "healthy",
+                )
+
+    def deadline_for(self, params: GenParams) -> float:
+        """Seconds one answer may take: KB_LLM_DEADLINE, else the longest silence plus half a second
+        per token ``max_tokens`` allows (a server slower than 2 tokens/s is stuck, not working)."""
+        if self.deadline is not None:
+            return self.deadline
+        return self.timeout + params.max_tokens * 0.5
+
+
+CHARS_PER_TOKEN = 16
+
+
+def _chunks(stream: Any) -> Iterator[Any]:
+    """The stream's chunks; a chunk the client cannot parse after others arrived cuts the answer
+    (before any: the reply is malformed, `_faults` says so)."""
+    it = iter(stream)
+    seen = 0
+    while True:
+        try:
+            chunk = next(it)
+        except StopIteration:
+            return
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            if not seen:
+                raise
+            raise AnswerCutError(
+                f"the answer broke off in a malformed chunk ({type(exc).__name__}): it was cut off",
+                "check the LLM server's log; ask again once it is healthy",
+            ) from None
+        seen += 1
+        yield chunk
+
+
+def _choices(chunk: Any) -> list[Any]:
+    choices = getattr(chunk, "choices", None)
+    if choices is None and not getattr(chunk, "usage", None):
+        raise SchemaError(f"a chunk without choices: {_shape(chunk)}")
+    return list(choices or [])
+
+
+def _delta(choice: Any) -> tuple[str, str]:
+    """(content, reasoning) of one streamed choice; `SchemaError` when it is not a chat delta."""
+    delta = getattr(choice, "delta", None)
+    if delta is None:
+        if getattr(choice, "finish_reason", None):
+            return "", ""
+        raise SchemaError(f"a choice without a delta: {_shape(choice)}")
+    extra = getattr(delta, "model_extra", None) or {}
+    reasoning = extra.get("reasoning") or extra.get("reasoning_content") or ""
+    content = getattr(delta, "content", None) or ""
+    if not isinstance(content, str) or not isinstance(reasoning, str):
+        raise SchemaError("content that is not text")
+    return content, reasoning
+
+
+def _shape(obj: Any) -> str:
+    dump = getattr(obj, "model_dump", None)
+    return str(dump() if callable(dump) else obj)[:120]
+
+
+def _close(stream: Any) -> None:
+    """Close the HTTP response, so a server that keeps streaming is cut off now."""
+    close = getattr(stream, "close", None)
+    if callable(close):
+        with contextlib.suppress(Exception):  # closing a broken connection may fail: it is closed
+            close()
+
+
+class SchemaError(ValueError):
+    """A streamed chunk that is not in the chat-completion schema."""
 
 
 def _connect_phase(exc: BaseException) -> bool:

@@ -47,6 +47,8 @@ def chat(
             ans = session.ask(question, on_delta=on_delta)
             out.print()
             render_sources(ans)
+            if ans.cut:  # the conversation goes on; this answer is marked
+                err.print(f"[bold red]cut:[/] {escape(ans.cut)}", highlight=False)
 
 
 def _filters(folder: str | None, tag: str | None, since: str | None, until: str | None):
@@ -140,9 +142,13 @@ def _answer(base, question: str, mode: str, filters, json_: bool, show_thinking:
     ans = base.ask(question, mode, filters, on_delta=on_delta)
     if json_:
         print_json(ans.as_dict())
-        return
-    out.print()
-    render_sources(ans)
+    else:
+        out.print()
+        render_sources(ans)
+    if ans.cut:  # what came was shown; it is not a complete answer: one line, exit 9
+        from kb.errors import AnswerCutError
+
+        raise AnswerCutError(ans.cut, ans.cut_remedy)
 
 
 def render_abstention(ans) -> None:
@@ -168,7 +174,7 @@ def render_abstention(ans) -> None:
 
 def render_sources(ans) -> None:
     render_abstention(ans)
-    if ans.by_kb:
+    if ans.by_kb or ans.cut:  # nothing was asked, or what came is not an answer to source
         return
     u = ans.usage
     err.print(

@@ -192,7 +192,8 @@ def build_server(base: KnowledgeBase, max_tokens: int = 4000) -> MCPServer:
     ) -> dict[str, Any]:
         """An answer from the user's own local LLM (configured in kb), grounded in the notes, with
         citations (`kb://` uris of the notes it used). Only works when that LLM server is running;
-        otherwise it says so."""
+        otherwise it says so. `cut` is set when the server stopped before finishing the answer
+        (then `answer` is only what came)."""
         with lock:
             try:
                 a = base.ask(question, mode=mode)
@@ -213,6 +214,8 @@ def build_server(base: KnowledgeBase, max_tokens: int = 4000) -> MCPServer:
             "abstained": a.abstained,
             "mode": a.context.mode,
             "citations": cites,
+            # the server stopped before finishing: `answer` holds what came, not a whole answer
+            "cut": a.cut or None,
         }
 
     @server.tool(annotations=read_only)

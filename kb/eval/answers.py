@@ -317,16 +317,9 @@ def _answer(builder, llm, q: dict[str, Any], strategy: str, ctx, mset, t0: float
     except (LLMUnavailableError, LLMTimeoutError, ModelNotServedError):
         raise  # the server is gone: stop (the run resumes later)
     except LLMError as exc:  # this question failed on the server: record it, go on
-        return {
-            **row,
-            "error": exc.message,
-            "abstained": False,
-            "f1": 0.0 if row["answerable"] else None,
-            "em": 0.0 if row["answerable"] else None,
-            "context_tokens": ctx.tokens,
-            "prompt_tokens": 0,
-            "total_s": round(time.perf_counter() - t0, 4),
-        }
+        return _failed(row, exc.message, ctx.tokens, t0)
+    if ans.cut:  # what came is not an answer: a failure (asked again next run), with its text
+        return {**_failed(row, ans.cut, ctx.tokens, t0), "answer": ans.text[:2000]}
     by_n = {p.n: p.span.path for p in ans.context.passages}
     cited = [by_n[c.n] for c in ans.citations if c.n in by_n]
     check = ans.check or {}
@@ -358,6 +351,19 @@ def _answer(builder, llm, q: dict[str, Any], strategy: str, ctx, mset, t0: float
         "ttft_s": ans.timings.get("ttft_s"),
         "total_s": ans.timings.get("total_s"),
         "error": None,
+    }
+
+
+def _failed(row: dict[str, Any], why: str, context_tokens: int, t0: float) -> dict[str, Any]:
+    return {
+        **row,
+        "error": why,
+        "abstained": False,
+        "f1": 0.0 if row["answerable"] else None,
+        "em": 0.0 if row["answerable"] else None,
+        "context_tokens": context_tokens,
+        "prompt_tokens": 0,
+        "total_s": round(time.perf_counter() - t0, 4),
     }
 
 

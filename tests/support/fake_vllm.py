@@ -40,8 +40,12 @@ class FakeVLLM(LocalHTTPServer):
         )
         self.reject_next_as_too_long = 0
         # fault injection: models500 | models_junk | chat500 | chat_junk | midstream_junk | hang |
-        # busy_once
+        # busy_once | cut (two chunks, half a JSON line, close) | no_finish (no finish_reason, no
+        # [DONE]) | drip (a token every `drip_s`, forever) | flood (ignores max_tokens: streams
+        # until the client leaves) | wrong_schema (chunks that are not chat-completion chunks)
         self.fault: str | None = None
+        self.drip_s = 0.5
+        self.sent_bytes = 0
         self.connections = 0
         self.release = threading.Event()  # ends a "hang"
         from kb.focus.tokens import vocab_counter
@@ -176,8 +180,10 @@ class FakeVLLM(LocalHTTPServer):
                 self.end_headers()
 
                 def send(obj: dict[str, Any]) -> None:
-                    self.wfile.write(f"data: {json.dumps(obj)}\n\n".encode())
+                    data = f"data: {json.dumps(obj)}\n\n".encode()
+                    self.wfile.write(data)
                     self.wfile.flush()
+                    fake.sent_bytes += len(data)
 
                 base = {
                     "id": "chatcmpl-1",
@@ -195,6 +201,9 @@ class FakeVLLM(LocalHTTPServer):
                                 ],
                             }
                         )
+                if fake.fault in ("cut", "no_finish", "drip", "flood", "wrong_schema"):
+                    self._misbehave(send, base, reply)
+                    return
                 for part in reply.split(" "):
                     send({**base, "choices": [{"index": 0, "delta": {"content": part + " "}}]})
                     if fake.fault == "midstream_junk":
@@ -221,6 +230,39 @@ class FakeVLLM(LocalHTTPServer):
                         }
                     )
                 self.wfile.write(b"data: [DONE]\n\n")
+
+            def _misbehave(self, send: Callable[[dict[str, Any]], None], base: dict, reply: str):
+                words = reply.split(" ")
+
+                def word(w: str) -> dict[str, Any]:
+                    return {**base, "choices": [{"index": 0, "delta": {"content": w + " "}}]}
+
+                try:
+                    if fake.fault == "cut":  # two chunks, then half a JSON line, then close
+                        send(word(words[0]))
+                        send(word(words[1]))
+                        self.wfile.write(b'data: {"id": "chatcmpl-1", "choices": [{"ind')
+                    elif fake.fault == "no_finish":  # the whole text, no finish_reason, no [DONE]
+                        for w in words:
+                            send(word(w))
+                    elif fake.fault == "drip":  # one token every drip_s, forever
+                        while not fake.release.wait(fake.drip_s):
+                            send(word("drip"))
+                    elif fake.fault == "flood":  # ignores max_tokens
+                        while not fake.release.is_set():
+                            send(word("flood " * 200))
+                    elif fake.fault == "wrong_schema":
+                        send({**base, "choices": [{"index": 0, "delta": None}]})
+                        send({"result": {"text": reply}})
+                        send(
+                            {
+                                **base,
+                                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                            }
+                        )
+                        self.wfile.write(b"data: [DONE]\n\n")
+                except OSError:  # the client went away: what a bounded client does
+                    pass
 
         self._serve(Handler)
 

@@ -285,7 +285,7 @@ def test_public_api_ask(make_kb, vault: Path) -> None:
         ("models_junk", "malformed"),
         ("chat500", "HTTP 500"),
         ("chat_junk", "malformed"),
-        ("midstream_junk", "while answering"),
+        ("midstream_junk", "cut off"),  # a malformed chunk after text: the answer is cut
         ("hang", "sent nothing for 2s"),
         ("midstream_stall", "sent nothing"),
     ],
@@ -393,3 +393,60 @@ def test_a_connect_timeout_is_told_from_a_stalled_answer_whichever_http_library_
         )
         exc.__cause__ = cause
         assert _connect_phase(exc) is connecting, cause
+
+
+@pytest.mark.parametrize(
+    ("fault", "says"),
+    [
+        ("cut", "cut off"),
+        ("no_finish", "cut off"),
+        ("wrong_schema", "cannot read"),
+    ],
+)
+def test_a_broken_answer_stream_is_a_fault_not_an_answer(
+    indexed: Path, monkeypatch: pytest.MonkeyPatch, fault: str, says: str
+) -> None:
+    """Two chunks then half a JSON line then the connection closes; every word but no
+    finish_reason; chunks in another schema: none of them is a complete answer. kb shows what came,
+    says in one line that it was cut, and exits 9 — never "context used" and exit 0."""
+    with FakeVLLM() as fake:
+        fake.fault = fault
+        monkeypatch.setenv("KB_LLM_BASE_URL", fake.url)
+        r = runner.invoke(app, ["ask", "how many jellyfin log copies are kept"])
+        assert r.exit_code == 9, r.output
+        assert says in r.output and "Traceback" not in r.output and "AttributeError" not in r.output
+        assert "fix" in r.output.lower()
+
+
+def test_an_answer_cut_short_is_marked_on_the_answer(make_kb, vault: Path) -> None:
+    from kb.answers.answer import llm_from_settings
+
+    base = make_kb()
+    base.ingest([vault])
+    with FakeVLLM(model=base.settings.llm_model) as fake:
+        fake.fault = "cut"
+        llm = llm_from_settings(base.settings.model_copy(update={"llm_base_url": fake.url}))
+        ans = base.ask("how many jellyfin log copies are kept", "dialog", llm=llm)
+    assert ans.cut and "cut off" in ans.cut and ans.text.startswith("The logs")
+    assert not ans.abstained and ans.as_dict()["cut"] == ans.cut
+
+
+@pytest.mark.parametrize("fault", ["drip", "flood"])
+def test_an_answer_has_an_overall_bound(
+    indexed: Path, monkeypatch: pytest.MonkeyPatch, fault: str
+) -> None:
+    """A server that drips a token every half second, or ignores max_tokens and streams without
+    end: the answer stops at its deadline (KB_LLM_DEADLINE) or at what max_tokens allows, with one
+    line and exit 9 — bounded by the deadline, whatever the server does."""
+    with FakeVLLM() as fake:
+        fake.fault = fault
+        monkeypatch.setenv("KB_LLM_BASE_URL", fake.url)
+        monkeypatch.setenv("KB_LLM_DEADLINE", "3")
+        monkeypatch.setenv("KB_MODES__DIALOG__MAX_OUTPUT_TOKENS", "64")
+        r = runner.invoke(app, ["ask", "how many jellyfin log copies are kept", "-m", "dialog"])
+        assert r.exit_code == 9, r.output
+        assert "Traceback" not in r.output
+        if fault == "drip":
+            assert "deadline" in r.output and "KB_LLM_DEADLINE" in r.output
+        else:
+            assert "max_tokens" in r.output and fake.sent_bytes < 10_000_000

@@ -552,3 +552,15 @@ def test_cli_ask_says_not_in_your_notes_without_a_server(vault: Path) -> None:
         and data["answer"] == ABSTAIN["ru"]
         and data["usage"]["source"] == "none"
     )
+
+
+def test_an_answer_cut_short_counts_as_a_failure_not_an_answer(vault: Path, tmp_path: Path) -> None:
+    """A stream that breaks off is not scored as an answer: the run names it as failed (and the
+    next run asks it again)."""
+    with FakeVLLM() as fake:
+        fake.fault = "cut"
+        result = _run(vault, fake, ["auto"], tmp_path / "r.jsonl")
+    rows = _rows(tmp_path / "r.jsonl")
+    cut = [r for r in rows if r.get("error")]
+    assert cut and all("cut off" in r["error"] for r in cut)
+    assert result["strategies"]["auto"]["errors"] == len(cut)
