@@ -72,6 +72,11 @@ class EmbedderError(KbError):
     exit_code = 5
 
 
+class DimensionMismatchError(EmbedderError):
+    """The embedder's vectors have another dimension than the index's: the model changed (a server
+    swapped its model behind the same URL, a local folder was replaced)."""
+
+
 class DependencyMissingError(KbError):
     """An optional dependency is not installed."""
 

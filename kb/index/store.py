@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from kb.errors import StoreDamagedError, StoreError, describe, environment_error
+from kb.errors import (
+    DimensionMismatchError,
+    StoreDamagedError,
+    StoreError,
+    describe,
+    environment_error,
+)
 
 if TYPE_CHECKING:
     from kb.settings import ChromaSettings
@@ -31,7 +37,8 @@ def collection_name(model_id: str, scope: str = "") -> str:
     """The collection of ``model_id``'s vectors; ``scope`` (a KB_HOME's id) keeps homes apart on a
     shared server."""
     slug = re.sub(r"[^a-zA-Z0-9]+", "-", model_id).strip("-").lower()[:40] or "model"
-    return f"{COLLECTION_PREFIX}{scope + '-' if scope else ''}{slug}-{hashlib.sha1(model_id.encode()).hexdigest()[:8]}"
+    digest = hashlib.sha1(model_id.encode()).hexdigest()[:8]
+    return f"{COLLECTION_PREFIX}{scope + '-' if scope else ''}{slug}-{digest}"
 
 
 def home_id(home: Path) -> str:
@@ -142,6 +149,7 @@ class VectorStore:
                 "re-embeds your notes from their files",
             ) from None
         self.model_id = model_id
+        self._dimension: int | None = None
 
     @property
     def ef_search(self) -> int | None:
@@ -219,10 +227,37 @@ class VectorStore:
     def count(self) -> int:
         return self.collection.count()
 
+    @property
+    def dimension(self) -> int | None:
+        """The dimension of the vectors the collection holds (None while it is empty); read once."""
+        if self._dimension is None:
+            with self._faults():
+                got = self.collection.get(limit=1, include=["embeddings"])
+            vecs = got.get("embeddings")
+            if vecs is not None and len(vecs):
+                self._dimension = len(vecs[0])
+        return self._dimension
+
+    def check_dimension(self, got: int) -> None:
+        """`DimensionMismatchError` when vectors of ``got`` dimensions cannot go with the index's
+        (checked at every search and every write: a server can swap its model at any time)."""
+        have = self.dimension
+        if have is not None and got != have:
+            raise DimensionMismatchError(
+                f"the embedding model returns {got}-dimensional vectors, but this index holds "
+                f"{have}-dimensional ones of {self.model_id}: the model changed (a server serving "
+                "another model behind the same KB_EMBED__URL, or a replaced model folder)",
+                f"serve {self.model_id} again, or set KB_EMBED_MODEL (and KB_EMBED__SERVED_MODEL) "
+                "to the model now served and run `kb ingest` (it builds a new index beside this "
+                "one)",
+            )
+
     @_guarded
     def add(
         self, ids: Sequence[str], vectors: np.ndarray, metadatas: Sequence[dict[str, Any]]
     ) -> None:
+        if len(ids):
+            self.check_dimension(int(vectors.shape[1]))
         for i in range(0, len(ids), self.max_batch):
             self.collection.upsert(
                 ids=list(ids[i : i + self.max_batch]),
@@ -272,6 +307,7 @@ class VectorStore:
         """(id, cosine similarity) best first (fewer than ``k`` when the collection is smaller;
         Chroma ≥ 1.0 allows that, so no count() — it costs ~10 ms per 100k vectors — is asked
         first)."""
+        self.check_dimension(int(np.asarray(vector).shape[-1]))
         res = self.collection.query(
             query_embeddings=[vector], n_results=k, where=where or None, include=["distances"]
         )
