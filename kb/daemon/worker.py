@@ -34,7 +34,7 @@ from kb.daemon.client import state_path
 from kb.daemon.requests import Job, Requests
 from kb.daemon.roots import Watches
 from kb.daemon.server import Endpoint
-from kb.errors import KbError
+from kb.errors import KbError, environment_error
 from kb.index.core import Index
 from kb.index.embed import Embedder, setting_value
 from kb.knowledge import KnowledgeBase
@@ -149,13 +149,22 @@ class Daemon:
 
     def _setup_logging(self) -> logging.Handler:
         logs = self.home / "logs"
-        logs.mkdir(mode=0o700, exist_ok=True)
-        handler = RotatingFileHandler(
-            logs / "watch.log",
-            maxBytes=int(self.settings.watch.log_mb * 2**20),
-            backupCount=3,
-            encoding="utf-8",
-        )
+        try:
+            logs.mkdir(mode=0o700, exist_ok=True)
+            handler = RotatingFileHandler(
+                logs / "watch.log",
+                maxBytes=int(self.settings.watch.log_mb * 2**20),
+                backupCount=3,
+                encoding="utf-8",
+            )
+        except OSError as exc:  # a read-only or full KB_HOME: one line, as ingest and search say it
+            env = environment_error(exc, f"KB_HOME ({self.home})")
+            if env is None:
+                raise KbError(
+                    f"cannot write kb watch's log in {logs}: {exc.strerror or exc}",
+                    "make KB_HOME writable (or point KB_HOME at a writable folder)",
+                ) from None
+            raise env from None
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         make_private(logs)
         root = logging.getLogger("kb")

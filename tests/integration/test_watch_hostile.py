@@ -283,6 +283,11 @@ def test_read_only_home_is_one_line_that_does_not_point_at_ingest(
         [*run, "ingest", str(root)], env=env, capture_output=True, text=True, timeout=120
     )
     assert w.returncode == 4 and "read-only" in w.stderr and "Traceback" not in w.stderr
+    w = subprocess.run(  # the daemon too: one line (it made its logs folder with a traceback)
+        [*run, "watch", str(root)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert w.returncode == 4 and "read-only" in w.stderr and "Traceback" not in w.stderr
+    assert len(w.stderr.strip().splitlines()) <= 3, w.stderr
     copy = (
         tmp_path / "home-copy"
     )  # the remedy: copy it to a writable folder and point KB_HOME there
