@@ -74,7 +74,25 @@ class DaemonClient:
     ) -> Any:
         """Send one request and return its result; raises `DaemonUnavailable` when nobody answers,
         and the daemon's `KbError` (same class, message and remedy) when the request failed there.
-        """
+        A connection the daemon closes before answering a word (it was at its connection cap) is
+        tried again a few times: the request was never read, so it is safe to send again."""
+        from kb.retry import Again, retry
+
+        def once() -> Any:
+            try:
+                return self._request(op, args, timeout, on_event)
+            except _Unread as exc:
+                raise Again(DaemonUnavailable(str(exc))) from None
+
+        return retry(once, 3, delay=0.2)
+
+    def _request(
+        self,
+        op: str,
+        args: dict[str, Any] | None,
+        timeout: float | None,
+        on_event: Callable[[dict[str, Any]], None] | None,
+    ) -> Any:
         try:
             sock = socket.create_connection(self.address, timeout=2.0)
         except OSError as exc:
@@ -84,10 +102,12 @@ class DaemonClient:
             line = json.dumps(
                 {"token": self.token, "op": op, "args": args or {}}, ensure_ascii=False
             )
+            heard = False
             try:
                 sock.sendall(line.encode("utf-8") + b"\n")
                 reader = sock.makefile("rb")
                 for raw in reader:
+                    heard = True
                     msg = json.loads(raw)
                     if "event" in msg:
                         if on_event is not None:
@@ -96,9 +116,19 @@ class DaemonClient:
                     if msg.get("ok"):
                         return msg.get("result")
                     raise _error(msg.get("error") or {})
+            except ConnectionResetError as exc:
+                if not heard:
+                    raise _Unread(f"the daemon closed the connection: {exc}") from None
+                raise DaemonUnavailable(f"the daemon stopped answering: {exc}") from None
             except (TimeoutError, ConnectionError) as exc:
                 raise DaemonUnavailable(f"the daemon stopped answering: {exc}") from None
+        if not heard:
+            raise _Unread("the daemon closed the connection without an answer")
         raise DaemonUnavailable("the daemon closed the connection without an answer")
+
+
+class _Unread(Exception):
+    """The daemon closed the connection before a word of answer (it did not take the request)."""
 
 
 def _error(err: dict[str, Any]) -> Exception:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -456,3 +457,40 @@ def test_root_that_vanishes_and_returns_is_watched_again(
     )
     daemon.idle()
     assert indexed_paths(daemon) == {"back.md", "later.md"}
+
+
+def test_the_endpoint_is_bounded_and_keeps_serving_its_user(daemon: WatchProcess) -> None:
+    """Hundreds of connections that never send a token (and one that sends a byte a second) hold
+    neither threads nor memory: idle and unauthenticated connections are dropped within seconds,
+    over a cap they are closed at once, and the user's searches are answered throughout."""
+    import socket
+
+    def threads() -> int:
+        text = Path(f"/proc/{daemon.proc.pid}/status").read_text()
+        return int(
+            next(line.split()[1] for line in text.splitlines() if line.startswith("Threads"))
+        )
+
+    before = threads()
+    state = json.loads(state_path(daemon.home).read_text())
+    idle: list[socket.socket] = []
+    for _ in range(400):
+        try:
+            idle.append(socket.create_connection(("127.0.0.1", state["port"]), timeout=5))
+        except OSError:
+            break  # the backlog is full: that is the kernel refusing, not the daemon holding
+    slow = socket.create_connection(("127.0.0.1", state["port"]), timeout=5)
+    try:
+        for _ in range(3):  # the user is served while they are all open
+            assert found(daemon.search("gardening plan"), "plan.md")
+        peak = threads()
+        for _ in range(6):  # a slowloris: a byte a second never makes a request
+            with contextlib.suppress(OSError):
+                slow.sendall(b"{")
+            time.sleep(1)
+        assert found(daemon.search("gardening plan"), "plan.md")
+        wait_for(lambda: threads() <= before + 4, 60, "the idle connections to be dropped")
+        assert peak - before <= 70, (before, peak)  # bounded by the cap, not by the attackers
+    finally:
+        for s in [*idle, slow]:
+            s.close()
