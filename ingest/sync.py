@@ -24,7 +24,9 @@ from ingest.scan import Candidate, Scanner, exact_name, safe_rel
 from ingest.span import Span
 from kb.errors import KbError, describe, machine_errors
 
-GROUP_CHUNKS = 2048  # chunks to embed per write group (large: better length-sorted batches)
+#: chunks embedded and committed together: a kill (or a crash) loses at most one group's embedding
+#: (≈40 s with the multilingual model on two busy cores); efficiency measured in docs/benchmarks.md
+GROUP_CHUNKS = 256
 GROUP_FILES = 500
 
 

@@ -52,6 +52,12 @@ class IngestSettings(BaseModel):
     chunk_overlap: int = Field(
         32, ge=0, description="Tokens of overlap when a long passage has to be split."
     )
+    group_chunks: int = Field(
+        256,
+        ge=16,
+        description="Chunks embedded and committed together: a killed `kb ingest` loses at most one "
+        "group's embedding work (the daemon: KB_WATCH__GROUP_CHUNKS).",
+    )
     embed_batch_size: int = Field(64, ge=1, description="Chunks per embedding batch.")
 
 

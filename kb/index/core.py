@@ -196,6 +196,7 @@ class Index:
             progress=progress,
             crash_hook=self.crash_hook,
             guard=self.store_lock.exclusive,
+            group_chunks=ing.group_chunks,
         )
 
     # ---------------------------------------------------------------- writing

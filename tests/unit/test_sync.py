@@ -297,3 +297,31 @@ def test_progress_counts_files_as_they_are_done(make_kb, tmp_path: Path) -> None
         files == sorted(files) and len({f for f in files if 0 < f < 300}) >= 3
     )  # moves while embedding
     assert [e for e in events if e.stage == "done"][-1].files_done == 300
+
+
+def test_a_first_ingest_killed_midway_keeps_every_group_it_committed(
+    make_kb, tmp_path: Path
+) -> None:
+    """Chunks are committed in groups of ``ingest.group_chunks`` (256 by default): a kill in the
+    middle of a big first ingest loses the embedding of the group in flight, not of everything
+    before it."""
+    root = tmp_path / "v"
+    for i in range(40):
+        write(root / f"n{i:02}.md", f"# Note {i}\n\nnote {i} about topic{i} and the garden.\n")
+    base = make_kb(ingest={"group_chunks": 16})
+    commits = 0
+
+    def crash(at: str) -> None:
+        nonlocal commits
+        commits += at == "after_manifest"
+        if commits == 2 and at == "after_manifest":
+            raise Crash(at)  # dies after its second commit
+
+    base.index.crash_hook = crash
+    with pytest.raises(Crash):
+        base.ingest([root])
+    base.close()
+    again = make_kb(ingest={"group_chunks": 16})
+    r = again.ingest([root])
+    assert r.embedded == 40 - 2 * 16  # the two committed groups are not embedded again
+    assert again.verify().ok
