@@ -142,7 +142,7 @@ class Scanner:
                     )
                 return None  # a dangling link is not a note
             if not self.inside(path):
-                return None
+                return Candidate(srel, path, 0, 0, OUTSIDE)
         rel = srel
         try:
             st = entry.stat() if entry is not None and not link else os.stat(path)
@@ -189,6 +189,7 @@ class Scanner:
                         continue
                     path = folder / entry.name
                     if entry.is_symlink() and not self.inside(path):
+                        yield Candidate(safe_rel(rel), path, 0, 0, OUTSIDE)
                         continue
                     stack.append((path, rel + "/"))
                 elif is_file or entry.is_symlink():
@@ -199,6 +200,10 @@ class Scanner:
                         yield cand
 
 
+OUTSIDE = (
+    "a link to somewhere outside the notes folder: not followed (links are followed only inside it; "
+    "index that place as a folder of its own to include it)"
+)
 _EUID = os.geteuid() if hasattr(os, "geteuid") else -1
 
 

@@ -52,7 +52,9 @@ def test_symlinks_outside_root_not_followed_and_loops_safe(tmp_path: Path) -> No
     os.symlink(root, root / "sub" / "loop")  # a loop back to the root
     os.symlink(root / "sub", root / "alias")  # inside: followed, once
     found = scan(root)
-    assert "link-out/secret.md" not in found and "file-out.md" not in found
+    assert "link-out/secret.md" not in found  # not followed: the links are skipped, with the reason
+    assert "outside the notes folder" in found["link-out"]
+    assert "outside the notes folder" in found["file-out.md"]
     assert "in.md" in found and "sub/deep.md" in found
     assert len([k for k in found if k.endswith("deep.md")]) == 1
 
@@ -111,3 +113,26 @@ def test_walk_ignores_exactly_what_is_ignored_says(tmp_path: Path) -> None:
         "excl/e.md",
         "keep/excl.md",
     }
+
+
+def test_links_out_of_the_folder_are_skipped_with_a_reason(make_kb, tmp_path: Path) -> None:
+    """A link to a note or a folder outside the notes folder is not followed — and `kb status`
+    says so, instead of the note silently missing."""
+    outside = tmp_path / "elsewhere"
+    (outside / "sub").mkdir(parents=True)
+    (outside / "secret.md").write_text("# Secret\n\noutside the vault\n", encoding="utf-8")
+    (outside / "sub" / "deep.md").write_text("# Deep\n\noutside too\n", encoding="utf-8")
+    root = tmp_path / "vault"
+    root.mkdir()
+    (root / "a.md").write_text("# A\n\ninside\n", encoding="utf-8")
+    (root / "link.md").symlink_to(outside / "secret.md")
+    (root / "linked-folder").symlink_to(outside / "sub")
+    base = make_kb()
+    report = base.ingest([root])
+    assert report.added == 1
+    problems = {Path(p.path).name: p.reason for p in base.status().problems}
+    assert "outside" in problems["link.md"] and "outside" in problems["linked-folder"]
+    assert not base.search("outside the vault", k=5) or all(
+        h.rel == "a.md" for h in base.search("outside the vault", k=5)
+    )
+    assert base.verify().ok
