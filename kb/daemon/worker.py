@@ -408,6 +408,8 @@ class Daemon:
         if self.last_error is not None and self.last_error.get("resolved") is None:
             self.last_error["resolved"] = time.time()
             log.info("writing again: the last error (%s) is resolved", self.last_error["message"])
+            if only is not None:  # a repair during the failure may have marked notes outside these
+                self.jobs.put(Job("reconcile", {"why": "catch-up after an error"}))
         summary = report.as_dict()
         changed = {
             k: summary[k]

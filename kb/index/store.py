@@ -21,6 +21,8 @@ import numpy as np
 
 from kb.errors import (
     DimensionMismatchError,
+    DiskFullError,
+    KbError,
     StoreDamagedError,
     StoreError,
     describe,
@@ -90,6 +92,7 @@ class VectorStore:
 
     def __init__(self, path: Path, model_id: str, server: ChromaSettings | None = None) -> None:
         self.url = server.url if server is not None and server.url else None
+        self.path = path
         try:
             import chromadb
             from chromadb.config import Settings as ChromaSettings_
@@ -123,6 +126,8 @@ class VectorStore:
         except Exception as exc:
             from ingest.manifest import read_only_place
 
+            if self.url is None:  # a half-made client stays in Chroma's cache: the next open
+                _forget_clients()  # would get it back broken ('no attribute bindings')
             where = f"cannot open the vector store at {self.url or path}"
             if self.url is None and read_only_place(path.parent):
                 raise StoreError(
@@ -131,7 +136,7 @@ class VectorStore:
                     "and "
                     "point KB_HOME there)",
                 ) from None
-            env = environment_error(exc, f"KB_HOME ({path.parent})")
+            env = environment_error(exc, f"KB_HOME ({path.parent})") or _full_disk(path.parent)
             if env is not None:
                 raise StoreError(f"{where}: {env.message}", env.remedy or "") from None
             if self.url is not None:
@@ -252,12 +257,36 @@ class VectorStore:
                 "one)",
             )
 
+    def _ensure_space(self, payload: int) -> None:
+        """`DiskFullError` before a write the disk may not hold. Embedded Chroma that runs out of
+        space in the middle of its own write blocks for good (holding the interpreter's lock: the
+        whole process, reads included, stops answering, and freeing space does not wake it), so kb
+        keeps a margin: ``MARGIN`` plus eight times what the write carries must be free."""
+        if self.url is not None:
+            return
+        import os
+
+        try:
+            st = os.statvfs(self.path)
+        except OSError:
+            return
+        free, need = st.f_bavail * st.f_frsize, MARGIN + 8 * payload
+        if free < need:
+            raise DiskFullError(
+                f"the disk holding KB_HOME ({self.path.parent}) is full: {free / 2**20:.1f} MiB "
+                f"free, kb writes only with {need / 2**20:.1f} MiB free (a vector store that runs "
+                "out of space mid-write hangs)",
+                "free space on that disk; a running `kb watch` resumes by itself, otherwise run "
+                "the command again",
+            )
+
     @_guarded
     def add(
         self, ids: Sequence[str], vectors: np.ndarray, metadatas: Sequence[dict[str, Any]]
     ) -> None:
         if len(ids):
             self.check_dimension(int(vectors.shape[1]))
+            self._ensure_space(int(np.asarray(vectors).nbytes))
         for i in range(0, len(ids), self.max_batch):
             self.collection.upsert(
                 ids=list(ids[i : i + self.max_batch]),
@@ -267,6 +296,7 @@ class VectorStore:
 
     @_guarded
     def update_metadata(self, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
+        self._ensure_space(0)
         for i in range(0, len(ids), self.max_batch):
             self.collection.update(
                 ids=list(ids[i : i + self.max_batch]),
@@ -285,6 +315,7 @@ class VectorStore:
 
     @_guarded
     def delete(self, ids: Sequence[str]) -> None:
+        self._ensure_space(0)
         for i in range(0, len(ids), self.max_batch):
             self.collection.delete(ids=list(ids[i : i + self.max_batch]))
 
@@ -315,6 +346,36 @@ class VectorStore:
             (cid, 1.0 - float(d)) for cid, d in zip(res["ids"][0], res["distances"][0], strict=True)
         ]
 
+
+def _forget_clients() -> None:
+    try:
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        SharedSystemClient.clear_system_cache()
+    except Exception:  # pragma: no cover - a chromadb without that cache
+        pass
+
+
+def _full_disk(folder: Path) -> KbError | None:
+    """`DiskFullError` when the disk holding ``folder`` has no space left (whatever error Chroma
+    raised for it), else None."""
+    import os
+
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return None
+    if st.f_bavail * st.f_frsize >= 1 << 20:
+        return None
+    return DiskFullError(
+        f"the disk holding KB_HOME ({folder}) is full",
+        "free space on that disk; a running `kb watch` resumes by itself, otherwise run the "
+        "command "
+        "again",
+    )
+
+
+MARGIN = 8 << 20  # bytes kept free on the disk of an embedded store (`VectorStore._ensure_space`)
 
 _DAMAGE_WORDS = (
     "hnsw",

@@ -119,7 +119,7 @@ def test_unanticipated_exceptions_under_watch_stop_only_their_file(
 
 
 def bulk_notes(folder: Path, n: int) -> None:
-    """``n`` notes of ~60 distinct words each: enough to fill a 4 MB disk."""
+    """``n`` notes of ~60 distinct words each: enough to fill a 12 MB disk past kb's margin."""
     for i in range(n):
         (folder / f"b{i}.md").write_text(
             f"# B{i}\n\n" + " ".join(f"w{i}x{j}" for j in range(60)) + "\n"
@@ -131,7 +131,7 @@ def small_disk(tmp_path: Path):
     mnt = tmp_path / "disk"
     mnt.mkdir()
     r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(mnt)], capture_output=True
+        ["mount", "-t", "tmpfs", "-o", "size=12m,mode=0700", "tmpfs", str(mnt)], capture_output=True
     )
     if r.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here (needs root): {r.stderr.decode().strip()}")
