@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from ingest.manifest import ChunkRow
 
 DUPLICATE_JACCARD = 0.85
+#: the floor of a best match judged by meaning alone (another language): the default mode floor
+MEANING_FLOOR = ModeSettings.model_fields["min_relevance"].default
 
 
 @dataclass
@@ -168,6 +170,10 @@ class Budgeter:
         # a weak dense side (e.g. a Russian query, English-only embedder) the evidence is thinner:
         # lower the floor rather than declare "nothing relevant" on lexical overlap alone.
         floor = mode.min_relevance * (0.5 + 0.5 * min(1.0, r.dense_weight))
+        if cands and r.by_meaning_alone(cands[0]):
+            # the best match is in another language: it cannot show the command or API name a
+            # stricter mode's floor (code) expects, so that mode's strictness does not apply
+            floor = min(floor, MEANING_FLOOR)
         keep_from = max(floor / 2, best - mode.cutoff_gap)
         flat = r.flat(evidence) if evidence >= floor else ""
         kept: list[Candidate] = []

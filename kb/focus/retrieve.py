@@ -122,6 +122,16 @@ class Retrieval:
             f"{self.peak:.2f} z above the {PEAK_RANK}th (< {self.flat_peak:.2f})"
         )
 
+    def by_meaning_alone(self, c: Candidate) -> bool:
+        """Is ``c`` judged by meaning alone — asked in another language (no question word occurs in
+        the notes), or a passage in another script that could share none of the question's terms?
+        Such a passage cannot show the words a strict floor looks for."""
+        if c.reranked is not None:
+            return False
+        if self.lexical_weight == 0:
+            return True
+        return c.other_script_than(self.query_script) and c.cross[0] == 0
+
     def relevance(self, c: Candidate) -> float:
         """0..1 evidence that ``c`` answers the query: dense z-score and IDF-weighted term coverage,
         weighted by how far each side can be trusted for this query (a cross-encoder's score, when

@@ -562,3 +562,24 @@ def test_large_indexes_match_rare_terms_within_a_postings_budget() -> None:
     # the rarest present term stays even when it alone is over budget (else nothing would match)
     assert selective_terms(["common", "absent"], df, big) == ["common", "absent"]
     assert selective_terms(["common"], df, big) == ["common"]
+
+
+def test_a_stricter_floor_never_refuses_the_best_match_in_another_language() -> None:
+    """An English question whose best match is a Russian note (judged by meaning alone, 0.37):
+    code mode's floor (0.40) expects the command or API name a note in another language cannot
+    show, so it does not refuse that match — the context is not empty."""
+    from kb.focus.budget import Budgeter, Context
+    from kb.focus.retrieve import Retrieval
+    from kb.settings import CodeMode
+
+    ru = Candidate(
+        "r", Span("v", "ru.md", "Сервер", 1, 3), 0, "Журналы хранятся семь дней.", z=2.48
+    )
+    en = Candidate("e", Span("v", "en.md", "Trip", 1, 2), 0, "We drove to the lake.", z=0.2)
+    en.coverage = 0.2
+    r = Retrieval("how long are the logs kept?", [ru, en], ["log"], {"log": 1.0}, 1.0, (0, 1),
+                  query_script=0.0)  # fmt: skip
+    assert r.by_meaning_alone(ru) and not r.by_meaning_alone(en)
+    assert abs(r.relevance(ru) - 0.37) < 0.001
+    ctx = Budgeter(vocab_counter()).build(r, CodeMode(), Context("q", "code", "", 3000))
+    assert [p.span.path for p in ctx.passages] == ["ru.md"]
