@@ -16,6 +16,7 @@ from kb.answers.llm import LLM, Delta, GenParams, OpenAICompatLLM, Usage
 from kb.errors import PromptTooLongError
 from kb.focus.prompt import abstention, is_abstention
 from kb.focus.prompt import messages as build_messages
+from kb.settings import Mode
 
 if TYPE_CHECKING:
     from ingest.span import Span
@@ -97,6 +98,8 @@ class Answer:
     # in `text`, but it is not an answer to rely on
     cut: str = ""
     cut_remedy: str = ""
+    # a chat follow-up is searched as a standalone query the model rewrote: that query
+    rewritten: str = ""
 
     @property
     def by_kb(self) -> bool:
@@ -121,6 +124,7 @@ class Answer:
             "abstain_reason": self.abstain_reason,
             "evidence_check": self.check,
             "cut": self.cut,
+            "rewritten_query": self.rewritten,
         }
 
 
@@ -210,8 +214,20 @@ def answer(
     retrieval_query: str | None = None,
 ) -> Answer:
     t0 = time.perf_counter()
+    choice = None
+    if retrieval_query and retrieval_query != question and Mode.parse(mode) is Mode.AUTO:
+        # a follow-up is routed by what was typed, not by its rewrite (which is longer and reads
+        # like analysis); the rewrite only retrieves
+        from kb.focus.modes import choose_mode
+
+        choice = choose_mode(question)
+        mode = choice.mode
     ctx = base.context(retrieval_query or question, mode, filters)
     ctx.question = question
+    if choice is not None:
+        ctx.mode_reason = (
+            f"{choice.reason} (the question as typed; searched as {retrieval_query!r})"
+        )
     mset = base.settings.modes.get(ctx.mode)
     return respond(
         ctx,
@@ -403,7 +419,7 @@ class Chat:
             history=self.history,
             retrieval_query=query,
         )
-        ans.timings["rewritten_query"] = query  # type: ignore[assignment]
+        ans.rewritten = query if query != question else ""
         self.history += [
             {"role": "user", "content": question},
             {"role": "assistant", "content": ans.text},

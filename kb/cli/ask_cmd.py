@@ -45,6 +45,8 @@ def chat(
 
             out.print("kb › ", end="")
             ans = session.ask(question, on_delta=on_delta)
+            if ans.rewritten:  # what the follow-up was searched as: inspectable, every turn
+                err.print(f"[dim](searched as: {escape(ans.rewritten)})[/]", highlight=False)
             out.print()
             render_sources(ans)
             if ans.cut:  # the conversation goes on; this answer is marked

@@ -76,9 +76,31 @@ def test_chat_rewrites_follow_ups_and_keeps_no_thinking(make_kb, vault: Path) ->
     second = chat.ask("And when was that?")
     rewrite_msgs, rewrite_params = llm.requests[1]
     assert rewrite_params.thinking is False and "And when was that?" in rewrite_msgs[1]["content"]
-    assert second.timings["rewritten_query"] == "lake trip swimming month"
+    assert second.rewritten == "lake trip swimming month"
     assert all("secret" not in m["content"] for m in chat.history)
     assert [m["role"] for m in chat.history] == ["user", "assistant", "user", "assistant"]
+
+
+def test_chat_routes_a_follow_up_by_what_was_typed_and_shows_the_rewrite(
+    indexed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A five-word follow-up is a direct question, whatever its rewrite looks like (a long
+    standalone query read as a 'long question' and went to think); the rewrite is shown."""
+    rewrite = "what did we do at the lake " + "and how was the weather and the water " * 6
+    with FakeVLLM() as fake:
+        fake.responder = lambda body: (
+            rewrite.strip()
+            if "Rewrite the user's last question" in body["messages"][0]["content"]
+            else "We swam [1]."
+        )
+        _env(monkeypatch, fake)
+        r = runner.invoke(app, ["chat"], input="What did we do at the lake?\nAnd then?\n\n")
+    assert r.exit_code == 0, r.output
+    assert "(searched as: what did we do at the lake" in r.output
+    modes = [line for line in r.output.splitlines() if line.startswith("mode ")]
+    assert modes and all(line.startswith("mode dialog") for line in modes), modes
+    asked = [c for c in fake.chats() if "Rewrite" not in c["messages"][0]["content"]]
+    assert asked[-1]["chat_template_kwargs"]["enable_thinking"] is False  # dialog, not think
 
 
 def test_chat_history_trimmed_to_budget(make_kb, vault: Path) -> None:
