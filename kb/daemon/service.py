@@ -14,7 +14,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kb.errors import DependencyMissingError
+from kb.errors import DependencyMissingError, KbError
+
+
+class ServiceError(KbError):
+    """The service manager could not start `kb watch`."""
+
 
 UNIT_NAME = "kb-watch.service"
 LAUNCHD_LABEL = "io.kb.watch"
@@ -36,7 +41,6 @@ def systemd_unit(paths: list[str] | None = None) -> str:
     lines = [
         "[Unit]",
         "Description=kb watch: keep the personal knowledge index in sync with your notes",
-        "Documentation=https://github.com/kb/kb#background-sync",
         "After=default.target",
         "",
         "[Service]",
@@ -120,18 +124,24 @@ def install(paths: list[str] | None = None, start: bool = True) -> tuple[Path, l
         for args in (("daemon-reload",), ("enable", "--now", UNIT_NAME)):
             r = systemctl(*args)
             if r.returncode != 0:
-                notes.append(
-                    f"`systemctl --user {' '.join(args)}` failed: "
-                    f"{r.stderr.strip() or r.stdout.strip()}"
+                why = " ".join((r.stderr.strip() or r.stdout.strip()).split())
+                raise ServiceError(
+                    f"wrote {path}, but `systemctl --user {' '.join(args)}` failed, so nothing "
+                    f"runs: {why}",
+                    "a user service manager must be running (a login session, or `loginctl "
+                    "enable-linger $USER` for one without a login); then run `kb service install` "
+                    "again — or run `kb watch` in a terminal instead",
                 )
-                notes.append(f"start it later with: systemctl --user enable --now {UNIT_NAME}")
-                return path, notes
-        notes.append(
-            f"enabled and started {UNIT_NAME} (logs: journalctl --user -u {UNIT_NAME}, "
-            "and KB_HOME/logs/watch.log)"
-        )
     except DependencyMissingError as exc:
-        notes.append(f"{exc.message}; the unit is written but not started")
+        raise ServiceError(
+            f"wrote {path}, but {exc.message}: nothing runs",
+            "run `kb watch` in a terminal (or under your own supervisor) instead; "
+            "`kb service install --no-start` only writes the unit",
+        ) from None
+    notes.append(
+        f"enabled and started {UNIT_NAME} (logs: journalctl --user -u {UNIT_NAME}, "
+        "and KB_HOME/logs/watch.log)"
+    )
     return path, notes
 
 

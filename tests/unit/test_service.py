@@ -58,3 +58,31 @@ def test_install_and_uninstall_write_and_remove_the_unit(kb_home: Path) -> None:
     assert r.returncode == 0 and '"installed": true' in r.stdout and '"running": false' in r.stdout
     r = subprocess.run([*cmd, "uninstall"], capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 0 and not unit.exists()
+
+
+def test_install_that_cannot_start_fails_with_the_reason_and_its_remedy_works(
+    kb_home: Path, tmp_path: Path
+) -> None:
+    """No user service manager (a session bus): `kb service install` writes the unit but says that
+    nothing runs and exits non-zero; once one runs, doing what it says — install again — works."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "systemctl"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'if [ -f "{tmp_path}/bus" ]; then echo "$@" >> "{tmp_path}/calls"; exit 0; fi\n'
+        'echo "Failed to connect to bus: No medium found" >&2; exit 1\n'
+    )
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:/usr/bin:/bin"}
+    cmd = [sys.executable, "-m", "kb.cli.main", "service", "install"]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode != 0 and "Failed to connect to bus" in r.stderr
+    assert "nothing runs" in r.stderr and "kb service install" in r.stderr
+    assert "Traceback" not in r.stderr
+    unit = Path(os.environ["XDG_CONFIG_HOME"]) / "systemd" / "user" / "kb-watch.service"
+    assert unit.is_file() and "Documentation=" not in unit.read_text()  # no placeholder URL
+    (tmp_path / "bus").touch()  # a user service manager now runs
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "enable --now kb-watch.service" in (tmp_path / "calls").read_text()
