@@ -8,7 +8,18 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from kb.cli.common import err, handled, join_query, out, print_json
+from kb.cli.common import (
+    FolderOpt,
+    SinceOpt,
+    TagOpt,
+    UntilOpt,
+    err,
+    handled,
+    join_query,
+    out,
+    print_json,
+)
+from kb.cli.common import filters as make_filters
 
 MODE_HELP = "Task mode: auto (pick from the question), code, dialog or think."
 
@@ -53,12 +64,6 @@ def chat(
                 err.print(f"[bold red]cut:[/] {escape(ans.cut)}", highlight=False)
 
 
-def _filters(folder: str | None, tag: str | None, since: str | None, until: str | None):
-    from kb.knowledge import Filters
-
-    return Filters(folder=folder, tag=tag, since=since, until=until)
-
-
 def ask(
     question: Annotated[
         list[str],
@@ -76,19 +81,10 @@ def ask(
     show_thinking: Annotated[
         bool, typer.Option("--show-thinking", help="Stream the model's reasoning too.")
     ] = False,
-    folder: Annotated[
-        str | None,
-        typer.Option(help="Only notes under this folder (relative to a root).", metavar="FOLDER"),
-    ] = None,
-    tag: Annotated[
-        str | None, typer.Option(help="Only notes with this tag.", metavar="TAG")
-    ] = None,
-    since: Annotated[
-        str | None, typer.Option(help="Only notes dated on/after YYYY-MM-DD.", metavar="DATE")
-    ] = None,
-    until: Annotated[
-        str | None, typer.Option(help="Only notes dated on/before YYYY-MM-DD.", metavar="DATE")
-    ] = None,
+    folder: FolderOpt = None,
+    tag: TagOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
     all_: Annotated[
         bool,
         typer.Option(
@@ -103,7 +99,7 @@ def ask(
     with handled(), KnowledgeBase() as base:
         question = join_query(question)
         mode = Mode.parse(mode)
-        filters = _filters(folder, tag, since, until)
+        filters = make_filters(folder, tag, since, until)
         if not dry_run:
             _answer(base, question, mode, filters, json_, show_thinking)
             return
@@ -221,6 +217,14 @@ def render_sources(ans) -> None:
         )
 
 
+def date_cell(span) -> str:
+    """The date a passage is dated by, and "(modified)" when it is only its file's mtime: what
+    --since/--until and a question's dates filter on."""
+    if not span.date:
+        return ""
+    return f"{span.date} (modified)" if span.date_source == "modified" else span.date
+
+
 def render_context(ctx, prompt_tokens: int, show_all: bool = False, best_dropped: int = 5) -> None:
     """Kept passages, then the few best dropped candidates with their reason (``show_all``: every
     one)."""
@@ -233,12 +237,13 @@ def render_context(ctx, prompt_tokens: int, show_all: bool = False, best_dropped
     )
     if not ctx.passages:
         out.print("[yellow]nothing in your notes looks relevant: the context is empty[/]")
-    table = Table("", "note", "lines", "score", "tokens", "decision", box=None)
+    table = Table("", "note", "lines", "date", "score", "tokens", "decision", box=None)
     for p in ctx.passages:
         table.add_row(
             f"\\[{p.n}]",
             escape(f"{p.span.path} › {p.span.heading}"),
             f"{p.span.start_line}-{p.span.end_line}",
+            date_cell(p.span),
             f"{p.score:.2f}",
             str(p.tokens),
             "[green]kept[/]" + (f" (−{p.pruned_tokens} pruned)" if p.pruned_tokens else ""),
@@ -253,6 +258,7 @@ def render_context(ctx, prompt_tokens: int, show_all: bool = False, best_dropped
             "",
             escape(f"{d.span.path} › {d.span.heading}"),
             f"{d.span.start_line}-{d.span.end_line}",
+            date_cell(d.span),
             f"{d.score:.2f}",
             str(d.tokens or ""),
             f"[dim]dropped: {escape(d.reason)}[/]",

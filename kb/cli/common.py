@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -16,6 +16,43 @@ from kb.errors import KbError
 
 if TYPE_CHECKING:
     from kb.knowledge import SyncEvent
+
+#: the filters `kb search` and `kb ask` take alike (MCP's search and context take the same)
+FolderOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Only notes under this folder (relative to a notes folder).", metavar="FOLDER"
+    ),
+]
+TagOpt = Annotated[str | None, typer.Option(help="Only notes with this tag.", metavar="TAG")]
+_DATED = (
+    "A passage's date is its note's own (frontmatter, a date in the file name, a date heading "
+    "above it), else its file's modification day."
+)
+SinceOpt = Annotated[
+    str | None,
+    typer.Option(help=f"Only passages dated on/after DATE (YYYY-MM-DD). {_DATED}", metavar="DATE"),
+]
+UntilOpt = Annotated[
+    str | None,
+    typer.Option(help=f"Only passages dated on/before DATE (YYYY-MM-DD). {_DATED}", metavar="DATE"),
+]
+
+
+def filters(folder: str | None, tag: str | None, since: str | None, until: str | None):
+    """The `Filters` of the command line's options (dates checked: a bad one is a usage error)."""
+    from kb.knowledge import Filters
+
+    return Filters.parse(folder=folder, tag=tag, since=since, until=until)
+
+
+def dated(span: Any) -> str:
+    """`` · 2024-11-05`` (`` · 2024-11-05 modified`` for a file's mtime), for a hit or a row."""
+    if not getattr(span, "date", None):
+        return ""
+    how = " modified" if span.date_source == "modified" else ""
+    return f"  [dim]{span.date}{how}[/]"
+
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)

@@ -31,6 +31,27 @@ if TYPE_CHECKING:
 
     from kb.knowledge import KnowledgeBase
 
+_DATED = (
+    "A passage's date is its note's own (frontmatter, a date in the file name, a date heading "
+    "above it), else its file's modification day."
+)
+FolderArg = Annotated[
+    str | None,
+    Field(
+        description="Only notes under this folder, relative to a notes root, e.g. 'projects' "
+        "or 'journal/2025'."
+    ),
+]
+TagArg = Annotated[str | None, Field(description="Only notes with this tag (frontmatter or #tag).")]
+SinceArg = Annotated[
+    str | None,
+    Field(description=f"Only passages dated on or after this day (YYYY-MM-DD). {_DATED}"),
+]
+UntilArg = Annotated[
+    str | None,
+    Field(description=f"Only passages dated on or before this day (YYYY-MM-DD). {_DATED}"),
+]
+
 SCHEME = "kb"
 INSTRUCTIONS = (
     "kb is the user's personal notes (Markdown, text, PDF, HTML; Russian and English). Use "
@@ -93,20 +114,10 @@ def build_server(base: KnowledgeBase, max_tokens: int = 4000) -> MCPServer:
             str, Field(description="What to look for, in the user's words (Russian or English).")
         ],
         k: Annotated[int, Field(description="How many passages to return.", ge=1, le=50)] = 8,
-        folder: Annotated[
-            str | None,
-            Field(
-                description="Only notes under this folder, relative to a notes root, "
-                "e.g. 'projects' or 'journal/2025'."
-            ),
-        ] = None,
-        tag: Annotated[
-            str | None, Field(description="Only notes with this tag (frontmatter or #tag).")
-        ] = None,
-        since: Annotated[
-            str | None,
-            Field(description="Only notes dated on or after this ISO date (YYYY-MM-DD)."),
-        ] = None,
+        folder: FolderArg = None,
+        tag: TagArg = None,
+        since: SinceArg = None,
+        until: UntilArg = None,
     ) -> dict[str, Any]:
         """Hybrid search (meaning + keywords) over the user's notes. Returns the best passages, best
         first, each with its note's `kb://` resource uri, heading, line range, relevance (0..1,
@@ -114,7 +125,8 @@ def build_server(base: KnowledgeBase, max_tokens: int = 4000) -> MCPServer:
         to get what answers a question."""
         with lock:
             try:
-                hits = base.search(query, k=k, filters=Filters(folder=folder, tag=tag, since=since))
+                chosen = Filters.parse(folder=folder, tag=tag, since=since, until=until)
+                hits = base.search(query, k=k, filters=chosen or None)
                 uri = uri_for()
                 items = [
                     {
@@ -142,6 +154,10 @@ def build_server(base: KnowledgeBase, max_tokens: int = 4000) -> MCPServer:
                 "dialog (a direct question) or think (compare, plan, analyse: more context)."
             ),
         ] = "auto",
+        folder: FolderArg = None,
+        tag: TagArg = None,
+        since: SinceArg = None,
+        until: UntilArg = None,
     ) -> dict[str, Any]:
         """The focused context kb would send to its own model for this question: the passages that
         hold the evidence (only those above kb's relevance cutoff, sized to the task's token
@@ -150,7 +166,8 @@ def build_server(base: KnowledgeBase, max_tokens: int = 4000) -> MCPServer:
         tool for an agent with its own model."""
         with lock:
             try:
-                ctx = base.context(question, mode=mode)
+                chosen = Filters.parse(folder=folder, tag=tag, since=since, until=until)
+                ctx = base.context(question, mode=mode, filters=chosen or None)
                 uri = uri_for()
                 passages = [
                     {

@@ -7,7 +7,18 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from kb.cli.common import handled, join_query, out, print_json
+from kb.cli.common import (
+    FolderOpt,
+    SinceOpt,
+    TagOpt,
+    UntilOpt,
+    dated,
+    filters,
+    handled,
+    join_query,
+    out,
+    print_json,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -27,14 +38,19 @@ def search(
         int, typer.Option("-k", help="Number of results.", min=1, max=200, metavar="N")
     ] = 8,
     json_: Annotated[bool, typer.Option("--json", help="Print hits as a JSON list.")] = False,
+    folder: FolderOpt = None,
+    tag: TagOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
 ) -> None:
-    """Search your notes."""
+    """Search your notes (best first by relevance; each hit with its note, lines and date)."""
     from kb.knowledge import KnowledgeBase
 
     with handled():
         text = join_query(query)
+        chosen = filters(folder, tag, since, until)
         with KnowledgeBase() as base:
-            hits = base.search(text, k=k)
+            hits = base.search(text, k=k, filters=chosen or None)
     if json_:
         print_json(
             [
@@ -45,6 +61,8 @@ def search(
                     "end_line": h.end_line,
                     "score": h.score,
                     "relevance": h.relevance,
+                    "date": h.date,
+                    "date_source": h.span.date_source,
                     "text": h.text,
                 }
                 for h in hits
@@ -58,7 +76,7 @@ def search(
         out.print(
             f"[bold cyan]{i}.[/] [bold]{escape(h.path)}:{h.start_line}[/]  "
             f"[dim]{escape(h.heading)}[/]  "
-            f"[green]relevance {h.relevance:.2f}[/]",
+            f"[green]relevance {h.relevance:.2f}[/]{dated(h.span)}",
             highlight=False,
         )
         snippet = " ".join(h.text.split())

@@ -43,6 +43,33 @@ class Filters:
     def __bool__(self) -> bool:
         return any((self.folder, self.tag, self.since, self.until))
 
+    @classmethod
+    def parse(
+        cls,
+        folder: str | None = None,
+        tag: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> Filters:
+        """Filters as a person gives them; `UsageError` for a date that is not YYYY-MM-DD or a
+        range that ends before it starts."""
+        import datetime as dt
+
+        from kb.errors import UsageError
+
+        for name, value in (("--since", since), ("--until", until)):
+            if value is not None:
+                try:
+                    dt.date.fromisoformat(value)
+                except ValueError:
+                    raise UsageError(
+                        f"{name} {value!r} is not a date",
+                        f"write it as YYYY-MM-DD, e.g. {name} 2025-11-01",
+                    ) from None
+        if since and until and until < since:
+            raise UsageError(f"--until {until} is before --since {since}", "swap the two dates")
+        return cls(folder or None, (tag or "").lstrip("#") or None, since, until)
+
     def as_dict(self) -> dict[str, str | None]:
         """As the daemon's requests carry it."""
         return {"folder": self.folder, "tag": self.tag, "since": self.since, "until": self.until}

@@ -125,13 +125,9 @@ def check(seen: dict[str, Any]) -> None:
     for tool in seen["tools"].values():
         assert tool.description and len(tool.description) > 60
         assert tool.input_schema["type"] == "object"
-    assert set(seen["tools"]["search"].input_schema["properties"]) == {
-        "query",
-        "k",
-        "folder",
-        "tag",
-        "since",
-    }
+    filters = {"folder", "tag", "since", "until"}  # search and context take them alike
+    assert set(seen["tools"]["search"].input_schema["properties"]) == {"query", "k", *filters}
+    assert set(seen["tools"]["context"].input_schema["properties"]) == {"question", "mode", *filters}
     assert seen["tools"]["context"].input_schema["required"] == ["question"]
 
     assert {"kb://notes/backup.md", "kb://notes/sub/сад.md", "kb://notes/cooking.md"} <= seen[

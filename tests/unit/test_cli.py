@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kb.cli.main import app
+from tests.support.files import write
 
 runner = CliRunner()
 
@@ -180,3 +181,28 @@ def test_dry_run_table_shows_the_best_dropped_and_all_on_request(hash_env, tmp_p
     ).output
     n_short, n_full = short.count("dropped:"), full.count("dropped:")
     assert n_short <= 5 < n_full and "--all lists them" in short
+
+
+def test_search_takes_the_filters_ask_takes_and_shows_each_hits_date(
+    hash_env, tmp_path: Path
+) -> None:
+    vault = tmp_path / "vault"
+    write(vault / "journal" / "2024-11-05.md", "# Tuesday\n\nRead a book about owls.\n")
+    write(vault / "meeting.md", "---\ndate: 2024-10-02\n---\n# Meeting\n\nOwls were discussed.\n")
+    write(vault / "undated.md", "# Owls\n\nAn undated note about owls.\n")
+    assert run("ingest", str(vault)).exit_code == 0
+    r = run("search", "owls", "--since", "2024-11-01", "--until", "2024-11-30", "--json")
+    assert r.exit_code == 0, r.output
+    hits = json.loads(r.stdout)
+    assert [Path(h["path"]).name for h in hits] == ["2024-11-05.md"]
+    assert hits[0]["date"] == "2024-11-05" and hits[0]["date_source"] == "file name"
+    everything = {
+        Path(h["path"]).name: h for h in json.loads(run("search", "owls", "--json").stdout)
+    }
+    assert everything["meeting.md"]["date_source"] == "frontmatter date"
+    assert everything["undated.md"]["date_source"] == "modified"  # its file's mtime, said so
+    assert run("search", "owls", "--folder", "journal", "--json").stdout.count('"path"') == 1
+    r = run("ask", "owls", "--dry-run", "--mode", "dialog", "--all")
+    assert "(modified)" in r.stdout and "2024-10-02" in r.stdout
+    bad = run("search", "owls", "--since", "last week")
+    assert bad.exit_code == 2 and "YYYY-MM-DD" in bad.output
