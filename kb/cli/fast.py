@@ -48,7 +48,8 @@ def try_search(argv: list[str]) -> int | None:
     if hits is None:
         return None
     if as_json:
-        keys = ("path", "heading", "start_line", "end_line", "score", "relevance", "text")
+        keys = ("path", "heading", "start_line", "end_line", "score", "relevance", "date")
+        keys += ("date_source", "text")
         sys.stdout.write(
             json.dumps([{key: h[key] for key in keys} for h in hits], ensure_ascii=False, indent=2)
             + "\n"
@@ -64,11 +65,19 @@ def try_search(argv: list[str]) -> int | None:
     for i, h in enumerate(hits, 1):
         print(
             f"{cyan}{i}.{off} {bold}{h['path']}:{h['start_line']}{off}  {dim}{h['heading']}{off}  "
-            f"{green}relevance {h['relevance']:.2f}{off}"
+            f"{green}relevance {h['relevance']:.2f}{off}{_dated(h, dim, off)}"
         )
         snippet = " ".join(h["text"].split())
         print(f"   {snippet[:240]}{'…' if len(snippet) > 240 else ''}")
     return 0
+
+
+def _dated(h: dict, dim: str, off: str) -> str:
+    """As `kb.cli.common.dated` renders it."""
+    if not h.get("date"):
+        return ""
+    how = " modified" if h.get("date_source") == "modified" else ""
+    return f"  {dim}{h['date']}{how}{off}"
 
 
 def main() -> None:

@@ -52,6 +52,8 @@ def test_ingest_json_search_status(hash_env, notes: Path) -> None:
         "end_line",
         "score",
         "relevance",
+        "date",
+        "date_source",
         "text",
     }
     assert hits[0]["path"].endswith("alpha.md")
