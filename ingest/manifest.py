@@ -263,6 +263,10 @@ class Manifest:
         """Keep a forgotten folder or file out of future syncs of its root."""
         self.db.execute("INSERT OR IGNORE INTO excludes(root, path) VALUES(?, ?)", (root, path))
 
+    def include(self, root: str, path: str) -> None:
+        """Undo `exclude`: the folder or file is synced with its root again."""
+        self.db.execute("DELETE FROM excludes WHERE root=? AND path=?", (root, path))
+
     def excludes(self, root: str) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT path FROM excludes WHERE root=?", (root,))]
 

@@ -143,6 +143,14 @@ def _render_status(info: dict) -> None:
                 _ago(r["last_sync"]),
             )
         out.print(table)
+        for r in info["roots"]:
+            if r.get("excluded"):
+                shown = ", ".join(r["excluded"][:10]) + (" …" if len(r["excluded"]) > 10 else "")
+                out.print(
+                    f"[dim]kept out of {escape(r['root'])} by `kb forget`: {escape(shown)} "
+                    "(`kb ingest` on one of them brings it back)[/]",
+                    highlight=False,
+                )
     else:
         out.print("no folders indexed yet — run `kb ingest PATH`")
     _render_daemon(info["daemon"])

@@ -311,7 +311,8 @@ class Daemon:
             if job.kind == "reconcile":
                 self._sync(self.roots, None, f"{job.args.get('why')} reconcile")
             elif job.kind == "ingest":
-                roots = [Path(p) for p in job.args["paths"]]
+                folders = [Path(p) for p in job.args["paths"]]
+                roots = self.writer.take_folders(folders, self._notice(job.emit))
                 for r in roots:
                     if r not in self.roots:
                         self.roots.append(r)
@@ -471,6 +472,15 @@ class Daemon:
             "warnings": self.watches.warnings,
             "log": str(self.home / "logs" / "watch.log"),
         }
+
+    @staticmethod
+    def _notice(emit: Callable[[dict[str, Any]], None] | None) -> Callable[[SyncEvent], None]:
+        def say(e: SyncEvent) -> None:
+            log.info("%s", e.message)
+            if emit is not None:
+                emit(asdict(e))
+
+        return say
 
     def _record_error(self, message: str, remedy: str | None = None) -> None:
         log.error("%s%s", message, f" — {remedy}" if remedy else "")

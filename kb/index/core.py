@@ -208,12 +208,37 @@ class Index:
     ) -> SyncReport:
         """Sync the given folders (default: every known root) into the index."""
         notify = progress or (lambda e: None)
-        roots = self.roots_for(paths)
+        folders = self.roots_for(paths)
         self.lock.acquire(timeout=wait, on_wait=lambda m: notify(SyncEvent("notice", message=m)))
         try:
-            return self.sync_locked(roots, progress)
+            return self.sync_locked(self.take_folders(folders, notify), progress)
         finally:
             self.lock.release()
+
+    def take_folders(self, folders: list[Path], notify: ProgressFn | None = None) -> list[Path]:
+        """The roots that syncing ``folders`` means: a folder inside an indexed root is that root —
+        and a part of it that `forget` kept out comes back in (never a second, nested root that
+        would index the same files twice). The caller holds the writer lock."""
+        say = notify or (lambda e: None)
+        known = [Path(r) for r, _ in self.manifest.roots()]
+        out: list[Path] = []
+        for folder in folders:
+            root = next((r for r in known if folder == r or folder.is_relative_to(r)), None)
+            if root is None or root == folder:
+                out.append(folder)
+                continue
+            rel = folder.relative_to(root).as_posix()
+            lifted = [
+                ex
+                for ex in self.manifest.excludes(str(root))
+                if ex == rel or ex.startswith(rel + "/") or rel.startswith(ex + "/")
+            ]
+            for ex in lifted:
+                self.manifest.include(str(root), ex)
+            if lifted:
+                say(SyncEvent("notice", message=f"{', '.join(lifted)} is indexed in {root} again"))
+            out.append(root)
+        return list(dict.fromkeys(out))
 
     def sync_locked(
         self,

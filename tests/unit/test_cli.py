@@ -208,3 +208,12 @@ def test_search_takes_the_filters_ask_takes_and_shows_each_hits_date(
     assert "(modified)" in r.stdout and "2024-10-02" in r.stdout
     bad = run("search", "owls", "--since", "last week")
     assert bad.exit_code == 2 and "YYYY-MM-DD" in bad.output
+
+
+def test_status_lists_what_forget_keeps_out(hash_env, notes: Path) -> None:
+    assert run("ingest", str(notes)).exit_code == 0
+    assert run("forget", str(notes / "sub")).exit_code == 0
+    r = run("status")
+    assert "kept out" in r.output and "sub" in r.output
+    assert run("ingest", str(notes / "sub")).exit_code == 0  # what status says brings it back
+    assert "kept out" not in run("status").output

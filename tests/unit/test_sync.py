@@ -325,3 +325,22 @@ def test_a_first_ingest_killed_midway_keeps_every_group_it_committed(
     r = again.ingest([root])
     assert r.embedded == 40 - 2 * 16  # the two committed groups are not embedded again
     assert again.verify().ok
+
+
+def test_forget_is_visible_and_ingest_of_the_folder_undoes_it(make_kb, tmp_path: Path) -> None:
+    """`kb forget DIR` keeps a folder out, `kb status` lists it, and `kb ingest DIR` brings it
+    back into its root — no second, nested root indexing the same files twice."""
+    root = tmp_path / "v"
+    write(root / "a.md", "# A\n\nkeep\n")
+    write(root / "private" / "p.md", "# P\n\nprivate note about owls\n")
+    base = make_kb()
+    base.ingest([root])
+    assert base.forget(root / "private") == 1
+    assert base.status().roots[0].excluded == ["private"]
+    r = base.ingest([root / "private"])
+    assert r.added == 1  # back, embedded again (its vectors went with it)
+    st = base.status()
+    assert [x.root for x in st.roots] == [str(root.resolve())] and st.roots[0].excluded == []
+    assert [h.rel for h in base.search("owls", k=1)] == ["private/p.md"]
+    assert base.ingest().unchanged == 2  # and it stays in
+    assert base.verify().ok
