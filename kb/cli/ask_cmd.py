@@ -10,9 +10,11 @@ from rich.table import Table
 
 from kb.cli.common import (
     FolderOpt,
+    NowOpt,
     SinceOpt,
     TagOpt,
     UntilOpt,
+    day,
     err,
     handled,
     join_query,
@@ -34,12 +36,13 @@ def chat(
     show_thinking: Annotated[
         bool, typer.Option("--show-thinking", help="Stream the model's reasoning too.")
     ] = False,
+    now: NowOpt = None,
 ) -> None:
     """Talk with your notes (follow-ups are understood; empty line or Ctrl-D to quit)."""
     from kb.knowledge import KnowledgeBase
 
     with handled(), KnowledgeBase() as base:
-        session = base.chat(mode)
+        session = base.chat(mode, now=day(now))
         while True:
             try:
                 question = input("you › ").strip()
@@ -85,6 +88,7 @@ def ask(
     tag: TagOpt = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
+    now: NowOpt = None,
     all_: Annotated[
         bool,
         typer.Option(
@@ -100,10 +104,11 @@ def ask(
         question = join_query(question)
         mode = Mode.parse(mode)
         filters = make_filters(folder, tag, since, until)
+        when = day(now)
         if not dry_run:
-            _answer(base, question, mode, filters, json_, show_thinking)
+            _answer(base, question, mode, filters, json_, show_thinking, when)
             return
-        plan = base.plan(question, mode, filters)
+        plan = base.plan(question, mode, filters, when)
     if json_:
         print_json(
             {
@@ -120,7 +125,7 @@ def ask(
         out.print(m["content"], markup=False, highlight=False)
 
 
-def _answer(base, question: str, mode: str, filters, json_: bool, show_thinking: bool) -> None:
+def _answer(base, question: str, mode: str, filters, json_: bool, show_thinking: bool, now) -> None:
     state = {"thinking": False}
 
     def on_delta(d) -> None:
@@ -137,7 +142,7 @@ def _answer(base, question: str, mode: str, filters, json_: bool, show_thinking:
                 state["thinking"] = False
             out.print(d.text, end="", markup=False, highlight=False)
 
-    ans = base.ask(question, mode, filters, on_delta=on_delta)
+    ans = base.ask(question, mode, filters, on_delta=on_delta, now=now)
     if json_:
         print_json(ans.as_dict())
     else:
@@ -235,7 +240,11 @@ def render_context(ctx, prompt_tokens: int, show_all: bool = False, best_dropped
         f"passages · prompt {prompt_tokens} tokens",
         highlight=False,
     )
-    if not ctx.passages:
+    if ctx.dates:
+        out.print(f"[bold]dates[/] {escape(ctx.dates['label'][len('dates ') :])}", highlight=False)
+    if not ctx.passages and ctx.empty_reason:
+        out.print(f"[yellow]{escape(ctx.empty_reason)}: the context is empty[/]", highlight=False)
+    elif not ctx.passages:
         out.print("[yellow]nothing in your notes looks relevant: the context is empty[/]")
     table = Table("", "note", "lines", "date", "score", "tokens", "decision", box=None)
     for p in ctx.passages:

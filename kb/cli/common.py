@@ -39,6 +39,30 @@ UntilOpt = Annotated[
 ]
 
 
+NowOpt = Annotated[
+    str | None,
+    typer.Option(
+        help='The day the question\'s dates are read against ("last week" is the week before it), '
+        "YYYY-MM-DD; default KB_NOW, else today.",
+        metavar="DATE",
+    ),
+]
+
+
+def day(value: str | None):
+    """--now as a date (a usage error when it is not YYYY-MM-DD)."""
+    if value is None:
+        return None
+    import datetime as dt
+
+    from kb.errors import UsageError
+
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"--now {value!r} is not a date", "write it as YYYY-MM-DD") from None
+
+
 def filters(folder: str | None, tag: str | None, since: str | None, until: str | None):
     """The `Filters` of the command line's options (dates checked: a bad one is a usage error)."""
     from kb.knowledge import Filters

@@ -305,7 +305,10 @@ class BearerGate:
         if scope["type"] == "http":
             given = dict(scope.get("headers") or []).get(b"authorization", b"")
             if not hmac.compare_digest(given, self.expected):
-                body = b'{"error": "unauthorized: send Authorization: Bearer <token from KB_HOME/mcp.token>"}'
+                body = (
+                    b'{"error": "unauthorized: send Authorization: Bearer '
+                    b'<token from KB_HOME/mcp.token>"}'
+                )
                 await send(
                     {
                         "type": "http.response.start",

@@ -9,10 +9,12 @@ from rich.markup import escape
 
 from kb.cli.common import (
     FolderOpt,
+    NowOpt,
     SinceOpt,
     TagOpt,
     UntilOpt,
     dated,
+    day,
     filters,
     handled,
     join_query,
@@ -42,6 +44,7 @@ def search(
     tag: TagOpt = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
+    now: NowOpt = None,
 ) -> None:
     """Search your notes (best first by relevance; each hit with its note, lines and date)."""
     from kb.knowledge import KnowledgeBase
@@ -50,7 +53,7 @@ def search(
         text = join_query(query)
         chosen = filters(folder, tag, since, until)
         with KnowledgeBase() as base:
-            hits = base.search(text, k=k, filters=chosen or None)
+            hits = base.search(text, k=k, filters=chosen or None, now=day(now))
     if json_:
         print_json(
             [

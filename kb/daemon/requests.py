@@ -4,6 +4,7 @@ writer; status from the daemon's snapshot. A token holder is still validated lik
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import threading
 import time
@@ -64,7 +65,7 @@ class Requests:
         if op == "search":
             with self.lock:
                 hits = self.reader().search(
-                    args["query"], args.get("k"), Filters.from_dict(args.get("filters"))
+                    args["query"], args.get("k"), Filters.from_dict(args.get("filters")), _day(args)
                 )
             return [h.as_dict() for h in hits]
         if op == "context":
@@ -87,6 +88,15 @@ class Requests:
         raise KbError(
             f"unknown request {op!r}", "use the same kb version for the CLI and `kb watch`"
         )
+
+
+def _day(args: dict[str, Any]) -> dt.date | None:
+    """The client's "now" for a question's dates (its KB_NOW or --now), if it sent one."""
+    value = args.get("now")
+    try:
+        return dt.date.fromisoformat(value) if value else None
+    except (TypeError, ValueError):
+        raise KbError(f"not a date: {value!r}", "send now as YYYY-MM-DD") from None
 
 
 def validated(op: str, args: dict[str, Any]) -> dict[str, Any]:

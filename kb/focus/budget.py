@@ -86,6 +86,10 @@ class Context:
     dropped: list[Dropped] = field(default_factory=list)
     tokens: int = 0  # tokens of the notes block as sent
     counter: str = ""
+    # the days the question asked about (`kb.focus.when.DateRange.as_dict`, its label included)
+    dates: dict[str, str] | None = None
+    # why nothing was kept when it is not relevance ("no notes dated last week (…)")
+    empty_reason: str = ""
 
     def notes_block(self) -> str:
         """The notes as they go into the prompt: delimited, numbered, with path, heading and
@@ -102,6 +106,8 @@ class Context:
             "counter": self.counter,
             "kept": [p.as_dict() for p in self.passages],
             "dropped": [d.as_dict() for d in self.dropped],
+            "dates": self.dates,
+            "empty_reason": self.empty_reason,
         }
 
     @classmethod
@@ -116,6 +122,8 @@ class Context:
             [Dropped.from_dict(x) for x in d["dropped"]],
             d["tokens"],
             d["counter"],
+            d.get("dates"),
+            d.get("empty_reason", ""),
         )
 
 
@@ -292,6 +300,8 @@ class Budgeter:
             chosen = chosen[0::2] + chosen[1::2][::-1]
         elif mode.order == "document":
             chosen.sort(key=lambda p: (p.span.path, p.span.start_line))
+        elif mode.order == "date":  # a question over a time range reads the notes as they came
+            chosen.sort(key=lambda p: (p.span.date or "", p.span.path, p.span.start_line))
         for i, p in enumerate(chosen, 1):
             p.n = i
             if p.pruned_tokens:

