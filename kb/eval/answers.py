@@ -278,13 +278,14 @@ def _context(builder, llm, q: dict[str, Any], strategy: str, qvec) -> tuple[Any,
     """The context a strategy gives the model for a question, and the mode settings it answers
     with."""
     from kb.answers.answer import DEFAULT_CONTEXT_LEN
+    from kb.eval.retrieval import question_now
     from kb.focus.budget import Context
     from kb.focus.prompt import messages
 
     name = strategy.removesuffix(CHECK)
     modes = builder.index.settings.modes
     if name not in (NAIVE, MAX):
-        ctx = builder.build(q["question"], name, qvec=qvec)
+        ctx = builder.build(q["question"], name, qvec=qvec, now=question_now(q))
         return ctx, modes.get(ctx.mode)
     choice, qvec = builder.route(q["question"], "auto", qvec)
     mset = modes.get(choice.mode)

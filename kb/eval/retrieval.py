@@ -8,6 +8,7 @@ the in-run baseline: the top 10 chunks by plain vector similarity, untrimmed.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -46,6 +47,21 @@ def load_questions(path: Path) -> list[dict[str, Any]]:
             ) from None
         out.append(q)
     return out
+
+
+def question_now(q: dict[str, Any]) -> dt.date | None:
+    """The day a question is asked on (its ``now``: what "last week" in it means), None for
+    today."""
+    value = q.get("now")
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise KbError(
+            f"question {q.get('id') or q['question']!r} has now={value!r}, not a date",
+            "write it as YYYY-MM-DD",
+        ) from None
 
 
 def sample(questions: list[dict[str, Any]], n: int | None, seed: int = 0) -> list[dict[str, Any]]:
@@ -172,7 +188,7 @@ def _run_mode(builder, questions, qvecs, mode: str, missed: list[dict[str, Any]]
         if mode == NAIVE:
             ctx = builder.naive(q["question"], k=10, qvec=vec)
         else:
-            ctx = builder.build(q["question"], mode, qvec=vec)
+            ctx = builder.build(q["question"], mode, qvec=vec, now=question_now(q))
         latency.append((time.perf_counter() - t0) * 1000)
         chosen[ctx.mode] = chosen.get(ctx.mode, 0) + 1
         tokens.append(ctx.tokens)

@@ -118,6 +118,20 @@ _FIRST_PERSON = frozenset(
     "i me my mine myself we us our ours i've i'd i'm я мне меня мной мой моя моё мое мои моих моим "
     "мы нам нас нами наш наша наше наши наших".split()
 )
+#: verbs of saying: a date beside them is when something was said or written — the day of the note
+#: that holds it ("what did John tell Tim in August?", «как она сказала в июле?»)
+_SAID_EN = frozenset(
+    "say says said tell tells told mention mentions mentioned share shares shared talk talks "
+    "talked "
+    "discuss discusses discussed chat chatted call called describe describes described show shows "
+    "showed explain explains explained suggest suggests suggested recommend recommends recommended "
+    "ask asks asked write writes wrote written note noted".split()
+)
+_SAID_RU = (
+    "сказал", "рассказ", "говорил", "поделил", "упоминал", "упомянул", "обсужд", "обсуди",
+    "писал", "написал", "показал", "посовет", "предложил", "спросил", "разговор", "заметил",
+    "созвон", "объяснил", "описал",
+)  # fmt: skip
 #: question words and fillers that say nothing about what is asked for
 _GENERIC = frozenset(
     "what which who whom when where why how did do does done was were is are be been have has had "
@@ -156,10 +170,12 @@ def _content(question: str, found: DateRange) -> list[str]:
 def question_range(question: str, now: dt.date) -> DateRange | None:
     """The range a question's dates give to retrieval, or None. A date counts when it is about the
     user's own time: said relative to now ("last week", «вчера»), or with the user in the question
-    ("what did I read in November?", «что я читал в ноябре?»), or when it is all the question asks
-    by ("what happened in 2023?"). A date that is part of what is asked about — "Who won the
-    championship in 2000?", "What setback did Melanie face in October 2023?" — is left to
-    retrieval by meaning: filtering notes by when they were written would lose the answer."""
+    ("what did I read in November?", «что я читал в ноябре?»), or beside a verb of saying — the day
+    something was said or written is the day of its note ("what did John tell Tim in August?"), or
+    when it is all the question asks by ("what happened in 2023?"). A date that is part of what is
+    asked about — "Who won the championship in 2000?", "What setback did Melanie face in October
+    2023?" — is left to retrieval by meaning: filtering notes by when they were written would lose
+    the answer."""
     found = dates_in(question, now)
     if found is None:
         return None
@@ -167,18 +183,33 @@ def question_range(question: str, now: dt.date) -> DateRange | None:
     phrase = {w.lower() for w in _WORD.findall(found.words)}
     if phrase & _RELATIVE or any(w.endswith(("ой", "ом", "ью")) for w in phrase & set(_SEASONS)):
         return found
-    if _FIRST_PERSON & set(words):
+    if _FIRST_PERSON & {w.lower() for w in _WORD.findall(question) if w != "US"}:
+        return found  # "US" is the country
+    if _SAID_EN & set(words) or any(w.startswith(_SAID_RU) for w in words):
         return found
     return found if len(_content(question, found)) <= 1 else None
 
 
 def dates_in(question: str, now: dt.date) -> DateRange | None:
     """The range of days ``question`` asks about, or None. Code in the question is ignored; so is a
-    month, weekday or number standing alone without a word that makes it a date."""
+    month, weekday or number standing alone without a word that makes it a date. A range ends today
+    at the latest: "this week" on a Wednesday is Monday to Wednesday (notes are about what
+    happened)."""
+    found = _find(question, now)
+    if found is None or found.until <= now:
+        return found
+    return DateRange(found.since, now, found.words, now)
+
+
+def _find(question: str, now: dt.date) -> DateRange | None:
     text = re.sub(r"['’]s\b", "", _CODE.sub(" ", question))  # "last week's" → "last week"
     words = _WORD.findall(text)
     lowered = [w.lower() for w in words]
-    found = _season(lowered, words, now) or _span(lowered, words, now)
+    found = (
+        _season(lowered, words, now)
+        or _span(lowered, words, now)
+        or _last_week_of(lowered, words, now)
+    )
     if found is not None:
         return found
     for size in (4, 3, 2, 1):
@@ -189,10 +220,17 @@ def dates_in(question: str, now: dt.date) -> DateRange | None:
             got = _parse(" ".join(gram), now, language(question))
             if got is None or _bare(gram, lowered, i):
                 continue
+            end = i + size
+            # "on 19 August, 2023": a year just after the words found belongs to them
+            while end < len(words) and end < i + size + 2 and _trigger(lowered[end]):
+                longer = _parse(" ".join(lowered[i : end + 1]), now, language(question))
+                if longer is None:
+                    break
+                got, end = longer, end + 1
             since, until = _period(*got)
             if since > now:  # "in a week" from now: notes are about what happened
                 continue
-            a, b = _tight(lowered, i, i + size, (since, until), now, language(question))
+            a, b = _tight(lowered, i, end, (since, until), now, language(question))
             return DateRange(since, until, " ".join(words[a:b]), now)
     return None
 
@@ -206,7 +244,7 @@ def _tight(
     while shrunk and b - a > 1:
         shrunk = False
         for x, y in ((a + 1, b), (a, b - 1)):
-            if x > a and lowered[a] in _LEADS:
+            if x > a and lowered[a] in _LEADS and lowered[a + 1] not in _LEADS:
                 continue  # keep "in", «в»: they are part of how it was said
             gram = lowered[x:y]
             if not any(_trigger(w) for w in gram):
@@ -232,8 +270,12 @@ def _bare(gram: list[str], lowered: list[str], i: int) -> bool:
     if any(w in _UNITS for w in gram):  # "last week", "3 days ago", «на прошлой неделе»
         near = [*gram, lowered[i - 1] if i > 0 else ""]
         return not any(w in _UNIT_LEADS or w in _AGO for w in near)  # not "a week", "3 days"
-    if len(gram) >= 2 and any(w.isdigit() for w in gram) and any(not w.isdigit() for w in gram):
-        return False  # "8 May", "May 2023"
+    if (
+        len(gram) >= 2
+        and any(w.isdigit() for w in gram)
+        and any(not w.isdigit() and _trigger(w) for w in gram)
+    ):
+        return False  # "8 May", "May 2023" (not "a 2013")
     first = next(k for k, w in enumerate(gram) if _trigger(w))
     leads = [*gram[:first], lowered[i - 1] if i > 0 else ""]
     return not any(w in _LEADS for w in leads)
@@ -341,6 +383,28 @@ def _span(lowered: list[str], words: list[str], now: dt.date) -> DateRange | Non
                     end = _period(dt.date(end.year + 1, end.month, 1), "month")[1]
                 return DateRange(start, end, " ".join(words[i : j + 1 + n]), now)
     return None
+
+
+_LAST_WEEK_OF = re.compile(
+    r"\b(?:the )?(?:last|final) week of (\w+)(?: (\d{4}))?|"
+    r"\bпоследн\w* недел\w* (\w+)(?: (\d{4}))?"
+)
+
+
+def _last_week_of(lowered: list[str], words: list[str], now: dt.date) -> DateRange | None:
+    """ "the last week of August 2023", «последняя неделя августа»: the month's last seven days."""
+    m = _LAST_WEEK_OF.search(" ".join(lowered))
+    if m is None:
+        return None
+    month, year = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+    lang = "en" if m.group(1) else "ru"
+    got = _parse(f"{_RU_MONTH_FORMS.get(month, month)} {year or ''}".strip(), now, lang)
+    if got is None or got[1] != "month":
+        return None
+    end = _period(*got)[1]
+    n = len(m.group(0).split())
+    start = len(" ".join(lowered)[: m.start()].split())
+    return DateRange(end - dt.timedelta(days=6), end, " ".join(words[start : start + n]), now)
 
 
 def _coarse(gram: list[str], now: dt.date, lang: str) -> tuple[dt.date, str] | None:

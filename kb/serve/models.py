@@ -123,6 +123,7 @@ def assemble(
     as it is written, and renamed into place only when size and hash match."""
     say = progress or (lambda m: None)
     folder = folder or cache_dir()
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     target = folder / model.name
     if target.is_file():
         say(f"verifying {target} (SHA-256)")
