@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 from kb.errors import KbError
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     from ingest.report import SyncReport
     from kb.answers.answer import Answer
     from kb.knowledge import Hit, KnowledgeBase
@@ -57,20 +59,47 @@ def ingest(paths: list[str | os.PathLike[str]] | None = None, **settings: Any) -
         return base.ingest(paths)
 
 
-def search(query: str, k: int = 8, **settings: Any) -> list[Hit]:
-    """The ``k`` passages most relevant to ``query``, best first."""
+def search(
+    query: str,
+    k: int = 8,
+    *,
+    folder: str | None = None,
+    tag: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    now: dt.date | None = None,
+    **settings: Any,
+) -> list[Hit]:
+    """The ``k`` passages most relevant to ``query``, best first. ``folder``, ``tag``,
+    ``since``/``until`` (YYYY-MM-DD) filter as `kb search`'s flags do and win over dates read from
+    the query ("notes from last week"), which are read against ``now`` (default KB_NOW or today)."""
+    from kb.focus.retrieve import Filters
     from kb.knowledge import KnowledgeBase
 
+    filters = Filters.parse(folder, tag, since, until)
     with KnowledgeBase(**settings) as base:
-        return base.search(query, k=k)
+        return base.search(query, k=k, filters=filters, now=now)
 
 
-def ask(question: str, mode: str = "auto", **settings: Any) -> Answer:
-    """Answer ``question`` from your notes with the configured LLM (see `kb.Answer`)."""
+def ask(
+    question: str,
+    mode: str = "auto",
+    *,
+    folder: str | None = None,
+    tag: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    now: dt.date | None = None,
+    **settings: Any,
+) -> Answer:
+    """Answer ``question`` from your notes with the configured LLM (see `kb.Answer`); filters and
+    ``now`` as for `search`."""
+    from kb.focus.retrieve import Filters
     from kb.knowledge import KnowledgeBase
 
+    filters = Filters.parse(folder, tag, since, until)
     with KnowledgeBase(**settings) as base:
-        return base.ask(question, mode)
+        return base.ask(question, mode, filters, now=now)
 
 
 def route(question: str) -> tuple[Mode, str]:

@@ -217,3 +217,24 @@ def test_search_reads_a_querys_dates_too(diary: Path) -> None:
     r = runner.invoke(app, ["search", "novel last week", "--now", "2025-11-19", "--json"])
     assert r.exit_code == 0, r.output
     assert {h["date"] for h in json.loads(r.stdout)} <= {"2025-11-11", "2025-11-13"}
+
+
+def test_the_library_takes_ranges_as_the_cli_does(diary: Path, monkeypatch) -> None:
+    import kb
+    from kb.errors import UsageError
+    from tests.support.fake_vllm import FakeVLLM
+
+    hits = kb.search("novel last week", now=NOW)
+    assert hits and {h.date for h in hits} <= {"2025-11-11", "2025-11-13"}
+    hits = kb.search("novel", since="2025-11-01", until="2025-11-05")
+    assert [h.date for h in hits] == ["2025-11-03"]
+    with pytest.raises(UsageError):
+        kb.search("novel", since="5 November")
+    with FakeVLLM() as fake:
+        monkeypatch.setenv("KB_LLM_BASE_URL", fake.url)
+        monkeypatch.setenv("KB_LLM_MODEL", fake.model)
+        ans = kb.ask("what did I decide last week?", now=NOW)
+        sent = fake.chats()[-1]["messages"][-1]["content"]
+    assert ans.context.dates["since"] == "2025-11-10"
+    assert {p.span.date for p in ans.context.passages} <= {"2025-11-11", "2025-11-13"}
+    assert '"last week" means 2025-11-10 to 2025-11-16; today is 2025-11-19.' in sent
