@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
 
 def eval_(
     questions: Annotated[
-        Path, typer.Argument(help="Questions, one JSON object per line (shared/eval format).")
+        Path, typer.Argument(help="Questions, one JSON object per line (the format: docs/eval.md).")
     ],
     corpus: Annotated[
         Path, typer.Option("--corpus", help="The notes folder the evidence paths refer to.")
@@ -72,7 +72,7 @@ def eval_(
         typer.Option(
             "--plot",
             help="With --answers: write answer F1 against prompt "
-            "tokens as a PNG (needs kb-notes[plot]).",
+            "tokens as a PNG (needs kb-notes\\[plot]: pip install 'kb-notes\\[plot]').",
             metavar="FILE",
         ),
     ] = None,

@@ -217,3 +217,9 @@ def test_status_lists_what_forget_keeps_out(hash_env, notes: Path) -> None:
     assert "kept out" in r.output and "sub" in r.output
     assert run("ingest", str(notes / "sub")).exit_code == 0  # what status says brings it back
     assert "kept out" not in run("status").output
+
+
+def test_help_names_the_extras_it_needs() -> None:
+    """Square brackets are markup to the help renderer: `kb-notes[plot]` must survive it."""
+    out = CliRunner().invoke(app, ["eval", "--help"], env={"COLUMNS": "200"}).output
+    assert "pip install 'kb-notes[plot]'" in out and "docs/eval.md" in out

@@ -22,7 +22,37 @@ DEV_SETS = {
 
 
 def test_every_dev_set_is_checked() -> None:
-    assert {p.name for p in (ROOT / "eval" / "questions").glob("*.jsonl")} == set(DEV_SETS)
+    names = {p.name for p in (ROOT / "eval" / "questions").glob("*.jsonl")}
+    assert names == {*DEV_SETS, "dates.jsonl"}
+
+
+def test_the_dates_set_is_exact_and_its_ranges_hold_the_evidence() -> None:
+    """eval/questions/dates.jsonl: relative-date questions over LoCoMo's dated sessions, each with
+    the day it is asked on and the range a person means; the evidence session lies in that range,
+    on or before that day."""
+    import datetime as dt
+
+    from ingest.load import load
+
+    corpus = SHARED / "locomo"
+    if not corpus.is_dir():
+        pytest.skip(f"{corpus} is not beside the checkout")
+    qs = load_questions(ROOT / "eval" / "questions" / "dates.jsonl")
+    assert len({q["id"] for q in qs}) == len(qs) >= 60
+    assert sum(q["lang"] == "ru" for q in qs) >= 25
+    ws = re.compile(r"\s+")
+    for q in qs:
+        now = dt.date.fromisoformat(q["now"])
+        since, until = (dt.date.fromisoformat(q["range"][k]) for k in ("since", "until"))
+        assert since <= until <= now
+        assert q["range"]["words"].lower() in q["question"].lower()
+        assert q["evidence"] and q["answer"]
+        for ev in q["evidence"]:
+            path = corpus / ev["path"]
+            text = path.read_text(encoding="utf-8")
+            assert ws.sub(" ", ev["quote"]).strip() in ws.sub(" ", text), q["id"]
+            day = dt.date.fromisoformat(load(path, rel=ev["path"]).date)
+            assert since <= day <= until and day <= now, q["id"]
 
 
 def test_recall_is_reported_per_category(tmp_path: Path) -> None:
