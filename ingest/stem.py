@@ -128,3 +128,65 @@ def non_latin_share(text: str) -> float:
     if not letters:
         return 0.0
     return sum(1 for c in letters if ord(c) > LATIN_LAST) / len(letters)
+
+
+# Names and borrowed words cross scripts by sound: «Тесла» is Tesla, «Денвер» Denver, "Manning"
+# «Маннинг», «патент» patent. One common romanisation each way (BGN/PCGN-like; Latin → Cyrillic
+# reads English digraphs first) is enough for the words that matter: the rarest in a question.
+_TO_LATIN = dict(
+    zip(
+        "абвгдеёжзийклмнопрстуфхцчшщъыьэюя",
+        "a b v g d e e zh z i y k l m n o p r s t u f kh ts ch sh shch - y - e yu ya".split(),
+        strict=True,
+    )
+)
+_TO_CYRILLIC = [
+    ("shch", "щ"), ("sch", "ш"), ("sh", "ш"), ("ch", "ч"), ("zh", "ж"), ("kh", "х"), ("ts", "ц"),
+    ("th", "т"), ("ph", "ф"), ("ck", "к"), ("ya", "я"), ("yu", "ю"), ("yo", "ё"), ("ey", "ей"),
+    ("ay", "ай"), ("oy", "ой"), ("iy", "ий"), ("ee", "и"), ("oo", "у"), ("qu", "кв"), ("a", "а"),
+    ("b", "б"), ("c", "к"), ("d", "д"), ("e", "е"), ("f", "ф"), ("g", "г"), ("h", "х"), ("i", "и"),
+    ("j", "дж"), ("k", "к"), ("l", "л"), ("m", "м"), ("n", "н"), ("o", "о"), ("p", "п"), ("q", "к"),
+    ("r", "р"), ("s", "с"), ("t", "т"), ("u", "у"), ("v", "в"), ("w", "в"), ("x", "кс"), ("y", "и"),
+    ("z", "з"),
+]  # fmt: skip
+
+
+def to_latin(word: str) -> str:
+    """A Cyrillic word romanised: «тесла» → "tesla", «щука» → "shchuka"."""
+    return "".join(_TO_LATIN.get(ch, ch) for ch in word).replace("-", "")
+
+
+def to_cyrillic(word: str) -> str:
+    """A Latin word as Russian writes its sound, roughly: "tesla" → «тесла», "manning" → «маннинг»;
+    a first e is э ("edison" → «эдисон»)."""
+    out, i = [], 0
+    while i < len(word):
+        for latin, cyr in _TO_CYRILLIC:
+            if word.startswith(latin, i):
+                out.append("э" if latin == "e" and i == 0 else cyr)
+                i += len(latin)
+                break
+        else:
+            out.append(word[i])
+            i += 1
+    return "".join(out)
+
+
+def other_script_terms(query: str) -> dict[str, str]:
+    """Each query term (stemmed, as `match_query` gives it) of four letters or more, by the stem of
+    its spelling in the other script: {"тесл": "tesla"} for «Тесла», {"tesla": "тесл"} for "Tesla".
+    Stop words and numbers have none."""
+    out: dict[str, str] = {}
+    for w in _WORD.findall(query.lower()):
+        if len(w) < 4 or w in STOP_EN or w in STOP_RU or not w.isalpha():
+            continue
+        if _CYR.search(w):
+            alt = to_latin(w.replace("ё", "е"))
+        elif _LAT.match(w):
+            alt = to_cyrillic(w)
+        else:
+            continue
+        src, other = stem_word(w), stem_word(alt)
+        if other and other != src:
+            out.setdefault(src, other)
+    return out

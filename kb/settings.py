@@ -248,6 +248,19 @@ class RetrievalSettings(BaseModel):
         le=1,
         description="Best relevance at or above which a flat top is still trusted.",
     )
+    name_weight: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="Relevance added for a note whose name holds the question's words (this "
+        "weight × their share): hierarchical and descriptive file names name their topic.",
+    )
+    cross_script_names: bool = Field(
+        True,
+        description="A question's words are also matched in the other script by sound (Тесла ↔ "
+        "Tesla, Денвер ↔ Denver): names and borrowed words found by BM25 and term coverage across "
+        "Russian and English.",
+    )
     expand_notes: int = Field(
         4,
         ge=0,

@@ -18,7 +18,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from ingest.span import Span
-from ingest.stem import LATIN_LAST, lexical_fields, match_expr, match_query, non_latin_share, terms
+from ingest.stem import (
+    LATIN_LAST,
+    lexical_fields,
+    match_expr,
+    match_query,
+    non_latin_share,
+    other_script_terms,
+    path_words,
+    terms,
+)
 from kb.settings import RetrievalSettings
 
 if TYPE_CHECKING:
@@ -95,6 +104,7 @@ class Candidate:
     relevance: float = 0.0
     reranked: float | None = None
     cross: tuple[float, float] = (0.0, 0.0)  # in another script than the query: `cross_coverage`
+    named: float = 0.0  # share of the query's terms in the note's name (its path words)
     notes: list[str] = field(default_factory=list)
 
     @cached_property
@@ -129,6 +139,7 @@ class Retrieval:
     )
     flat_peak: float = 0.0  # RetrievalSettings.flat_peak / flat_relevance (0 = no flat-top check)
     flat_relevance: float = 0.0
+    name_weight: float = 0.0  # RetrievalSettings.name_weight
 
     def flat(self, best: float) -> str:
         """Why the best relevance ``best`` is not to be trusted ("" = it is): nothing stands out of
@@ -175,7 +186,9 @@ class Retrieval:
             # meaning alone
             lexical, coverage = c.cross
         wd = self.dense_weight / (self.dense_weight + lexical)
-        return wd * d + (1.0 - wd) * coverage
+        # a note named for what is asked ("renamed-delete-note.md" for "shortcut to delete a note")
+        # is about it: its name weighs beyond the words it adds to coverage
+        return min(1.0, wd * d + (1.0 - wd) * coverage + self.name_weight * c.named)
 
 
 def writable(term: str, latin: bool) -> bool:
@@ -187,11 +200,18 @@ def writable(term: str, latin: bool) -> bool:
     return all(ord(ch) <= LATIN_LAST for ch in letters) == latin
 
 
-def cross_coverage(idf: dict[str, float], have: set[str], latin: bool) -> tuple[float, float]:
+def cross_coverage(
+    idf: dict[str, float], have: set[str], latin: bool, alts: dict[str, str] | None = None
+) -> tuple[float, float]:
     """For a passage in another script than the question: the idf share of the question's terms that
-    can occur in the passage's script (numbers; names and commands in its alphabet), and the idf
-    share of those it holds."""
-    wr = {t: w for t, w in idf.items() if writable(t, latin)}
+    can occur in the passage's script (numbers; names and commands in its alphabet; words whose
+    spelling in that script the notes hold, ``alts``), and the idf share of those it holds."""
+    alts = alts or {}
+    wr = {
+        t: w
+        for t, w in idf.items()
+        if writable(t, latin) or (t in alts and writable(alts[t], latin))
+    }
     wsum = sum(wr.values())
     if not wsum:
         return 0.0, 0.0
@@ -307,10 +327,15 @@ class Retriever:
         qvec: np.ndarray | None = None,
     ) -> Retrieval:
         filters = filters or Filters()
-        expr, qterms = match_query(query)
-        df = self.manifest.doc_freq(qterms)
-        idf = self.idf(qterms, df)
         cal = self.calibration
+        expr, qterms = match_query(query)
+        alts = other_script_terms(query) if cal.cross_script_names else {}
+        df = self.manifest.doc_freq(list(dict.fromkeys([*qterms, *alts.values()])))
+        # a term's other-script spelling counts only where the notes hold it
+        alts = {t: a for t, a in alts.items() if t in qterms and df.get(a, 0) > 0}
+        idf = self.idf(qterms, df)
+        if alts:
+            expr = match_expr([*qterms, *alts.values()])
         qscript = non_latin_share(query)
         dense_weight = 1.0
         if self.english_only and qscript > 0.5:
@@ -324,7 +349,11 @@ class Retriever:
             if self.manifest.chunk_count()
             else []
         )
-        lexical = self._lexical(self._selective(expr, qterms, df), k, filters) if expr else []
+        lexical = (
+            self._lexical(self._selective(expr, [*qterms, *alts.values()], df), k, filters)
+            if expr
+            else []
+        )
 
         ids = list(dict.fromkeys([i for i, _ in dense] + [i for i, _ in lexical]))
         rows = self.manifest.chunks_by_id(ids)
@@ -361,13 +390,21 @@ class Retriever:
         per_script = (
             None if self.english_only else qscript
         )  # the script rule `Retrieval.relevance` applies
+        names: dict[str, set[str]] = {}
         for c in cands.values():
+            if cal.name_weight and qterms:
+                name = names.get(c.span.path)
+                if name is None:
+                    name = names[c.span.path] = set(terms(path_words(c.span.path)))
+                c.named = sum(1 for t in qterms if t in name) / len(qterms)
             have = indexed.get(c.id)
             if have is None:
                 have = set(terms(lexical_fields(c.span.path, c.span.heading, c.text)))
+            if alts:  # «тесл» is held by a passage that says "Tesla"
+                have = have | {t for t, a in alts.items() if a in have}
             c.coverage = sum(w for t, w in idf.items() if t in have) / total_idf
             if c.other_script_than(per_script):
-                c.cross = cross_coverage(idf, have, latin=c.script < 0.5)
+                c.cross = cross_coverage(idf, have, latin=c.script < 0.5, alts=alts)
         out = sorted(cands.values(), key=lambda c: c.fused, reverse=True)
         if self.reranker is not None and out:
             out = self.reranker.rerank(query, out)
@@ -398,6 +435,7 @@ class Retriever:
             per_script,
             cal.flat_peak,
             cal.flat_relevance,
+            cal.name_weight,
         )
 
     def _expand(self, cands: dict[str, Candidate], qvec: np.ndarray, mu: float, sd: float) -> None:

@@ -586,3 +586,56 @@ def test_a_stricter_floor_never_refuses_the_best_match_in_another_language() -> 
     assert abs(r.relevance(ru) - 0.37) < 0.001
     ctx = Budgeter(vocab_counter()).build(r, CodeMode(), Context("q", "code", "", 3000))
     assert [p.span.path for p in ctx.passages] == ["ru.md"]
+
+
+def test_names_cross_scripts_by_sound() -> None:
+    """«Тесла» is Tesla and "Manning" «Маннинг»: one romanisation each way, for the words a question
+    names; stop words and short words have none."""
+    from ingest.stem import other_script_terms, stem_word, to_cyrillic, to_latin
+
+    assert to_latin("тесла") == "tesla" and to_latin("щука") == "shchuka"
+    assert to_cyrillic("tesla") == "тесла" and to_cyrillic("manning") == "маннинг"
+    assert to_cyrillic("edison") == "эдисон"
+    alts = other_script_terms("Что изобрёл Тесла в 1888 году?")
+    assert alts[stem_word("тесла")] == stem_word("tesla")
+    assert not any(a.isdigit() for a in alts.values())
+    assert "what" not in other_script_terms("What did Tesla invent?")
+
+
+def test_a_russian_question_naming_a_person_finds_the_english_note_about_them(
+    make_kb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The name, matched in the other script, is the only word the question shares with the note
+    (the hash embedder knows no meaning): with `cross_script_names` off nothing finds it by
+    words."""
+    root = tmp_path / "v"
+    write(root / "inventor.md", "# Inventor\n\nTesla designed the induction motor in 1887.\n")
+    write(root / "steam.md", "# Steam\n\nA steam turbine drives a rotor with blades.\n")
+    base = make_kb()
+    base.ingest([root])
+    r = base.contexts().retriever().retrieve("Что изобрёл Тесла?")
+    tesla = next(c for c in r.candidates if c.span.path == "inventor.md")
+    steam = next(c for c in r.candidates if c.span.path == "steam.md")
+    assert tesla.lex_rank == 1 and tesla.coverage > 0 and steam.lex_rank is None
+    base.close()
+
+    monkeypatch.setenv("KB_RETRIEVAL__CROSS_SCRIPT_NAMES", "false")
+    off = make_kb().contexts().retriever().retrieve("Что изобрёл Тесла?")
+    assert all(c.lex_rank is None for c in off.candidates)
+
+
+def test_a_note_named_for_the_question_gains_relevance_by_its_name() -> None:
+    """Two passages equal in meaning and words: the one whose note's name holds the question's terms
+    comes first by ``name_weight`` × the share of terms its name holds (capped at 1)."""
+    span = Span("r", "a.md", "h", 1, 1, None)
+    named = Candidate("n", span, 0, "x", z=4.0, coverage=0.5, named=0.5)
+    plain = Candidate("p", span, 0, "x", z=4.0, coverage=0.5)
+
+    def relevance(weight: float, c: Candidate) -> float:
+        r = Retrieval("q", [named, plain], ["q"], {"q": 1.0}, 1.0, (0, 1), 0.0, 1.0, 4.0)
+        r.name_weight = weight
+        return r.relevance(c)
+
+    assert relevance(0.0, named) == relevance(0.0, plain)
+    assert relevance(0.2, named) == pytest.approx(relevance(0.2, plain) + 0.1)
+    assert relevance(1.0, Candidate("c", span, 0, "x", z=9.0, coverage=1.0, named=1.0)) == 1.0
