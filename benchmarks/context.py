@@ -47,7 +47,7 @@ def main() -> int:
         home=home, embed_model=str(offline_model_path()), ingest={"chunk_tokens": args.chunk_tokens}
     ) as base:
         base.ingest([args.corpus])
-        chunks = base.manifest.chunk_count()
+        chunks = base.index.manifest.chunk_count()
         qs = [q["question"] for q in load_questions(args.questions)][: args.limit]
         emb = base.embedder()
         t0 = time.perf_counter()

@@ -188,7 +188,7 @@ def measure(
                 ingest_ms_per_note_excl_embed=round((total - emb.seconds) / notes * 1000, 3),
                 added=rep.added,
             )
-        row["chunks"] = base.manifest.chunk_count()
+        row["chunks"] = base.index.manifest.chunk_count()
         t0 = time.perf_counter()
         rep = base.ingest([vault])
         row["noop_resync_s"] = round(time.perf_counter() - t0, 3)
