@@ -113,6 +113,12 @@ class ContextBuilder:
                 update={"order": "date", "min_relevance": 0.0, "cutoff_gap": 1.0}
             )
             k = self.index.settings.retrieval.range_candidates
+        elif found is not None:
+            # "what did John say last week about the book?": the days are named, so the notes of
+            # those days are where the answer is, if anywhere — the best of them is not refused as
+            # "nothing relevant" (a Russian question over English notes scores low on meaning);
+            # the gap rule and the budget still choose among them, and the model may abstain
+            settings = settings.model_copy(update={"min_relevance": 0.0})
         ctx = Context(question, choice.mode, choice.reason, settings.budget)
         if found is not None:
             ctx.dates = found.as_dict()

@@ -238,3 +238,14 @@ def test_the_library_takes_ranges_as_the_cli_does(diary: Path, monkeypatch) -> N
     assert ans.context.dates["since"] == "2025-11-10"
     assert {p.span.date for p in ans.context.passages} <= {"2025-11-11", "2025-11-13"}
     assert '"last week" means 2025-11-10 to 2025-11-16; today is 2025-11-19.' in sent
+
+
+def test_the_days_a_question_names_are_where_its_answer_is(diary: Path) -> None:
+    """A question about something said on named days keeps the best passage of those days even when
+    its words and meaning match weakly (a Russian question over English notes): the date is the
+    evidence. The same words without the days find nothing relevant."""
+    dated = dry_run("what did I think of the mariners story last week?")
+    assert dated["mode"] != "think"  # not a question over the range itself
+    assert dated["kept"] and {p["date"] for p in dated["kept"]} <= {"2025-11-11", "2025-11-13"}
+    undated = dry_run("what did I think of the mariners story?")
+    assert undated["kept"] == [] and "nothing relevant" in undated["dropped"][0]["reason"]
