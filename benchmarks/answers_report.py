@@ -68,8 +68,12 @@ def load_set(results: Path, name: str) -> dict | None:
     for (qid, strategy), row in list(current.items()):
         if strategy == "auto":
             current.setdefault((qid, row["mode"]), {**row, "strategy": row["mode"]})
-    strategies = [s for s in ORDER if any(k[1] == s for k in current)]
-    strategies += sorted({s for _, s in current} - set(strategies))
+    # the strategies the run asked for (a mode only `auto` chose, in a run without that mode, is
+    # not a column: it would hold only the questions routed to it)
+    asked = {a["strategy"] for a in summary.get("answers", [])} | {
+        r["strategy"] for r in by_key.values()
+    }
+    strategies = [s for s in ORDER if s in asked] + sorted(asked - set(ORDER))
     ids = {qid for qid, _ in current}
     complete = {qid for qid in ids if all((qid, s) in current for s in strategies)}
     questions = [q for q in load_questions(sets()[name][0]) if q["id"] in complete]
