@@ -31,7 +31,7 @@ import search_order as so  # noqa: E402
 def measure(name: str, homes: Path, overrides: dict) -> dict:
     import numpy as np
 
-    from kb.eval.retrieval import collapse, indexed, question_now, recalled
+    from kb.eval.retrieval import indexed, question_now, recalled
     from kb.focus.context import ContextBuilder
     from kb.focus.search import search
 
@@ -52,13 +52,7 @@ def measure(name: str, homes: Path, overrides: dict) -> dict:
         builder = ContextBuilder(base)
         for q, qvec in zip(qs, vectors, strict=True):
             ev = q["evidence"]
-            hits = [
-                any(
-                    e["path"] == h.rel and collapse(e["quote"])[:200] in collapse(h.text)
-                    for e in ev
-                )
-                for h in search(builder, q["question"], 3, qvec=qvec)
-            ]
+            hits = [so.hit(h.rel, h.text, ev) for h in search(builder, q["question"], 3, qvec=qvec)]
             top1 += bool(hits[:1] and hits[0])
             top3 += any(hits)
             ctx = builder.build(q["question"], "auto", qvec=qvec, now=question_now(q))

@@ -48,18 +48,23 @@ def questions(spec) -> list[dict]:
     return [q for q in load_questions(path) if q.get("evidence")]
 
 
+def hit(path: str, text: str, evidence: list[dict]) -> bool:
+    """A result holds an evidence quote (its first 200 characters, whitespace collapsed) in the
+    evidence's note."""
+    from kb.eval.retrieval import collapse
+
+    t = collapse(text)
+    return any(e["path"] == path and collapse(e["quote"])[:200] in t for e in evidence)
+
+
 def measure(name: str, homes: Path | None) -> dict:
-    from kb.eval.retrieval import collapse, indexed
+    from kb.eval.retrieval import indexed
     from kb.focus.context import ContextBuilder
     from kb.focus.search import search
 
     spec, corpus = SETS[name]
     qs = questions(spec)
     settings = {"home": homes / corpus.replace("/", "-")} if homes else {}
-
-    def hit(path: str, text: str, evidence: list[dict]) -> bool:
-        t = collapse(text)
-        return any(e["path"] == path and collapse(e["quote"])[:200] in t for e in evidence)
 
     top = {"fused": [0, 0], "relevance": [0, 0]}
     with indexed(EVAL / "corpora" / corpus, lambda m: print(m, file=sys.stderr), settings) as base:

@@ -34,13 +34,11 @@ HERE = Path(__file__).resolve().parent
 PORT = 8097  # the local server's port when free
 
 
-def answers(url: str, token: str | None = None) -> bool:
-    """A server is ready at ``url``: /models answers (with ``token``), or refuses an unknown caller
-    (401/403: it is up; kb's own error names the key)."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+def answers(url: str) -> bool:
+    """A server is ready at ``url``: /models answers, or refuses a caller without its key (401/403:
+    it is up; kb's own error names the key)."""
     try:
-        req = urllib.request.Request(url.rstrip("/") + "/models", headers=headers)
-        urllib.request.urlopen(req, timeout=2).close()
+        urllib.request.urlopen(url.rstrip("/") + "/models", timeout=2).close()
         return True
     except urllib.error.HTTPError as e:
         return e.code in (401, 403)  # 503 while a model loads: not yet
@@ -75,6 +73,7 @@ def local_profile() -> str:
 
 def start_local(env: dict[str, str], out: Path) -> subprocess.Popen[bytes]:
     from kb.errors import KbError
+    from kb.serve.llamacpp import wait_ready
     from kb.serve.profiles import READER_ALIAS, TINY_ALIAS, check_runnable
 
     profile = local_profile()
@@ -109,15 +108,19 @@ def start_local(env: dict[str, str], out: Path) -> subprocess.Popen[bytes]:
     )
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 900  # the reader is assembled (1.1 GB, hashed) on first use
-    token_file = Path(env["KB_HOME"]) / "llm.token"
-    while not answers(url, token_file.read_text().strip() if token_file.exists() else "-"):
-        if server.poll() is not None or time.monotonic() > deadline:
-            print(
-                f"smart_vs_max: the {profile} server did not start; see {out / log.name}",
-                file=sys.stderr,
-            )
-            raise SystemExit(9)
-        time.sleep(0.5)
+    token_file = Path(env["KB_HOME"]) / "llm.token"  # written by the server before it listens
+    while True:
+        try:  # kb's own readiness check: /v1/models answers 200 with the server's token
+            wait_ready(url.removesuffix("/v1"), token_file.read_text().strip(), timeout=2)
+            break
+        except (KbError, OSError):
+            if server.poll() is not None or time.monotonic() > deadline:
+                print(
+                    f"smart_vs_max: the {profile} server did not start; see {out / log.name}",
+                    file=sys.stderr,
+                )
+                raise SystemExit(9) from None
+            time.sleep(0.5)
     alias = READER_ALIAS if profile == "reader" else TINY_ALIAS
     env.update(KB_LLM_BASE_URL=url, KB_LLM_MODEL=alias, KB_LLM_CONTEXT_LENGTH="8192")
     if profile == "tiny":
