@@ -173,7 +173,8 @@ def obsidian_link(root: str, rel: str) -> str | None:
     if not (Path(root) / ".obsidian").is_dir():
         return None
     file = rel[:-3] if rel.endswith(".md") else rel
-    return f"obsidian://open?vault={urllib.parse.quote(Path(root).name)}&file={urllib.parse.quote(file)}"
+    vault = urllib.parse.quote(Path(root).name)
+    return f"obsidian://open?vault={vault}&file={urllib.parse.quote(file)}"
 
 
 def cite(text: str, ctx: Context) -> tuple[list[Citation], list[int]]:

@@ -44,7 +44,8 @@ _CODE_MARKERS = [
     ),
     (
         re.compile(
-            r"\b[\w/.-]+\.(py|js|ts|tsx|go|rs|java|cpp|c|h|sh|sql|yaml|yml|toml|json|css|html|conf|ini|env)\b"
+            r"\b[\w/.-]+\.(py|js|ts|tsx|go|rs|java|cpp|c|h|sh|sql|yaml|yml|toml|json|css|html|"
+            r"conf|ini|env)\b"
         ),
         "file name",
     ),
@@ -52,42 +53,31 @@ _CODE_MARKERS = [
     (re.compile(r"\b(?:Traceback|\w+Error|Exception|segfault|errno|stack ?trace)\b"), "error text"),
 ]
 _CODE_WORDS = re.compile(
-    r"\b(?:python|javascript|typescript|bash|zsh|shell|script|regex|regexp|sql|function|method|class|"
-    r"variable|compile|compiler|debug|import|install|pip|npm|git|docker|docker-compose|api|endpoint|json|yaml|"
-    r"config|configure|command|cli|flag|syntax|snippet|code|implement|refactor|unit "
-    r"test|kubectl|systemctl|"
-    r"systemd|unit file|nginx|cron|cron "
-    r"job|rsync|ffmpeg|curl|css|html|flexbox|grid|selector|attribute|"
-    r"tag|promise|async|array|schema file|frontmatter|setting|env(?:ironment)? variable|"
-    r"скрипт\w*|ошибк\w*|исключени\w*|компил\w*|отлад\w*|баг\w*|регуляр\w*|конфиг\w*|синтаксис\w*|"
-    r"атрибут\w*|тег\w*|свойств\w* "
-    r"css|медиазапрос\w*|селектор\w*|промис\w*|флаг\w*|вёрст\w*|верст\w*|"
-    r"шрифт\w*|массив\w*|fetch|webpack|eslint|терминал\w*|"
-    r"(?:как|какой|какая|какие)\s+(?:\w+\s+){0,3}(?:функци\w*|метод\w*|команд\w*|переменн\w*|код\w*|"
-    r"запрос\w* к api|объект\w*)|"
-    r"(?:функци\w*|метод\w*|класс\w*|переменн\w*|код\w*|объект\w*) (?:на|в) "
-    r"(?:python|javascript|js|css|"
-    r"html|bash|питоне?|джаваскрипте?))\b",
+    r"\b(?:python|javascript|typescript|bash|zsh|shell|script|regex|regexp|sql|function|method|"
+    r"class|variable|compile|compiler|debug|import|install|pip|npm|git|docker|docker-compose|api|"
+    r"endpoint|json|yaml|config|configure|command|cli|flag|syntax|snippet|code|implement|refactor|"
+    r"unit test|kubectl|systemctl|systemd|unit file|nginx|cron|cron job|rsync|ffmpeg|curl|css|"
+    r"html|flexbox|grid|selector|attribute|tag|promise|async|array|schema file|frontmatter|"
+    r"setting|env(?:ironment)? variable|скрипт\w*|ошибк\w*|исключени\w*|компил\w*|отлад\w*|баг\w*|"
+    r"регуляр\w*|конфиг\w*|синтаксис\w*|атрибут\w*|тег\w*|свойств\w* css|медиазапрос\w*|"
+    r"селектор\w*|промис\w*|флаг\w*|вёрст\w*|верст\w*|шрифт\w*|массив\w*|fetch|webpack|eslint|"
+    r"терминал\w*|(?:как|какой|какая|какие)\s+(?:\w+\s+){0,3}(?:функци\w*|метод\w*|команд\w*|"
+    r"переменн\w*|код\w*|запрос\w* к api|объект\w*)|(?:функци\w*|метод\w*|класс\w*|переменн\w*|"
+    r"код\w*|объект\w*) (?:на|в) (?:python|javascript|js|css|html|bash|питоне?|джаваскрипте?))\b",
     re.I,
 )
 _THINK_STRONG = re.compile(
-    r"\b(?:compare|comparison|contrast|versus|(?-i:vs)\.?|pros and cons|trade-?offs?|weigh(?: "
-    r"up)?|analy[sz]e|"
-    r"analysis|evaluate|assess|plan|planning|draft a plan|study plan|strategy|prioriti[sz]e|which "
-    r"is better|"
-    r"what would you recommend|recommend "
-    r"(?:for|how|which)|summari[sz]e|synthesi[sz]e|overview|evolved?|"
-    r"over the (?:past|last|sessions)|patterns?|trends?|"
-    r"across all|all my|everything (?:i|we) (?:noted|wrote|saved)|keep getting|lessons|"
-    r"work together|fit together|end to end|implications?|differences? between|what if|"
-    r"сравни|сравните|сравнить|(?<!по "
-    r")сравнени\w*|проанализ\w*|анализ\w*|оцени\w*|взвес\w*|спланиру\w*|"
+    r"\b(?:compare|comparison|contrast|versus|(?-i:vs)\.?|pros and cons|trade-?offs?|"
+    r"weigh(?: up)?|analy[sz]e|analysis|evaluate|assess|plan|planning|draft a plan|study plan|"
+    r"strategy|prioriti[sz]e|which is better|what would you recommend|recommend (?:for|how|which)|"
+    r"summari[sz]e|synthesi[sz]e|overview|evolved?|over the (?:past|last|sessions)|patterns?|"
+    r"trends?|across all|all my|everything (?:i|we) (?:noted|wrote|saved)|keep getting|lessons|"
+    r"work together|fit together|end to end|implications?|differences? between|what if|сравни|"
+    r"сравните|сравнить|(?<!по )сравнени\w*|проанализ\w*|анализ\w*|оцени\w*|взвес\w*|спланиру\w*|"
     r"составь план|план (?:на|по|подготовки|изучения|миграции|действий)|стратеги\w*|"
-    r"плюсы и минусы|что лучше|чем "
-    r"отлича\w*|разниц\w*|обобщи\w*|резюмир\w*|подытож\w*|закономерност\w*|"
-    r"компромисс\w*|разбери\w*|чему это учит|из встречи в встречу|в целом устроен\w*|все мои|всё, "
-    r"что|"
-    r"все разговоры|порекоменд\w*|что если|как быть)\b",
+    r"плюсы и минусы|что лучше|чем отлича\w*|разниц\w*|обобщи\w*|резюмир\w*|подытож\w*|"
+    r"закономерност\w*|компромисс\w*|разбери\w*|чему это учит|из встречи в встречу|"
+    r"в целом устроен\w*|все мои|всё, что|все разговоры|порекоменд\w*|что если|как быть)\b",
     re.I,
 )
 _THINK_WEAK = re.compile(r"\b(?:explain|объясни\w*)\b", re.I)
@@ -95,10 +85,9 @@ _THINK_WEAK = re.compile(r"\b(?:explain|объясни\w*)\b", re.I)
 # something that kept happening or changed over a period asks to put several notes together
 _WHY = re.compile(r"\b(?:why|почему|зачем)\b", re.I)
 _OVER_TIME = re.compile(
-    r"\b(?:keeps?|kept|again and again|always|last "
-    r"(?:week|month|year|summer|winter|spring|autumn|fall)|"
-    r"this (?:week|month|year)|over time|опять|снова|всегда|постоянно|осенью|зимой|весной|летом|"
-    r"в прошлом (?:месяце|году)|в этом (?:месяце|году))\b",
+    r"\b(?:keeps?|kept|again and again|always|last (?:week|month|year|summer|winter|spring|autumn|"
+    r"fall)|this (?:week|month|year)|over time|опять|снова|всегда|постоянно|осенью|зимой|весной|"
+    r"летом|в прошлом (?:месяце|году)|в этом (?:месяце|году))\b",
     re.I,
 )
 
